@@ -1,0 +1,118 @@
+"""Open-loop input: splitting the trainer's scope video, per-step errors, the exported files."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from analysis import openloop
+from openloop_factory import compose, known_sequences, write_video
+
+B, T, CONTEXT = 6, 16, 8
+
+
+@pytest.fixture(scope="module")
+def scope_run(tmp_path_factory):
+    """A run whose scope holds two open-loop videos: 4 sequences at step 1000, 6 at 2000."""
+    run = tmp_path_factory.mktemp("runs") / "atari100k_alien_adapt" / "seed0"
+    truth, pred = known_sequences(B, T)
+    write_video(run, compose(truth[:4], pred[:4], CONTEXT), steps=(1000,))
+    write_video(run, compose(truth, pred, CONTEXT), steps=(2000,))
+    return run, truth, pred
+
+
+def _close(a, b, tol=12.0):
+    return np.abs(a.astype(float) - b.astype(float)).mean() < tol
+
+
+def test_split_finds_sequences_rows_and_context(scope_run):
+    run, truth, pred = scope_run
+    ol = openloop.from_scope(run)
+    assert ol.truth.shape == (B, T, 64, 64, 3), ol.truth.shape
+    assert ol.context == CONTEXT and ol.horizon == T - CONTEXT
+    assert "step 2000" in ol.source
+    for b in range(B):  # each sequence has its own colour: the split kept their order
+        assert _close(ol.truth[b], truth[b]), b
+        assert _close(ol.pred[b], pred[b]), b
+    # row order: the model row (not the truth row) carries the purple square when imagining
+    square = (slice(None), slice(CONTEXT, None), slice(32, 48), slice(32, 48))
+    assert ol.pred[square][..., 2].mean() > 180 and ol.truth[square][..., 2].mean() < 180
+
+
+def test_frames_keep_their_order(scope_run):
+    run, _, _ = scope_run
+    ol = openloop.from_scope(run)
+    for t in range(T):  # the white bar sits at x = 3t in frame t
+        column_brightness = ol.truth[0, t, 45:60].astype(float).mean(axis=(0, 2))
+        assert abs(int(column_brightness.argmax()) - (3 * t + 1)) <= 1, t
+
+
+def test_border_per_cell_layout_splits_the_same(tmp_path):
+    truth, pred = known_sequences(3, 10)
+    write_video(tmp_path, compose(truth, pred, 4, per_cell=True))
+    ol = openloop.from_scope(tmp_path)
+    assert ol.truth.shape == (3, 10, 64, 64, 3) and ol.context == 4
+    assert _close(ol.truth, truth) and _close(ol.pred, pred)
+
+
+def test_chosen_step_and_missing_step(scope_run):
+    run, _, _ = scope_run
+    assert openloop.from_scope(run, step=1000).truth.shape[0] == 4
+    with pytest.raises(openloop.OpenLoopError, match="no video at step 5"):
+        openloop.from_scope(run, step=5)
+
+
+def test_missing_or_foreign_video_is_a_clear_error(tmp_path):
+    with pytest.raises(openloop.OpenLoopError, match="report-openloop-image.mp4"):
+        openloop.from_scope(tmp_path)
+    noise = np.random.default_rng(0).integers(0, 120, (6, 64, 96, 3)).astype(np.uint8)
+    write_video(tmp_path, noise)
+    with pytest.raises(openloop.OpenLoopError, match="no green or red border"):
+        openloop.from_scope(tmp_path)
+
+
+def test_step_errors_known_values():
+    truth = np.full((3, 6, 8, 8, 3), 100, np.uint8)
+    pred = truth.copy()
+    pred[:, 2:] += 10  # every imagined frame off by 10 grey levels
+    err = openloop.step_errors(openloop.OpenLoop(truth, pred, 2, "test"))
+    assert err["mse"].shape == (3, 4)
+    np.testing.assert_allclose(err["mse"], (10 / 255) ** 2)
+    np.testing.assert_allclose(err["psnr"], 20 * np.log10(255 / 10))
+
+
+def test_mean_ci_brackets_the_mean():
+    values = np.random.default_rng(1).normal(size=(8, 5))
+    mean, lo, hi = openloop.mean_ci(values, reps=500)
+    np.testing.assert_allclose(mean, values.mean(axis=0))
+    assert (lo <= mean).all() and (mean <= hi).all() and (lo < hi).all()
+    mean, lo, hi = openloop.mean_ci(np.ones((4, 3)), reps=50)
+    np.testing.assert_allclose([mean, lo, hi], 1.0)
+
+
+def test_error_images():
+    truth = np.array([[10, 200]], np.uint8)
+    pred = np.array([[30, 100]], np.uint8)
+    np.testing.assert_array_equal(openloop.error_image(truth, pred), [[137, 77]])
+    np.testing.assert_array_equal(openloop.abs_error_image(truth, pred), [[20, 100]])
+
+
+def test_export_writes_panels_video_and_error_table(scope_run, tmp_path):
+    from analysis import video
+
+    run, _, _ = scope_run
+    base = openloop.from_scope(run)
+    worse = openloop.OpenLoop(base.truth, np.clip(base.pred.astype(int) + 30, 0, 255).astype(np.uint8),
+                              base.context, "shifted")
+    paths = openloop.export(base, worse, True, tmp_path, reps=200)
+    names = sorted(p.name for p in paths["panels"])
+    assert names == sorted([f"panel_seq{i}.{ext}" for i in range(1, B + 1) for ext in ("png", "pdf")])
+    assert all(p.stat().st_size > 1000 for p in paths["panels"])
+    frames = video.read_mp4(paths["video"][0])
+    assert frames.shape[0] == T and frames.shape[1] % 2 == 0 and frames.shape[2] % 2 == 0
+    with open(tmp_path / "error_vs_horizon.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * (T - CONTEXT)
+    mse = {m: np.mean([float(r["mse"]) for r in rows if r["method"] == m]) for m in ("baseline", "adapt")}
+    assert mse["adapt"] > mse["baseline"]  # the shifted prediction is worse, and the table says so
+
