@@ -1,0 +1,77 @@
+"""Environments by task name `<suite>_<name>` (SPEC s.2).
+
+Every env follows one protocol: `obs_space` and `act_space` (dicts of
+elements.Space; the act space has a bool 'reset'), and `step(action) -> obs`
+with 'reward', 'is_first', 'is_last', 'is_terminal'. The env resets when
+`action['reset']` is set or after an obs with `is_last`; the first obs of an
+episode has `is_first` and reward 0.
+"""
+
+SUITES = ('atari100k', 'gym', 'dummy')
+
+
+def split_task(task):
+  """'atari100k_bank_heist' -> ('atari100k', 'bank_heist'); errors name the choices."""
+  suite, _, name = task.partition('_')
+  if suite not in SUITES or not name:
+    raise ValueError(
+        f"unknown task '{task}': expected <suite>_<name> with suite one of "
+        f"{', '.join(SUITES)} (e.g. atari100k_alien, gym_CartPole-v1, dummy_disc)")
+  return suite, name
+
+
+def check_task(task):
+  """Raise ValueError with the known names if `task` cannot be built."""
+  suite, name = split_task(task)
+  if suite == 'atari100k':
+    from . import atari
+    if name not in atari.GAMES:
+      raise ValueError(
+          f"unknown task '{task}': Atari100k games are "
+          + ', '.join(f'atari100k_{g}' for g in atari.GAMES))
+  elif suite == 'dummy':
+    from . import dummy
+    if name not in dummy.NAMES:
+      raise ValueError(
+          f"unknown task '{task}': dummy tasks are "
+          + ', '.join(f'dummy_{n}' for n in dummy.NAMES))
+  elif suite == 'gym':
+    import gymnasium
+    if name not in gymnasium.registry:
+      raise ValueError(f"unknown task '{task}': no gymnasium env id '{name}'")
+
+
+def make_env(task, config, index=0):
+  """Build env number `index` of the run; each index gets its own seed."""
+  suite, name = split_task(task)
+  seed = hash((int(config.seed), int(index))) % (2 ** 31)
+  if suite == 'atari100k':
+    from . import atari
+    cfg = config.env.atari100k
+    return atari.Atari(
+        name, size=tuple(cfg.size), repeat=cfg.repeat, sticky=cfg.sticky,
+        gray=cfg.gray, actions=cfg.actions, lives=cfg.lives, noops=cfg.noops,
+        pooling=cfg.pooling, resize=cfg.resize, seed=seed)
+  if suite == 'gym':
+    from . import gym
+    return gym.Gym(name, obs_key=config.env.gym.obs_key, seed=seed)
+  from . import dummy
+  cfg = config.env.dummy
+  return dummy.Dummy(name, size=tuple(cfg.size), length=cfg.length, seed=seed)
+
+
+def frames_per_step(task, config):
+  """Env frames per agent step: the logger's step unit (SPEC s.3)."""
+  suite, _ = split_task(task)
+  if suite == 'atari100k':
+    return int(config.env.atari100k.repeat)
+  return 1
+
+
+def spaces(task, config):
+  """(obs_space, act_space) of a task; builds the env once and closes it."""
+  env = make_env(task, config, 0)
+  try:
+    return env.obs_space, env.act_space
+  finally:
+    env.close()

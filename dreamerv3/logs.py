@@ -1,0 +1,103 @@
+"""The run's logger (SPEC s.3) and the log trimming that makes resume exact.
+
+Outputs: the terminal, `metrics.jsonl` (every scalar), `scores.jsonl` (only
+`episode/score` and `episode/length`), and `scope/` (scalars as `.float`,
+the open-loop video as `report-openloop-image.mp4/`). The logger's step is
+env frames: agent steps times the action repeat.
+
+On resume the run restarts from its checkpoint's step, so anything logged
+after that step by the killed process would be logged again. `trim` drops
+those rows (and a torn last line) from the JSONL files and scope scalars.
+"""
+
+import json
+import os
+import pathlib
+import re
+
+import elements
+import numpy as np
+
+SCORES = r'^episode/(score|length)$'
+SCOPE_KEY = re.compile(r'^[a-z0-9_]+(/[a-z0-9_]+)*$')
+
+
+def make_logger(logdir, step, multiplier=1, terminal=True):
+  outputs = []
+  if terminal:
+    outputs.append(elements.logger.TerminalOutput())
+  outputs += [
+      elements.logger.JSONLOutput(logdir, 'metrics.jsonl'),
+      elements.logger.JSONLOutput(logdir, 'scores.jsonl', SCORES),
+      elements.logger.ScopeOutput(logdir),
+  ]
+  return elements.Logger(step, outputs, multiplier)
+
+
+def scope_safe(metrics):
+  """Drop what scope rejects in its background thread (dependency note P5)."""
+  safe = {}
+  for key, value in metrics.items():
+    value = np.asarray(value)
+    if not SCOPE_KEY.match(key):
+      continue
+    if value.ndim == 0 and np.issubdtype(value.dtype, np.number):
+      safe[key] = value
+    elif value.ndim == 4 and value.dtype == np.uint8 and value.shape[-1] in (1, 3):
+      # libx264 needs even sizes: crop one row/column if needed.
+      T, H, W, C = value.shape
+      safe[key] = value[:, :H - H % 2, :W - W % 2]
+  return safe
+
+
+def close(logger):
+  """Flush every output and wait for scope's writer threads (note P3)."""
+  logger.close()
+  for output in logger.outputs:
+    writer = getattr(output, 'writer', None)
+    if writer is not None and getattr(writer, 'futures', None) is not None:
+      list(writer.futures)
+
+
+def trim(logdir, max_step):
+  """Remove rows with step > max_step from the run's JSONL and scope scalars."""
+  logdir = pathlib.Path(logdir)
+  for name in ('metrics.jsonl', 'scores.jsonl'):
+    path = logdir / name
+    if path.exists():
+      _trim_jsonl(path, max_step)
+  scope = logdir / 'scope'
+  if scope.is_dir():
+    for path in scope.glob('*.float'):
+      _trim_float(path, max_step)
+
+
+def count_lines(path):
+  path = pathlib.Path(path)
+  if not path.exists():
+    return 0
+  return sum(1 for line in path.read_text().splitlines() if line.strip())
+
+
+def _trim_jsonl(path, max_step):
+  kept = []
+  for line in path.read_text().splitlines():
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError:
+      continue  # a torn line from the killed process
+    if row.get('step', 0) <= max_step:
+      kept.append(line + '\n')
+  _atomic_write(path, ''.join(kept).encode())
+
+
+def _trim_float(path, max_step):
+  data = path.read_bytes()
+  rows = np.frombuffer(data[:len(data) - len(data) % 16], np.dtype([('step', '>i8'), ('value', '>f8')]))
+  _atomic_write(path, rows[rows['step'] <= max_step].tobytes())
+
+
+def _atomic_write(path, data):
+  tmp = path.with_name(path.name + '.tmp')
+  tmp.write_bytes(data)
+  os.replace(tmp, path)

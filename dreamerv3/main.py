@@ -1,0 +1,118 @@
+"""DreamerV3 trainer entry point (SPEC s.2).
+
+  python dreamerv3/main.py --logdir DIR/{timestamp} --configs atari100k size200m \
+    --task atari100k_alien --script train --jax.platform cpu ...
+
+Config = `defaults` of configs.yaml, then each `--configs` preset in order,
+then the flags. Bad input (unknown flag, preset, task or an invalid
+`agent.imag_adapt` value) prints one line to stderr and exits with code 2.
+"""
+
+import os
+import pathlib
+import sys
+
+# Run as a script, Python puts this folder first on sys.path, where our
+# modules (logs.py, replay.py, ...) could shadow top-level packages.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _HERE]
+
+import elements  # noqa: E402
+import ruamel.yaml  # noqa: E402
+
+CONFIGS = pathlib.Path(__file__).parent / 'configs.yaml'
+
+
+class BadInput(Exception):
+  pass
+
+
+def load_presets():
+  return ruamel.yaml.YAML(typ='safe').load(CONFIGS.read_text())
+
+
+def parse(argv):
+  """argv -> resolved elements.Config; raises BadInput with one line."""
+  presets = load_presets()
+  argv = [_unbracket(arg) for arg in argv]
+  try:
+    chosen, rest = elements.Flags(configs=['defaults']).parse_known(argv)
+  except (KeyError, ValueError, TypeError) as e:
+    raise BadInput(f'bad --configs: {e}')
+  config = elements.Config(presets['defaults'])
+  for name in chosen.configs:
+    if name not in presets:
+      known = ', '.join(k for k in presets if k != 'defaults')
+      raise BadInput(f"unknown preset '{name}' in --configs (known: {known})")
+    try:
+      config = config.update(presets[name])
+    except KeyError as e:
+      raise BadInput(f"preset '{name}' in {CONFIGS.name}: {_message(e)}")
+  try:
+    config = elements.Flags(config).parse(rest)
+  except (KeyError, ValueError, TypeError) as e:
+    raise BadInput(_message(e) + ' (see --help for the known keys)')
+  from dreamerv3 import envs
+  try:
+    envs.check_task(config.task)
+  except ValueError as e:
+    raise BadInput(str(e))
+  from dreamerv3 import imag_adapt
+  problem = imag_adapt.validate(config.agent.imag_adapt)
+  if problem:
+    raise BadInput(problem)
+  if config.script not in ('train', 'train_eval', 'eval_only'):
+    raise BadInput(f"unknown --script '{config.script}' (known: train, train_eval, eval_only)")
+  if not config.logdir:
+    raise BadInput('--logdir is required')
+  logdir = config.logdir.replace('{timestamp}', elements.timestamp())
+  return config.update(logdir=logdir)
+
+
+def setup_jax(config):
+  """Apply jax.* before any jax computation."""
+  import jax
+  jax.config.update('jax_platforms', config.jax.platform)
+  jax.config.update('jax_debug_nans', bool(config.jax.debug_nans))
+  jax.config.update('jax_disable_jit', not config.jax.jit)
+  if not config.jax.prealloc:
+    os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'] = 'false'
+
+
+def main(argv=None, agent_cls=None):
+  """Returns the exit code: 0 ok, 2 bad input."""
+  argv = sys.argv[1:] if argv is None else list(argv)
+  try:
+    config = parse(argv)
+  except BadInput as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  setup_jax(config)
+  from dreamerv3 import run
+  logdir = elements.Path(config.logdir)
+  logdir.mkdir(parents=True)
+  config.save(logdir / 'config.yaml')
+  print('Logdir:', logdir)
+  try:
+    run.SCRIPTS[config.script](config, agent_cls)
+  except run.UsageError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  return 0
+
+
+def _unbracket(arg):
+  """'[0]' or '[0,1]' -> '0' or '0,1': the seed writes list flags in brackets,
+  elements.Flags takes comma-separated values."""
+  if arg.startswith('[') and arg.endswith(']') and not arg.startswith('--'):
+    return arg[1:-1].replace(' ', '')
+  return arg
+
+
+def _message(error):
+  # KeyError wraps its message in quotes; show the plain sentence.
+  return str(error.args[0]) if error.args else repr(error)
+
+
+if __name__ == '__main__':
+  sys.exit(main())

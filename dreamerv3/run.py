@@ -1,0 +1,310 @@
+"""The run loops: `train`, `train_eval`, `eval_only`, and `load_agent`.
+
+Envs are stepped in lock-step; every agent step adds one transition per env
+to replay (obs plus the action chosen at that obs, the official convention).
+Updates are interleaved at `run.train_ratio` replayed steps per agent step:
+one update of batch_size x batch_length steps every
+batch_size * batch_length / train_ratio agent steps, once `run.train_fill`
+steps are collected. Logging, reports and checkpoints are checked at
+"opportunities", every OPPORTUNITY loop iterations, against their clocks in
+seconds (0 = at every opportunity). A checkpoint is also written at the end.
+
+Resume: when `<logdir>/ckpt` holds a complete checkpoint, the step counter,
+agent, replay and bookkeeping are restored, and the logs are trimmed to the
+checkpoint's step so no episode is written twice (see logs.trim).
+"""
+
+import pathlib
+import time
+
+import elements
+import numpy as np
+
+from dreamerv3 import checkpoint as ckptlib
+from dreamerv3 import envs as envlib
+from dreamerv3 import logs
+from dreamerv3 import replay as replaylib
+
+OPPORTUNITY = 10  # loop iterations between checks of the log/report/save clocks
+
+
+class UsageError(Exception):
+  """A bad setting the user can fix; main prints it as one line, exit code 2."""
+
+
+def build_agent(obs_space, act_space, config, agent_cls=None):
+  if agent_cls is None:
+    from dreamerv3.agent import Agent as agent_cls
+  act_space = {k: v for k, v in act_space.items() if k != 'reset'}
+  try:
+    return agent_cls(obs_space, act_space, config)
+  except ValueError as e:
+    raise UsageError(str(e).strip().splitlines()[0] if str(e).strip() else repr(e))
+
+
+def load_agent(logdir, agent_cls=None):
+  """Rebuild a run's agent from `<logdir>/config.yaml` + its newest checkpoint."""
+  logdir = pathlib.Path(logdir)
+  config = elements.Config.load(elements.Path(logdir / 'config.yaml'))
+  obs_space, act_space = envlib.spaces(config.task, config)
+  agent = build_agent(obs_space, act_space, config, agent_cls)
+  agent.load(ckptlib.read_item(ckptlib.resolve(logdir), 'agent'))
+  return agent, config
+
+
+class Bookkeeping:
+  """Loop state that must survive a resume, saved in the checkpoint."""
+
+  def __init__(self):
+    self.budget = 0.0     # fractional updates owed to the train ratio
+    self.updates = 0      # gradient updates done
+    self.episodes = 0     # training episodes written to scores.jsonl
+
+  def save(self):
+    return {'budget': self.budget, 'updates': self.updates, 'episodes': self.episodes}
+
+  def load(self, data):
+    self.budget = data['budget']
+    self.updates = data['updates']
+    self.episodes = data['episodes']
+
+
+class Driver:
+  """Steps a list of envs in lock-step and tracks their episodes."""
+
+  def __init__(self, envs, act_space):
+    self.envs = envs
+    self.act_space = {k: v for k, v in act_space.items() if k != 'reset'}
+    self.obs = [env.step(self._noop(reset=True)) for env in envs]
+    self.score = np.zeros(len(envs), np.float64)
+    self.length = np.zeros(len(envs), np.int64)
+
+  def batch(self):
+    return {k: np.stack([o[k] for o in self.obs]) for k in self.obs[0]}
+
+  def step(self, acts, on_transition=None, on_episode=None):
+    """Apply acts [n_envs, ...]; returns nothing, calls the callbacks."""
+    for i, env in enumerate(self.envs):
+      obs = self.obs[i]
+      act = {k: np.asarray(acts[k][i]) for k in self.act_space}
+      if obs['is_last']:
+        act = {k: np.zeros_like(v) for k, v in act.items()}
+      on_transition and on_transition({**obs, **act}, i)
+      new = env.step({**act, 'reset': False})
+      if new['is_first']:
+        self.score[i], self.length[i] = 0.0, 0
+      else:
+        self.score[i] += float(new['reward'])
+        self.length[i] += 1
+      if new['is_last'] and on_episode:
+        on_episode(self.score[i], int(self.length[i]), i)
+      self.obs[i] = new
+
+  def _noop(self, reset=False):
+    act = {k: np.zeros(v.shape, v.dtype) for k, v in self.act_space.items()}
+    return {**act, 'reset': reset}
+
+  def close(self):
+    for env in self.envs:
+      env.close()
+
+
+def policy_acts(agent, carry, obs, mode):
+  carry, act, _ = agent.policy(carry, obs, mode=mode)
+  return carry, {k: np.asarray(v) for k, v in act.items()}
+
+
+def scalars(metrics):
+  return {k: np.asarray(v) for k, v in metrics.items() if np.asarray(v).ndim == 0}
+
+
+def run_eval_episodes(agent, driver, episodes, mode='eval'):
+  """Play until `episodes` episodes finish; returns [(score, length)]."""
+  results = []
+  driver.obs = [env.step(driver._noop(reset=True)) for env in driver.envs]
+  driver.score[:], driver.length[:] = 0, 0
+  carry = agent.init_policy(len(driver.envs))
+  collect = lambda score, length, i: results.append((float(score), length))
+  while len(results) < episodes:
+    carry, acts = policy_acts(agent, carry, driver.batch(), mode)
+    driver.step(acts, on_episode=collect)
+  return results[:episodes]
+
+
+def train(config, agent_cls=None, with_eval=False):
+  logdir = pathlib.Path(config.logdir)
+  logdir.mkdir(parents=True, exist_ok=True)
+  repeat = envlib.frames_per_step(config.task, config)
+  envs = [envlib.make_env(config.task, config, i) for i in range(config.run.envs)]
+  obs_space, act_space = envs[0].obs_space, envs[0].act_space
+  agent = build_agent(obs_space, act_space, config, agent_cls)
+  print_params(agent)
+
+  B, T = config.batch_size, config.batch_length
+  step = elements.Counter()
+  replay = replaylib.Replay(
+      config.replay.size, config.replay.chunksize, len(envs), config.seed)
+  book = Bookkeeping()
+  ckpt = ckptlib.Checkpoint(logdir / 'ckpt')
+  for name, obj in (('step', step), ('agent', agent), ('replay', replay), ('book', book)):
+    ckpt.register(name, obj)
+  resume(ckpt, config, logdir, agent, step, book, repeat)
+
+  logger = logs.make_logger(logdir, step, repeat)
+  driver = Driver(envs, act_space)
+  eval_driver = None
+  if with_eval:
+    eval_envs = [envlib.make_env(config.task, config, 1000 + i)
+                 for i in range(config.run.eval_envs)]
+    eval_driver = Driver(eval_envs, act_space)
+
+  fill = config.run.train_fill or B * T
+  clocks = {k: elements.when.Clock(config.run[k]) for k in (
+      'log_every', 'report_every', 'save_every')}
+  eval_clock = elements.when.Clock(config.run.eval_every, first=False)
+  agg = elements.Agg()
+  fps = {'policy': [time.time(), int(step)], 'train': [time.time(), 0]}
+  policy_carry = agent.init_policy(len(envs))
+  train_carry = agent.init_train(B)
+  start = time.time()
+
+  def on_episode(score, length, index):
+    logger.add({'score': score, 'length': length}, prefix='episode')
+    logger.write()  # one line per episode, even when two end at one step
+    book.episodes += 1
+
+  iteration = 0
+  while int(step) < config.run.steps:
+    if config.run.duration and time.time() - start >= config.run.duration:
+      print(f'Stopping: run.duration of {config.run.duration}s reached.')
+      break
+    policy_carry, acts = policy_acts(agent, policy_carry, driver.batch(), 'train')
+    step.increment(len(envs))  # before the callbacks: episodes log the step they end at
+    driver.step(acts, replay.add, on_episode)
+
+    if int(step) >= fill and replay.ready(T):
+      book.budget += len(envs) * config.run.train_ratio / (B * T)
+      while book.budget >= 1:
+        train_carry, _, metrics = agent.train(train_carry, replay.sample(B, T))
+        agg.add(scalars(metrics))
+        book.budget -= 1
+        book.updates += 1
+        fps['train'][1] += B * T
+
+    iteration += 1
+    if iteration % OPPORTUNITY:
+      continue
+    if book.updates and clocks['report_every']():
+      report(agent, replay, config, logger)
+    if eval_driver and eval_clock():
+      log_eval(agent, eval_driver, config, logger)
+    if clocks['log_every']():
+      log_train(logger, agg, replay, fps, step)
+    if clocks['save_every']():
+      save(ckpt, logger, step)
+
+  if eval_driver:
+    log_eval(agent, eval_driver, config, logger)
+    eval_driver.close()
+  if int(step) != fps['policy'][1]:
+    log_train(logger, agg, replay, fps, step)
+  if ckpt.latest() is None or ckpt.saved_step != int(step):
+    save(ckpt, logger, step)
+  logs.close(logger)
+  driver.close()
+  print(f'Finished at agent step {int(step)} ({int(step) * repeat} env frames).')
+
+
+def resume(ckpt, config, logdir, agent, step, book, repeat):
+  if ckpt.latest():
+    path = ckpt.load()
+    logs.trim(logdir, int(step) * repeat)
+    written = logs.count_lines(logdir / 'scores.jsonl')
+    print(f'Resumed from {path} at agent step {int(step)}.')
+    if written != book.episodes:
+      print(f'Warning: scores.jsonl has {written} episodes, checkpoint counted {book.episodes}.')
+  elif config.run.from_checkpoint:
+    source = ckptlib.resolve(config.run.from_checkpoint)
+    agent.load(ckptlib.read_item(source, 'agent'))
+    print(f'Loaded agent weights from {source}.')
+
+
+def report(agent, replay, config, logger):
+  batch = replay.sample(config.batch_size, config.report_length)
+  _, metrics = agent.report(agent.init_report(config.batch_size), batch)
+  metrics = {k: np.asarray(v) for k, v in metrics.items()}
+  logger.add(logs.scope_safe(metrics), prefix='report')
+
+
+def log_eval(agent, driver, config, logger):
+  for score, length in run_eval_episodes(agent, driver, config.run.eval_eps):
+    logger.add({'score': score, 'length': length}, prefix='eval_episode')
+    logger.write()
+
+
+def log_train(logger, agg, replay, fps, step):
+  now = time.time()
+  logger.add(agg.result(), prefix='train')
+  policy_time, policy_step = fps['policy']
+  logger.add({
+      'policy': (int(step) - policy_step) / max(1e-9, now - policy_time),
+      'train': fps['train'][1] / max(1e-9, now - fps['train'][0]),
+  }, prefix='fps')
+  fps['policy'] = [now, int(step)]
+  fps['train'] = [now, 0]
+  logger.add(replay.stats(), prefix='replay')
+  logger.write()
+
+
+def save(ckpt, logger, step):
+  # Flush episodes first: the checkpoint promises scores.jsonl is complete
+  # up to its step, which is what makes resume exact.
+  logger.write()
+  for output in logger.outputs:
+    hasattr(output, 'wait') and output.wait()
+  ckpt.save(int(step))
+
+
+def eval_only(config, agent_cls=None):
+  if not config.run.from_checkpoint:
+    raise UsageError('script eval_only needs --run.from_checkpoint <run dir or checkpoint>')
+  logdir = pathlib.Path(config.logdir)
+  logdir.mkdir(parents=True, exist_ok=True)
+  repeat = envlib.frames_per_step(config.task, config)
+  envs = [envlib.make_env(config.task, config, i) for i in range(config.run.envs)]
+  agent = build_agent(envs[0].obs_space, envs[0].act_space, config, agent_cls)
+  print_params(agent)
+  source = ckptlib.resolve(config.run.from_checkpoint)
+  agent.load(ckptlib.read_item(source, 'agent'))
+  print(f'Loaded agent weights from {source}.')
+  step = elements.Counter()
+  logger = logs.make_logger(logdir, step, repeat)
+  driver = Driver(envs, envs[0].act_space)
+  carry = agent.init_policy(len(envs))
+  start = time.time()
+
+  def on_episode(score, length, index):
+    logger.add({'score': score, 'length': length}, prefix='episode')
+    logger.write()
+
+  while int(step) < config.run.steps:
+    if config.run.duration and time.time() - start >= config.run.duration:
+      break
+    carry, acts = policy_acts(agent, carry, driver.batch(), 'eval')
+    step.increment(len(envs))
+    driver.step(acts, on_episode=on_episode)
+  logs.close(logger)
+  driver.close()
+
+
+def print_params(agent):
+  counts = getattr(agent, 'param_counts', {}) or {}
+  for name, count in counts.items():
+    print(f'Parameters {name}: {int(count):,}')
+
+
+SCRIPTS = {
+    'train': lambda config, agent_cls=None: train(config, agent_cls),
+    'train_eval': lambda config, agent_cls=None: train(config, agent_cls, with_eval=True),
+    'eval_only': eval_only,
+}

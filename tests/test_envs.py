@@ -1,0 +1,116 @@
+"""Env protocol and episode semantics: dummy, gym CartPole, Atari100k Alien."""
+
+import elements
+import numpy as np
+import pytest
+from ruamel.yaml import YAML
+
+from dreamerv3 import envs
+from dreamerv3.envs import atari
+
+CONFIGS = YAML(typ="safe").load(open(envs.__file__.rsplit("/", 2)[0] + "/configs.yaml"))
+CONFIG = elements.Config(CONFIGS["defaults"])
+
+
+def rollout(env, steps, rng, first_reset=True):
+    obs = [env.step({"action": 0, "reset": True})] if first_reset else []
+    space = env.act_space["action"]
+    for _ in range(steps):
+        obs.append(env.step({"action": rng.integers(0, space.high), "reset": False}))
+    return obs
+
+
+def check_obs(env, obs):
+    for key, space in env.obs_space.items():
+        value = np.asarray(obs[key])
+        assert value.shape == space.shape, (key, value.shape, space.shape)
+        assert value.dtype == space.dtype, (key, value.dtype, space.dtype)
+
+
+def test_dummy_spaces_and_episodes():
+    config = CONFIG.update({"env.dummy.length": 5})
+    env = envs.make_env("dummy_disc", config)
+    assert set(env.obs_space) == {"image", "vector", "reward", "is_first", "is_last", "is_terminal"}
+    assert env.act_space["reset"].dtype == bool
+    obs = rollout(env, 13, np.random.default_rng(0))
+    for o in obs:
+        check_obs(env, o)
+    firsts = [i for i, o in enumerate(obs) if o["is_first"]]
+    lasts = [i for i, o in enumerate(obs) if o["is_last"]]
+    # 5 steps per episode, then the step after is_last resets.
+    assert firsts == [0, 6, 12] and lasts == [5, 11]
+    assert all(obs[i]["reward"] == 0 for i in firsts)
+
+
+def test_dummy_continuous_and_vector_only():
+    env = envs.make_env("dummy_cont", CONFIG)
+    assert env.act_space["action"].shape == (2,)
+    obs = env.step({"action": np.zeros(2, np.float32), "reset": True})
+    obs = env.step({"action": np.ones(2, np.float32), "reset": False})
+    check_obs(env, obs)
+    env = envs.make_env("dummy_vector", CONFIG)
+    assert "image" not in env.obs_space
+
+
+def test_gym_cartpole_vector_obs():
+    env = envs.make_env("gym_CartPole-v1", CONFIG)
+    assert env.obs_space["vector"].shape == (4,)
+    assert env.act_space["action"].high == 2
+    obs = rollout(env, 200, np.random.default_rng(0))
+    for o in obs:
+        check_obs(env, o)
+    # A random CartPole policy falls within 200 steps: terminal, not truncated.
+    ends = [o for o in obs if o["is_last"]]
+    assert ends and all(o["is_terminal"] for o in ends)
+    env.close()
+
+
+@pytest.mark.parametrize("task", ["atari100k_nogame", "pong", "mujoco_walker", "dummy_x", "gym_NoSuchEnv-v0"])
+def test_unknown_task_names_choices(task):
+    with pytest.raises(ValueError, match="unknown task"):
+        envs.check_task(task)
+
+
+def test_atari_alien_protocol():
+    env = envs.make_env("atari100k_alien", CONFIG)
+    assert env.obs_space["image"].shape == (64, 64, 3)
+    assert env.act_space["action"].high == 18  # Alien's minimal action set
+    assert envs.frames_per_step("atari100k_alien", CONFIG) == 4
+    rng = np.random.default_rng(0)
+    obs = rollout(env, 300, rng)
+    for o in obs:
+        check_obs(env, o)
+        assert o["image"].dtype == np.uint8
+    assert obs[0]["is_first"] and not any(o["is_first"] for o in obs[1:])
+    assert len({o["image"].tobytes() for o in obs}) > 50  # frames change
+
+
+def test_atari_unclipped_reward_and_game_over_only():
+    """Alien scores 10 per egg: rewards above 1 show they are not clipped,
+    and the episode only ends at game over (Alien has 3 lives)."""
+    env = envs.make_env("atari100k_alien", CONFIG)
+    rng = np.random.default_rng(1)
+    env.step({"action": 0, "reset": True})
+    rewards, lives = [], []
+    while True:
+        obs = env.step({"action": rng.integers(0, 18), "reset": False})
+        rewards.append(float(obs["reward"]))
+        lives.append(env.ale.lives())
+        if obs["is_last"]:
+            break
+    assert obs["is_terminal"] and env.ale.game_over()
+    assert max(rewards) > 1
+    assert min(lives[:-1]) < max(lives)  # lives were lost without ending the episode
+
+
+def test_atari_max_pool_of_last_two_frames():
+    env = atari.Atari("alien", seed=0, noops=0)
+    env.step({"action": 0, "reset": True})
+    env.step({"action": 3, "reset": False})
+    a, b = (f.copy() for f in env.frames)
+    pooled = envs.atari.Image.fromarray(np.maximum(a, b)).resize((64, 64), envs.atari.Image.BILINEAR)
+    assert np.array_equal(env._obs(0.0)["image"], np.asarray(pooled))
+    # Without pooling the image is the last frame only.
+    env.pooling = False
+    last = envs.atari.Image.fromarray(b).resize((64, 64), envs.atari.Image.BILINEAR)
+    assert np.array_equal(env._obs(0.0)["image"], np.asarray(last))
