@@ -20,38 +20,186 @@ def _not_built(command: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _fail(message: str) -> None:
+    """Bad input: one line on stderr, exit code 2 (never a traceback)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _console():
+    """A rich console; wide when the output is not a terminal so tables are not cut."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _ci(point: float, low: float, high: float) -> str:
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+
+
 @app.command("compare")
 def compare_cli(
     baseline: str = typer.Argument(..., help="Baseline runs: a run dir, a folder of runs, or a glob."),
     adapt: str = typer.Argument(..., help="Adapt runs: a run dir, a folder of runs, or a glob."),
     out: str = typer.Option(None, "--out", help="Output folder (default reports/<name>/)."),
+    reps: int = typer.Option(50_000, "--reps", help="Bootstrap replications for the CIs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the global NumPy RNG used by the bootstrap."),
+    metric: str = typer.Option("iqm,mean,median,og", "--metric", help="Comma-separated: iqm,mean,median,og."),
+    names: str = typer.Option(None, "--names", help="Method labels 'baseline,adapt' (default: from folders)."),
+    window: float = typer.Option(0.1, "--window", help="Final score: mean over this last fraction of frames."),
+    power_delta: float = typer.Option(None, "--power-delta", help="IQM difference for the power line (default: observed)."),
 ):
     """Compare two methods: IQM, mean, median, optimality gap with 95% bootstrap CIs."""
-    _not_built("compare")
+    from pathlib import Path
+
+    from analysis import compare, stats
+    from analysis.ingest import IngestError
+
+    metrics = [m.strip() for m in metric.split(",") if m.strip()]
+    labels = None if names is None else [n.strip() for n in names.split(",")]
+    if reps < 100:
+        _fail(f"--reps {reps}: expected at least 100 bootstrap replications")
+    if not 0 < window <= 1:
+        _fail(f"--window {window}: expected a fraction in (0, 1]")
+    try:
+        result = compare.compare([baseline], [adapt], names=labels, reps=reps, seed=seed, metrics=metrics,
+                                 window=window, progress=True, power_delta=power_delta)
+        written = compare.write_outputs(result, Path(out or f"reports/{result.name}"))
+    except (IngestError, ValueError) as error:
+        _fail(str(error))
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"{result.adapt} vs {result.baseline}: human-normalized final scores, 95% CIs")
+    for column in ["task", "method"] + [stats.METRIC_TITLES[m] for m in result.metrics] + [f"P({result.adapt} > {result.baseline})"]:
+        table.add_column(column)
+    for scope in result.tasks + [compare.OVERALL]:
+        poi = result.poi.filter(result.poi["scope"] == scope).row(0, named=True)
+        for method in (result.baseline, result.adapt):
+            rows = result.aggregate.filter((result.aggregate["scope"] == scope) & (result.aggregate["method"] == method))
+            cells = [_ci(*rows.filter(rows["metric"] == m).select("point", "low", "high").row(0)) for m in result.metrics]
+            last = _ci(poi["point"], poi["low"], poi["high"]) if method == result.adapt else ""
+            table.add_row(scope.removeprefix("atari100k_"), f"{method} (n={rows['runs'][0]})", *cells, last,
+                          end_section=method == result.adapt)
+    console.print(table)
+    console.print(f"bootstrap: seed {result.seed}, {result.reps:,} reps (stratified over runs, percentile CIs); "
+                  f"final score = mean episode score over the last {result.window:.0%} of each run's env frames")
+    console.print(_power_line(result.power))
+    for note in result.notes:
+        console.print(f"note: {note}")
+    if result.data.problems.height:
+        console.print(f"{result.data.problems.height} ingest problem(s); list them with `dreamer-report runs`")
+    console.print(f"wrote {len(written)} files to {Path(next(iter(written.values()))).parent}")
+
+
+def _power_line(power: dict | None) -> str:
+    if power is None:
+        return "power: not computed (no IQM difference to size a study for)"
+    n = power["seeds_needed"]
+    needed = f"{n} seeds per method" if n else f"more than {power['max_seeds']} seeds per method"
+    return (f"power: to detect an IQM difference of {power['delta']:.3f} at {power['power']:.0%} power "
+            f"(alpha {power['alpha']}, {power['sims']:,} simulated studies from the observed spread): {needed}")
 
 
 @app.command("mask")
-def mask_cli(runs: list[str] = typer.Argument(..., help="Run dirs, folders of runs, or globs.")):
+def mask_cli(
+    runs: list[str] = typer.Argument(..., help="Run dirs, folders of runs, or globs."),
+    out: str = typer.Option("reports/mask", "--out", help="Output folder for the figures."),
+):
     """Mask activation, severity and effective horizon against train/loss/dyn."""
-    _not_built("mask")
+    from pathlib import Path
+
+    from analysis import mask
+    from analysis.ingest import IngestError
+
+    try:
+        result = mask.mask_diagnostics(runs, progress=True)
+        written = mask.write_outputs(result, Path(out))
+    except (IngestError, ValueError) as error:
+        _fail(str(error))
+    from rich.table import Table
+
+    table = Table(title="Adaptive horizon per run")
+    for column in ("run", "log lines", "updates active", "mean horizon_eff", "mean severity", "mean loss/dyn"):
+        table.add_column(column)
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    for row in result.summary.iter_rows(named=True):
+        table.add_row(row["run"], str(row["logged"]), fmt(row["frac_active"], ".1%"),
+                      fmt(row["mean_horizon_eff"], ".2f"), fmt(row["mean_severity"], ".3f"),
+                      fmt(row["mean_loss_dyn"], ".3f"))
+    console = _console()
+    console.print(table)
+    console.print("'-': the run logged no train/imag_adapt keys (mask disabled)")
+    console.print(f"wrote {len(written)} files to {out}")
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 @app.command("openloop")
 def openloop_cli(
-    baseline: str = typer.Argument(..., help="Baseline run (dir or folder)."),
-    adapt: str = typer.Argument(..., help="Adapt run (dir or folder)."),
+    baseline: str = typer.Argument(..., help="Baseline run dir (or a folder of runs: its best seed)."),
+    adapt: str = typer.Argument(..., help="Adapt run dir (or a folder of runs: its best seed)."),
+    out: str = typer.Option("reports/openloop", "--out", help="Output folder."),
+    context: int = typer.Option(5, "--context", min=1, help="Observed frames (checkpoint source)."),
+    horizon: int = typer.Option(45, "--horizon", min=1, help="Imagined frames (checkpoint source)."),
+    step: int = typer.Option(None, "--step", help="Scope video step (default: the last)."),
+    source: str = typer.Option("auto", "--source", help="auto (checkpoints if both have one), ckpt or scope."),
+    sequences: int = typer.Option(4, "--sequences", min=1, help="Sequences to roll out (checkpoint source)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the rollout's env and actions (checkpoint source)."),
 ):
     """Open-loop comparison panels: truth / baseline / adapt / error."""
-    _not_built("openloop")
+    from pathlib import Path
+
+    from analysis import openloop, video
+
+    try:
+        runs = {}
+        for side, path in (("baseline", baseline), ("adapt", adapt)):
+            runs[side], why = video.resolve_run(path)
+            typer.echo(f"{side}: {runs[side]} ({why})")
+        b, a, same = openloop.load_pair(runs["baseline"], runs["adapt"], source, step, context, horizon,
+                                        sequences, seed)
+        paths = openloop.export(b, a, same, Path(out))
+    except (ValueError, OSError) as error:
+        _fail(_first_line(error))
+    typer.echo(f"source: {b.source} | {a.source}; {b.context} observed + {b.horizon} imagined frames")
+    for kind, files in paths.items():
+        typer.echo(f"{kind}: {len(files)} file(s) in {Path(out)}")
 
 
 @app.command("best-seed")
 def best_seed_cli(
     runs: list[str] = typer.Argument(..., help="Run dirs, folders of runs, or globs."),
     video: str = typer.Option(None, "--video", help="Where to write the open-loop video (.mp4)."),
+    source: str = typer.Option("auto", "--source", help="auto (checkpoint if present, else scope), ckpt or scope."),
+    step: int = typer.Option(None, "--step", help="Scope video step (default: the last)."),
 ):
     """Pick the best seed by final score and export its open-loop video."""
-    _not_built("best-seed")
+    from pathlib import Path
+
+    from analysis import openloop
+    from analysis import video as frames
+
+    try:
+        ranked = frames.seed_table(runs)
+        for rank, row in enumerate(ranked, 1):
+            score = "no episodes" if row["final_score"] is None else f"{row['final_score']:.2f}"
+            tie = "" if row["tie_score"] is None else f" (last 5%: {row['tie_score']:.2f})"
+            typer.echo(f"{rank:>3}. {row['run']}  seed {row['seed']}  final score {score}{tie}")
+        best = ranked[0]
+        if best["final_score"] is None:
+            raise ValueError("no run has episode scores; cannot pick a best seed")
+        typer.echo(f"best: {best['run']} ({best['path']})")
+        if video:
+            ol = openloop.load_single(best["path"], source, step)
+            written = openloop.single_video(ol, Path(video))
+            typer.echo(f"video: {written} ({ol.source}; {ol.context} observed + {ol.horizon} imagined)")
+    except (ValueError, OSError) as error:
+        _fail(_first_line(error))
 
 
 @app.command("report")
@@ -59,15 +207,57 @@ def report_cli(
     baseline: str = typer.Argument(..., help="Baseline runs."),
     adapt: str = typer.Argument(..., help="Adapt runs."),
     out: str = typer.Option(None, "--out", help="Output folder (default reports/<name>/)."),
+    reps: int = typer.Option(10_000, "--reps", min=100, help="Bootstrap repetitions."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    source: str = typer.Option("auto", "--openloop-source", help="Open loop from auto, ckpt or scope."),
 ):
     """Write the full report: report.html (self-contained) and report.pdf."""
-    _not_built("report")
+    from pathlib import Path
+
+    from analysis import report
+
+    folder = Path(out) if out else Path("reports") / f"{Path(adapt.rstrip('/')).name}_vs_{Path(baseline.rstrip('/')).name}"
+    try:
+        data = report.collect([baseline], [adapt], folder, reps=reps, seed=seed, openloop_source=source,
+                              progress=True)
+        paths = report.write(data, folder)
+    except (ValueError, OSError) as error:
+        _fail(_first_line(error))
+    if not data.labels:
+        typer.echo("WARNING: no README beside the runs: the report's data are unlabelled.", err=True)
+    typer.echo(f"report: {paths['html']} and {paths['pdf']}")
 
 
 @app.command("runs")
 def runs_cli(paths: list[str] = typer.Argument(..., help="Run dirs, folders of runs, or globs.")):
     """List the runs found: task, method, seed, steps, episodes and problems."""
-    _not_built("runs")
+    from analysis import ingest
+
+    try:
+        found = ingest.discover(paths)
+        data = ingest.ingest(found, progress=True)
+    except (ingest.IngestError, ValueError) as error:
+        _fail(str(error))
+    from rich.table import Table
+
+    last = dict(ingest.last_steps(data.scores, data.metrics).select("run", "last_step").iter_rows())
+    episodes = data.scores.filter(data.scores["key"] == "episode/score")["run"].value_counts()
+    episodes = dict(episodes.iter_rows())
+    problems = data.problems["run"].value_counts()
+    problems = dict(problems.iter_rows())
+    table = Table(title=f"{len(found)} run(s)")
+    for column in ("run", "task", "method", "seed", "last step", "episodes", "problems"):
+        table.add_column(column)
+    for run in found:
+        table.add_row(run.name, run.task, run.method, str(run.seed), f"{last.get(run.name, 0):,}",
+                      str(episodes.get(run.name, 0)), str(problems.get(run.name, 0)))
+    console = _console()
+    console.print(table)
+    for row in data.problems.iter_rows(named=True):
+        where = row["file"] + (f":{row['line']}" if row["line"] is not None else "")
+        console.print(f"problem: {row['run']}: {where}: {row['problem']}", markup=False)
+    if not data.problems.height:
+        console.print("no problems found")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def discover(paths: Sequence[str], names: Sequence[str] | None = None) -> list[R
             continue
         seen.add(run_dir.resolve())
         runs.append(_label_run(run_dir, label, known_methods))
-    return _with_unique_names(_number_missing_seeds(runs))
+    return with_unique_names(_number_missing_seeds(runs))
 
 
 def _run_dirs(spec: str) -> list[Path]:
@@ -177,7 +177,7 @@ def _number_missing_seeds(runs: list[Run]) -> list[Run]:
     return out
 
 
-def _with_unique_names(runs: list[Run]) -> list[Run]:
+def with_unique_names(runs: list[Run]) -> list[Run]:
     out, counts = [], {}
     for run in runs:
         base = f"{run.method}/{run.task.removeprefix(atari.PREFIX)}/s{run.seed}"

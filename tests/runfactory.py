@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis import atari
+
 EXTRA_KEYS = [f"train/extra/k{i:02d}" for i in range(40)]
 ADAPT_KEYS = ["active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff"]
 
@@ -41,7 +43,8 @@ def write_run(
     episode_steps = np.sort(rng.choice(np.arange(1000, frames), episodes - 1, replace=False))
     episode_steps = np.append(episode_steps, frames)
     trend = episode_steps / frames
-    score = score_level * (0.2 + trend) * rng.lognormal(0.0, 0.3, episodes)
+    run_level = score_level * rng.lognormal(0.0, 0.25)  # seeds differ, as real ones do
+    score = run_level * (0.3 + 0.7 * trend) * rng.lognormal(0.0, 0.3, episodes)
     with open(run_dir / "scores.jsonl", "w") as f:
         for step, value in zip(episode_steps, score):
             f.write(json.dumps({"step": int(step), "episode/score": float(value), "episode/length": 800.0}) + "\n")
@@ -94,6 +97,7 @@ def write_study(root: Path, tasks=("atari100k_alien",), seeds: int = 5, methods=
     for task in tasks:
         for method in methods:
             for seed in range(seeds):
-                level = 1000.0 * (gain if method == "adapt" else 1.0)
+                low, high = atari.RANDOM_HUMAN.get(atari.game_of(task) or "", (0.0, 1000.0))
+                level = low + 0.3 * (high - low) * (gain if method == "adapt" else 1.0)
                 write_run(root, task, method, seed, score_level=level, **kwargs)
     return {m: Path(root) for m in methods}

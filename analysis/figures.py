@@ -1,0 +1,196 @@
+"""Figures for comparisons and mask diagnostics (matplotlib Agg + seaborn), saved as PNG and PDF.
+
+Every figure takes data already computed by `stats` / `compare` / `mask`; colours are fixed per
+method by `method_colors` so a method looks the same in every figure of a report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import polars as pl  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+PALETTE = sns.color_palette("colorblind")
+METRIC_TITLES = {"iqm": "IQM", "mean": "Mean", "median": "Median", "og": "Optimality gap"}
+FRAMES_LABEL = "env frames"
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def method_colors(methods) -> dict[str, tuple]:
+    """A fixed colour per method, in the order given (baseline first keeps it grey-blue)."""
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
+
+
+def save(fig, stem: Path) -> list[Path]:
+    """Write `<stem>.png` (150 dpi) and `<stem>.pdf`, close the figure, return both paths."""
+    stem = Path(stem)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _frames(ax):
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e3:,.0f}k"))
+    ax.set_xlabel(FRAMES_LABEL)
+
+
+def plot_aggregates(rows: pl.DataFrame, colors: dict, reps: int, seed: int):
+    """rliable-style interval plot: one panel per metric, a 95% CI bar and point per method."""
+    metrics = list(dict.fromkeys(rows["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 0.6 * len(colors) + 1.6), squeeze=False)
+    methods = list(colors)
+    for ax, metric in zip(axes[0], metrics):
+        for y, method in enumerate(methods):
+            row = rows.filter((pl.col("metric") == metric) & (pl.col("method") == method))
+            if row.height == 0:
+                continue
+            point, low, high = row["point"][0], row["low"][0], row["high"][0]
+            ax.barh(y, high - low, left=low, height=0.6, color=colors[method], alpha=0.75)
+            ax.plot([point, point], [y - 0.3, y + 0.3], color="black", lw=1.5)
+        ax.set_yticks(range(len(methods)), methods if ax is axes[0][0] else [""] * len(methods))
+        ax.set_title(METRIC_TITLES.get(metric, metric))
+        ax.set_xlabel("human-normalized score" if metric != "og" else "gap to 1.0 (lower is better)")
+    fig.suptitle(f"Aggregate scores, 95% stratified bootstrap CIs ({reps:,} reps, seed {seed})", y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def plot_poi(poi: pl.DataFrame, adapt: str, baseline: str):
+    """P(adapt > baseline) per task and over all tasks, with 95% CIs; 0.5 marks no difference."""
+    rows = poi.to_dicts()
+    fig, ax = plt.subplots(figsize=(6.5, 0.4 * len(rows) + 1.4))
+    for y, row in enumerate(rows):
+        bold = row["scope"] == "all tasks"
+        ax.plot([row["low"], row["high"]], [y, y], color="black" if bold else "0.4", lw=4 if bold else 2.5)
+        ax.plot(row["point"], y, "o", color="crimson" if bold else "0.2")
+    ax.axvline(0.5, color="0.5", ls="--", lw=1)
+    ax.set_yticks(range(len(rows)), [r["scope"].removeprefix("atari100k_") for r in rows])
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"P({adapt} > {baseline})")
+    ax.set_title("Probability of improvement, 95% CI")
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(curves: dict, colors: dict, n_tasks: int):
+    """Sample efficiency: IQM of normalised score over env frames, 95% CI bands."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    marks = curves["marks"]
+    for method, color in colors.items():
+        if method not in curves:
+            continue
+        c = curves[method]
+        ax.plot(marks, c["point"], color=color, lw=2, label=method)
+        ax.fill_between(marks, c["low"], c["high"], color=color, alpha=0.25, lw=0)
+    _frames(ax)
+    ax.set_ylabel("IQM human-normalized score")
+    ax.set_title(f"Sample efficiency ({n_tasks} task{'s' if n_tasks != 1 else ''}), 95% CI")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_profiles(profiles: dict, colors: dict):
+    """Performance profile: fraction of runs with normalised score above tau, 95% CI bands."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    taus = profiles["taus"]
+    for method, color in colors.items():
+        p = profiles[method]
+        ax.plot(taus, p["point"], color=color, lw=2, label=method)
+        ax.fill_between(taus, p["low"], p["high"], color=color, alpha=0.25, lw=0)
+    ax.set_xlabel(r"human-normalized score $\tau$")
+    ax.set_ylabel(r"fraction of runs with score > $\tau$")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Performance profile, 95% CI")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_final_scores(final: pl.DataFrame, colors: dict):
+    """Every run's final normalised score per task: the raw data behind the aggregates."""
+    rows = final.filter(pl.col("normalized").is_not_null()).with_columns(
+        game=pl.col("task").str.replace("^atari100k_", ""))
+    data = pd.DataFrame(rows.select("game", "method", "normalized").to_dict(as_series=False))
+    tasks = sorted(data["game"].unique())
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(tasks) + 2), 4))
+    sns.stripplot(data=data, x="game", y="normalized", hue="method", order=tasks, hue_order=list(colors),
+                  palette=colors, dodge=True, size=6, jitter=0.15, ax=ax)
+    ax.set_xlabel("task")
+    ax.set_ylabel("final human-normalized score")
+    ax.set_title("Final score per run (episodes in the last part of each run's own frames)", fontsize=11)
+    ax.legend(title="method", bbox_to_anchor=(1.01, 1), loc="upper left")
+    if len(tasks) > 6:
+        ax.tick_params(axis="x", rotation=60)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mask(metrics: pl.DataFrame, runs, colors: dict):
+    """Per run: loss/dyn with mask activation shaded, severity, effective horizon (shared x)."""
+    fig, axes = plt.subplots(3, len(runs), figsize=(4.2 * len(runs) + 0.6, 7.5), sharex="col", squeeze=False)
+    for col, run in enumerate(runs):
+        own = metrics.filter(pl.col("run") == run.name)
+        series = {k: own.filter(pl.col("key") == f"train/{k}").sort("step") for k in
+                  ("loss/dyn", "imag_adapt/active", "imag_adapt/severity", "imag_adapt/horizon_eff")}
+        color = colors.get(run.method, "C0")
+        dyn, active = series["loss/dyn"], series["imag_adapt/active"]
+        axes[0, col].plot(dyn["step"], dyn["value"], color=color, lw=1.2)
+        axes[0, col].set_title(run.name, fontsize=10)
+        for ax in axes[:, col]:
+            _shade_active(ax, active)
+        for row, key, label in ((1, "imag_adapt/severity", "severity"), (2, "imag_adapt/horizon_eff", "horizon_eff")):
+            s = series[key]
+            if s.height:
+                axes[row, col].plot(s["step"], s["value"], color=color, lw=1.2)
+            else:
+                axes[row, col].text(0.5, 0.5, "not logged (mask off)", ha="center", va="center",
+                                    transform=axes[row, col].transAxes, color="0.4")
+        axes[2, col].set_ylim(0, 16)
+        _frames(axes[2, col])
+    for row, label in enumerate(("train/loss/dyn", "mask severity", "effective horizon (steps)")):
+        axes[row, 0].set_ylabel(label)
+    fig.suptitle("Adaptive horizon vs dynamics loss (shaded: fraction of updates with the mask active)", y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def _shade_active(ax, active: pl.DataFrame):
+    """Shade each logging interval in proportion to the fraction of its updates that were active."""
+    steps, values = active["step"].to_numpy(), active["value"].to_numpy()
+    starts = np.concatenate([[0], steps[:-1]]) if steps.size else steps
+    for start, end, value in zip(starts, steps, values):
+        if value > 0:
+            ax.axvspan(start, end, color="orange", alpha=0.35 * float(min(value, 1.0)), lw=0)
+
+
+def plot_mask_scatter(metrics: pl.DataFrame, runs, colors: dict):
+    """mask_mean against loss/dyn over all logged steps, one colour per method."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for method in dict.fromkeys(r.method for r in runs):
+        names = [r.name for r in runs if r.method == method]
+        own = metrics.filter(pl.col("run").is_in(names) & pl.col("key").is_in(
+            ["train/loss/dyn", "train/imag_adapt/mask_mean"]))
+        wide = own.pivot(on="key", index=["run", "step"], values="value").drop_nulls()
+        if wide.height == 0 or "train/imag_adapt/mask_mean" not in wide.columns:
+            continue
+        ax.scatter(wide["train/loss/dyn"], wide["train/imag_adapt/mask_mean"], s=12, alpha=0.6,
+                   color=colors.get(method, "C0"), label=method)
+    ax.set_xlabel("train/loss/dyn (nats)")
+    ax.set_ylabel("train/imag_adapt/mask_mean")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Mask mean vs dynamics loss (one point per logged step)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    fig.tight_layout()
+    return fig
