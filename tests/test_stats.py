@@ -1,0 +1,106 @@
+"""Statistics: hand-computed aggregates, equality with rliable, CI coverage, final scores, power."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from analysis import atari, stats
+
+
+def test_aggregates_by_hand():
+    scores = np.arange(1.0, 9.0).reshape(8, 1)  # 8 runs of one task
+    assert stats.iqm(scores) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    two_tasks = np.array([[0.2, 3.0], [0.4, 1.0]])
+    assert stats.mean(two_tasks) == pytest.approx((0.3 + 2.0) / 2)
+    assert stats.median(np.array([[1.0, 5.0, 2.0]])) == pytest.approx(2.0)
+    assert stats.optimality_gap(two_tasks) == pytest.approx(1 - (0.2 + 1.0 + 0.4 + 1.0) / 4)
+
+
+def test_probability_of_improvement_by_hand():
+    x, y = np.array([[1.0], [3.0]]), np.array([[2.0], [3.0]])
+    # pairs: 1>2 no, 1>3 no, 3>2 yes, 3=3 half -> 1.5 / 4
+    assert stats.probability_of_improvement(x, y) == pytest.approx(0.375)
+    assert stats.probability_of_improvement(x, x) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("metric", stats.METRICS)
+def test_fast_bootstrap_equals_rliable(metric):
+    scores = np.random.default_rng(1).normal(1.0, 0.5, size=(5, 3))
+    fast = stats.interval_estimate(scores, metric, reps=300, seed=11)
+    slow = stats.interval_estimate(scores, metric, reps=300, seed=11, engine="rliable")
+    assert (fast.point, fast.low, fast.high) == pytest.approx((slow.point, slow.low, slow.high), rel=1e-12)
+
+
+def test_vectorised_poi_equals_rliable():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(1.0, 0.5, (5, 4)).round(1), rng.normal(0.8, 0.5, (4, 4)).round(1)  # ties included
+    fast = stats.poi_estimate(x, y, reps=300, seed=5)
+    slow = stats.poi_estimate(x, y, reps=300, seed=5, engine="rliable")
+    assert (fast.point, fast.low, fast.high) == pytest.approx((slow.point, slow.low, slow.high), rel=1e-12)
+
+
+def test_seed_makes_the_bootstrap_reproducible():
+    scores = np.random.default_rng(3).random((4, 2))
+    a = stats.interval_estimate(scores, "iqm", 500, seed=1)
+    assert a == stats.interval_estimate(scores, "iqm", 500, seed=1)
+    assert a != stats.interval_estimate(scores, "iqm", 500, seed=2)
+
+
+def test_ci_covers_the_true_mean_at_about_the_nominal_rate():
+    rng = np.random.default_rng(0)
+    trials, covered = 200, 0
+    for trial in range(trials):
+        sample = rng.normal(0.5, 1.0, size=(20, 1))
+        est = stats.interval_estimate(sample, "mean", reps=400, seed=trial)
+        covered += est.low <= 0.5 <= est.high
+    # the percentile bootstrap under-covers slightly at n=20; 95% nominal
+    assert 0.86 <= covered / trials <= 0.99
+
+
+def _scores_table(rows):
+    return pl.DataFrame(rows, schema={"run": pl.String, "task": pl.String, "method": pl.String, "seed": pl.Int64,
+                                      "step": pl.Int64, "key": pl.String, "value": pl.Float64}, orient="row")
+
+
+def test_final_scores_window_normalisation_and_runs_without_episodes():
+    rows = [("a/s0", "atari100k_pong", "a", 0, step, "episode/score", value)
+            for step, value in ((100, -21.0), (850, 0.0), (950, 10.0), (1000, 20.0))]
+    rows += [("a/s1", "atari100k_pong", "a", 1, 500, "episode/length", 100.0)]
+    rows += [("b/s0", "gym_cartpole", "b", 0, 10, "episode/score", 50.0)]
+    final = stats.final_scores(_scores_table(rows), window=0.1)
+    s0 = final.filter(pl.col("run") == "a/s0").row(0, named=True)
+    assert s0["final_score"] == pytest.approx(15.0) and s0["n_episodes"] == 2 and s0["last_step"] == 1000
+    assert s0["normalized"] == pytest.approx(atari.human_normalized("atari100k_pong", 15.0))
+    assert s0["normalization"] == "human"
+    s1 = final.filter(pl.col("run") == "a/s1").row(0, named=True)
+    assert s1["final_score"] is None and s1["n_episodes"] == 0
+    b = final.filter(pl.col("run") == "b/s0").row(0, named=True)
+    assert b["normalized"] == 50.0 and b["normalization"] == "raw"
+    wide = stats.final_scores(_scores_table(rows), window=0.2).filter(pl.col("run") == "a/s0")
+    assert wide["n_episodes"][0] == 3
+
+
+def test_atari_table_covers_the_26_games():
+    assert len(atari.TASKS) == 26
+    assert atari.human_normalized("atari100k_alien", 7127.7) == pytest.approx(1.0)
+    assert atari.human_normalized("atari100k_alien", 227.8) == pytest.approx(0.0)
+    assert atari.human_normalized("dummy_disc", 1.0) is None
+
+
+def test_score_matrix_keeps_runs_per_task_equal_and_says_so():
+    final = pl.DataFrame({"run": ["r0", "r1", "r2", "r3", "r4"], "task": ["t1", "t1", "t1", "t2", "t2"],
+                          "method": ["m"] * 5, "seed": [0, 1, 2, 0, 1], "normalized": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    matrix, notes = stats.score_matrix(final, "m", ["t1", "t2"])
+    assert matrix.tolist() == [[1.0, 4.0], [2.0, 5.0]]
+    assert notes and "1 of 3 runs left out" in notes[0]
+
+
+def test_power_needs_fewer_seeds_for_bigger_differences():
+    rng = np.random.default_rng(4)
+    base, adapt = rng.normal(0.3, 0.1, (5, 3)), rng.normal(0.35, 0.1, (5, 3))
+    big = stats.seeds_needed(base, adapt, delta=0.3, sims=400)
+    small = stats.seeds_needed(base, adapt, delta=0.03, sims=400)
+    assert big["seeds_needed"] is not None
+    assert small["seeds_needed"] is None or small["seeds_needed"] > big["seeds_needed"]
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        stats.seeds_needed(base[:1], adapt, delta=0.1)
