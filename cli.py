@@ -225,7 +225,7 @@ def report_cli(
         _fail(_first_line(error))
     if not data.labels:
         typer.echo("WARNING: no README beside the runs: the report's data are unlabelled.", err=True)
-    typer.echo(f"report: {paths['html']} and {paths['pdf']}")
+    typer.echo(f"report: {paths['html']} and {paths['pdf']} ({paths['pages']} pages)")
 
 
 @app.command("runs")

@@ -312,6 +312,16 @@ def load_pair(baseline: Path, adapt: Path, source: str = "auto", step: int | Non
     return from_scope(baseline, step), from_scope(adapt, step), False
 
 
+def load_single(run: Path, source: str = "auto", step: int | None = None, context: int = 5,
+                horizon: int = 45, n_seq: int = 4, seed: int = 0) -> OpenLoop:
+    """One run's open-loop data: from its checkpoint when possible (or asked), else its scope video."""
+    if source not in ("auto", "ckpt", "scope"):
+        raise OpenLoopError(f"source must be auto, ckpt or scope, got {source!r}")
+    if source == "ckpt" or (source == "auto" and has_checkpoint(run) and trainer_available()):
+        return from_checkpoints({"run": run}, context, horizon, n_seq, seed)[1]["run"]
+    return from_scope(run, step)
+
+
 def comparison_rows(baseline: OpenLoop, adapt: OpenLoop, same_truth: bool,
                     names: tuple[str, str] = ("baseline", "adapt")) -> list[tuple[str, np.ndarray]]:
     """Rows for panels and video: [(label, frames [B, T, h, w, 3])], cropped to a common B and T."""

@@ -116,3 +116,54 @@ def panel_figure(rows: list[tuple[str, np.ndarray]], context: int, offsets: list
     if title:
         fig.suptitle(title, fontsize=8)
     return fig
+
+
+# ---- the best seed ---------------------------------------------------------------------
+
+
+def rank_runs(final, tiebreak: dict[str, float] | None = None) -> list[dict]:
+    """Runs best first: by final score, ties by `tiebreak` (run -> a last-window mean), then seed.
+
+    `final` is a stats.final_scores table; runs without a score go last.
+    """
+    tiebreak = tiebreak or {}
+    rows = final.to_dicts()
+
+    def key(row):
+        score = row["final_score"]
+        tie = tiebreak.get(row["run"])
+        return (score is None, -(score or 0.0), tie is None, -(tie or 0.0), row["seed"], row["run"])
+
+    return sorted(rows, key=key)
+
+
+def seed_table(paths: list[str], window: float = 0.1, tie_window: float = 0.05) -> list[dict]:
+    """Every run under `paths`, best first, with its final score and tie-break score.
+
+    Final score: mean episode score over the last `window` of the run's env frames
+    (stats.final_scores); ties are broken by the same mean over the last `tie_window`.
+    """
+    from analysis import ingest, stats
+
+    runs = ingest.discover(paths)
+    data = ingest.ingest(runs, metric_keys=[], cache=True)
+    final = stats.final_scores(data.scores, window, runs)
+    tie = stats.final_scores(data.scores, tie_window, runs)
+    tiebreak = {r["run"]: r["final_score"] for r in tie.to_dicts()}
+    where = {r.name: r.path for r in runs}
+    ranked = rank_runs(final, tiebreak)
+    for row in ranked:
+        row["tie_score"] = tiebreak.get(row["run"])
+        row["path"] = Path(where[row["run"]])
+    return ranked
+
+
+def resolve_run(path: str) -> tuple[Path, str]:
+    """A single run for open-loop work: the dir itself if it is one, else the best seed under it."""
+    folder = Path(path)
+    if (folder / "scope").is_dir() or (folder / "ckpt").is_dir():
+        return folder, "as given"
+    ranked = seed_table([path])
+    if ranked[0]["final_score"] is None:
+        return ranked[0]["path"], "first run (no run has episode scores)"
+    return ranked[0]["path"], f"best seed by final score ({ranked[0]['final_score']:.1f})"

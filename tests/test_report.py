@@ -1,0 +1,125 @@
+"""The report: one self-contained HTML with every section, everything escaped, and a PDF.
+
+One synthetic run set (tests/runfactory.py) is reported once per session through the CLI;
+the tests then read what it wrote. The set lives under a folder pair whose joined path reads
+`<script>alert(1)</script>`, so every path the report prints is a would-be script.
+"""
+
+import html.parser
+import importlib.util
+import re
+import shutil
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+import runfactory
+from analysis import report
+from cli import app
+from openloop_factory import compose, known_sequences, write_video
+
+SCRIPT = "<script>alert(1)</script>"
+SECTION_IDS = [section_id for section_id, _ in report.SECTIONS]
+runner = CliRunner()
+
+
+class Tags(html.parser.HTMLParser):
+    """Collect start tags, to see what the browser would treat as markup."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.ids = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.ids += [value for name, value in attrs if name == "id"]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    base = tmp_path_factory.mktemp("report")
+    root = base / "<script>alert(1)<" / "script>"
+    runfactory.write_study(root, seeds=3, frames=40_000, episodes=40, log_lines=20)
+    truth, pred = known_sequences(3, 10)
+    for run in sorted(root.glob("*/seed*")):
+        write_video(run, compose(truth, pred, 5))
+        if "adapt" in run.parent.name:
+            with open(run / "config.yaml", "a") as f:
+                f.write("agent:\n  imag_adapt:\n    enabled: true\n")
+    with open(next(root.glob("*_baseline/seed1*")) / "scores.jsonl", "a") as f:
+        f.write('{"step": 40001, "episode/sco')  # a run that died mid-write
+    (root / "README.md").write_text(f"Synthetic runs for tests, not results. {SCRIPT} <img src=x onerror=alert(2)>")
+    out = base / "out"
+    result = runner.invoke(app, ["report", str(root / "atari100k_alien_baseline"),
+                                 str(root / "atari100k_alien_adapt"), "--out", str(out), "--reps", "300"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_html_has_every_section_and_embeds_everything(written):
+    out, _ = written
+    text = (out / "report.html").read_text()
+    parser = Tags()
+    parser.feed(text)
+    assert set(SECTION_IDS) <= set(parser.ids)
+    assert "script" not in parser.tags and "link" not in parser.tags
+    assert not re.search(r'(src|href)="(https?:)?//', text)  # no network needed
+    assert text.count("data:image/png;base64,") >= 8  # score figures, mask, open loop
+    for heading in ("Aggregate scores", "Probability of improvement", "Per-run table", "Ingest problems"):
+        assert heading in text
+
+
+def test_names_from_disk_are_escaped(written):
+    out, _ = written
+    text = (out / "report.html").read_text()
+    assert SCRIPT not in text and "<img src=x" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;img src=x onerror=alert(2)&gt;" in text
+
+
+def test_sections_show_the_data(written):
+    out, _ = written
+    text = (out / "report.html").read_text()
+    assert "Synthetic runs for tests, not results" in text  # the data label
+    assert "agent.imag_adapt.enabled" in text  # the config difference between the methods
+    assert "torn" in text or "cut off" in text or "last line" in text  # the damaged scores file
+    assert "observed frames" in text and "error vs horizon" in text
+    assert (out / "openloop" / "openloop.mp4").exists()
+
+
+def test_pdf_has_pages(written):
+    out, output = written
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+    pages = int(re.search(r"\((\d+) pages\)", output).group(1))
+    assert pages >= 3
+    if shutil.which("pdftoppm"):
+        subprocess.run(["pdftoppm", "-r", "30", "-png", "-f", "1", "-l", "1", str(out / "report.pdf"),
+                        str(out / "page")], check=True, timeout=60)
+        assert (out / "page-1.png").stat().st_size > 1000
+    elif importlib.util.find_spec("pypdfium2"):
+        import pypdfium2
+
+        page = pypdfium2.PdfDocument(str(out / "report.pdf"))[0]
+        assert page.render(scale=0.3).to_pil().size[0] > 100
+    else:
+        pytest.skip("no PDF renderer (pdftoppm or pypdfium2) to render page 1; page count checked")
+
+
+def test_missing_label_is_a_visible_warning():
+    data = report.ReportData("t", ["a"], ["b"])
+    text = report.render_html(data)
+    assert "WARNING: no README was found" in text
+
+
+def test_config_differences_table():
+    table = report.config_differences({"baseline": [{"a": 1, "seed": 0, "b": "x"}, {"a": 1, "seed": 1, "b": "y"}],
+                                       "adapt": [{"a": 2, "seed": 0, "b": "x"}]})
+    rows = {row[0]: row[1:] for row in table.rows}
+    assert rows["a"] == ["1", "2"] and rows["b"] == ["x | y", "x"] and "seed" not in rows
+
+
+def test_report_cli_missing_path_is_one_line_exit_2(tmp_path):
+    result = runner.invoke(app, ["report", str(tmp_path / "nope"), str(tmp_path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1 and "nope" in result.output
