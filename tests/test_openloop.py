@@ -116,3 +116,22 @@ def test_export_writes_panels_video_and_error_table(scope_run, tmp_path):
     mse = {m: np.mean([float(r["mse"]) for r in rows if r["method"] == m]) for m in ("baseline", "adapt")}
     assert mse["adapt"] > mse["baseline"]  # the shifted prediction is worse, and the table says so
 
+
+
+def test_openloop_cli_writes_files_and_rejects_missing_paths(scope_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run, _, _ = scope_run
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["openloop", str(run), str(run), "--out", str(out), "--source", "scope",
+                                 "--step", "1000"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("panel_seq*.png")) == [f"panel_seq{i}.png" for i in range(1, 5)]
+    assert (out / "openloop.mp4").exists() and (out / "error_vs_horizon.pdf").exists()
+    result = runner.invoke(app, ["openloop", str(tmp_path / "missing"), str(run), "--out", str(out)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    result = runner.invoke(app, ["openloop", str(run), str(run), "--step", "7", "--source", "scope"])
+    assert result.exit_code == 2 and "no video at step 7" in result.output

@@ -46,3 +46,30 @@ def test_panel_figure_saves(tmp_path):
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert "obs 1" in texts and "imag +7" in texts and "truth" in texts and "model" in texts
     assert (tmp_path / "panel.png").stat().st_size > 5000
+
+
+def test_best_seed_cli_prints_every_seed_and_exports_the_best(tmp_path):
+    from typer.testing import CliRunner
+
+    import runfactory
+    from cli import app
+    from openloop_factory import compose, known_sequences, write_video
+
+    runfactory.write_study(tmp_path, seeds=3, frames=20_000, episodes=20, log_lines=5, methods=("adapt",))
+    truth, pred = known_sequences(2, 8)
+    for run in tmp_path.glob("*/seed*"):
+        write_video(run, compose(truth, pred, 4))
+    runner = CliRunner()
+    out = tmp_path / "best.mp4"
+    result = runner.invoke(app, ["best-seed", str(tmp_path / "atari100k_alien_adapt"), "--video", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    ranked = [line for line in lines if "final score" in line]
+    assert len(ranked) == 3
+    scores = [float(line.split("final score ")[1].split()[0]) for line in ranked]
+    assert scores == sorted(scores, reverse=True)  # best first
+    assert "best:" in result.output and "s" + ranked[0].split("seed ")[1].split()[0] in result.output
+    frames = video.read_mp4(out)
+    assert frames.shape[0] == 8  # the 10 blank frames the trainer appends are gone
+    result = runner.invoke(app, ["best-seed", str(tmp_path / "nothing-here")])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
