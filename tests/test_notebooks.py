@@ -1,0 +1,51 @@
+"""The notebooks run top to bottom on a small synthetic run set, and are stored without outputs."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import runfactory
+from openloop_factory import compose, known_sequences, write_video
+
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def run_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nb_runs")
+    runfactory.write_study(root, seeds=3, frames=20_000, episodes=30, log_lines=10)
+    truth, pred = known_sequences(2, 8)
+    for run in root.glob("*/seed*"):
+        write_video(run, compose(truth, pred, 4))
+    return root
+
+
+def test_the_three_notebooks_exist():
+    assert [p.name for p in NOTEBOOKS] == ["01_explore_runs.ipynb", "02_compare_methods.ipynb",
+                                           "03_mask_and_openloop.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_without_outputs(path):
+    book = nbformat.read(path, as_version=4)
+    assert "parameters" in book.cells[0].metadata.get("tags", [])
+    for cell in book.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, (path.name, cell.source[:40])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_runs_top_to_bottom(path, run_set, tmp_path):
+    book = nbformat.read(path, as_version=4)
+    book.cells[0].source = (f"RUNS = {str(run_set)!r}\n"
+                            f"BASELINE = {str(run_set / 'atari100k_alien_baseline')!r}\n"
+                            f"ADAPT = {str(run_set / 'atari100k_alien_adapt')!r}\n"
+                            "REPS = 200\n")
+    client = NotebookClient(book, timeout=180, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the figures were drawn
