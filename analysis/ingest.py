@@ -31,6 +31,7 @@ RUN_FILES = ("scores.jsonl", "metrics.jsonl")
 CACHE_DIR = ".dreamer-report-cache"
 CACHE_VERSION = "1"
 SKIP_DIRS = {"ckpt", "replay", "scope", CACHE_DIR}
+SCHEMA_LINES = 100  # lines polars reads to guess the schema before the checked fast parse
 SHORT_RUN_FRACTION = 0.9  # a run ending before 90% of its task's longest run is reported
 LONG_SCHEMA = {"step": pl.Int64, "key": pl.String, "value": pl.Float64}
 PROBLEM_SCHEMA = {"run": pl.String, "file": pl.String, "line": pl.Int64, "problem": pl.String}
@@ -210,10 +211,13 @@ def read_jsonl(path: Path, problems: list[dict]) -> pl.DataFrame:
 
 def _parse_lines(path: Path, body: bytes) -> pl.DataFrame:
     """Fast path through polars; NaN/Infinity tokens and bad lines go through json per line."""
-    try:
-        return pl.read_ndjson(io.BytesIO(body), infer_schema_length=None)
-    except Exception:  # polars rejects NaN/Infinity; find out what is there, line by line
-        pass
+    for infer in (SCHEMA_LINES, None):  # a short schema scan first, checked below; then the full scan
+        try:
+            wide = pl.read_ndjson(io.BytesIO(body), infer_schema_length=infer)
+        except Exception:  # polars rejects NaN/Infinity; find out what is there, line by line
+            break
+        if infer is None or _all_fields_read(body, wide):
+            return wide
     rows = []
     for number, line in enumerate(body.split(b"\n"), start=1):
         if not line.strip():
@@ -226,6 +230,13 @@ def _parse_lines(path: Path, body: bytes) -> pl.DataFrame:
             raise IngestError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
         rows.append({k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return pl.from_dicts(rows, infer_schema_length=None) if rows else pl.DataFrame()
+
+
+def _all_fields_read(body: bytes, wide: pl.DataFrame) -> bool:
+    """True if the table holds every `"key":` of the text (a schema from the first lines drops later keys)."""
+    fields = body.count(b'":')
+    read = wide.select(pl.sum_horizontal(pl.all().is_not_null().sum())).item()
+    return fields == read
 
 
 def _parse_tail(path: Path, tail: bytes, number: int, problems: list[dict]) -> pl.DataFrame | None:
@@ -252,17 +263,22 @@ def _to_long(path: Path, wide: pl.DataFrame, problems: list[dict]) -> pl.DataFra
     if back.size:
         problems.append(_problem(path, int(back[0]) + 2, f"step goes backwards {back.size}x (resumed run?)"))
     long = (
-        wide.select(pl.col("step").cast(pl.Int64), *[pl.col(c).cast(pl.Float64) for c in numeric])
+        wide.lazy().select(pl.col("step").cast(pl.Int64), *[pl.col(c).cast(pl.Float64) for c in numeric])
         .unpivot(index="step", variable_name="key", value_name="value")
-        .drop_nulls("value")
+        .drop_nulls("value").collect()
     )
-    deduped = long.unique(subset=["step", "key"], keep="last", maintain_order=True)
-    if deduped.height < long.height:
-        problems.append(_problem(path, None, f"{long.height - deduped.height} repeated (step, key) values; kept the newest"))
-    bad = deduped.filter(~pl.col("value").is_finite()).group_by("key").len().sort("key")
-    for key, count in bad.iter_rows():
-        problems.append(_problem(path, None, f"{count} NaN/inf values of {key} (kept as they are)"))
-    return deduped.sort(["key", "step"], maintain_order=True)
+    if steps.is_duplicated().any():  # only then can a (step, key) pair repeat
+        deduped = long.unique(subset=["step", "key"], keep="last", maintain_order=True)
+        if deduped.height < long.height:
+            problems.append(_problem(path, None, f"{long.height - deduped.height} repeated (step, key) values; kept the newest"))
+        long = deduped
+    if back.size:
+        long = long.sort(["key", "step"], maintain_order=True)
+    if not long["value"].is_finite().all():
+        bad = long.filter(~pl.col("value").is_finite()).group_by("key").len().sort("key")
+        for key, count in bad.iter_rows():
+            problems.append(_problem(path, None, f"{count} NaN/inf values of {key} (kept as they are)"))
+    return long
 
 
 def read_scope_scalars(scope_dir: Path, problems: list[dict]) -> pl.DataFrame:

@@ -166,3 +166,10 @@ def test_cache_gives_the_same_tables_and_follows_changes(tmp_path):
     third = ingest.ingest(runs)
     assert third.scores.height == first.scores.height + 1
     assert third.scores.equals(ingest.ingest(runs, cache=False).scores)
+
+
+def test_a_key_first_seen_after_the_schema_lines_is_not_dropped(tmp_path):
+    rows = [{"step": s, "train/loss/dyn": 1.0} for s in range(1, ingest.SCHEMA_LINES + 50)]
+    rows.append({"step": 1000, "train/loss/dyn": 1.0, "train/imag_adapt/active": 1.0})
+    data = _one(tmp_path, scores=[{"step": 1000, "episode/score": 1.0}], metrics=rows)
+    assert data.metrics.filter(pl.col("key") == "train/imag_adapt/active")["value"].to_list() == [1.0]
