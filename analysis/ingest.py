@@ -375,8 +375,9 @@ def ingest(
         run_scores, run_metrics, run_problems = read_run_cached(run.path, cache)
         if metric_keys is not None:
             run_metrics = run_metrics.filter(pl.col("key").is_in(list(metric_keys)))
-        labels = [pl.lit(run.name).alias("run"), pl.lit(run.task).alias("task"),
-                  pl.lit(run.method).alias("method"), pl.lit(run.seed, pl.Int64).alias("seed")]
+        labels = [pl.lit(run.name, pl.Categorical).alias("run"), pl.lit(run.task, pl.Categorical).alias("task"),
+                  pl.lit(run.method, pl.Categorical).alias("method"), pl.lit(run.seed, pl.Int64).alias("seed"),
+                  pl.col("key").cast(pl.Categorical)]
         scores.append(run_scores.with_columns(labels).select(TABLE_COLUMNS))
         metrics.append(run_metrics.with_columns(labels).select(TABLE_COLUMNS))
         problems += [{"run": run.name, **p} for p in run_problems]
@@ -389,7 +390,8 @@ def ingest(
 
 
 def _empty_table() -> pl.DataFrame:
-    schema = {"run": pl.String, "task": pl.String, "method": pl.String, "seed": pl.Int64, **LONG_SCHEMA}
+    schema = {"run": pl.Categorical, "task": pl.Categorical, "method": pl.Categorical, "seed": pl.Int64,
+              "step": pl.Int64, "key": pl.Categorical, "value": pl.Float64}
     return pl.DataFrame(schema=schema)
 
 

@@ -36,6 +36,7 @@ def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None) -> pl.Dat
     """
     if not 0 < window <= 1:
         raise ValueError(f"window must be in (0, 1], got {window}")
+    scores = as_strings(scores)
     episodes = scores.filter(pl.col("key") == "episode/score")
     every_run = scores.select("run", "task", "method", "seed").unique()
     if runs:
@@ -54,6 +55,11 @@ def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None) -> pl.Dat
         normalization=pl.Series(["human" if atari.game_of(t) else "raw" for t in table["task"]], dtype=pl.String),
     ).select("run", "task", "method", "seed", "final_score", "n_episodes", "last_step",
              "normalized", "normalization").sort("method", "task", "seed", "run")
+
+
+def as_strings(table: pl.DataFrame) -> pl.DataFrame:
+    """Label columns as plain strings (ingest stores them categorical to stay small and fast)."""
+    return table.with_columns(pl.col(pl.Categorical).cast(pl.String))
 
 
 def _normalize(task: str, score: float | None) -> float | None:
@@ -200,7 +206,7 @@ def score_curves(scores: pl.DataFrame, final: pl.DataFrame, points: int = 25) ->
     The score at mark g is the mean of episodes ending in (g - spacing, g], else the last
     episode before g (NaN before the first episode). Returns (marks, long table run, step, value).
     """
-    episodes = scores.filter(pl.col("key") == "episode/score")
+    episodes = as_strings(scores).filter(pl.col("key") == "episode/score")
     end = episodes.group_by("run").agg(pl.col("step").max())["step"].min()
     marks = np.linspace(end / points, end, points)
     spacing = marks[0]
