@@ -1,0 +1,83 @@
+"""main.py from the command line: bad input exits 2 with one line; one real
+end-to-end `debug` run (the real agent, compiled once) writes SPEC s.3's files."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from fakes import IMAG_ADAPT_KEYS
+
+ROOT = pathlib.Path(__file__).parent.parent
+MAIN = ROOT / "dreamerv3" / "main.py"
+
+
+def run_main(*argv, timeout=60):
+    return subprocess.run([sys.executable, str(MAIN), *argv], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--run.stepz", "10"], "run.stepz"),
+    (["--task", "atari100k_zelda"], "atari100k_alien"),
+    (["--task", "mujoco_cheetah"], "suite one of atari100k, gym, dummy"),
+    (["--configs", "debug", "size3m"], "unknown preset 'size3m'"),
+    (["--agent.imag_adapt.rel_max", "1.0"], "agent.imag_adapt.rel_max"),
+    (["--agent.imag_adapt.enabled", "maybe"], "Expected bool"),
+    (["--script", "play"], "unknown --script 'play'"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, extra, expected):
+    result = run_main("--logdir", str(tmp_path / "run"), *extra)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing written for bad input
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    """The seed's command shape on the debug preset with the real agent."""
+    pytest.importorskip("dreamerv3.agent")
+    base = tmp_path_factory.mktemp("e2e") / "dummy_disc_adapt"
+    result = run_main(
+        "--logdir", str(base / "seed0_{timestamp}"), "--configs", "debug",
+        "--task", "dummy_disc", "--script", "train", "--jax.platform", "cpu",
+        "--jax.train_devices", "[0]", "--jax.policy_devices", "[0]",
+        "--run.steps", "80", "--run.envs", "1", "--run.train_ratio", "8",
+        "--agent.imag_adapt.enabled", "True", "--env.dummy.length", "20",
+        timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (logdir,) = base.iterdir()
+    return logdir, result.stdout
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_real_run_writes_spec_files(real_run):
+    logdir, stdout = real_run
+    assert logdir.name.startswith("seed0_2") and "{" not in logdir.name  # {timestamp} replaced
+    assert "total" in stdout  # parameter counts printed
+    config = (logdir / "config.yaml").read_text()
+    assert "dummy_disc" in config
+    keys = set().union(*read_jsonl(logdir / "metrics.jsonl"))
+    assert {"train/loss/dyn", "train/loss/rep", "train/loss/policy", "train/loss/value",
+            "fps/policy", "fps/train"} <= keys
+    assert {f"train/imag_adapt/{k}" for k in IMAG_ADAPT_KEYS} <= keys
+    scores = read_jsonl(logdir / "scores.jsonl")
+    assert scores and all({"episode/score", "episode/length"} <= set(s) for s in scores)
+    assert all(s["episode/length"] == 20 for s in scores)
+    scope = logdir / "scope"
+    assert (scope / "train-loss-dyn.float").stat().st_size >= 16
+    assert (scope / "episode-score.float").exists()
+    videos = list((scope / "report-openloop-image.mp4").glob("*.mp4"))
+    assert videos
+    import imageio.v3 as iio
+    frames = iio.imread(videos[-1])
+    assert frames.ndim == 4 and frames.shape[-1] == 3
+    done = list((logdir / "ckpt").glob("*/done"))
+    assert done and done[0].parent.name.endswith("-000000000080")
