@@ -174,10 +174,14 @@ def bootstrap_poi(x: np.ndarray, y: np.ndarray, reps: int, seed: int) -> np.ndar
     values = np.empty(reps)
     for start in range(0, reps, CHUNK):
         count = min(CHUNK, reps - start)
-        ix, iy = np.empty((count, nx, tasks), int), np.empty((count, ny, tasks), int)
-        for r in range(count):  # x then y each rep: the same stream as rliable's loop
-            ix[r] = np.random.randint(0, nx, size=(nx, tasks))
-            iy[r] = np.random.randint(0, ny, size=(ny, tasks))
+        if nx == ny:  # one draw gives the same stream: rep 0 x, rep 0 y, rep 1 x, ...
+            both = np.random.randint(0, nx, size=(count, 2, nx, tasks))
+            ix, iy = both[:, 0], both[:, 1]
+        else:
+            ix, iy = np.empty((count, nx, tasks), int), np.empty((count, ny, tasks), int)
+            for r in range(count):  # x then y each rep: the same stream as rliable's loop
+                ix[r] = np.random.randint(0, nx, size=(nx, tasks))
+                iy[r] = np.random.randint(0, ny, size=(ny, tasks))
         xs = np.take_along_axis(x[None], ix, axis=1)
         ys = np.take_along_axis(y[None], iy, axis=1)
         values[start:start + count] = probability_of_improvement(xs, ys)

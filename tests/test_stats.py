@@ -31,9 +31,10 @@ def test_fast_bootstrap_equals_rliable(metric):
     assert (fast.point, fast.low, fast.high) == pytest.approx((slow.point, slow.low, slow.high), rel=1e-12)
 
 
-def test_vectorised_poi_equals_rliable():
+@pytest.mark.parametrize("runs_y", [4, 5])
+def test_vectorised_poi_equals_rliable(runs_y):
     rng = np.random.default_rng(2)
-    x, y = rng.normal(1.0, 0.5, (5, 4)).round(1), rng.normal(0.8, 0.5, (4, 4)).round(1)  # ties included
+    x, y = rng.normal(1.0, 0.5, (5, 4)).round(1), rng.normal(0.8, 0.5, (runs_y, 4)).round(1)  # ties included
     fast = stats.poi_estimate(x, y, reps=300, seed=5)
     slow = stats.poi_estimate(x, y, reps=300, seed=5, engine="rliable")
     assert (fast.point, fast.low, fast.high) == pytest.approx((slow.point, slow.low, slow.high), rel=1e-12)
