@@ -155,3 +155,21 @@ def test_update_schedule_follows_train_ratio(tmp_path):
     # Updates start after train_fill (32 steps); then 16 / (4 * 16) = 1 per 4 steps.
     assert len(agents[0].batches) == (400 - 32) // 4
     assert set(agents[0].batches) == {(4, 16)}
+
+
+def test_from_checkpoint_loads_weights_into_a_new_run(tmp_path):
+    source = tmp_path / "source"
+    assert main.main(args(source, 100), agent_cls=FakeAgent) == 0
+    trained = checkpoint.read_item(checkpoint.newest(source / "ckpt"), "agent")["w"][0]
+    agents = []
+
+    def make(*a):
+        agents.append(FakeAgent(*a))
+        return agents[-1]
+
+    config = main.parse(args(tmp_path / "new", 40, "--run.from_checkpoint", str(source)))
+    run.train(config, agent_cls=make)
+    # Loaded the source's weights, then trained on: (40 - 32) / 2 = 4 more updates.
+    assert agents[0].weights["w"][0] == trained + 4
+    # The new run starts its own step counter and replay.
+    assert ckpt_step(tmp_path / "new") == 40
