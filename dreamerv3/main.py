@@ -35,6 +35,8 @@ def parse(argv):
   """argv -> resolved elements.Config; raises BadInput with one line."""
   presets = load_presets()
   argv = [_unbracket(arg) for arg in argv]
+  wants_help = '--help' in argv
+  argv = [arg for arg in argv if arg != '--help']
   try:
     chosen, rest = elements.Flags(configs=['defaults']).parse_known(argv)
   except (KeyError, ValueError, TypeError) as e:
@@ -48,6 +50,8 @@ def parse(argv):
       config = config.update(presets[name])
     except KeyError as e:
       raise BadInput(f"preset '{name}' in {CONFIGS.name}: {_message(e)}")
+  if wants_help:
+    rest = rest + ['--help']  # elements prints every key of this config, then exits
   try:
     config = elements.Flags(config).parse(rest)
   except (KeyError, ValueError, TypeError) as e:
@@ -77,6 +81,12 @@ def setup_jax(config):
   jax.config.update('jax_disable_jit', not config.jax.jit)
   if not config.jax.prealloc:
     os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'] = 'false'
+  try:
+    jax.devices()
+  except (RuntimeError, AssertionError) as e:
+    # jax raises RuntimeError or a bare AssertionError when a backend is missing.
+    detail = str(e).strip().splitlines()[0] if str(e).strip() else 'jax found no such backend'
+    raise BadInput(f"jax.platform '{config.jax.platform}' is not available here ({detail})")
 
 
 def main(argv=None, agent_cls=None):
@@ -87,7 +97,11 @@ def main(argv=None, agent_cls=None):
   except BadInput as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  setup_jax(config)
+  try:
+    setup_jax(config)
+  except BadInput as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   from dreamerv3 import run
   logdir = elements.Path(config.logdir)
   logdir.mkdir(parents=True)

@@ -81,3 +81,9 @@ def test_real_run_writes_spec_files(real_run):
     assert frames.ndim == 4 and frames.shape[-1] == 3
     done = list((logdir / "ckpt").glob("*/done"))
     assert done and done[0].parent.name.endswith("-000000000080")
+
+
+def test_missing_platform_is_one_line(tmp_path):
+    result = run_main("--logdir", str(tmp_path / "run"), "--jax.platform", "tpu")
+    assert result.returncode == 2 and "jax.platform 'tpu'" in result.stderr
+    assert "Traceback" not in result.stderr

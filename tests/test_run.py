@@ -173,3 +173,14 @@ def test_from_checkpoint_loads_weights_into_a_new_run(tmp_path):
     assert agents[0].weights["w"][0] == trained + 4
     # The new run starts its own step counter and replay.
     assert ckpt_step(tmp_path / "new") == 40
+
+
+def test_two_envs_in_lock_step(tmp_path):
+    logdir = tmp_path / "two"
+    assert main.main(args(logdir, 200, "--run.envs", "2"), agent_cls=FakeAgent) == 0
+    header = checkpoint.read_item(checkpoint.newest(logdir / "ckpt"), "replay")[0]
+    assert header["counts"].tolist() == [100, 100]
+    # Both envs end their episodes at the same step: two lines, not one merged.
+    steps = [s["step"] for s in read_jsonl(logdir / "scores.jsonl")]
+    per_env = [2 * (EPISODE + 1) * k + 2 * EPISODE for k in range(2)]
+    assert steps == [per_env[0], per_env[0], per_env[1], per_env[1]]
