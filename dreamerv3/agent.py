@@ -1,0 +1,340 @@
+"""The DreamerV3 agent: state, one jitted update, policy, report, open loop.
+
+Everything an update changes lives in one pytree `self.state` (params,
+optimizer state, slow critic, return-normaliser stats, the adaptive-horizon
+rule's state, update counter), so `save()`/`load()` restore a run exactly and
+the jitted update can donate it. Data parallel: a Mesh over
+`jax.train_devices`, batch dimension sharded, everything else replicated.
+"""
+
+import jax
+import jax.numpy as jnp
+import ninjax as nj
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from dreamerv3 import imag_adapt
+from dreamerv3 import losses
+from dreamerv3 import model as modellib
+from dreamerv3 import nets
+from dreamerv3 import opt as optlib
+
+f32 = jnp.float32
+sg = jax.lax.stop_gradient
+RNG_IMPL = 'unsafe_rbg'
+
+
+def make_key(*ints):
+  """Typed PRNG key. XLA's RngBitGenerator ('unsafe_rbg') instead of threefry:
+  threefry's hash graphs made the debug update compile ~2x longer on CPU."""
+  words = [int(i) & 0xFFFFFFFF for i in ints][:4]
+  words += [0] * (4 - len(words))
+  return jax.random.wrap_key_data(np.array(words, np.uint32), impl=RNG_IMPL)
+
+
+ADAPT_KEYS = ('active', 'ratio', 'ema', 'severity', 'gamma', 'mask_mean', 'horizon_eff')
+
+
+class Agent:
+
+  def __init__(self, obs_space, act_space, config):
+    self.obs_space, self.act_space, self.config = obs_space, act_space, config
+    self.acfg = config.agent
+    self.adapt_cfg = dict(config.agent.imag_adapt)
+    error = imag_adapt.validate(self.adapt_cfg)
+    if error:
+      raise ValueError(error)
+    nets.COMPUTE_DTYPE = jnp.dtype(config.jax.compute_dtype)
+    nets.CONV_IMPL = config.jax.conv_impl
+    nets.INIT_SEED = int(config.seed)
+    self.H = int(self.acfg.imag_length)
+    self.model = modellib.Model(obs_space, act_space, config, name='model')
+    self.obskeys = self.model.imgkeys + self.model.veckeys
+    self.optimizer = optlib.make(self.acfg.opt)
+    self._setup_devices()
+    self.param_counts = self._count_params()
+    print('Agent parameters:', ', '.join(f'{k} {v:,}' for k, v in self.param_counts.items()))
+    self.state = jax.device_put(self._init_state(), self.repl)
+    self._policy_params = None
+    self._policy_calls = 0
+    self._train_fns, self._report_fn, self._openloop_fns = {}, None, {}
+    self._policy_fn = jax.jit(self._policy)
+
+  # ---- construction ---------------------------------------------------------------
+
+  def _setup_devices(self):
+    devices = jax.devices()
+    train = [devices[i] for i in self.config.jax.train_devices]
+    policy = [devices[i] for i in self.config.jax.policy_devices]
+    self.mesh = Mesh(np.array(train), ('d',))
+    self.repl = NamedSharding(self.mesh, P())
+    self.batch = NamedSharding(self.mesh, P('d'))
+    self.policy_mesh = Mesh(np.array(policy), ('d',))
+    self.policy_repl = NamedSharding(self.policy_mesh, P())
+    self.shared_policy = train[:len(policy)] == policy and len(train) == len(policy)
+
+  def _dummy_data(self, B=1, T=2):
+    data = {k: jnp.zeros((B, T, *self.obs_space[k].shape), self.obs_space[k].dtype)
+            for k in self.obskeys}
+    space = self.act_space['action']
+    data['action'] = jnp.zeros((B, T, *space.shape), space.dtype)
+    for k in ('reward',):
+      data[k] = jnp.zeros((B, T), f32)
+    for k in ('is_first', 'is_last', 'is_terminal'):
+      data[k] = jnp.zeros((B, T), bool)
+    return data
+
+  def _init_params(self):
+    return nj.init(self.model.touch)({}, self._dummy_data(), make_key(self.config.seed))
+
+  def _count_params(self):
+    shapes = jax.eval_shape(self._init_params)
+    counts = {}
+    for key, value in shapes.items():
+      part = key.split('/')[1]
+      counts[part] = counts.get(part, 0) + int(np.prod(value.shape))
+    counts['total'] = sum(counts.values())
+    return counts
+
+  def _init_state(self):
+    params = self._init_params()
+    val = {k: v for k, v in params.items() if k.startswith('model/val/')}
+    return {'params': params, 'opt': self.optimizer.init(params),
+            'slowval': jax.tree.map(jnp.copy, val),
+            'retnorm': losses.retnorm_init(), 'adapt': imag_adapt.init_state(),
+            'step': jnp.zeros((), jnp.int32)}
+
+  # ---- carries --------------------------------------------------------------------
+
+  def _zero_carry(self, B):
+    r = self.acfg.rssm
+    return {'deter': np.zeros((B, r.deter), np.float32),
+            'stoch': np.zeros((B, r.stoch, r.classes), np.float32),
+            'prevact': np.zeros((B, self.model.act_dim), np.float32)}
+
+  def init_policy(self, batch_size):
+    return jax.device_put(self._zero_carry(batch_size), self.policy_repl)
+
+  def init_train(self, batch_size):
+    """Training sequences start from zeros (is_first forced at t=0); the carry
+    returned by train() is the last posterior state, kept for inspection."""
+    return jax.device_put(self._zero_carry(batch_size), self.batch)
+
+  def init_report(self, batch_size):
+    return jax.device_put(self._zero_carry(batch_size), self.batch)
+
+  # ---- policy ---------------------------------------------------------------------
+
+  def _policy(self, params, carry, obs, seed):
+    _, (carry, action) = nj.pure(self.model.policy_step)(params, carry, obs, seed)
+    return carry, action
+
+  def policy(self, carry, obs, mode='train'):
+    """Sample an action for each env; 'train', 'explore' and 'eval' all sample."""
+    assert mode in ('train', 'explore', 'eval'), mode
+    if self.shared_policy:
+      params = self.state['params']
+    else:
+      if self._policy_params is None:
+        self._policy_params = jax.device_put(self.state['params'], self.policy_repl)
+      params = self._policy_params
+    obs = {k: np.asarray(obs[k]) for k in (*self.obskeys, 'is_first')}
+    seed = make_key(self.config.seed, self._policy_calls)
+    self._policy_calls += 1
+    carry, action = self._policy_fn(params, carry, obs, seed)
+    action = np.asarray(action)
+    if self.model.discrete:
+      action = action.astype(np.int32)
+    return carry, {'action': action}, {}
+
+  # ---- training -------------------------------------------------------------------
+
+  def _imag_mask(self, l_dyn, state, enabled):
+    """The adaptive-horizon rule (SPEC section 4). When disabled the rule's state
+    still tracks loss/dyn, but the logged active/mask_mean/horizon_eff are those
+    of the mask actually applied: 0, 1 and H."""
+    mask, state, mets = imag_adapt.imag_mask(sg(l_dyn), state, self.adapt_cfg, self.H)
+    if not enabled:
+      mets = {**mets, 'active': jnp.zeros((), f32), 'mask_mean': jnp.ones((), f32),
+              'horizon_eff': jnp.asarray(self.H, f32)}
+    return mask, state, {f'imag_adapt/{k}': v for k, v in mets.items()}
+
+  def _update(self, state, carry, data, hook='config'):
+    """One gradient update. hook: 'config' follows agent.imag_adapt.enabled, 'on'
+    forces the mask, 'off' removes the hook code entirely (reference path)."""
+    a = self.acfg
+    params = state['params']
+    seed = jax.random.fold_in(make_key(self.config.seed), state['step'])
+    seeds = jax.random.split(seed, 3)
+    split = lambda prefix: {k: v for k, v in params.items() if k.split('/')[1] in prefix}
+    wm_params, ac_params = split(modellib.WM_PARTS), split(modellib.AC_PARTS)
+
+    # World model
+    def wm_fn(wm_p):
+      _, (loss, aux) = nj.pure(self.model.wm_loss)({**params, **wm_p}, data, seeds[0])
+      return loss, aux
+    (wm_total, wm_aux), wm_grads = jax.value_and_grad(wm_fn, has_aux=True)(wm_params)
+
+    # Adaptive imagination horizon: the one call site (SPEC section 4).
+    enabled = self.adapt_cfg['enabled'] if hook == 'config' else hook == 'on'
+    if hook == 'off':
+      imag_mask, adapt_state, adapt_mets = None, state['adapt'], {}
+    else:
+      mask, adapt_state, adapt_mets = self._imag_mask(
+          wm_aux['losses']['dyn'], state['adapt'], enabled)
+      imag_mask = mask if enabled else None
+
+    # Imagination from every replayed posterior state (no gradients into the model)
+    B, T = data['is_first'].shape
+    starts = jax.tree.map(lambda x: sg(x.reshape((B * T, *x.shape[2:]))), wm_aux['states'])
+    _, traj = nj.pure(self.model.imagine)(params, starts, self.H, seeds[1])
+    traj['con'] = traj['con'].at[:, 0].set(1.0 - data['is_terminal'].reshape(-1).astype(f32))
+    _, slowval = nj.pure(self.model.value_mean)({**params, **state['slowval']}, traj['feat'])
+    disc = self.model.disc * traj['con']
+    ret = losses.lambda_return(traj['rew'][:, 1:], disc[:, 1:], traj['val'], a.return_lambda)
+    retnorm, scale = losses.retnorm_update(state['retnorm'], ret, **dict(a.retnorm))
+    weight = jnp.cumprod(disc, 1)[:, :-1] / self.model.disc
+    targets = {'ret': ret, 'slowval': slowval, 'weight': weight, 'scale': scale,
+               'rep_feat': traj['feat'][:, 0].reshape((B, T, -1))}
+
+    # Actor and critic
+    def ac_fn(ac_p):
+      _, (loss, aux) = nj.pure(self.model.ac_loss)(
+          {**params, **ac_p}, traj, targets, data, imag_mask,
+          self.adapt_cfg['mask_value'])
+      return loss, aux
+    (ac_total, ac_aux), ac_grads = jax.value_and_grad(ac_fn, has_aux=True)(ac_params)
+
+    # Optimizer, slow critic, counters
+    grads = {**wm_grads, **ac_grads}
+    updates, opt_state = self.optimizer.update(grads, state['opt'], params)
+    new_params = {**params, **jax.tree.map(lambda p, u: p + u, params, updates)}
+    rate = a.slow_rate
+    slow = {k: (1 - rate) * v + rate * new_params[k] for k, v in state['slowval'].items()}
+    new_state = {'params': new_params, 'opt': opt_state, 'slowval': slow,
+                 'retnorm': retnorm, 'adapt': adapt_state, 'step': state['step'] + 1}
+
+    lossd = {**wm_aux['losses'], **ac_aux['losses']}
+    metrics = {f'loss/{k}': v for k, v in lossd.items()}
+    metrics.update(ac_aux['metrics'])
+    metrics.update(adapt_mets)
+    metrics.update({
+        'loss/total': wm_total + ac_total, 'rew': traj['rew'][:, 1:].mean(),
+        'con': traj['con'][:, 1:].mean(), 'retnorm/scale': scale,
+        'opt/grad_norm': optlib.global_norm(grads),
+        'opt/lr': optlib.schedule(a.opt.lr, a.opt.warmup)(state['step']),
+        'opt/update_norm': optlib.global_norm(updates)})
+    outs = {'pol_weight': ac_aux['outs']['pol_weight'].mean(0), 'weight': weight.mean(0)}
+    new_carry = {**wm_aux['carry'], 'prevact': self.model.actfeat(data['action'][:, -1])}
+    return new_state, new_carry, metrics, outs
+
+  def _train_fn(self, hook):
+    if hook not in self._train_fns:
+      fn = lambda state, carry, data: self._update(state, carry, data, hook)
+      self._train_fns[hook] = jax.jit(
+          fn, in_shardings=(self.repl, self.batch, self.batch),
+          out_shardings=(self.repl, self.batch, self.repl, self.repl),
+          donate_argnums=(0,))
+    return self._train_fns[hook]
+
+  def _put_data(self, data):
+    keys = (*self.obskeys, 'action', 'reward', 'is_first', 'is_last', 'is_terminal')
+    return jax.device_put({k: np.asarray(data[k]) for k in keys}, self.batch)
+
+  def train(self, carry, data):
+    """One update on data [B, T, ...]; returns (carry, outs {}, float metrics)."""
+    carry, metrics, _ = self.train_step(carry, data)
+    return carry, {}, metrics
+
+  def train_step(self, carry, data, hook='config'):
+    """Like train() but also returns per-step actor weights (for tests and tools)."""
+    fn = self._train_fn(hook)
+    self.state, carry, metrics, outs = fn(self.state, carry, self._put_data(data))
+    self._policy_params = None
+    metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    return carry, metrics, jax.device_get(outs)
+
+  # ---- report and open loop -------------------------------------------------------
+
+  def _openloop_jit(self, context):
+    if context not in self._openloop_fns:
+      def fn(params, data, seed):
+        _, out = nj.pure(self.model.openloop)(params, data, context, seed)
+        return out
+      self._openloop_fns[context] = jax.jit(fn)
+    return self._openloop_fns[context]
+
+  def openloop(self, data, context):
+    """Observe `context` steps, imagine the rest under data['action'] (uint8 outputs)."""
+    if not self.model.imgkeys:
+      raise ValueError('agent.openloop needs an image observation')
+    T = np.asarray(data['is_first']).shape[1]
+    if not 0 < context < T:
+      raise ValueError(f'agent.openloop: context must be in [1, {T - 1}], got {context}')
+    keys = (*self.obskeys, 'action', 'reward', 'is_first', 'is_last', 'is_terminal')
+    data = {k: np.asarray(data[k]) for k in keys}
+    seed = make_key(self.config.seed, 7)
+    return jax.device_get(self._openloop_jit(context)(self.state['params'], data, seed))
+
+  def report(self, carry, data):
+    """World-model losses on a held batch plus the open-loop video (SPEC s.3)."""
+    if self._report_fn is None:
+      def fn(params, data, seed):
+        _, (_, aux) = nj.pure(self.model.wm_loss)(params, data, seed)
+        return aux['losses']
+      self._report_fn = jax.jit(fn)
+    keys = (*self.obskeys, 'action', 'reward', 'is_first', 'is_last', 'is_terminal')
+    data = {k: np.asarray(data[k]) for k in keys}
+    seed = make_key(self.config.seed, 11)
+    lossd = jax.device_get(self._report_fn(self.state['params'], data, seed))
+    metrics = {f'loss/{k}': float(v) for k, v in lossd.items()}
+    if self.model.imgkeys:
+      n = min(self.acfg.report_openloop, data['is_first'].shape[0])
+      T = data['is_first'].shape[1]
+      sub = {k: v[:n] for k, v in data.items()}
+      out = self.openloop(sub, max(1, T // 2))
+      metrics['openloop/image'] = compose_video(out['truth'], out['pred'], max(1, T // 2))
+    return carry, metrics
+
+  # ---- checkpoints ----------------------------------------------------------------
+
+  def save(self):
+    leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(self.state))[0]
+    return {jax.tree_util.keystr(path): np.asarray(x) for path, x in leaves}
+
+  def load(self, data):
+    paths, treedef = jax.tree_util.tree_flatten_with_path(self.state)
+    leaves = []
+    for path, old in paths:
+      key = jax.tree_util.keystr(path)
+      if key not in data:
+        raise ValueError(f'agent.load: checkpoint lacks {key}')
+      new = np.asarray(data[key])
+      if new.shape != old.shape:
+        raise ValueError(f'agent.load: {key} has shape {new.shape}, expected {old.shape}')
+      leaves.append(new.astype(old.dtype))
+    self.state = jax.device_put(jax.tree_util.tree_unflatten(treedef, leaves), self.repl)
+    self._policy_params = None
+
+
+def compose_video(truth, pred, context, border=2):
+  """[B, T, H, W, 3] uint8 truth and prediction -> [T, 3 (H+2b), B (W+2b), 3] video.
+
+  Rows truth / model / error with error = (pred - true + 255) / 2; frames
+  before `context` get a green border (observed), later ones red (imagined).
+  """
+  truth, pred = truth.astype(np.int32), pred.astype(np.int32)
+  error = ((pred - truth + 255) // 2)
+  B, T = truth.shape[:2]
+  rows = np.stack([truth, pred, error], 2)                         # [B, T, 3, H, W, C]
+  b = border
+  color = np.zeros((T, 3), np.int32)
+  color[:context] = (0, 255, 0)
+  color[context:] = (255, 0, 0)
+  padded = np.pad(rows, ((0, 0), (0, 0), (0, 0), (b, b), (b, b), (0, 0)))
+  mask = np.ones(padded.shape[3:5], bool)
+  mask[b:-b, b:-b] = False
+  padded[:, :, :, mask, :] = color[None, :, None, None, :]
+  B, T, R, Hp, Wp, C = padded.shape
+  video = padded.transpose(1, 2, 3, 0, 4, 5).reshape(T, R * Hp, B * Wp, C)
+  return video.astype(np.uint8)

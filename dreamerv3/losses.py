@@ -1,0 +1,165 @@
+"""DreamerV3's formulas as pure functions of arrays (paper section "Methods").
+
+Shape letters: B batch, T replay time, H imagined steps, K bins, S latents,
+C classes. Every function here has a slow NumPy reference in tests/test_losses.py.
+"""
+
+import jax
+import jax.numpy as jnp
+
+f32 = jnp.float32
+sg = jax.lax.stop_gradient
+LOW, HIGH = -20.0, 20.0  # twohot bins span symlog space [-20, 20]
+
+
+# ---- Squashing and twohot (paper eq. 9-11) ---------------------------------------
+
+def symlog(x):
+  return jnp.sign(x) * jnp.log1p(jnp.abs(x))
+
+
+def symexp(x):
+  return jnp.sign(x) * jnp.expm1(jnp.abs(x))
+
+
+def bins(num):
+  return jnp.linspace(LOW, HIGH, num, dtype=f32)
+
+
+def twohot_encode(y, num):
+  """Target y (already in symlog space) as weights on the two nearest bins [..., K]."""
+  b = bins(num)
+  y = jnp.clip(y.astype(f32), LOW, HIGH)
+  below = jnp.clip((b <= y[..., None]).sum(-1) - 1, 0, num - 1)
+  above = jnp.clip(below + 1, 0, num - 1)
+  dist_below = jnp.abs(b[below] - y)
+  dist_above = jnp.abs(b[above] - y)
+  total = dist_below + dist_above
+  same = below == above
+  w_below = jnp.where(same, 1.0, dist_above / jnp.where(same, 1.0, total))
+  w_above = jnp.where(same, 0.0, dist_below / jnp.where(same, 1.0, total))
+  return (jax.nn.one_hot(below, num) * w_below[..., None]
+          + jax.nn.one_hot(above, num) * w_above[..., None])
+
+
+def twohot_decode(logits):
+  """Mean prediction: symexp of the softmax-weighted bin positions."""
+  probs = jax.nn.softmax(logits.astype(f32), -1)
+  return symexp((probs * bins(logits.shape[-1])).sum(-1))
+
+
+def twohot_loss(logits, target):
+  """Cross-entropy between twohot(symlog(target)) and softmax(logits)."""
+  target = sg(twohot_encode(symlog(target.astype(f32)), logits.shape[-1]))
+  return -(target * jax.nn.log_softmax(logits.astype(f32), -1)).sum(-1)
+
+
+# ---- Categorical latents ----------------------------------------------------------
+
+def unimix_logits(logits, unimix):
+  """Log of (1 - unimix) softmax(logits) + unimix / C (paper: 1% uniform mix)."""
+  if not unimix:
+    return jax.nn.log_softmax(logits, -1)
+  probs = jax.nn.softmax(logits, -1)
+  probs = (1 - unimix) * probs + unimix / logits.shape[-1]
+  return jnp.log(probs)
+
+
+def categorical_kl(lhs, rhs):
+  """KL(lhs || rhs) for logits [..., S, C], summed over latents S and classes C."""
+  lp, rp = jax.nn.log_softmax(lhs, -1), jax.nn.log_softmax(rhs, -1)
+  return (jnp.exp(lp) * (lp - rp)).sum((-2, -1))
+
+
+def kl_losses(post, prior, free):
+  """Dynamics and representation losses with free nats (paper eq. 5)."""
+  dyn = jnp.maximum(free, categorical_kl(sg(post), prior))
+  rep = jnp.maximum(free, categorical_kl(post, sg(prior)))
+  return dyn, rep
+
+
+# ---- Returns ---------------------------------------------------------------------
+
+def lambda_return(rew, disc, value, lam):
+  """TD(lambda) returns over H steps (paper eq. 7).
+
+  rew[k] = r_{k+1}, disc[k] = gamma * c_{k+1} (both [B, H]), value = v_0..v_H
+  [B, H+1]; lam a scalar or [B, H]. R_H = v_H and
+  R_k = rew[k] + disc[k] ((1 - lam_k) v_{k+1} + lam_k R_{k+1}). Returns [B, H].
+  """
+  assert rew.shape == disc.shape, (rew.shape, disc.shape)
+  assert value.shape[1] == rew.shape[1] + 1, (rew.shape, value.shape)
+  lam = jnp.broadcast_to(jnp.asarray(lam, f32), rew.shape)
+  inputs = (rew.T, disc.T, value[:, 1:].T, lam.T)
+
+  def step(ret, x):
+    r, d, v, l = x
+    ret = r + d * ((1 - l) * v + l * ret)
+    return ret, ret
+
+  _, rets = jax.lax.scan(step, value[:, -1], inputs, reverse=True)
+  return rets.T
+
+
+def retnorm_init():
+  return {'lo': jnp.zeros((), f32), 'hi': jnp.zeros((), f32), 'corr': jnp.zeros((), f32)}
+
+
+def retnorm_update(state, ret, rate=0.01, limit=1.0, plo=5.0, phi=95.0):
+  """EMA of the 5th and 95th return percentiles (debiased); scale = max(limit, P95 - P5)."""
+  ret = sg(ret.astype(f32)).reshape(-1)
+  lo = (1 - rate) * state['lo'] + rate * jnp.percentile(ret, plo)
+  hi = (1 - rate) * state['hi'] + rate * jnp.percentile(ret, phi)
+  corr = (1 - rate) * state['corr'] + rate
+  scale = jnp.maximum(limit, (hi - lo) / corr)
+  return {'lo': lo, 'hi': hi, 'corr': corr}, scale
+
+
+# ---- Actor-critic losses -------------------------------------------------------------
+
+def imag_loss(logpi, ent, val_logits, ret, val, slowval, weight, scale,
+              actent=3e-4, slowreg=1.0, imag_mask=None, mask_value=False):
+  """Actor (REINFORCE) and critic losses on H imagined steps.
+
+  logpi, ent: [B, H] log-prob of the sampled action and policy entropy (carry
+  actor gradients). val_logits [B, H, K] critic logits (carry critic gradients).
+  ret, val, slowval, weight: [B, H] lambda returns, critic mean, slow critic
+  mean and the discount weight (all without gradients). scale: return scale.
+  imag_mask: None (plain DreamerV3) or [H] per-step weights of the actor loss
+  (SPEC section 4); with mask_value they also weight the critic loss.
+  Returns (losses {'policy', 'value'} scalars, per-step outs, metrics).
+  """
+  ret, val, slowval, weight = sg(ret), sg(val), sg(slowval), sg(weight)
+  adv = (ret - val) / scale
+  pol_weight = weight
+  val_weight = weight
+  if imag_mask is not None:
+    pol_weight = weight * sg(imag_mask)[None, :]
+    if mask_value:
+      val_weight = weight * sg(imag_mask)[None, :]
+  policy = -(logpi * sg(adv) + actent * ent) * pol_weight
+  value = (twohot_loss(val_logits, ret) + slowreg * twohot_loss(val_logits, slowval))
+  value = value * val_weight
+  losses = {'policy': policy.mean(), 'value': value.mean()}
+  outs = {'pol_weight': pol_weight, 'val_weight': val_weight, 'adv': adv}
+  metrics = {'adv': adv.mean(), 'adv_std': adv.std(), 'ent/policy': ent.mean(),
+             'ret': ret.mean(), 'val': val.mean(), 'weight': weight.mean()}
+  return losses, outs, metrics
+
+
+def repl_loss(val_logits, rew, con, boot, slowval, is_last, disc, lam, slowreg=1.0):
+  """Critic loss on replayed states (paper: 'replay value loss', scale 0.3).
+
+  Targets are lambda returns along the replayed sequence from the recorded
+  rewards and continues, bootstrapped with the imagined return `boot` from each
+  replayed state. val_logits [B, T, K]; rew, con, boot, slowval, is_last [B, T].
+  Episode boundaries: steps after an `is_last` are neither bootstrapped through
+  nor trained on.
+  """
+  last = is_last.astype(f32)
+  lam_steps = lam * (1 - last[:, 1:])
+  ret = lambda_return(rew[:, 1:], disc * con[:, 1:], sg(boot), lam_steps)  # [B, T-1]
+  weight = 1 - last[:, :-1]
+  logits = val_logits[:, :-1]
+  loss = twohot_loss(logits, sg(ret)) + slowreg * twohot_loss(logits, sg(slowval[:, :-1]))
+  return (loss * weight).mean(), {'repval/ret': ret.mean()}

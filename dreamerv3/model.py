@@ -1,0 +1,173 @@
+"""All networks of the agent in one ninjax module, with the impure pieces of the
+update: world-model loss, imagination, actor-critic loss, policy step, open loop.
+
+The agent (agent.py) calls these through `nj.pure` with an explicit parameter
+dict; parameter keys start with `model/<part>/` where part is one of
+enc, dyn, dec, rew, con (world model) and pol, val (actor and critic).
+Shape letters: B batch, T time, N = B*T imagination starts, H imagined steps.
+"""
+
+import jax
+import jax.numpy as jnp
+import ninjax as nj
+
+from dreamerv3 import losses
+from dreamerv3 import nets
+from dreamerv3 import rssm
+
+f32 = jnp.float32
+sg = jax.lax.stop_gradient
+WM_PARTS = ('enc', 'dyn', 'dec', 'rew', 'con')
+AC_PARTS = ('pol', 'val')
+
+
+def kwargs(cfg):
+  """Config block -> constructor kwargs (lists become tuples for ninjax fields)."""
+  return {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in dict(cfg).items()}
+
+
+class Model(nj.Module):
+
+  def __init__(self, obs_space, act_space, config):
+    a = config.agent
+    self.config = config
+    space = act_space['action']
+    self.discrete = bool(space.discrete)
+    self.act_dim = int(space.classes) if self.discrete else int(space.shape[-1])
+    self.imgkeys, self.veckeys = nets.obs_keys(obs_space)
+    self.enc = nets.Encoder(obs_space, **kwargs(a.enc), name='enc')
+    self.dyn = rssm.RSSM(self.act_dim, **kwargs(a.rssm), name='dyn')
+    self.dec = nets.Decoder(obs_space, **kwargs(a.dec), name='dec')
+    self.rew = nets.Head(kind='twohot', **kwargs(a.rewhead), name='rew')
+    self.con = nets.Head(kind='binary', **kwargs(a.conhead), name='con')
+    kind = 'categorical' if self.discrete else 'normal'
+    self.pol = nets.Head(kind=kind, size=self.act_dim, **kwargs(a.policy), name='pol')
+    self.val = nets.Head(kind='twohot', **kwargs(a.value), name='val')
+    self.scales = dict(a.loss_scales)
+    self.disc = 1.0 - 1.0 / a.horizon
+
+  # ---- actions --------------------------------------------------------------------
+
+  def actfeat(self, action):
+    """Env action (int index or float vector) -> features fed to the dynamics."""
+    if self.discrete:
+      return jax.nn.one_hot(action.astype(jnp.int32), self.act_dim, dtype=f32)
+    return action.astype(f32)
+
+  def actindex(self, feat):
+    return jnp.argmax(feat, -1) if self.discrete else feat
+
+  # ---- world model ----------------------------------------------------------------
+
+  def observe(self, data, key):
+    """Posterior over a replayed batch; every sequence starts from a zero state."""
+    B, T = data['is_first'].shape
+    tokens = self.enc(data, bdims=2)
+    act = self.actfeat(data['action'])
+    prevact = jnp.concatenate([jnp.zeros_like(act[:, :1]), act[:, :-1]], 1)
+    resets = data['is_first'].astype(bool).at[:, 0].set(True)
+    return self.dyn.observe(self.dyn.initial(B), tokens, prevact, resets, key)
+
+  def wm_loss(self, data, key):
+    """Scaled world-model loss and per-step losses (paper eq. 4-5)."""
+    carry, outs = self.observe(data, key)
+    feat = self.dyn.feat(outs)
+    dyn, rep = self.dyn.kl_loss(outs)
+    rec = jnp.zeros_like(dyn)
+    for key, dist in self.dec(feat, 2).items():
+      rec = rec + dist.loss(data[key])
+    per_step = {
+        'dyn': dyn, 'rep': rep, 'rec': rec,
+        'rew': self.rew(feat).loss(data['reward']),
+        'con': self.con(feat).loss(1.0 - data['is_terminal'].astype(f32)),
+    }
+    total = sum(self.scales[k] * v.mean() for k, v in per_step.items())
+    states = {'deter': outs['deter'], 'stoch': outs['stoch']}
+    aux = {'losses': {k: v.mean() for k, v in per_step.items()},
+           'states': sg(states), 'carry': sg(carry)}
+    return total, aux
+
+  # ---- imagination ----------------------------------------------------------------
+
+  def imagine(self, starts, length, key):
+    """Roll the prior under the actor from N start states; no gradients needed
+    (REINFORCE actor, critic targets are constants)."""
+    def policy(state, key):
+      dist = self.pol(sg(self.dyn.feat(state)))
+      return self.actfeat(dist.sample(key))
+
+    states, actions = self.dyn.imagine(starts, policy, length, key)
+    feat = self.dyn.feat(states)                                        # [N, H+1, F]
+    return {'feat': sg(feat), 'act': sg(actions),
+            'rew': sg(self.rew(feat).mean()), 'con': sg(self.con(feat).prob()),
+            'val': sg(self.val(feat).mean())}
+
+  def value_mean(self, feat):
+    return self.val(feat).mean()
+
+  # ---- actor and critic -----------------------------------------------------------
+
+  def ac_loss(self, traj, targets, data, imag_mask, mask_value):
+    """Actor + critic on imagined steps, critic on replayed states (scaled)."""
+    a = self.config.agent
+    feat = traj['feat'][:, :-1]
+    dist = self.pol(feat)
+    index = self.actindex(traj['act'][:, :-1])
+    logpi, ent = dist.logp(index), dist.entropy()
+    vdist = self.val(feat)
+    lossd, outs, mets = losses.imag_loss(
+        logpi, ent, vdist.logits, targets['ret'], traj['val'][:, :-1],
+        targets['slowval'][:, :-1], targets['weight'], targets['scale'],
+        a.actent, a.slowreg, imag_mask, mask_value)
+    B, T = data['is_first'].shape
+    vrep = self.val(targets['rep_feat'])
+    repval, rmets = losses.repl_loss(
+        vrep.logits, data['reward'].astype(f32),
+        1.0 - data['is_terminal'].astype(f32),
+        targets['ret'][:, 0].reshape((B, T)),
+        targets['slowval'][:, 0].reshape((B, T)),
+        data['is_last'], self.disc, a.return_lambda, a.slowreg)
+    lossd['repval'] = repval
+    total = sum(self.scales[k] * v for k, v in lossd.items())
+    return total, {'losses': lossd, 'outs': outs, 'metrics': {**mets, **rmets}}
+
+  # ---- acting ---------------------------------------------------------------------
+
+  def policy_step(self, carry, obs, key):
+    """One env step: update the posterior with obs, sample an action."""
+    obs = {k: v[:, None] for k, v in obs.items()}
+    keep = 1.0 - obs['is_first'][:, 0].astype(f32)[:, None]
+    tokens = self.enc(obs, bdims=2)
+    state = {'deter': carry['deter'], 'stoch': carry['stoch']}
+    prevact = (carry['prevact'] * keep)[:, None]
+    key_obs, key_act = jax.random.split(key)
+    state, _ = self.dyn.observe(
+        state, tokens, prevact, obs['is_first'].astype(bool), key_obs)
+    dist = self.pol(self.dyn.feat(state))
+    action = dist.sample(key_act)
+    return {**state, 'prevact': self.actfeat(action)}, action
+
+  # ---- open loop ------------------------------------------------------------------
+
+  def openloop(self, data, context, key):
+    """Posterior on the first `context` steps, prior under the recorded actions after."""
+    img = self.imgkeys[0]
+    obs = {k: v[:, :context] for k, v in data.items()}
+    key_obs, key_img = jax.random.split(key)
+    carry, outs = self.observe(obs, key_obs)
+    act = self.actfeat(data['action'])
+    # The state at step t+1 follows from the action taken at step t.
+    future = act[:, context - 1:-1]
+    imag = self.dyn.imagine_actions(carry, future, key_img)
+    obs_img = self.dec(self.dyn.feat(outs), 2)[img].mode()
+    imag_img = self.dec(self.dyn.feat(imag), 2)[img].mode()
+    pred = jnp.concatenate([obs_img, imag_img], 1)
+    to_uint8 = lambda x: jnp.clip(x * 255.0, 0, 255).astype(jnp.uint8)
+    return {'truth': data[img], 'pred': to_uint8(pred)}
+
+  def touch(self, data, key):
+    """Run every network once (for initialisation and parameter counting)."""
+    _, aux = self.wm_loss(data, key)
+    feat = self.dyn.feat(aux['states'])
+    self.pol(feat)
+    self.val(feat)

@@ -1,0 +1,380 @@
+"""Layers, networks and output distributions of the DreamerV3 model (ninjax).
+
+Shape letters: B batch, T time, H imagined steps, D features, C channels.
+Parameters are stored in float32; matmuls and convs run in COMPUTE_DTYPE
+(set once by the agent from `jax.compute_dtype`), norms and outputs in float32.
+Every convolution goes through `fastconv.conv2d` so its implementation is one
+switch (`jax.conv_impl`) and never a change to the model.
+"""
+
+import math
+import zlib
+
+import jax
+import jax.numpy as jnp
+import ninjax as nj
+import numpy as np
+
+from dreamerv3 import fastconv
+from dreamerv3 import losses
+
+f32 = jnp.float32
+sg = jax.lax.stop_gradient
+COMPUTE_DTYPE = jnp.float32
+INIT_SEED = 0
+CONV_IMPL = 'auto'
+
+
+def cast(x):
+  """Floating inputs go to the compute dtype; integer inputs stay as they are."""
+  return x.astype(COMPUTE_DTYPE) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+
+def init_kernel(path, shape, fan_in, outscale):
+  """Truncated normal with variance outscale / fan_in; outscale 0 gives zeros.
+
+  Drawn on the host with NumPy, seeded by (INIT_SEED, the parameter's path):
+  threefry draws inside the jitted init compiled for ~40 s on 2 CPU cores,
+  and this keeps each parameter's init independent of creation order.
+  """
+  if outscale == 0.0:
+    return jnp.zeros(shape, f32)
+  std = math.sqrt(outscale / fan_in) / 0.87962566  # std of a [-2, 2] truncated unit normal
+
+  def draw():
+    rng = np.random.default_rng([INIT_SEED, zlib.crc32(path.encode())])
+    x = rng.standard_normal(shape)
+    bad = np.abs(x) > 2
+    while bad.any():
+      x[bad] = rng.standard_normal(int(bad.sum()))
+      bad = np.abs(x) > 2
+    return (std * x).astype(np.float32)
+
+  return jax.pure_callback(draw, jax.ShapeDtypeStruct(shape, f32))
+
+
+# ---- Layers -------------------------------------------------------------------
+
+class Linear(nj.Module):
+  """Dense layer; `outscale` scales the init variance (0 = zero init)."""
+
+  units: int = 1
+  outscale: float = 1.0
+
+  def __call__(self, x):
+    kernel = self.value(
+        'kernel', init_kernel, self.path + '/kernel', (x.shape[-1], self.units),
+        x.shape[-1], self.outscale)
+    bias = self.value('bias', jnp.zeros, (self.units,), f32)
+    return cast(x) @ cast(kernel) + cast(bias)
+
+
+class BlockLinear(nj.Module):
+  """Block-diagonal dense layer: `blocks` independent maps of in/G -> units/G."""
+
+  units: int = 1
+  blocks: int = 8
+
+  def __call__(self, x):
+    G = self.blocks
+    assert x.shape[-1] % G == 0 and self.units % G == 0, (x.shape, self.units, G)
+    fan_in = x.shape[-1] // G
+    kernel = self.value(
+        'kernel', init_kernel, self.path + '/kernel', (G, fan_in, self.units // G),
+        fan_in, 1.0)
+    bias = self.value('bias', jnp.zeros, (self.units,), f32)
+    x = cast(x).reshape((*x.shape[:-1], G, fan_in))
+    x = jnp.einsum('...gi,gio->...go', x, cast(kernel))
+    return x.reshape((*x.shape[:-2], self.units)) + cast(bias)
+
+
+class RMSNorm(nj.Module):
+  """x / rms(x) * scale over the last axis, computed in float32."""
+
+  eps: float = 1e-4
+
+  def __call__(self, x):
+    scale = self.value('scale', jnp.ones, (x.shape[-1],), f32)
+    x = x.astype(f32)
+    x = x * jax.lax.rsqrt((x * x).mean(-1, keepdims=True) + self.eps)
+    return cast(x * scale)
+
+
+class Conv(nj.Module):
+  """Stride-1 'SAME' convolution (NHWC, HWIO kernel) through fastconv."""
+
+  channels: int = 1
+  kernel: int = 5
+
+  def __call__(self, x):
+    k, cin = self.kernel, x.shape[-1]
+    fan_in = k * k * cin
+    kernel = self.value(
+        'kernel', init_kernel, self.path + '/kernel', (k, k, cin, self.channels),
+        fan_in, 1.0)
+    bias = self.value('bias', jnp.zeros, (self.channels,), f32)
+    return fastconv.conv2d(cast(x), cast(kernel), 1, impl=CONV_IMPL) + cast(bias)
+
+
+class MLP(nj.Module):
+  """`layers` x (Linear -> RMSNorm -> SiLU)."""
+
+  units: int = 1024
+  layers: int = 3
+
+  def __call__(self, x):
+    for i in range(self.layers):
+      x = self.sub(f'l{i}', Linear, units=self.units)(x)
+      x = jax.nn.silu(self.sub(f'n{i}', RMSNorm)(x))
+    return x
+
+
+def maxpool2(x):
+  """2x2 max-pool with stride 2 over H and W of an NHWC tensor."""
+  B, H, W, C = x.shape
+  return x.reshape((B, H // 2, 2, W // 2, 2, C)).max((2, 4))
+
+
+def upsample2(x):
+  """Nearest-neighbour 2x upsampling over H and W of an NHWC tensor."""
+  return jnp.repeat(jnp.repeat(x, 2, 1), 2, 2)
+
+
+def num_stages(shape, mults):
+  """Conv stages that bring an HxW image down to 4x4 (4 for 64x64 images)."""
+  H, W = shape[:2]
+  stages = int(round(math.log2(H / 4))) if H >= 4 else -1
+  if H != W or stages < 1 or 4 * 2 ** stages != H or stages > len(mults):
+    raise ValueError(
+        f'nets: images must be square with side 4 * 2**k, k <= {len(mults)} '
+        f'(64x64 for the paper setup); got {shape}')
+  return stages
+
+
+def obs_keys(obs_space):
+  """Split observation keys into images (HxWxC uint8) and vectors (1-D floats)."""
+  skip = ('reward', 'is_first', 'is_last', 'is_terminal')
+  keys = [k for k in obs_space if k not in skip and not k.startswith('log/')]
+  imgs = [k for k in keys if len(obs_space[k].shape) == 3]
+  vecs = [k for k in keys if len(obs_space[k].shape) in (0, 1)]
+  return imgs, vecs
+
+
+# ---- Encoder and decoder ------------------------------------------------------
+
+class Encoder(nj.Module):
+  """Images: per stage a 5x5 stride-1 conv, RMSNorm, SiLU, 2x2 max-pool down to
+  4x4 (4 stages at 64x64; smaller test images use the first stages); vectors:
+  symlog then an MLP. Returns one token per step [..., D]."""
+
+  depth: int = 64
+  mults: tuple = (2, 3, 4, 4)
+  kernel: int = 5
+  units: int = 1024
+  layers: int = 3
+  symlog: bool = True
+
+  def __init__(self, obs_space):
+    self.imgkeys, self.veckeys = obs_keys(obs_space)
+    self.obs_space = obs_space
+
+  def __call__(self, obs, bdims):
+    bshape = obs['is_first'].shape[:bdims]
+    outs = []
+    if self.veckeys:
+      x = jnp.concatenate([
+          obs[k].astype(f32).reshape((*bshape, -1)) for k in self.veckeys], -1)
+      x = losses.symlog(x) if self.symlog else x
+      outs.append(self.sub('mlp', MLP, units=self.units, layers=self.layers)(x))
+    if self.imgkeys:
+      # The image is data: no gradient flows into it (nor is one computed).
+      x = jnp.concatenate([sg(obs[k]) for k in self.imgkeys], -1)
+      x = x.reshape((-1, *x.shape[bdims:])).astype(f32) / 255.0 - 0.5
+      stages = num_stages(x.shape[1:], self.mults)
+      for i, mult in enumerate(self.mults[:stages]):
+        x = self.sub(f'conv{i}', Conv, channels=self.depth * mult, kernel=self.kernel)(x)
+        x = jax.nn.silu(self.sub(f'cnorm{i}', RMSNorm)(x))
+        x = maxpool2(x)
+      outs.append(x.reshape((*bshape, -1)))
+    return jnp.concatenate([o.astype(f32) for o in outs], -1)
+
+
+class Decoder(nj.Module):
+  """Mirror of the encoder: linear to 4x4xC, per stage nearest 2x upsample and a
+  5x5 stride-1 conv, the last conv to the image channels; sigmoid output and
+  MSE on [0, 1] pixels. Vectors: MLP then symlog-MSE."""
+
+  depth: int = 64
+  mults: tuple = (2, 3, 4, 4)
+  kernel: int = 5
+  units: int = 1024
+  layers: int = 3
+
+  def __init__(self, obs_space):
+    self.imgkeys, self.veckeys = obs_keys(obs_space)
+    self.obs_space = obs_space
+
+  def __call__(self, feat, bdims):
+    """Returns {key: distribution-like output} for every observation key."""
+    bshape = feat.shape[:bdims]
+    dists = {}
+    if self.veckeys:
+      x = self.sub('mlp', MLP, units=self.units, layers=self.layers)(feat)
+      for k in self.veckeys:
+        shape = self.obs_space[k].shape
+        out = self.sub(f'out_{k}', Linear, units=max(1, math.prod(shape)))(x)
+        dists[k] = SymlogMSE(out.astype(f32).reshape((*bshape, *shape)), len(shape))
+    if self.imgkeys:
+      chans = [self.obs_space[k].shape[-1] for k in self.imgkeys]
+      H, W = self.obs_space[self.imgkeys[0]].shape[:2]
+      stages = num_stages((H, W), self.mults)
+      top = self.depth * self.mults[stages - 1]
+      x = self.sub('proj', Linear, units=4 * 4 * top)(feat)
+      x = x.reshape((-1, 4, 4, top))
+      widths = [self.depth * m for m in reversed(self.mults[:stages - 1])] + [sum(chans)]
+      for i, width in enumerate(widths):
+        x = upsample2(x)
+        x = self.sub(f'conv{i}', Conv, channels=width, kernel=self.kernel)(x)
+        if i < stages - 1:
+          x = jax.nn.silu(self.sub(f'cnorm{i}', RMSNorm)(x))
+      x = jax.nn.sigmoid(x.astype(f32)).reshape((*bshape, H, W, sum(chans)))
+      for k, part in zip(self.imgkeys, jnp.split(x, list(_cumsum(chans[:-1])), -1)):
+        dists[k] = ImageMSE(part)
+    return dists
+
+
+def _cumsum(xs):
+  total = 0
+  for x in xs:
+    total += x
+    yield total
+
+
+# ---- Output distributions -----------------------------------------------------
+
+class SymlogMSE:
+  """Prediction in symlog space; loss = sum of squared errors over event dims."""
+
+  def __init__(self, pred, dims):
+    self.pred, self.dims = pred, dims
+
+  def mode(self):
+    return losses.symexp(self.pred)
+
+  def loss(self, target):
+    err = (self.pred - losses.symlog(target.astype(f32))) ** 2
+    return err.sum(tuple(range(-self.dims, 0))) if self.dims else err
+
+
+class ImageMSE:
+  """Pixels in [0, 1]; loss = sum of squared errors over H, W, C (uint8 targets)."""
+
+  def __init__(self, pred):
+    self.pred = pred
+
+  def mode(self):
+    return self.pred
+
+  def loss(self, target):
+    return ((self.pred - target.astype(f32) / 255.0) ** 2).sum((-3, -2, -1))
+
+
+class TwoHot:
+  """Symexp twohot distribution over fixed bins in symlog space."""
+
+  def __init__(self, logits):
+    self.logits = logits.astype(f32)
+
+  def mean(self):
+    return losses.twohot_decode(self.logits)
+
+  def loss(self, target):
+    return losses.twohot_loss(self.logits, target)
+
+
+class Binary:
+  """Bernoulli from one logit."""
+
+  def __init__(self, logit):
+    self.logit = logit.astype(f32)
+
+  def mode(self):
+    return (self.logit > 0).astype(f32)
+
+  def prob(self):
+    return jax.nn.sigmoid(self.logit)
+
+  def loss(self, target):
+    t = target.astype(f32)
+    return -(t * jax.nn.log_sigmoid(self.logit) + (1 - t) * jax.nn.log_sigmoid(-self.logit))
+
+
+class Categorical:
+  """Categorical over the last axis, mixed with 1% uniform (unimix)."""
+
+  def __init__(self, logits, unimix=0.01):
+    self.logits = losses.unimix_logits(logits.astype(f32), unimix)
+
+  def sample(self, seed):
+    return jax.random.categorical(seed, self.logits, -1)
+
+  def logp(self, index):
+    return jnp.take_along_axis(
+        jax.nn.log_softmax(self.logits), index[..., None].astype(jnp.int32), -1)[..., 0]
+
+  def entropy(self):
+    logp = jax.nn.log_softmax(self.logits)
+    return -(jnp.exp(logp) * logp).sum(-1)
+
+
+class BoundedNormal:
+  """Normal with tanh mean and std in [minstd, maxstd]; samples clipped to [-1, 1]."""
+
+  def __init__(self, mean, std):
+    self.mu, self.std = mean.astype(f32), std.astype(f32)
+
+  def sample(self, seed):
+    x = self.mu + self.std * jax.random.normal(seed, self.mu.shape, f32)
+    return jnp.clip(x, -1, 1)
+
+  def logp(self, x):
+    z = (x - self.mu) / self.std
+    return (-0.5 * z * z - jnp.log(self.std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+  def entropy(self):
+    return (0.5 * math.log(2 * math.pi * math.e) + jnp.log(self.std)).sum(-1)
+
+
+# ---- Heads --------------------------------------------------------------------
+
+class Head(nj.Module):
+  """MLP trunk + output layer returning a distribution object.
+
+  kind: 'twohot' (reward, value), 'binary' (continue), 'categorical' or
+  'normal' (policy; `size` = number of actions or action dims).
+  """
+
+  kind: str = 'twohot'
+  size: int = 1
+  units: int = 1024
+  layers: int = 1
+  outscale: float = 1.0
+  bins: int = 255
+  unimix: float = 0.01
+  minstd: float = 0.1
+  maxstd: float = 1.0
+
+  def __call__(self, feat):
+    x = self.sub('mlp', MLP, units=self.units, layers=self.layers)(feat)
+    out = lambda n: self.sub('out', Linear, units=n, outscale=self.outscale)(x)
+    if self.kind == 'twohot':
+      return TwoHot(out(self.bins))
+    if self.kind == 'binary':
+      return Binary(out(1)[..., 0])
+    if self.kind == 'categorical':
+      return Categorical(out(self.size), self.unimix)
+    if self.kind == 'normal':
+      mean, std = jnp.split(out(2 * self.size).astype(f32), 2, -1)
+      std = (self.maxstd - self.minstd) * jax.nn.sigmoid(std + 2.0) + self.minstd
+      return BoundedNormal(jnp.tanh(mean), std)
+    raise ValueError(f'nets.Head: unknown kind {self.kind!r}')
