@@ -75,9 +75,15 @@ class Driver:
   def __init__(self, envs, act_space):
     self.envs = envs
     self.act_space = {k: v for k, v in act_space.items() if k != 'reset'}
-    self.obs = [env.step(self._noop(reset=True)) for env in envs]
     self.score = np.zeros(len(envs), np.float64)
     self.length = np.zeros(len(envs), np.int64)
+    self.restart()
+
+  def restart(self):
+    """Start a fresh episode in every env."""
+    reset = {k: np.zeros(v.shape, v.dtype) for k, v in self.act_space.items()}
+    self.obs = [env.step({**reset, 'reset': True}) for env in self.envs]
+    self.score[:], self.length[:] = 0.0, 0
 
   def batch(self):
     return {k: np.stack([o[k] for o in self.obs]) for k in self.obs[0]}
@@ -100,10 +106,6 @@ class Driver:
         on_episode(self.score[i], int(self.length[i]), i)
       self.obs[i] = new
 
-  def _noop(self, reset=False):
-    act = {k: np.zeros(v.shape, v.dtype) for k, v in self.act_space.items()}
-    return {**act, 'reset': reset}
-
   def close(self):
     for env in self.envs:
       env.close()
@@ -121,8 +123,7 @@ def scalars(metrics):
 def run_eval_episodes(agent, driver, episodes, mode='eval'):
   """Play until `episodes` episodes finish; returns [(score, length)]."""
   results = []
-  driver.obs = [env.step(driver._noop(reset=True)) for env in driver.envs]
-  driver.score[:], driver.length[:] = 0, 0
+  driver.restart()
   carry = agent.init_policy(len(driver.envs))
   collect = lambda score, length, i: results.append((float(score), length))
   while len(results) < episodes:
