@@ -299,9 +299,10 @@ def eval_only(config, agent_cls=None):
 
 
 def print_params(agent):
-  counts = getattr(agent, 'param_counts', {}) or {}
-  for name, count in counts.items():
-    print(f'Parameters {name}: {int(count):,}')
+  counts = dict(getattr(agent, 'param_counts', {}) or {})
+  total = counts.pop('total', sum(counts.values()))
+  parts = ', '.join(f'{k} {int(v):,}' for k, v in counts.items())
+  print(f'Parameter count: total {int(total):,}' + (f' ({parts})' if parts else ''))
 
 
 SCRIPTS = {
