@@ -67,4 +67,4 @@ def make(cfg):
 
 
 def global_norm(tree):
-  return optax.global_norm(tree)
+  return optax.tree.norm(tree)

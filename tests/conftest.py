@@ -1,0 +1,86 @@
+"""Shared fixtures: ONE `debug`-config agent per test session, compiled once.
+
+Compiles dominate on 2 CPU cores, so tests use XLA with its backend
+optimisation passes off (the same math, about 4x faster to compile; set
+DREAMER_TEST_FULL_XLA=1 to keep XLA's defaults).
+"""
+
+import os
+
+_FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+if not os.environ.get("DREAMER_TEST_FULL_XLA"):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FAST_COMPILE).strip()
+
+import pathlib  # noqa: E402
+
+import elements  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import ruamel.yaml  # noqa: E402
+
+CONFIGS = pathlib.Path(__file__).parent.parent / "dreamerv3" / "configs.yaml"
+IMAGE = (16, 16, 3)  # small images keep compiles short; the env gives 64x64
+VECTOR = 5
+ACTIONS = 6
+
+
+def load_config(*presets):
+    raw = ruamel.yaml.YAML(typ="safe").load(CONFIGS.read_text())
+    config = elements.Config(raw["defaults"])
+    for name in presets:
+        config = config.update(raw[name])
+    return config
+
+
+def spaces(image=IMAGE, vector=VECTOR, actions=ACTIONS):
+    obs = {
+        "reward": elements.Space(np.float32),
+        "is_first": elements.Space(bool),
+        "is_last": elements.Space(bool),
+        "is_terminal": elements.Space(bool),
+    }
+    if image:
+        obs["image"] = elements.Space(np.uint8, image)
+    if vector:
+        obs["vector"] = elements.Space(np.float32, (vector,))
+    act = {"action": elements.Space(np.int32, (), 0, actions)}
+    return obs, act
+
+
+def make_batch(B, T, seed=0, image=IMAGE, vector=VECTOR, actions=ACTIONS):
+    rng = np.random.default_rng(seed)
+    data = {
+        "action": rng.integers(0, actions, (B, T)).astype(np.int32),
+        "reward": rng.normal(size=(B, T)).astype(np.float32),
+        "is_first": np.zeros((B, T), bool),
+        "is_last": np.zeros((B, T), bool),
+        "is_terminal": np.zeros((B, T), bool),
+    }
+    data["is_first"][:, 0] = True
+    if image:
+        data["image"] = rng.integers(0, 256, (B, T, *image), dtype=np.uint8)
+    if vector:
+        data["vector"] = rng.normal(size=(B, T, vector)).astype(np.float32)
+    return data
+
+
+@pytest.fixture(scope="session")
+def debug_config():
+    return load_config("debug")
+
+
+@pytest.fixture(scope="session")
+def debug_agent(debug_config):
+    """The shared agent; `agent.initial_save` is its state before any update.
+    Tests that train restore whatever state they need with `agent.load`."""
+    from dreamerv3.agent import Agent
+
+    obs_space, act_space = spaces()
+    agent = Agent(obs_space, act_space, debug_config)
+    agent.initial_save = agent.save()
+    return agent
+
+
+@pytest.fixture
+def debug_batch(debug_config):
+    return make_batch(debug_config.batch_size, debug_config.batch_length)

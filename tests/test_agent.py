@@ -1,0 +1,145 @@
+"""The agent on the `debug` config (one shared compiled agent, see conftest.py)."""
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import make_batch
+
+ROOT = pathlib.Path(__file__).parent.parent
+ADAPT_KEYS = ["active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff"]
+LOSS_KEYS = ["dyn", "rep", "rec", "rew", "con", "policy", "value", "repval"]
+
+
+def test_param_counts_per_module(debug_agent):
+    counts = debug_agent.param_counts
+    assert set(counts) == {"enc", "dyn", "dec", "rew", "con", "pol", "val", "total"}
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+    assert all(v > 0 for v in counts.values())
+
+
+def test_train_step_finite_metrics(debug_agent, debug_batch):
+    agent = debug_agent
+    agent.load(agent.initial_save)
+    carry = agent.init_train(debug_batch["is_first"].shape[0])
+    for _ in range(2):
+        carry, outs, metrics = agent.train(carry, debug_batch)
+    assert outs == {}
+    for key in [f"loss/{k}" for k in LOSS_KEYS] + [f"imag_adapt/{k}" for k in ADAPT_KEYS] + [
+            "ret", "adv", "val", "rew", "ent/policy", "retnorm/scale", "opt/grad_norm", "opt/lr"]:
+        assert key in metrics, key
+        assert isinstance(metrics[key], float) and math.isfinite(metrics[key]), (key, metrics[key])
+    assert metrics["imag_adapt/active"] == 0.0  # disabled in the debug config
+    assert metrics["imag_adapt/horizon_eff"] == 15.0
+    assert int(np.asarray(agent.state["step"])) == 2
+
+
+def test_policy_actions(debug_agent, debug_batch):
+    agent = debug_agent
+    carry = agent.init_policy(3)
+    obs = {k: v[:3, 0] for k, v in debug_batch.items()}
+    for mode in ("train", "eval"):
+        carry, act, _ = agent.policy(carry, obs, mode)
+        assert act["action"].dtype == np.int32 and act["action"].shape == (3,)
+        assert ((0 <= act["action"]) & (act["action"] < 6)).all()
+
+
+def test_openloop_ignores_observations_after_context(debug_agent, debug_config):
+    agent = debug_agent
+    data = make_batch(2, 8, seed=3)
+    out = agent.openloop(data, 4)
+    assert out["truth"].shape == out["pred"].shape == (2, 8, 16, 16, 3)
+    assert out["pred"].dtype == np.uint8
+    changed = {k: v.copy() for k, v in data.items()}
+    changed["image"][:, 4:] = 255 - changed["image"][:, 4:]
+    changed["vector"][:, 4:] += 10.0
+    again = agent.openloop(changed, 4)
+    np.testing.assert_array_equal(out["pred"], again["pred"])
+    # Observations inside the context do matter.
+    early = {k: v.copy() for k, v in data.items()}
+    early["image"][:, :4] = 255 - early["image"][:, :4]
+    assert not np.array_equal(out["pred"], agent.openloop(early, 4)["pred"])
+
+
+def test_report_video_layout(debug_agent, debug_config):
+    agent = debug_agent
+    T = debug_config.report_length
+    data = make_batch(4, T, seed=5)
+    _, metrics = agent.report(agent.init_report(4), data)
+    video = metrics["openloop/image"]
+    assert video.dtype == np.uint8
+    assert video.shape == (T, 3 * (16 + 4), 4 * (16 + 4), 3)
+    assert video.shape[1] % 2 == 0 and video.shape[2] % 2 == 0
+    assert tuple(video[0, 0, 0]) == (0, 255, 0) and tuple(video[-1, 0, 0]) == (255, 0, 0)
+    assert math.isfinite(metrics["loss/rec"])
+
+
+def test_compose_video_error_row():
+    from dreamerv3.agent import compose_video
+
+    truth = np.full((1, 2, 4, 4, 3), 100, np.uint8)
+    pred = np.full((1, 2, 4, 4, 3), 140, np.uint8)
+    video = compose_video(truth, pred, 1)
+    assert video.shape == (2, 24, 8, 3)
+    assert video[0, 2 * 8 + 2, 2, 0] == (140 - 100 + 255) // 2
+
+
+def test_save_load_roundtrip(debug_agent, debug_batch):
+    agent = debug_agent
+    agent.load(agent.initial_save)
+    carry = agent.init_train(debug_batch["is_first"].shape[0])
+    agent.train(carry, debug_batch)
+    saved = agent.save()
+    assert all(isinstance(v, np.ndarray) for v in saved.values())
+    assert any("adapt" in k and "ema" in k for k in saved)
+    agent.train(carry, debug_batch)
+    assert not all(np.array_equal(saved[k], v) for k, v in agent.save().items())
+    agent.load(saved)
+    restored = agent.save()
+    assert saved.keys() == restored.keys()
+    for key in saved:
+        np.testing.assert_array_equal(saved[key], restored[key], err_msg=key)
+    ema = [k for k in saved if "adapt" in k and "ema" in k][0]
+    count = [k for k in saved if "adapt" in k and "count" in k][0]
+    assert float(restored[ema]) > 0 and int(restored[count]) == 1
+
+
+def test_invalid_imag_adapt_config_raises(debug_config):
+    from dreamerv3.agent import Agent
+    from conftest import spaces
+
+    config = debug_config.update({"agent.imag_adapt.rel_max": 1.0})
+    with pytest.raises(ValueError, match="agent.imag_adapt.rel_max"):
+        Agent(*spaces(), config)
+
+
+TWO_DEVICES = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from conftest import load_config, spaces, make_batch
+from dreamerv3.agent import Agent
+config = load_config('debug').update({{'jax.train_devices': [0, 1], 'jax.policy_devices': [0]}})
+agent = Agent(*spaces(), config)
+batch = make_batch(config.batch_size, config.batch_length)
+_, _, metrics = agent.train(agent.init_train(config.batch_size), batch)
+carry, act, _ = agent.policy(agent.init_policy(1), {{k: v[:1, 0] for k, v in batch.items()}})
+print(json.dumps({{k: v for k, v in metrics.items() if k.startswith('loss/')}}))
+"""
+
+
+def test_train_step_on_two_cpu_devices(tmp_path):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    env["JAX_PLATFORMS"] = "cpu"
+    script = TWO_DEVICES.format(tests=str(ROOT / "tests"))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    losses = json.loads(result.stdout.strip().splitlines()[-1])
+    assert losses and all(math.isfinite(v) for v in losses.values()), losses

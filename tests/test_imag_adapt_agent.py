@@ -1,0 +1,70 @@
+"""The adaptive horizon inside the agent's update (SPEC section 4).
+
+Disabled: the update is bit-for-bit the one with the hook code removed.
+Enabled with a loss/dyn far above its EMA: the actor's per-step weights shrink
+by exactly the rule's mask; with a normal loss/dyn they stay untouched.
+"""
+
+import numpy as np
+
+from dreamerv3 import imag_adapt
+
+H = 15
+
+
+def adapt_keys(saved):
+    ema = [k for k in saved if "adapt" in k and "ema" in k][0]
+    count = [k for k in saved if "adapt" in k and "count" in k][0]
+    return ema, count
+
+
+def test_disabled_is_bit_exact_dreamerv3(debug_agent, debug_batch):
+    agent = debug_agent
+    assert not agent.config.agent.imag_adapt.enabled
+    carry = agent.init_train(debug_batch["is_first"].shape[0])
+    agent.load(agent.initial_save)
+    _, with_hook, _ = agent.train_step(carry, debug_batch, hook="config")
+    state_hook = agent.save()
+    agent.load(agent.initial_save)
+    _, without, _ = agent.train_step(carry, debug_batch, hook="off")
+    state_plain = agent.save()
+    for key, value in without.items():
+        assert with_hook[key] == value, (key, with_hook[key], value)  # bit for bit
+    for key in state_plain:
+        if "adapt" in key:
+            continue  # the rule still tracks loss/dyn when disabled
+        np.testing.assert_array_equal(state_hook[key], state_plain[key], err_msg=key)
+    assert with_hook["imag_adapt/active"] == 0.0 and with_hook["imag_adapt/mask_mean"] == 1.0
+
+
+def test_high_loss_dyn_activates_mask_and_normal_does_not(debug_agent, debug_batch):
+    agent = debug_agent
+    carry = agent.init_train(debug_batch["is_first"].shape[0])
+    ema_key, count_key = adapt_keys(agent.initial_save)
+    cfg = agent.adapt_cfg
+
+    # A small EMA (the model was doing much better) after warmup: loss/dyn jumps.
+    state = dict(agent.initial_save)
+    state[ema_key] = np.float32(0.1)
+    state[count_key] = np.int32(cfg["warmup"] + 5)
+    agent.load(state)
+    _, metrics, outs = agent.train_step(carry, debug_batch, hook="on")
+    assert metrics["loss/dyn"] > cfg["abs_thresh"], metrics["loss/dyn"]
+    assert metrics["imag_adapt/active"] == 1.0
+    ema = 0.99 * 0.1 + 0.01 * metrics["loss/dyn"]
+    expected, _, _ = imag_adapt.imag_mask(
+        np.float32(metrics["loss/dyn"]), {"ema": np.float32(0.1), "count": np.int32(cfg["warmup"] + 5)},
+        cfg, H)
+    np.testing.assert_allclose(metrics["imag_adapt/ema"], ema, rtol=1e-5)
+    ratio = outs["pol_weight"] / outs["weight"]
+    np.testing.assert_allclose(ratio, np.asarray(expected), rtol=1e-5)
+    assert ratio[:cfg["min_horizon"]].min() == 1.0 and ratio[-1] < 1.0
+    assert metrics["imag_adapt/horizon_eff"] < H
+
+    # An EMA at the current level: nothing changes.
+    state[ema_key] = np.float32(metrics["loss/dyn"])
+    agent.load(state)
+    _, normal, outs = agent.train_step(carry, debug_batch, hook="on")
+    assert normal["imag_adapt/active"] == 0.0
+    np.testing.assert_array_equal(outs["pol_weight"], outs["weight"])
+    assert normal["imag_adapt/horizon_eff"] == H
