@@ -189,9 +189,9 @@ def from_scope(run: Path, step: int | None = None, key: str = VIDEO_KEY) -> Open
 
 
 def has_checkpoint(run: Path) -> bool:
-    """True when the run kept a finished checkpoint (elements writes 'latest' last but one)."""
-    latest = Path(run) / "ckpt" / "latest"
-    return latest.exists() and latest.read_text().strip() != ""
+    """True when the run kept a complete checkpoint (a folder under ckpt/ with its 'done' file)."""
+    folder = Path(run) / "ckpt"
+    return folder.is_dir() and any((child / "done").exists() for child in folder.iterdir() if child.is_dir())
 
 
 def rollout(env, n_seq: int, length: int, seed: int) -> dict[str, np.ndarray]:

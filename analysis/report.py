@@ -263,7 +263,7 @@ def mask_section(result, best: dict[str, Path], out: Path) -> tuple[list[Figure]
     from analysis import figures, mask
 
     data = result.data
-    if not data.metrics.height or not (data.metrics["key"].str.starts_with("train/imag_adapt/")).any():
+    if not data.metrics.height or not (data.metrics["key"].cast(pl.String).str.starts_with("train/imag_adapt/")).any():
         return [], "No run logged train/imag_adapt/* metrics, so there is no mask to show.", Table([], [])
     summary = mask.summarize(data)
     chosen = [r for r in data.runs if Path(r.path) in set(best.values())] or data.runs[:2]
