@@ -88,13 +88,7 @@ class Agent:
     return nj.init(self.model.touch)({}, self._dummy_data(), make_key(self.config.seed))
 
   def _count_params(self):
-    shapes = jax.eval_shape(self._init_params)
-    counts = {}
-    for key, value in shapes.items():
-      part = key.split('/')[1]
-      counts[part] = counts.get(part, 0) + int(np.prod(value.shape))
-    counts['total'] = sum(counts.values())
-    return counts
+    return tally(jax.eval_shape(self._init_params))
 
   def _init_state(self):
     params = self._init_params()
@@ -315,6 +309,25 @@ class Agent:
       leaves.append(new.astype(old.dtype))
     self.state = jax.device_put(jax.tree_util.tree_unflatten(treedef, leaves), self.repl)
     self._policy_params = None
+
+
+def tally(shapes):
+  """Parameter count per module ('enc', 'dyn', ...) plus 'total'."""
+  counts = {}
+  for key, value in shapes.items():
+    part = key.split('/')[1]
+    counts[part] = counts.get(part, 0) + int(np.prod(value.shape))
+  counts['total'] = sum(counts.values())
+  return counts
+
+
+def count_params(obs_space, act_space, config):
+  """Per-module parameter counts without allocating parameters (jax.eval_shape)."""
+  agent = Agent.__new__(Agent)
+  agent.obs_space, agent.act_space, agent.config = obs_space, act_space, config
+  agent.model = modellib.Model(obs_space, act_space, config, name='model')
+  agent.obskeys = agent.model.imgkeys + agent.model.veckeys
+  return tally(jax.eval_shape(agent._init_params))
 
 
 def compose_video(truth, pred, context, border=2):

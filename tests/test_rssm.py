@@ -57,15 +57,15 @@ def test_observe_and_imagine_shapes(model):
 
 
 def test_imagination_uses_the_prior_only(model):
-    """Imagined states depend on the start state and actions, never on later observations."""
+    """imagine_actions takes no observations: its output is a function of the start
+    state, the actions and the key. (That later observations cannot leak into the
+    open-loop prediction is tested on the agent in test_agent.py.)"""
     dyn, params, fwd, roll, inputs = model
     tokens, prevact, resets, actions = inputs
     _, imag = fwd(params, tokens, prevact, resets, actions, key(3))
-    # Changing only the tokens of the observed part changes the start, hence imagination;
-    # but the imagination is a function of (start, actions, key) alone: re-running with
-    # the same observed inputs and a different future (none is fed) reproduces it.
     _, again = fwd(params, tokens, prevact, resets, actions, key(3))
     np.testing.assert_array_equal(imag["deter"], again["deter"])
+    # A different start state (last observed token changed) changes the imagination.
     other = tokens.at[:, -1].add(5.0)
     _, moved = fwd(params, other, prevact, resets, actions, key(3))
     assert not np.allclose(imag["deter"], moved["deter"])
