@@ -87,3 +87,32 @@ def test_missing_platform_is_one_line(tmp_path):
     result = run_main("--logdir", str(tmp_path / "run"), "--jax.platform", "tpu")
     assert result.returncode == 2 and "jax.platform 'tpu'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_load_agent_rebuilds_the_real_agent(real_run):
+    """The analysis toolkit's entry: config.yaml + newest checkpoint -> agent."""
+    import numpy as np
+
+    from dreamerv3 import checkpoint, envs, run
+
+    logdir, _ = real_run
+    agent, config = run.load_agent(logdir)
+    assert config.task == "dummy_disc" and config.agent.imag_adapt.enabled
+    saved = checkpoint.read_item(checkpoint.resolve(logdir), "agent")
+    loaded = agent.save()
+    flat_saved = {k: np.asarray(v) for k, v in _flatten(saved)}
+    flat_loaded = {k: np.asarray(v) for k, v in _flatten(loaded)}
+    assert flat_saved.keys() == flat_loaded.keys()
+    assert all(np.array_equal(flat_saved[k], flat_loaded[k]) for k in flat_saved)
+    env = envs.make_env(config.task, config)
+    obs = {k: np.asarray(v)[None] for k, v in env.step({"action": 0, "reset": True}).items()}
+    _, act, _ = agent.policy(agent.init_policy(1), obs, mode="eval")
+    assert np.asarray(act["action"]).shape == (1,)
+
+
+def _flatten(tree, prefix=""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _flatten(value, f"{prefix}/{key}")
+    else:
+        yield prefix, tree
