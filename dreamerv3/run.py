@@ -42,6 +42,14 @@ def build_agent(obs_space, act_space, config, agent_cls=None):
     raise UsageError(str(e).strip().splitlines()[0] if str(e).strip() else repr(e))
 
 
+def make_envs(config, count, offset=0):
+  """Envs `offset..offset+count-1`; a bad env.* setting becomes a UsageError."""
+  try:
+    return [envlib.make_env(config.task, config, offset + i) for i in range(count)]
+  except ValueError as e:
+    raise UsageError(str(e))
+
+
 def load_agent(logdir, agent_cls=None):
   """Rebuild a run's agent from `<logdir>/config.yaml` + its newest checkpoint."""
   logdir = pathlib.Path(logdir)
@@ -136,7 +144,7 @@ def train(config, agent_cls=None, with_eval=False):
   logdir = pathlib.Path(config.logdir)
   logdir.mkdir(parents=True, exist_ok=True)
   repeat = envlib.frames_per_step(config.task, config)
-  envs = [envlib.make_env(config.task, config, i) for i in range(config.run.envs)]
+  envs = make_envs(config, config.run.envs)
   obs_space, act_space = envs[0].obs_space, envs[0].act_space
   agent = build_agent(obs_space, act_space, config, agent_cls)
   print_params(agent)
@@ -155,9 +163,7 @@ def train(config, agent_cls=None, with_eval=False):
   driver = Driver(envs, act_space)
   eval_driver = None
   if with_eval:
-    eval_envs = [envlib.make_env(config.task, config, 1000 + i)
-                 for i in range(config.run.eval_envs)]
-    eval_driver = Driver(eval_envs, act_space)
+    eval_driver = Driver(make_envs(config, config.run.eval_envs, 1000), act_space)
 
   fill = config.run.train_fill or B * T
   clocks = {k: elements.when.Clock(config.run[k]) for k in (
@@ -272,7 +278,7 @@ def eval_only(config, agent_cls=None):
   logdir = pathlib.Path(config.logdir)
   logdir.mkdir(parents=True, exist_ok=True)
   repeat = envlib.frames_per_step(config.task, config)
-  envs = [envlib.make_env(config.task, config, i) for i in range(config.run.envs)]
+  envs = make_envs(config, config.run.envs)
   agent = build_agent(envs[0].obs_space, envs[0].act_space, config, agent_cls)
   print_params(agent)
   source = ckptlib.resolve(config.run.from_checkpoint)
