@@ -1,16 +1,195 @@
-"""2-D convolution entry point for every conv layer of the model.
+"""2-D convolution entry points for every conv layer of the model.
 
-All encoder/decoder convolutions go through `conv2d`, so the way they are
-computed (XLA's conv, or a faster formulation of the same math on CPU) is one
-switch, `jax.conv_impl`, and never a change to the model.
+All encoder/decoder convolutions go through `conv2d` (and the decoder's
+upsample-then-conv through `upsample_conv2d`), so how they are computed is one
+switch, `jax.conv_impl`, and never a change to the model:
+
+  'xla'   lax.conv_general_dilated on the NHWC tensors as given.
+  'fast'  the same math on a space-to-depth grid (below).
+  'auto'  'fast' on CPU, 'xla' on GPU/TPU (whose conv kernels are already good).
+
+Why: XLA's CPU convolution runs full-resolution, few-channel layers (64x64x3 ->
+8, 5x5) at a tenth of the matmul rate, but layers with many channels at close to
+it. Folding each s x s block of pixels into channels (space-to-depth) turns a
+stride-1 kxk conv into a conv on an (H/s)x(W/s) grid with s*s times the channels
+and a ceil((k-1)/s)+1 square kernel whose taps are the original ones, placed by
+a constant 0/1 tensor (`phase_taps`). Same sums of the same products (only the
+order of the float additions differs), plus some multiplications by exact
+zeros. A nearest 2x upsample followed by a conv is the same construction with
+input blocks of s and output blocks of 2s pixels (the sub-pixel trick): the
+upsampled image is never built and the conv runs at the low resolution.
+
+Shapes: x [N, H, W, Cin] (NHWC), kernel [kh, kw, Cin, Cout] (HWIO), 'SAME'
+padding. Gradients come from JAX's autodiff of the reformulation, except
+`conv2d`'s blocked path, whose custom VJP takes the kernel gradient from XLA
+(measured faster); an input that is not differentiated (the encoder's image)
+costs no input gradient either way.
 """
 
+import functools
+
 import jax
+import jax.numpy as jnp
+import numpy as np
+
+IMPLS = ('auto', 'xla', 'fast')
+
+
+# ---- Reference path --------------------------------------------------------
+
+def xla_conv2d(x, kernel, stride=1):
+  """lax's conv: the reference every other path must equal."""
+  return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), 'SAME',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def upsample2(x):
+  """Nearest-neighbour 2x upsampling over H and W of an NHWC tensor."""
+  return jnp.repeat(jnp.repeat(x, 2, 1), 2, 2)
+
+
+# ---- Space-to-depth formulation ---------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def phase_taps(k, up, s):
+  """Constant A[d, q, r, a] (one spatial axis) for a stride-1 'SAME' conv of
+  kernel size k applied after a nearest `up`x upsample, computed on blocks:
+  input blocks of s low-res pixels, output blocks of up*s pixels.
+
+  Output pixel a of block I reads kernel tap d from upsampled pixel
+  u = up*s*I + a + d - lo, i.e. low-res pixel floor(u/up) = s*(I + q) + r.
+  A counts those links (up > 1 can map two taps to one low-res pixel).
+  Returns (A, qmin, qmax): block offsets run over qmin..qmax."""
+  lo = (k - 1) // 2
+  so = up * s
+  a = np.arange(so)[None, :]
+  d = np.arange(k)[:, None]
+  low = np.floor_divide(a + d - lo, up)             # [k, so] low-res offset
+  q, r = np.floor_divide(low, s), np.mod(low, s)
+  qmin, qmax = int(q.min()), int(q.max())
+  taps = np.zeros((k, qmax - qmin + 1, s, so), np.float32)
+  for di in range(k):
+    for ai in range(so):
+      taps[di, q[di, ai] - qmin, r[di, ai], ai] += 1
+  return taps, qmin, qmax
+
+
+def block_kernel(kernel, up, s):
+  """The kxk HWIO kernel as an (nq x nq, s*s*Cin -> (up*s)^2*Cout) kernel on
+  the block grid; differentiable in `kernel` (a fixed linear map of it)."""
+  kh, kw, cin, cout = kernel.shape
+  th, qmin_h, qmax_h = phase_taps(kh, up, s)
+  tw, qmin_w, qmax_w = phase_taps(kw, up, s)
+  g = jnp.einsum('dqra,epsb,deio->qprsiabo', th.astype(kernel.dtype),
+                 tw.astype(kernel.dtype), kernel)
+  nq, npw, so = th.shape[1], tw.shape[1], up * s
+  g = g.reshape((nq, npw, s * s * cin, so * so * cout))
+  return g, ((-qmin_h, qmax_h), (-qmin_w, qmax_w))
+
+
+def space_to_depth(x, s):
+  """[N, H, W, C] -> [N, H/s, W/s, s*s*C], channels ordered (row, col, c)."""
+  if s == 1:
+    return x
+  N, H, W, C = x.shape
+  x = x.reshape((N, H // s, s, W // s, s, C)).transpose((0, 1, 3, 2, 4, 5))
+  return x.reshape((N, H // s, W // s, s * s * C))
+
+
+def depth_to_space(x, s):
+  """Inverse of `space_to_depth`."""
+  if s == 1:
+    return x
+  N, H, W, D = x.shape
+  C = D // (s * s)
+  x = x.reshape((N, H, W, s, s, C)).transpose((0, 1, 3, 2, 4, 5))
+  return x.reshape((N, H * s, W * s, C))
+
+
+def block_conv2d(x, kernel, up=1, s=2, layout='NHWC'):
+  """Stride-1 'SAME' conv of `upsample(x, up)` computed on s x s input blocks.
+
+  Sizes that s does not divide are zero-padded at the bottom/right (the same
+  zeros 'SAME' padding reads) and the output is cropped back."""
+  N, H, W, _ = x.shape
+  ph, pw = -H % s, -W % s
+  if ph or pw:
+    x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)))
+  g, padding = block_kernel(kernel, up, s)
+  xs = space_to_depth(x, s)
+  if layout == 'NCHW':
+    y = jax.lax.conv_general_dilated(
+        xs.transpose((0, 3, 1, 2)), g, (1, 1), padding,
+        dimension_numbers=('NCHW', 'HWIO', 'NCHW')).transpose((0, 2, 3, 1))
+  else:
+    y = jax.lax.conv_general_dilated(
+        xs, g, (1, 1), padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  y = depth_to_space(y, up * s)
+  return y[:, :up * H, :up * W]
+
+
+# ---- Choosing a path ----------------------------------------------------------
+
+def resolve(impl):
+  """'auto' -> 'fast' on CPU, 'xla' elsewhere."""
+  if impl not in IMPLS:
+    raise ValueError(
+        f'fastconv.py: conv_impl must be one of {IMPLS}, got {impl!r}')
+  if impl == 'auto':
+    return 'fast' if jax.default_backend() == 'cpu' else 'xla'
+  return impl
+
+
+def block_size(kernel, up):
+  """Block size for the fast path, from per-layer CPU measurements
+  (bench/bench_conv.py, bench/README.md). Upsample+conv: always the low-res
+  grid (s=1), 3-5x faster than upsample-then-conv. Plain conv: 2x2 blocks only
+  for image-like inputs (few input channels), where XLA's forward is slowest;
+  with more channels XLA's own conv is as fast."""
+  if up > 1:
+    return 1
+  return 2 if kernel.shape[2] <= 4 else 1
+
+
+# ---- Entry points --------------------------------------------------------------
+
+@jax.custom_vjp
+def _blocked_conv2d(x, kernel):
+  """Stride-1 conv on 2x2 blocks forward; backward by the fastest measured
+  path per cotangent: the input's on 2x2 blocks, the kernel's by XLA (its
+  kernel gradient beat every blocked, patch-matmul and batched-matmul variant
+  measured). Both are exact gradients of the same function."""
+  return block_conv2d(x, kernel, 1, 2)
+
+
+def _blocked_fwd(x, kernel):
+  return block_conv2d(x, kernel, 1, 2), (x, kernel)
+
+
+def _blocked_bwd(res, dy):
+  x, kernel = res
+  # XLA drops whichever of the two is unused (the image's, in the encoder).
+  dx = jax.vjp(lambda x: block_conv2d(x, kernel, 1, 2), x)[1](dy)[0]
+  dk = jax.vjp(lambda k: xla_conv2d(x, k), kernel)[1](dy)[0]
+  return dx, dk
+
+
+_blocked_conv2d.defvjp(_blocked_fwd, _blocked_bwd)
 
 
 def conv2d(x, kernel, stride=1, impl='auto'):
   """NHWC input, HWIO kernel, 'SAME' padding; same result as lax's conv."""
-  del impl  # only the XLA path exists so far
-  return jax.lax.conv_general_dilated(
-      x, kernel, (stride, stride), 'SAME',
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  impl = resolve(impl)
+  if impl == 'xla' or stride != 1 or block_size(kernel, 1) == 1:
+    return xla_conv2d(x, kernel, stride)
+  return _blocked_conv2d(x, kernel)
+
+
+def upsample_conv2d(x, kernel, impl='auto'):
+  """conv2d(upsample2(x), kernel): nearest 2x upsample then a stride-1 'SAME'
+  conv, without building the upsampled image on the fast path."""
+  impl = resolve(impl)
+  if impl == 'xla':
+    return xla_conv2d(upsample2(x), kernel)
+  return block_conv2d(x, kernel, 2, block_size(kernel, 2))
