@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import io
 import json
 import math
 import os
@@ -25,21 +24,17 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import atari
+from analysis import atari, jsonl
+from analysis.jsonl import LONG_SCHEMA, SCHEMA_LINES, IngestError, problem, read_jsonl  # noqa: F401 (re-exported)
 
 RUN_FILES = ("scores.jsonl", "metrics.jsonl")
 CACHE_DIR = ".dreamer-report-cache"
 CACHE_VERSION = "1"
+BATCH_RUNS = 64  # runs whose logs are parsed in one scan (a progress step; bounds memory)
 SKIP_DIRS = {"ckpt", "replay", "scope", CACHE_DIR}
-SCHEMA_LINES = 100  # lines polars reads to guess the schema before the checked fast parse
 SHORT_RUN_FRACTION = 0.9  # a run ending before 90% of its task's longest run is reported
-LONG_SCHEMA = {"step": pl.Int64, "key": pl.String, "value": pl.Float64}
 PROBLEM_SCHEMA = {"run": pl.String, "file": pl.String, "line": pl.Int64, "problem": pl.String}
 TABLE_COLUMNS = ["run", "task", "method", "seed", "step", "key", "value"]
-
-
-class IngestError(ValueError):
-    """Bad input: the message names the path (and line) and what was expected."""
 
 
 @dataclass(frozen=True)
@@ -188,97 +183,7 @@ def with_unique_names(runs: list[Run]) -> list[Run]:
     return out
 
 
-# ---------------------------------------------------------------- reading one file
-
-
-def read_jsonl(path: Path, problems: list[dict]) -> pl.DataFrame:
-    """A JSONL log as a long table (step, key, value), newest value kept per (step, key)."""
-    data = path.read_bytes()
-    if not data.strip():
-        problems.append(_problem(path, None, "empty file"))
-        return pl.DataFrame(schema=LONG_SCHEMA)
-    body, tail = data, b""
-    if not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        body, tail = data[:cut], data[cut:]
-    wide = _parse_lines(path, body) if body.strip() else pl.DataFrame()
-    if tail:
-        tail_row = _parse_tail(path, tail, body.count(b"\n") + 1, problems)
-        if tail_row is not None:
-            wide = pl.concat([wide, tail_row], how="diagonal_relaxed") if wide.width else tail_row
-    return _to_long(path, wide, problems)
-
-
-def _parse_lines(path: Path, body: bytes) -> pl.DataFrame:
-    """Fast path through polars; NaN/Infinity tokens and bad lines go through json per line."""
-    for infer in (SCHEMA_LINES, None):  # a short schema scan first, checked below; then the full scan
-        try:
-            wide = pl.read_ndjson(io.BytesIO(body), infer_schema_length=infer)
-        except Exception:  # polars rejects NaN/Infinity; find out what is there, line by line
-            break
-        if infer is None or _all_fields_read(body, wide):
-            return wide
-    rows = []
-    for number, line in enumerate(body.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise IngestError(f"{path}:{number}: cannot parse this line (expected one JSON object per line)") from None
-        if not isinstance(row, dict):
-            raise IngestError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
-        rows.append({k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    return pl.from_dicts(rows, infer_schema_length=None) if rows else pl.DataFrame()
-
-
-def _all_fields_read(body: bytes, wide: pl.DataFrame) -> bool:
-    """True if the table holds every `"key":` of the text (a schema from the first lines drops later keys)."""
-    fields = body.count(b'":')
-    read = wide.select(pl.sum_horizontal(pl.all().is_not_null().sum())).item()
-    return fields == read
-
-
-def _parse_tail(path: Path, tail: bytes, number: int, problems: list[dict]) -> pl.DataFrame | None:
-    """The last line has no newline: keep it if it is a whole JSON object, else report it torn."""
-    try:
-        row = json.loads(tail)
-    except ValueError:
-        row = None
-    if not isinstance(row, dict) or "step" not in row:
-        problems.append(_problem(path, number, f"torn last line ({len(tail)} bytes) skipped"))
-        return None
-    row = {k: float(v) if k != "step" else v for k, v in row.items() if isinstance(v, (int, float))}
-    return pl.from_dicts([row])
-
-
-def _to_long(path: Path, wide: pl.DataFrame, problems: list[dict]) -> pl.DataFrame:
-    if wide.height == 0 or "step" not in wide.columns:
-        if wide.height:
-            problems.append(_problem(path, None, "no 'step' field; file ignored"))
-        return pl.DataFrame(schema=LONG_SCHEMA)
-    numeric = [c for c, t in wide.schema.items() if c != "step" and t.is_numeric()]
-    steps = wide["step"].cast(pl.Int64)
-    back = np.flatnonzero(np.diff(steps.to_numpy()) < 0)
-    if back.size:
-        problems.append(_problem(path, int(back[0]) + 2, f"step goes backwards {back.size}x (resumed run?)"))
-    long = (
-        wide.lazy().select(pl.col("step").cast(pl.Int64), *[pl.col(c).cast(pl.Float64) for c in numeric])
-        .unpivot(index="step", variable_name="key", value_name="value")
-        .drop_nulls("value").collect()
-    )
-    if steps.is_duplicated().any():  # only then can a (step, key) pair repeat
-        deduped = long.unique(subset=["step", "key"], keep="last", maintain_order=True)
-        if deduped.height < long.height:
-            problems.append(_problem(path, None, f"{long.height - deduped.height} repeated (step, key) values; kept the newest"))
-        long = deduped
-    if back.size:
-        long = long.sort(["key", "step"], maintain_order=True)
-    if not long["value"].is_finite().all():
-        bad = long.filter(~pl.col("value").is_finite()).group_by("key").len().sort("key")
-        for key, count in bad.iter_rows():
-            problems.append(_problem(path, None, f"{count} NaN/inf values of {key} (kept as they are)"))
-    return long
+# ---------------------------------------------------------------- scope scalars
 
 
 def read_scope_scalars(scope_dir: Path, problems: list[dict]) -> pl.DataFrame:
@@ -288,7 +193,7 @@ def read_scope_scalars(scope_dir: Path, problems: list[dict]) -> pl.DataFrame:
         data = path.read_bytes()
         whole = len(data) - len(data) % 16
         if whole < len(data):
-            problems.append(_problem(path, None, f"torn last record ({len(data) - whole} bytes) skipped"))
+            problems.append(problem(path, None, f"torn last record ({len(data) - whole} bytes) skipped"))
         rows = np.frombuffer(data[:whole], dtype=[("step", ">i8"), ("value", ">f8")])
         key = path.name[: -len(".float")].replace("-", "/")
         frame = pl.DataFrame({"step": rows["step"].astype(np.int64), "value": rows["value"].astype(np.float64)})
@@ -299,21 +204,37 @@ def read_scope_scalars(scope_dir: Path, problems: list[dict]) -> pl.DataFrame:
     return scope.unique(subset=["step", "key"], keep="last", maintain_order=True)
 
 
-def _problem(path: Path, line: int | None, text: str) -> dict:
-    return {"file": path.name if path.parent.name != "scope" else f"scope/{path.name}", "line": line, "problem": text}
-
-
 # ---------------------------------------------------------------- reading one run
 
 
-def read_run(run_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
-    """(scores, metrics, problems) of one run dir, each table long: step, key, value."""
+Tables = tuple[pl.DataFrame, pl.DataFrame, list[dict]]  # scores, metrics, problems of one run
+
+
+def read_runs(run_dirs: Sequence[Path]) -> list[Tables]:
+    """(scores, metrics, problems) of each run dir, each table long: step, key, value.
+
+    The JSONL files of all the runs are parsed together (jsonl.read_many): one scan over many
+    files is several times faster than one scan per file.
+    """
+    files = [d / name for d in run_dirs for name in RUN_FILES if (d / name).is_file()]
+    logs = dict(zip(files, jsonl.read_many(files)))
+    return [_assemble_run(d, logs) for d in run_dirs]
+
+
+def read_run(run_dir: Path) -> Tables:
+    return read_runs([run_dir])[0]
+
+
+def _assemble_run(run_dir: Path, logs: dict[Path, tuple[pl.DataFrame, list[dict]]]) -> Tables:
+    """One run's tables from its parsed logs: scores from metrics or scope if scores.jsonl is missing."""
     problems: list[dict] = []
     metrics = pl.DataFrame(schema=LONG_SCHEMA)
-    if (run_dir / "metrics.jsonl").is_file():
-        metrics = read_jsonl(run_dir / "metrics.jsonl", problems)
-    if (run_dir / "scores.jsonl").is_file():
-        scores = read_jsonl(run_dir / "scores.jsonl", problems)
+    if run_dir / "metrics.jsonl" in logs:
+        metrics, found = logs[run_dir / "metrics.jsonl"]
+        problems += found
+    if run_dir / "scores.jsonl" in logs:
+        scores, found = logs[run_dir / "scores.jsonl"]
+        problems += found
     else:
         scores = metrics.filter(pl.col("key").str.starts_with("episode/"))
         source = "metrics.jsonl" if scores.height else "nothing"
@@ -338,29 +259,48 @@ def _cache_key(run_dir: Path) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
-def read_run_cached(run_dir: Path, cache: bool = True) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
-    """read_run through a parquet cache in `<run>/.dreamer-report-cache/` (skipped if read-only)."""
-    if not cache:
-        return read_run(run_dir)
+def _cache_files(run_dir: Path) -> list[Path]:
     folder, key = run_dir / CACHE_DIR, _cache_key(run_dir)
-    files = [folder / f"{key}.{part}" for part in ("scores.parquet", "metrics.parquet", "problems.json")]
+    return [folder / f"{key}.{part}" for part in ("scores.parquet", "metrics.parquet", "problems.json")]
+
+
+def _read_cache(run_dir: Path) -> Tables | None:
+    files = _cache_files(run_dir)
     if all(f.is_file() for f in files):
         try:
             return pl.read_parquet(files[0]), pl.read_parquet(files[1]), json.loads(files[2].read_text())
-        except Exception:  # a half-written cache is rebuilt below
+        except Exception:  # a half-written cache is rebuilt
             pass
-    scores, metrics, problems = read_run(run_dir)
+    return None
+
+
+def _write_cache(run_dir: Path, tables: Tables) -> None:
+    files = _cache_files(run_dir)
     try:
-        folder.mkdir(exist_ok=True)
-        for old in folder.iterdir():
-            if not old.name.startswith(key):
+        files[0].parent.mkdir(exist_ok=True)
+        for old in files[0].parent.iterdir():
+            if not old.name.startswith(files[0].name.split(".")[0]):
                 old.unlink()
-        scores.write_parquet(files[0], compression="lz4")
-        metrics.write_parquet(files[1], compression="lz4")
-        files[2].write_text(json.dumps(problems))
+        tables[0].write_parquet(files[0], compression="lz4")
+        tables[1].write_parquet(files[1], compression="lz4")
+        files[2].write_text(json.dumps(tables[2]))
     except OSError:
         pass  # read-only runs are read every time
-    return scores, metrics, problems
+
+
+def read_runs_cached(run_dirs: Sequence[Path], cache: bool = True) -> list[Tables]:
+    """read_runs through a parquet cache in `<run>/.dreamer-report-cache/` (skipped if read-only)."""
+    found = {d: _read_cache(d) if cache else None for d in run_dirs}
+    missing = [d for d, tables in found.items() if tables is None]
+    for run_dir, tables in zip(missing, read_runs(missing)):
+        found[run_dir] = tables
+        if cache:
+            _write_cache(run_dir, tables)
+    return [found[d] for d in run_dirs]
+
+
+def read_run_cached(run_dir: Path, cache: bool = True) -> Tables:
+    return read_runs_cached([run_dir], cache)[0]
 
 
 # ---------------------------------------------------------------- all runs
@@ -371,8 +311,10 @@ def ingest(
 ) -> Ingested:
     """Read every run into the tidy tables; `metric_keys` limits the metrics table to those keys."""
     scores, metrics, problems = [], [], []
-    for run in _progress(runs, progress, "reading runs"):
-        run_scores, run_metrics, run_problems = read_run_cached(run.path, cache)
+    batches = [runs[i:i + BATCH_RUNS] for i in range(0, len(runs), BATCH_RUNS)]
+    tables = [t for batch in _progress(batches, progress, "reading runs")
+              for t in read_runs_cached([r.path for r in batch], cache)]
+    for run, (run_scores, run_metrics, run_problems) in zip(runs, tables):
         if metric_keys is not None:
             run_metrics = run_metrics.filter(pl.col("key").is_in(list(metric_keys)))
         labels = [pl.lit(run.name, pl.Categorical).alias("run"), pl.lit(run.task, pl.Categorical).alias("task"),
@@ -397,8 +339,8 @@ def _empty_table() -> pl.DataFrame:
 
 def last_steps(scores: pl.DataFrame, metrics: pl.DataFrame) -> pl.DataFrame:
     """run, task, last_step: the largest step a run logged in either table."""
-    both = pl.concat([scores.select("run", "task", "step"), metrics.select("run", "task", "step")])
-    return both.group_by("run", "task").agg(pl.col("step").max().alias("last_step"))
+    per_table = [t.group_by("run", "task").agg(pl.col("step").max().alias("last_step")) for t in (scores, metrics)]
+    return pl.concat(per_table).group_by("run", "task").agg(pl.col("last_step").max())
 
 
 def _short_runs(runs: list[Run], scores: pl.DataFrame, metrics: pl.DataFrame) -> list[dict]:

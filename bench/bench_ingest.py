@@ -1,12 +1,16 @@
 """Ingest throughput: this toolkit's reader vs a plain pandas read_json(lines=True) loop.
 
-Run: .venv/bin/python bench/bench_ingest.py [--seeds 5] [--games 26]
+Run: .venv/bin/python bench/bench_ingest.py [--seeds 5] [--games 26] [--repeats 3] [--root DIR]
 Writes 26 games x 5 seeds x 2 methods synthetic runs (metrics.jsonl ~400-800 lines of ~50 keys,
-scores.jsonl ~100-300 episodes) into a temp dir, then times: pandas, our ingest without cache,
-our ingest from the parquet cache. Synthetic data: it measures reading, never results.
+scores.jsonl ~100-300 episodes) into a temp dir (or DIR, reused if it already holds runs), then
+times, `--repeats` times each, interleaved: pandas, our ingest without cache, our ingest from
+the parquet cache; prints medians and the load average (the machine may be shared).
+Synthetic data: it measures reading, never results.
 """
 
 import argparse
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -49,27 +53,50 @@ def timed(fn):
     return time.perf_counter() - start, out
 
 
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def measure(root: Path, repeats: int) -> None:
+    runs = ingest.discover([str(root)])
+    mb = jsonl_bytes(runs) / 1e6
+    print(f"{len(runs)} runs, {mb:.0f} MB of JSONL; load average before: {load_average()}")
+    times = {"pandas": [], "ours": [], "cached": []}
+    for _ in range(repeats):
+        times["pandas"].append(timed(lambda: pandas_loop(runs))[0])
+        t_ours, data = timed(lambda: ingest.ingest(runs, cache=False))
+        times["ours"].append(t_ours)
+        ingest.ingest(runs, cache=True)  # parses and writes the cache if it is stale
+        t_cached, cached = timed(lambda: ingest.ingest(runs, cache=True))
+        times["cached"].append(t_cached)
+        assert cached.metrics.equals(data.metrics) and cached.scores.equals(data.scores)
+    med = {name: statistics.median(values) for name, values in times.items()}
+    runs_of = {name: " ".join(f"{v:.2f}" for v in values) for name, values in times.items()}
+    print(f"pandas read_json(lines=True) loop: {med['pandas']:6.2f} s  {mb / med['pandas']:6.0f} MB/s  "
+          f"(runs: {runs_of['pandas']} s)")
+    print(f"dreamer-report ingest (no cache):  {med['ours']:6.2f} s  {mb / med['ours']:6.0f} MB/s  "
+          f"{med['pandas'] / med['ours']:.1f}x pandas  (runs: {runs_of['ours']} s; "
+          f"{data.metrics.height:,} metric rows, {data.scores.height:,} score rows)")
+    print(f"dreamer-report ingest (from cache): {med['cached']:5.2f} s  {mb / med['cached']:6.0f} MB/s equivalent  "
+          f"{med['pandas'] / med['cached']:.0f}x pandas  (runs: {runs_of['cached']} s)")
+    print(f"load average after: {load_average()} (medians of {repeats}; the machine may be shared)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--games", type=int, default=26)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--root", type=Path, help="keep the synthetic runs here (reused when present)")
     args = parser.parse_args()
+    if args.root is not None:
+        if not args.root.is_dir() or not any(args.root.iterdir()):
+            make_runs(args.root, args.games, args.seeds)
+        measure(args.root, args.repeats)
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        make_runs(root, args.games, args.seeds)
-        runs = ingest.discover([str(root)])
-        mb = jsonl_bytes(runs) / 1e6
-        print(f"{len(runs)} runs, {mb:.0f} MB of JSONL")
-        t_pandas, _ = timed(lambda: pandas_loop(runs))
-        t_ours, data = timed(lambda: ingest.ingest(runs, cache=False))
-        t_first, _ = timed(lambda: ingest.ingest(runs, cache=True))  # parses and writes the cache
-        t_cached, cached = timed(lambda: ingest.ingest(runs, cache=True))
-        assert cached.metrics.equals(data.metrics) and cached.scores.equals(data.scores)
-        print(f"pandas read_json(lines=True) loop: {t_pandas:6.2f} s  {mb / t_pandas:6.0f} MB/s")
-        print(f"dreamer-report ingest (no cache):  {t_ours:6.2f} s  {mb / t_ours:6.0f} MB/s "
-              f"({data.metrics.height:,} metric rows, {data.scores.height:,} score rows)")
-        print(f"dreamer-report ingest (write cache): {t_first:6.2f} s")
-        print(f"dreamer-report ingest (from cache): {t_cached:6.2f} s  {mb / t_cached:6.0f} MB/s equivalent")
+        make_runs(Path(tmp), args.games, args.seeds)
+        measure(Path(tmp), args.repeats)
 
 
 if __name__ == "__main__":
