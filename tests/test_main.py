@@ -42,7 +42,6 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, extra, expected):
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
     """The seed's command shape on the debug preset with the real agent."""
-    pytest.importorskip("dreamerv3.agent")
     base = tmp_path_factory.mktemp("e2e") / "dummy_disc_adapt"
     result = run_main(
         "--logdir", str(base / "seed0_{timestamp}"), "--configs", "debug",
