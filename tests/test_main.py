@@ -39,22 +39,6 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, extra, expected):
         assert not (tmp_path / "run").exists()  # nothing written for bad input
 
 
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-    """The seed's command shape on the debug preset with the real agent."""
-    base = tmp_path_factory.mktemp("e2e") / "dummy_disc_adapt"
-    result = run_main(
-        "--logdir", str(base / "seed0_{timestamp}"), "--configs", "debug",
-        "--task", "dummy_disc", "--script", "train", "--jax.platform", "cpu",
-        "--jax.train_devices", "[0]", "--jax.policy_devices", "[0]",
-        "--run.steps", "80", "--run.envs", "1", "--run.train_ratio", "8",
-        "--agent.imag_adapt.enabled", "True", "--env.dummy.length", "20",
-        timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (logdir,) = base.iterdir()
-    return logdir, result.stdout
-
-
 def read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
