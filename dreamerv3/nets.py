@@ -137,9 +137,9 @@ class MLP(nj.Module):
 
 
 def maxpool2(x):
-  """2x2 max-pool with stride 2 over H and W of an NHWC tensor."""
-  B, H, W, C = x.shape
-  return x.reshape((B, H // 2, 2, W // 2, 2, C)).max((2, 4))
+  """2x2 max-pool with stride 2 over H and W of an NHWC tensor (fastconv: same
+  values and gradients as the reshape-max, faster backward on CPU)."""
+  return fastconv.maxpool2(x, impl=CONV_IMPL)
 
 
 def upsample2(x):

@@ -115,3 +115,17 @@ def test_bad_impl_names_the_file_and_choices():
 def test_auto_is_fast_on_cpu_only():
     expected = 'fast' if jax.default_backend() == 'cpu' else 'xla'
     assert fastconv.resolve('auto') == expected
+
+
+@pytest.mark.parametrize('shape', [(2, 8, 6, 3), (1, 4, 4, 16)])
+def test_maxpool2_equals_reshape_max_with_ties(shape):
+    """Same values and gradients (ties share equally), on rounded inputs full of ties."""
+    x = jnp.round(jax.random.normal(jax.random.PRNGKey(3), shape) * 2) / 2
+    w = jnp.cos(jnp.arange(x.size // 4, dtype=x.dtype))
+    ref = lambda x: x.reshape((shape[0], shape[1] // 2, 2, shape[2] // 2, 2, -1)).max((2, 4))
+    assert int(jnp.sum(x[:, ::2, ::2] == x[:, 1::2, ::2])) > 0
+    for impl in ('fast', 'xla'):
+        f = lambda x: fastconv.maxpool2(x, impl)
+        np.testing.assert_array_equal(f(x), ref(x))
+        loss = lambda fn: jax.grad(lambda x: jnp.sum(fn(x).reshape(-1) * w))(x)
+        np.testing.assert_allclose(loss(f), loss(ref), rtol=1e-6, atol=1e-7)

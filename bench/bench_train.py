@@ -1,0 +1,233 @@
+"""Speed of one DreamerV3 update on CPU, XLA convs vs fastconv, with a breakdown.
+
+    .venv/bin/python bench/bench_train.py --size size1m [--impls xla,auto]
+        [--updates 5] [--breakdown] [--reps 3]
+
+Builds the agent on Atari100k Alien inputs (64x64x3 uint8 images, 18 discrete
+actions; random data, which costs the same as real data), float32, CPU, the
+configured batch (16 x 64), and prints per conv implementation: JIT compile
+seconds, seconds per update (median over --updates after one warm-up), updates/s,
+env steps/s of the real Alien env (one env, random actions), peak RSS, the
+update's FLOPs from XLA's cost analysis, the float32 matmul rate measured in the
+same run and the implied floor (FLOPs / matmul rate). --breakdown also times the
+parts of the update as separately jitted functions (encoder, decoder, RSSM
+observe, reward/continue heads, imagination, optimizer); the rest (actor-critic
+losses, returns, glue) is the update minus their sum. Run one size at a time;
+the machine is shared, so compare ratios within one run. Not a test.
+"""
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+
+import elements  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import ninjax as nj  # noqa: E402
+import numpy as np  # noqa: E402
+import ruamel.yaml  # noqa: E402
+
+from dreamerv3 import agent as agentlib  # noqa: E402
+from dreamerv3 import model as modellib  # noqa: E402
+
+CONFIGS = os.path.join(os.path.dirname(__file__), '..', 'dreamerv3', 'configs.yaml')
+ACTIONS = 18  # Alien's minimal action set
+
+
+def load_config(size, impl):
+    raw = ruamel.yaml.YAML(typ='safe').load(open(CONFIGS).read())
+    config = elements.Config(raw['defaults'])
+    for name in ('atari100k', size):
+        config = config.update(raw[name])
+    return config.update({'task': 'atari100k_alien', 'jax.platform': 'cpu',
+                          'jax.compute_dtype': 'float32', 'jax.conv_impl': impl})
+
+
+def spaces():
+    obs = {'image': elements.Space(np.uint8, (64, 64, 3)),
+           'reward': elements.Space(np.float32),
+           'is_first': elements.Space(bool), 'is_last': elements.Space(bool),
+           'is_terminal': elements.Space(bool)}
+    return obs, {'action': elements.Space(np.int32, (), 0, ACTIONS)}
+
+
+def random_batch(B, T, seed=0):
+    rng = np.random.default_rng(seed)
+    data = {'image': rng.integers(0, 256, (B, T, 64, 64, 3), dtype=np.uint8),
+            'action': rng.integers(0, ACTIONS, (B, T)).astype(np.int32),
+            'reward': rng.normal(size=(B, T)).astype(np.float32),
+            'is_first': np.zeros((B, T), bool), 'is_last': np.zeros((B, T), bool),
+            'is_terminal': np.zeros((B, T), bool)}
+    data['is_first'][:, 0] = True
+    return data
+
+
+def median_time(fn, reps):
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gflops(reps, n=2048):
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    return 2 * n ** 3 / median_time(lambda: f(a), reps) / 1e9
+
+
+def env_steps_per_s(steps=300):
+    """Real Alien env (ale-py) with random actions, if the env module exists."""
+    try:
+        from dreamerv3.envs import atari
+    except ImportError:
+        return float('nan')
+    env = atari.Atari('alien')
+    rng = np.random.default_rng(0)
+    env.step({'action': 0, 'reset': True})
+    start = time.perf_counter()
+    for _ in range(steps):
+        env.step({'action': int(rng.integers(ACTIONS)), 'reset': False})
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps / elapsed
+
+
+def flops_of(compiled):
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get('flops', float('nan')))
+
+
+def time_update(agent, data, updates):
+    """Compile the update once, then run it; returns (compile s, s/update, FLOPs)."""
+    fn = agent._train_fn('config')
+    carry = agent.init_train(data['is_first'].shape[0])
+    data = agent._put_data(data)
+    start = time.perf_counter()
+    compiled = fn.lower(agent.state, carry, data).compile()
+    compile_s = time.perf_counter() - start
+    state = agent.state
+    times = []
+    for i in range(updates + 1):
+        start = time.perf_counter()
+        state, carry, metrics, _ = compiled(state, carry, data)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - start)
+    agent.state = state
+    return compile_s, statistics.median(times[1:]), flops_of(compiled)
+
+
+def breakdown(agent, data, reps):
+    """Seconds of each part of the update, each jitted on its own (fwd + bwd
+    where the update differentiates it). Parameters and data are arguments,
+    never closed-over constants (XLA would fold them at compile time)."""
+    model, params = agent.model, agent.state['params']
+    B, T = data['is_first'].shape
+    data = jax.device_put(data)
+    key = agentlib.make_key(0)
+    sub = lambda part: {k: v for k, v in params.items() if k.split('/')[1] == part}
+    rest = lambda part: {k: v for k, v in params.items() if k.split('/')[1] != part}
+
+    def pure(fn, p, q, *args):
+        return nj.pure(fn)({**q, **p}, *args)[1]
+
+    encode = lambda d: model.enc(d, bdims=2)
+    carry, outs = jax.jit(lambda p, d, k: pure(model.observe, p, {}, d, k))(params, data, key)
+    feat = jax.jit(lambda p, o: pure(model.dyn.feat, p, {}, o))(params, outs)
+    tokens = jax.jit(lambda p, d: pure(encode, p, {}, d))(params, data)
+
+    def enc_loss(p, q, d):
+        return jnp.sum(pure(encode, p, q, d) ** 2)
+
+    def dec_loss(p, feat, q, d):
+        dists = pure(lambda f: model.dec(f, 2), p, q, feat)
+        return sum(dist.loss(d[k]).sum() for k, dist in dists.items())
+
+    def obs_loss(p, tokens, q, d, key):
+        def fn(tokens):
+            act = model.actfeat(d['action'])
+            resets = d['is_first'].at[:, 0].set(True)
+            _, outs = model.dyn.observe(model.dyn.initial(B), tokens, act, resets, key)
+            dyn, rep = model.dyn.kl_loss(outs)
+            return (dyn + rep).sum() + jnp.sum(model.dyn.feat(outs))
+        return pure(fn, p, q, tokens)
+
+    def head_loss(p, feat, q, d):
+        fn = lambda f: (model.rew(f).loss(d['reward']).sum()
+                        + model.con(f).loss(1.0 - d['is_terminal']).sum())
+        return pure(fn, p, q, feat)
+
+    starts = jax.tree.map(lambda x: x.reshape((B * T, *x.shape[2:])),
+                          {'deter': outs['deter'], 'stoch': outs['stoch']})
+    imag = lambda p, s, k: pure(lambda s: model.imagine(s, agent.H, k), p, {}, s)
+    heads = {**sub('rew'), **sub('con')}
+    parts = {
+        'encoder': (jax.grad(enc_loss), (sub('enc'), rest('enc'), data)),
+        'decoder': (jax.grad(dec_loss, (0, 1)), (sub('dec'), feat, rest('dec'), data)),
+        'rssm observe': (jax.grad(obs_loss, (0, 1)),
+                         (sub('dyn'), tokens, rest('dyn'), data, key)),
+        'rew+con heads': (jax.grad(head_loss, (0, 1)), (heads, feat, params, data)),
+        'imagination': (imag, (params, starts, key)),
+        'optimizer': (agent.optimizer.update, (params, agent.state['opt'], params)),
+    }
+    times = {}
+    for name, (fn, args) in parts.items():
+        fn = jax.jit(fn)
+        times[name] = median_time(lambda: fn(*args), reps)
+    return times
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--size', default='size1m')
+    p.add_argument('--impls', default='xla,auto')
+    p.add_argument('--updates', type=int, default=5)
+    p.add_argument('--reps', type=int, default=3)
+    p.add_argument('--breakdown', action='store_true')
+    args = p.parse_args()
+    print(f'jax {jax.__version__} {jax.default_backend()}, {time.strftime("%Y-%m-%d")}, '
+          f'{os.cpu_count()} CPUs, {args.size}, median of {args.updates} updates')
+    gflops = matmul_gflops(args.reps)
+    env_sps = env_steps_per_s()
+    print(f'matmul 2048^2 float32: {gflops:.1f} GFLOP/s; Alien env: {env_sps:.0f} steps/s')
+    rows, parts = [], {}
+    for impl in args.impls.split(','):
+        config = load_config(args.size, impl)
+        agent = agentlib.Agent(*spaces(), config)
+        data = random_batch(config.batch_size, config.batch_length)
+        compile_s, per_update, flops = time_update(agent, data, args.updates)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows.append((impl, compile_s, per_update, flops, rss))
+        if args.breakdown:
+            parts[impl] = breakdown(agent, data, args.reps)
+        del agent
+    print('\n| size | conv_impl | compile s | s/update | updates/s | env steps/s | '
+          'peak RSS MB | GFLOP/update | matmul GFLOP/s | floor s |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    for impl, compile_s, per_update, flops, rss in rows:
+        print(f'| {args.size} | {impl} | {compile_s:.1f} | {per_update:.2f} | '
+              f'{1 / per_update:.2f} | {env_sps:.0f} | {rss:.0f} | {flops / 1e9:.1f} | '
+              f'{gflops:.1f} | {flops / 1e9 / gflops:.2f} |')
+    if parts:
+        names = list(next(iter(parts.values())))
+        print('\n| part (fwd+bwd where trained) | ' + ' | '.join(
+            f'{impl} s' for impl in parts) + ' |')
+        print('|---|' + '---|' * len(parts))
+        for name in names:
+            print(f'| {name} | ' + ' | '.join(f'{parts[i][name]:.3f}' for i in parts) + ' |')
+        rest = [row[2] - sum(parts[row[0]].values()) for row in rows]
+        print('| rest (actor-critic losses, returns, glue) | '
+              + ' | '.join(f'{r:.3f}' for r in rest) + ' |')
+        print('| whole update | ' + ' | '.join(f'{row[2]:.3f}' for row in rows) + ' |')
+
+
+if __name__ == '__main__':
+    main()
