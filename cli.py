@@ -14,16 +14,14 @@ app = typer.Typer(
 )
 
 
-def _not_built(command: str) -> None:
-    """Say plainly that a command does not exist yet; exit 2 with no fake output."""
-    typer.echo(f"dreamer-report {command}: not built yet.", err=True)
-    raise typer.Exit(code=2)
-
-
 def _fail(message: str) -> None:
     """Bad input: one line on stderr, exit code 2 (never a traceback)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _console():
@@ -50,6 +48,7 @@ def compare_cli(
     names: str = typer.Option(None, "--names", help="Method labels 'baseline,adapt' (default: from folders)."),
     window: float = typer.Option(0.1, "--window", help="Final score: mean over this last fraction of frames."),
     power_delta: float = typer.Option(None, "--power-delta", help="IQM difference for the power line (default: observed)."),
+    make_report: bool = typer.Option(True, "--report/--no-report", help="Also write report.html and report.pdf."),
 ):
     """Compare two methods: IQM, mean, median, optimality gap with 95% bootstrap CIs."""
     from pathlib import Path
@@ -66,9 +65,15 @@ def compare_cli(
     try:
         result = compare.compare([baseline], [adapt], names=labels, reps=reps, seed=seed, metrics=metrics,
                                  window=window, progress=True, power_delta=power_delta)
-        written = compare.write_outputs(result, Path(out or f"reports/{result.name}"))
-    except (IngestError, ValueError) as error:
-        _fail(str(error))
+        folder = Path(out or f"reports/{result.name}")
+        written = compare.write_outputs(result, folder)
+        if make_report:
+            from analysis import report
+
+            data = report.from_comparison(result, written, folder, [baseline], [adapt])
+            written.update(report.write(data, folder))
+    except (IngestError, ValueError, OSError) as error:
+        _fail(_first_line(error))
     from rich.table import Table
 
     console = _console()
@@ -91,7 +96,10 @@ def compare_cli(
         console.print(f"note: {note}")
     if result.data.problems.height:
         console.print(f"{result.data.problems.height} ingest problem(s); list them with `dreamer-report runs`")
-    console.print(f"wrote {len(written)} files to {Path(next(iter(written.values()))).parent}")
+    files = [path for path in written.values() if isinstance(path, Path)]
+    console.print(f"wrote {len(files)} files to {folder}")
+    if make_report:
+        console.print(f"report: {written['html']} and {written['pdf']} ({written['pages']} pages)")
 
 
 def _power_line(power: dict | None) -> str:
@@ -133,10 +141,6 @@ def mask_cli(
     console.print(table)
     console.print("'-': the run logged no train/imag_adapt keys (mask disabled)")
     console.print(f"wrote {len(written)} files to {out}")
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 @app.command("openloop")

@@ -291,6 +291,14 @@ def collect(baseline: list[str], adapt: list[str], out: Path, names=None, reps: 
     out = Path(out)
     result = compare.compare(baseline, adapt, names=names, reps=reps, seed=seed, progress=progress)
     written = compare.write_outputs(result, out / "figures")
+    return from_comparison(result, written, out, baseline, adapt, openloop_source)
+
+
+def from_comparison(result, written: dict, out: Path, baseline: list[str], adapt: list[str],
+                    openloop_source: str = "auto") -> ReportData:
+    """Gather every section of the report around a finished comparison and its written
+    figures (so `compare` and `report` never compute the statistics twice)."""
+    out = Path(out)
     data = ReportData(f"{', '.join(result.tasks)}: {result.adapt} vs {result.baseline}",
                       [_short(Path(p)) for p in baseline], [_short(Path(p)) for p in adapt])
     runs = result.data.runs
@@ -312,7 +320,8 @@ def collect(baseline: list[str], adapt: list[str], out: Path, names=None, reps: 
     data.mask_figures, data.mask_note, data.mask_table = mask_section(result, best, out / "figures")
     if len(best) == 2:
         data.openloop_figures, data.openloop_note = openloop_section(
-            best[result.baseline], best[result.adapt], out / "openloop", openloop_source, min(reps, 2000))
+            best[result.baseline], best[result.adapt], out / "openloop", openloop_source,
+            min(result.reps, 2000))
     else:
         data.openloop_note = "No open-loop figures: a method has no scored run."
     data.per_run = table_from_records(result.final.to_dicts())

@@ -28,13 +28,17 @@ def test_compare_prints_the_table_and_writes_files(study, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seed"] == 3 and summary["reps"] == 300 and summary["baseline"] == "baseline"
     assert (out / "per_run.csv").is_file() and (out / "aggregates.png").is_file()
+    html = (out / "report.html").read_text()  # SPEC s.5: compare also writes the report
+    assert "Probability of improvement" in html and (out / "report.pdf").stat().st_size > 0
 
 
 def test_compare_with_names(study, tmp_path):
     result = runner.invoke(app, ["compare", str(study / "atari100k_alien_baseline"), str(study / "atari100k_alien_adapt"),
-                                 "--out", str(tmp_path), "--reps", "200", "--names", "dreamer,masked"])
+                                 "--out", str(tmp_path), "--reps", "200", "--names", "dreamer,masked",
+                                 "--no-report"])
     assert result.exit_code == 0, result.output
     assert "P(masked > dreamer)" in result.output
+    assert not (tmp_path / "report.html").exists()
 
 
 @pytest.mark.parametrize("args, message", [
