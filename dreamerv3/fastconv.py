@@ -144,12 +144,13 @@ def resolve(impl):
 def block_size(kernel, up):
   """Block size for the fast path, from per-layer CPU measurements
   (bench/bench_conv.py, bench/README.md). Upsample+conv: always the low-res
-  grid (s=1), 3-5x faster than upsample-then-conv. Plain conv: 2x2 blocks only
-  for image-like inputs (few input channels), where XLA's forward is slowest;
-  with more channels XLA's own conv is as fast."""
+  grid (s=1), 2-5x faster than upsample-then-conv. Plain conv: 2x2 blocks for
+  inputs with at most 8 channels (1.1-1.3x fwd+bwd at 64x64x3 and 32x32x8);
+  from 12 input channels on, XLA's own conv is as fast or faster (32->48: 0.8x
+  blocked)."""
   if up > 1:
     return 1
-  return 2 if kernel.shape[2] <= 4 else 1
+  return 2 if kernel.shape[2] <= 8 else 1
 
 
 # ---- Entry points --------------------------------------------------------------
