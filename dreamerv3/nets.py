@@ -142,11 +142,6 @@ def maxpool2(x):
   return fastconv.maxpool2(x, impl=CONV_IMPL)
 
 
-def upsample2(x):
-  """Nearest-neighbour 2x upsampling over H and W of an NHWC tensor."""
-  return jnp.repeat(jnp.repeat(x, 2, 1), 2, 2)
-
-
 def num_stages(shape, mults):
   """Conv stages that bring an HxW image down to 4x4 (4 for 64x64 images)."""
   H, W = shape[:2]
