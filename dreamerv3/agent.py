@@ -53,7 +53,6 @@ class Agent:
     self.optimizer = optlib.make(self.acfg.opt)
     self._setup_devices()
     self.param_counts = self._count_params()
-    print('Agent parameters:', ', '.join(f'{k} {v:,}' for k, v in self.param_counts.items()))
     self.state = jax.device_put(self._init_state(), self.repl)
     self._policy_params = None
     self._policy_calls = 0
