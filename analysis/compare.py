@@ -81,7 +81,7 @@ def compare(
         raise CompareError(f"both sides are method {base_label!r}; pass --names baseline,adapt")
     runs = ingest.with_unique_names(runs_b + runs_a)
     data = ingest.ingest(runs, metric_keys=COMPARE_METRIC_KEYS, progress=progress, cache=cache)
-    final = stats.final_scores(data.scores, window, runs)
+    final = stats.final_scores(data.scores, window, runs, ingest.last_steps(data.scores, data.metrics))
     tasks, notes = _shared_tasks(final, base_label, adapt_label)
     matrices = {}
     for method in (base_label, adapt_label):

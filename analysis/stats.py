@@ -27,12 +27,15 @@ CHUNK = 4096  # bootstrap reps per vectorised block (bounds memory)
 # ---------------------------------------------------------------- final scores
 
 
-def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None) -> pl.DataFrame:
+def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None,
+                 run_ends: pl.DataFrame | None = None) -> pl.DataFrame:
     """Mean episode score over the last `window` of each run's own env frames.
 
     Columns: run, task, method, seed, final_score, n_episodes, last_step, normalized,
     normalization ('human' for Atari100k, 'raw' otherwise). Runs without episodes in the
     window keep a row with a null score. `runs` (ingest.Run list) adds runs with no rows at all.
+    `run_ends` (run, last_step; `ingest.last_steps`) is where each run stopped logging; without
+    it a run ends at its last episode, which always puts that episode in the window.
     """
     if not 0 < window <= 1:
         raise ValueError(f"window must be in (0, 1], got {window}")
@@ -43,7 +46,10 @@ def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None) -> pl.Dat
         listed = pl.DataFrame([(r.name, r.task, r.method, r.seed) for r in runs],
                               schema=every_run.schema, orient="row")
         every_run = pl.concat([every_run, listed]).unique()
-    last = episodes.group_by("run").agg(pl.col("step").max().alias("last_step"))
+    if run_ends is None:
+        last = episodes.group_by("run").agg(pl.col("step").max().alias("last_step"))
+    else:
+        last = as_strings(run_ends).select("run", pl.col("last_step").cast(pl.Int64))
     window_rows = episodes.join(last, on="run").filter(pl.col("step") >= (1 - window) * pl.col("last_step"))
     per_run = window_rows.group_by("run").agg(
         pl.col("value").mean().alias("final_score"), pl.len().cast(pl.Int64).alias("n_episodes"))

@@ -146,9 +146,10 @@ def seed_table(paths: list[str], window: float = 0.1, tie_window: float = 0.05) 
     from analysis import ingest, stats
 
     runs = ingest.discover(paths)
-    data = ingest.ingest(runs, metric_keys=[], cache=True)
-    final = stats.final_scores(data.scores, window, runs)
-    tie = stats.final_scores(data.scores, tie_window, runs)
+    data = ingest.ingest(runs, metric_keys=["fps/policy", "train/loss/dyn"], cache=True)
+    ends = ingest.last_steps(data.scores, data.metrics)
+    final = stats.final_scores(data.scores, window, runs, ends)
+    tie = stats.final_scores(data.scores, tie_window, runs, ends)
     tiebreak = {r["run"]: r["final_score"] for r in tie.to_dicts()}
     where = {r.name: r.path for r in runs}
     ranked = rank_runs(final, tiebreak)

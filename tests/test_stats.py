@@ -81,6 +81,18 @@ def test_final_scores_window_normalisation_and_runs_without_episodes():
     assert wide["n_episodes"][0] == 3
 
 
+def test_final_scores_window_ends_where_the_run_stopped_logging():
+    """A run that logged until frame 2000 has its window at 1800-2000: its last episode
+    (frame 1000) is outside, so it has no final score instead of a stale one."""
+    rows = [("a/s0", "atari100k_pong", "a", 0, step, "episode/score", value)
+            for step, value in ((100, -21.0), (950, 10.0), (1000, 20.0))]
+    ends = pl.DataFrame({"run": ["a/s0"], "last_step": [2000]})
+    row = stats.final_scores(_scores_table(rows), 0.1, run_ends=ends).row(0, named=True)
+    assert row["final_score"] is None and row["n_episodes"] == 0 and row["last_step"] == 2000
+    row = stats.final_scores(_scores_table(rows), 0.6, run_ends=ends).row(0, named=True)
+    assert row["final_score"] == pytest.approx(15.0) and row["n_episodes"] == 2
+
+
 def test_atari_table_covers_the_26_games():
     assert len(atari.TASKS) == 26
     assert atari.human_normalized("atari100k_alien", 7127.7) == pytest.approx(1.0)
