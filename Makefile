@@ -19,8 +19,19 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The main job on the shipped runs (artifacts/README.md says how they were made).
+BASE := artifacts/atari100k_alien_baseline
+ADAPT := artifacts/atari100k_alien_adapt
+OUT := reports/atari100k_alien
+BIN := $(VENV)/bin
+
 demo: $(STAMP)
-	$(PY) -m analysis.demo
+	$(BIN)/dreamer-report runs $(BASE) $(ADAPT)
+	$(BIN)/dreamer-report compare $(BASE) $(ADAPT) --out $(OUT) --reps 50000 --window 0.25
+	$(BIN)/dreamer-report mask $(BASE) $(ADAPT) --out $(OUT)/mask
+	$(BIN)/dreamer-report openloop $(BASE) $(ADAPT) --context 5 --horizon 45 --out $(OUT)/openloop
+	$(BIN)/dreamer-report best-seed $(ADAPT) --video $(OUT)/best_seed_adapt_openloop.mp4
+	@echo "demo: the report is $(OUT)/report.html (and report.pdf); figures, panels and video are beside it"
 
 clean-venv:
 	rm -rf $(VENV)
