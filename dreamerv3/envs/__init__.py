@@ -7,7 +7,20 @@ with 'reward', 'is_first', 'is_last', 'is_terminal'. The env resets when
 episode has `is_first` and reward 0.
 """
 
+import elements
+import numpy as np
+
 SUITES = ('atari100k', 'gym', 'dummy')
+
+
+def step_spaces():
+  """The per-step signals every env adds to its observations (the protocol above)."""
+  return {
+      'reward': elements.Space(np.float32),
+      'is_first': elements.Space(bool),
+      'is_last': elements.Space(bool),
+      'is_terminal': elements.Space(bool),
+  }
 
 
 def split_task(task):

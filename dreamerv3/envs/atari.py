@@ -13,6 +13,8 @@ import elements
 import numpy as np
 from PIL import Image
 
+from dreamerv3 import envs
+
 GAMES = (
     'alien', 'amidar', 'assault', 'asterix', 'bank_heist', 'battle_zone',
     'boxing', 'breakout', 'chopper_command', 'crazy_climber', 'demon_attack',
@@ -66,10 +68,7 @@ class Atari:
     channels = 1 if self.gray else 3
     return {
         'image': elements.Space(np.uint8, self.size + (channels,)),
-        'reward': elements.Space(np.float32),
-        'is_first': elements.Space(bool),
-        'is_last': elements.Space(bool),
-        'is_terminal': elements.Space(bool),
+        **envs.step_spaces(),
     }
 
   @property

@@ -10,6 +10,8 @@ the observation shows, so a learning agent can improve; episodes last
 import elements
 import numpy as np
 
+from dreamerv3 import envs
+
 NAMES = ('disc', 'cont', 'image', 'vector')
 ACTIONS = 4
 
@@ -37,10 +39,7 @@ class Dummy:
       spaces['image'] = elements.Space(np.uint8, self.size + (3,))
     if 'vector' in self.keys:
       spaces['vector'] = elements.Space(np.float32, (ACTIONS + 1,))
-    spaces['reward'] = elements.Space(np.float32)
-    spaces['is_first'] = elements.Space(bool)
-    spaces['is_last'] = elements.Space(bool)
-    spaces['is_terminal'] = elements.Space(bool)
+    spaces.update(envs.step_spaces())
     return spaces
 
   @property

@@ -3,6 +3,8 @@
 import elements
 import numpy as np
 
+from dreamerv3 import envs
+
 
 class Gym:
 
@@ -32,10 +34,7 @@ class Gym:
   def obs_space(self):
     return {
         self.obs_key: elements.Space(np.float32, self.obs_shape),
-        'reward': elements.Space(np.float32),
-        'is_first': elements.Space(bool),
-        'is_last': elements.Space(bool),
-        'is_terminal': elements.Space(bool),
+        **envs.step_spaces(),
     }
 
   @property
