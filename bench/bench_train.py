@@ -30,29 +30,22 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import ninjax as nj  # noqa: E402
 import numpy as np  # noqa: E402
-import ruamel.yaml  # noqa: E402
 
 from dreamerv3 import agent as agentlib  # noqa: E402
+from dreamerv3 import envs  # noqa: E402
+from dreamerv3 import main as mainlib  # noqa: E402
 from dreamerv3 import model as modellib  # noqa: E402
 
-CONFIGS = os.path.join(os.path.dirname(__file__), '..', 'dreamerv3', 'configs.yaml')
 ACTIONS = 18  # Alien's minimal action set
 
 
 def load_config(size, impl):
-    raw = ruamel.yaml.YAML(typ='safe').load(open(CONFIGS).read())
-    config = elements.Config(raw['defaults'])
-    for name in ('atari100k', size):
-        config = config.update(raw[name])
-    return config.update({'task': 'atari100k_alien', 'jax.platform': 'cpu',
+    return mainlib.from_presets(('atari100k', size)).update({'task': 'atari100k_alien', 'jax.platform': 'cpu',
                           'jax.compute_dtype': 'float32', 'jax.conv_impl': impl})
 
 
 def spaces():
-    obs = {'image': elements.Space(np.uint8, (64, 64, 3)),
-           'reward': elements.Space(np.float32),
-           'is_first': elements.Space(bool), 'is_last': elements.Space(bool),
-           'is_terminal': elements.Space(bool)}
+    obs = {'image': elements.Space(np.uint8, (64, 64, 3)), **envs.step_spaces()}
     return obs, {'action': elements.Space(np.int32, (), 0, ACTIONS)}
 
 

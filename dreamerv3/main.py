@@ -31,6 +31,21 @@ def load_presets():
   return ruamel.yaml.YAML(typ='safe').load(CONFIGS.read_text())
 
 
+def from_presets(names, presets=None):
+  """The `defaults` block updated by each named preset in order; BadInput names a bad one."""
+  presets = presets or load_presets()
+  config = elements.Config(presets['defaults'])
+  for name in names:
+    if name not in presets:
+      known = ', '.join(k for k in presets if k != 'defaults')
+      raise BadInput(f"unknown preset '{name}' in --configs (known: {known})")
+    try:
+      config = config.update(presets[name])
+    except KeyError as e:
+      raise BadInput(f"preset '{name}' in {CONFIGS.name}: {_message(e)}")
+  return config
+
+
 def parse(argv):
   """argv -> resolved elements.Config; raises BadInput with one line."""
   presets = load_presets()
@@ -41,15 +56,7 @@ def parse(argv):
     chosen, rest = elements.Flags(configs=['defaults']).parse_known(argv)
   except (KeyError, ValueError, TypeError) as e:
     raise BadInput(f'bad --configs: {e}')
-  config = elements.Config(presets['defaults'])
-  for name in chosen.configs:
-    if name not in presets:
-      known = ', '.join(k for k in presets if k != 'defaults')
-      raise BadInput(f"unknown preset '{name}' in --configs (known: {known})")
-    try:
-      config = config.update(presets[name])
-    except KeyError as e:
-      raise BadInput(f"preset '{name}' in {CONFIGS.name}: {_message(e)}")
+  config = from_presets(chosen.configs, presets)
   if wants_help:
     rest = rest + ['--help']  # elements prints every key of this config, then exits
   try:

@@ -16,29 +16,20 @@ import pathlib  # noqa: E402
 import elements  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import ruamel.yaml  # noqa: E402
 
-CONFIGS = pathlib.Path(__file__).parent.parent / "dreamerv3" / "configs.yaml"
+from dreamerv3 import envs, main  # noqa: E402
+
 IMAGE = (16, 16, 3)  # small images keep compiles short; the env gives 64x64
 VECTOR = 5
 ACTIONS = 6
 
 
 def load_config(*presets):
-    raw = ruamel.yaml.YAML(typ="safe").load(CONFIGS.read_text())
-    config = elements.Config(raw["defaults"])
-    for name in presets:
-        config = config.update(raw[name])
-    return config
+    return main.from_presets(presets)
 
 
 def spaces(image=IMAGE, vector=VECTOR, actions=ACTIONS):
-    obs = {
-        "reward": elements.Space(np.float32),
-        "is_first": elements.Space(bool),
-        "is_last": elements.Space(bool),
-        "is_terminal": elements.Space(bool),
-    }
+    obs = envs.step_spaces()
     if image:
         obs["image"] = elements.Space(np.uint8, image)
     if vector:
