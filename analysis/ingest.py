@@ -314,21 +314,34 @@ def ingest(
     batches = [runs[i:i + BATCH_RUNS] for i in range(0, len(runs), BATCH_RUNS)]
     tables = [t for batch in _progress(batches, progress, "reading runs")
               for t in read_runs_cached([r.path for r in batch], cache)]
-    for run, (run_scores, run_metrics, run_problems) in zip(runs, tables):
-        if metric_keys is not None:
-            run_metrics = run_metrics.filter(pl.col("key").is_in(list(metric_keys)))
-        labels = [pl.lit(run.name, pl.Categorical).alias("run"), pl.lit(run.task, pl.Categorical).alias("task"),
-                  pl.lit(run.method, pl.Categorical).alias("method"), pl.lit(run.seed, pl.Int64).alias("seed"),
-                  pl.col("key").cast(pl.Categorical)]
-        scores.append(run_scores.with_columns(labels).select(TABLE_COLUMNS))
-        metrics.append(run_metrics.with_columns(labels).select(TABLE_COLUMNS))
+    for run, (_, _, run_problems) in zip(runs, tables):
         problems += [{"run": run.name, **p} for p in run_problems]
-    scores_df = pl.concat(scores) if scores else _empty_table()
-    metrics_df = pl.concat(metrics) if metrics else _empty_table()
+    keep = None if metric_keys is None else pl.col("key").is_in(list(metric_keys))
+    scores_df = _labelled(runs, [t[0] for t in tables])
+    metrics_df = _labelled(runs, [t[1] if keep is None else t[1].filter(keep) for t in tables])
     problems += _short_runs(runs, scores_df, metrics_df)
     problems += [{"run": r.name, "file": "scores.jsonl", "line": None, "problem": "no episodes"}
                  for r in runs if r.name not in set(scores_df["run"].unique())]
     return Ingested(runs, scores_df, metrics_df, pl.DataFrame(problems, schema=PROBLEM_SCHEMA))
+
+
+def _labelled(runs: list[Run], tables: list[pl.DataFrame]) -> pl.DataFrame:
+    """The runs' long tables stacked, with run / task / method / seed columns.
+
+    Labels are gathered once for all rows (one `with_columns` per run cost more than the parse).
+    """
+    if not runs:
+        return _empty_table()
+    long = pl.concat(tables, rechunk=True)
+    index = pl.Series(np.repeat(np.arange(len(runs), dtype=np.uint32), [t.height for t in tables]))
+    column = lambda name, values, dtype: pl.Series(name, values, dtype).gather(index)
+    return pl.DataFrame([
+        column("run", [r.name for r in runs], pl.Categorical),
+        column("task", [r.task for r in runs], pl.Categorical),
+        column("method", [r.method for r in runs], pl.Categorical),
+        column("seed", [r.seed for r in runs], pl.Int64),
+        long["step"], long["key"].cast(pl.Categorical), long["value"],
+    ])
 
 
 def _empty_table() -> pl.DataFrame:

@@ -66,9 +66,7 @@ def _sample(path: Path) -> tuple[int, list[str]] | None:
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
             if view[-1:] != b"\n":
                 return None  # torn or unterminated last line: the careful reader decides
-            text = np.frombuffer(view, np.uint8)
-            count = int(np.count_nonzero(text == ord(":")))
-            del text  # the mmap cannot close while numpy holds its buffer
+            count = _count_colons(view)
             lines = _head_lines(view, SAMPLE_LINES) + _tail_lines(view, SAMPLE_LINES)
     keys: dict[str, None] = {}
     for line in lines:
@@ -80,6 +78,14 @@ def _sample(path: Path) -> tuple[int, list[str]] | None:
             return None
         keys.update(dict.fromkeys(row))
     return count, list(keys)
+
+
+def _count_colons(view: mmap.mmap) -> int:
+    """Count of ':' bytes of the whole file, at memory speed (numpy over the mapped pages)."""
+    text = np.frombuffer(view, np.uint8)
+    count = int(np.count_nonzero(text == ord(":")))
+    del text  # the mmap cannot close while numpy holds its buffer
+    return count
 
 
 def _head_lines(view: mmap.mmap, count: int) -> list[bytes]:

@@ -25,6 +25,7 @@ class RSSM(nj.Module):
   stoch: int = 32
   classes: int = 64
   blocks: int = 8
+  dynlayers: int = 1
   unimix: float = 0.01
   imglayers: int = 2
   obslayers: int = 1
@@ -45,7 +46,12 @@ class RSSM(nj.Module):
   # ---- one step -------------------------------------------------------------------
 
   def core(self, deter, stoch, action):
-    """Block-diagonal GRU step: new deter from (deter, stoch, previous action)."""
+    """Block-diagonal GRU step: new deter from (deter, stoch, previous action).
+
+    Each of the G blocks sees its own slice of deter and all of the embedded
+    inputs, goes through `dynlayers` block layers of deter/G units, then maps
+    to its reset / candidate / update gates.
+    """
     B, G = deter.shape[0], self.blocks
     stoch = stoch.reshape((B, -1))
     action = action / jnp.maximum(1.0, jnp.abs(sg(action)))
@@ -54,18 +60,20 @@ class RSSM(nj.Module):
       x = self.sub(f'in{i}', nets.Linear, units=self.hidden)(x)
       parts.append(jax.nn.silu(self.sub(f'innorm{i}', nets.RMSNorm)(x)))
     x = jnp.concatenate(parts, -1)                                   # [B, 3 hidden]
-    x = jnp.broadcast_to(x[:, None], (B, G, x.shape[-1]))
-    x = jnp.concatenate([deter.reshape((B, G, -1)).astype(x.dtype), x], -1)
-    x = x.reshape((B, -1))                                           # per-block inputs
+    blocks = deter.reshape((B, G, -1)).transpose((1, 0, 2))          # [G, B, deter/G]
+    x = jnp.broadcast_to(x[None], (G, *x.shape))
+    x = jnp.concatenate([blocks.astype(x.dtype), x], -1)             # per-block inputs
+    for i in range(self.dynlayers):                                  # hidden block layers
+      x = self.sub(f'dyn{i}', nets.BlockLinear, units=self.deter, blocks=G)(x)
+      x = jax.nn.silu(self.sub(f'dynnorm{i}', nets.RMSNorm, blocks=True)(x))
     x = self.sub('gru', nets.BlockLinear, units=3 * self.deter, blocks=G)(x)
-    x = self.sub('grunorm', nets.RMSNorm)(x).astype(f32)
-    x = x.reshape((B, G, 3, -1))
-    reset, cand, update = x[:, :, 0], x[:, :, 1], x[:, :, 2]
+    x = self.sub('grunorm', nets.RMSNorm, blocks=True)(x).astype(f32)
+    reset, cand, update = jnp.split(x, 3, -1)                        # each [G, B, deter/G]
     reset = jax.nn.sigmoid(reset)
     cand = jnp.tanh(reset * cand)
     update = jax.nn.sigmoid(update - 1.0)
-    deter = update * cand + (1 - update) * deter.reshape((B, G, -1))
-    return deter.reshape((B, -1))
+    blocks = update * cand + (1 - update) * blocks
+    return blocks.transpose((1, 0, 2)).reshape((B, -1))
 
   def prior_logits(self, deter):
     x = deter

@@ -30,6 +30,21 @@ def test_linear_outscale_zero_gives_zero_output_and_rmsnorm_unit_rms():
     np.testing.assert_allclose(np.sqrt((np.asarray(y) ** 2).mean(-1)), 1.0, rtol=1e-3)
 
 
+def test_block_linear_and_block_norm_match_numpy():
+    """Block-major [G, N, in] layer = G separate dense maps; the block norm spans all G*u features."""
+    G, N, fan_in, units = 4, 5, 3, 8
+    x = jnp.asarray(RNG.normal(size=(G, N, fan_in)), jnp.float32)
+    block = nets.BlockLinear(units=units, blocks=G, name="block")
+    norm = nets.RMSNorm(blocks=True, name="bnorm")
+    params, (y, z) = run(lambda x: (block(x), norm(block(x))), x)
+    kernel, bias = np.asarray(params["block/kernel"]), np.asarray(params["block/bias"])
+    ref = np.stack([np.asarray(x)[g] @ kernel[g] + bias.reshape(G, -1)[g] for g in range(G)])
+    np.testing.assert_allclose(np.asarray(y), ref, rtol=1e-5, atol=1e-6)
+    rows = ref.transpose(1, 0, 2).reshape(N, -1)                      # [N, G * units/G]
+    rows = rows / np.sqrt((rows ** 2).mean(-1, keepdims=True) + 1e-4)
+    np.testing.assert_allclose(np.asarray(z).transpose(1, 0, 2).reshape(N, -1), rows, rtol=1e-4, atol=1e-5)
+
+
 def test_init_is_deterministic_per_path_and_scaled():
     lin = nets.Linear(units=256, name="wide")
     x = jnp.ones((1, 512), jnp.float32)
