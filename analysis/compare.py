@@ -197,6 +197,8 @@ def write_outputs(result: CompareResult, out: Path) -> dict[str, Path]:
         "probability_of_improvement": figures.plot_poi(result.poi, result.adapt, result.baseline),
         "sample_efficiency": figures.plot_curves(result.curves, colors, len(result.tasks)),
         "performance_profile": figures.plot_profiles(result.profiles, colors),
+        "score_curves": figures.plot_score_curves(result.data.scores.filter(pl.col("task").is_in(result.tasks)),
+                                                  colors),
         "final_scores": figures.plot_final_scores(result.final.filter(pl.col("task").is_in(result.tasks)), colors),
     }
     for stem, fig in plots.items():

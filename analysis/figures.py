@@ -17,6 +17,8 @@ import pandas as pd  # noqa: E402
 import polars as pl  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from analysis import atari  # noqa: E402
+
 PALETTE = sns.color_palette("colorblind")
 METRIC_TITLES = {"iqm": "IQM", "mean": "Mean", "median": "Median", "og": "Optimality gap"}
 FRAMES_LABEL = "env frames"
@@ -113,6 +115,48 @@ def plot_profiles(profiles: dict, colors: dict):
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("Performance profile, 95% CI")
     ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int = 10, max_tasks: int = 8):
+    """Raw episode scores over env frames per task: each run thin (a rolling mean of `smooth`
+    episodes), each method's mean over runs thick, and the task's random / human scores dashed.
+
+    The aggregates say which method is ahead; this says whether either learned at all.
+    """
+    rows = scores.filter(pl.col("key") == "episode/score")
+    tasks = sorted(rows["task"].cast(pl.String).unique())[:max_tasks]
+    cols = max(1, min(len(tasks), 4))
+    lines = max(1, -(-len(tasks) // cols))
+    fig, axes = plt.subplots(lines, cols, figsize=(4.2 * cols + 1, 3.4 * lines), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        for method, color in colors.items():
+            runs = rows.filter((pl.col("task") == task) & (pl.col("method") == method)).sort("run", "step")
+            curves = []
+            for _, run in runs.group_by("run", maintain_order=True):
+                step, score = run["step"].to_numpy(), run["value"].to_numpy()
+                curves.append((step, pd.Series(score).rolling(smooth, min_periods=1).mean().to_numpy()))
+                ax.plot(*curves[-1], color=color, lw=0.8, alpha=0.45)
+            if not curves:
+                continue
+            # The method's mean only where every run has episodes (no run entering or leaving it).
+            start, end = max(c[0][0] for c in curves), min(c[0][-1] for c in curves)
+            grid = np.linspace(start, end, 100) if end > start else np.array([])
+            mean = np.mean([np.interp(grid, *c) for c in curves], 0) if grid.size else grid
+            ax.plot(grid, mean, color=color, lw=2.2, label=f"{method} ({len(curves)} runs)")
+        game = atari.game_of(task)
+        if game is not None:
+            low, high = atari.RANDOM_HUMAN[game]
+            ax.axhline(low, color="0.3", ls="--", lw=1, label=f"random {low:g}")
+            if high < 3 * max(rows.filter(pl.col("task") == task)["value"].max() or 0, low + 1):
+                ax.axhline(high, color="0.3", ls=":", lw=1, label=f"human {high:g}")
+        _frames(ax)
+        ax.set_ylabel(f"episode score (mean of last {smooth})")
+        ax.set_title(task, fontsize=11)
+        ax.legend(fontsize=8, loc="best")
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig
 

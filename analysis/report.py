@@ -313,7 +313,8 @@ def from_comparison(result, written: dict, out: Path, baseline: list[str], adapt
     data.aggregate_note = " ".join(result.notes)
     titles = {"sample_efficiency": "IQM learning curves", "aggregates": "Aggregate metrics",
               "probability_of_improvement": "Probability of improvement",
-              "performance_profile": "Performance profiles", "final_scores": "Final score per run"}
+              "performance_profile": "Performance profiles", "final_scores": "Final score per run",
+              "score_curves": "Raw episode scores against the random and human scores"}
     data.figures = [figure_from_file(path, titles.get(path.stem)) for name, path in written.items()
                     if path.suffix == ".png"]
     best = best_runs(result)

@@ -16,7 +16,8 @@ def study(tmp_path_factory):
 def test_compare_figures_are_written(study, tmp_path):
     result = compare.compare([str(study / "*_baseline")], [str(study / "*_adapt")], reps=300)
     written = compare.write_outputs(result, tmp_path)
-    for stem in ("aggregates", "probability_of_improvement", "sample_efficiency", "performance_profile", "final_scores"):
+    for stem in ("aggregates", "probability_of_improvement", "sample_efficiency", "performance_profile", "final_scores",
+                 "score_curves"):
         for suffix in (".png", ".pdf"):
             path = written[stem + suffix]
             assert path.is_file() and path.stat().st_size > 2000, path
