@@ -133,9 +133,9 @@ def breakdown(agent, data, reps):
         return nj.pure(fn)({**q, **p}, *args)[1]
 
     encode = lambda d: model.enc(d, bdims=2)
-    carry, outs = jax.jit(lambda p, d, k: pure(model.observe, p, {}, d, k))(params, data, key)
-    feat = jax.jit(lambda p, o: pure(model.dyn.feat, p, {}, o))(params, outs)
-    tokens = jax.jit(lambda p, d: pure(encode, p, {}, d))(params, data)
+    carry, outs = agent._jit(lambda p, d, k: pure(model.observe, p, {}, d, k))(params, data, key)
+    feat = agent._jit(lambda p, o: pure(model.dyn.feat, p, {}, o))(params, outs)
+    tokens = agent._jit(lambda p, d: pure(encode, p, {}, d))(params, data)
 
     def enc_loss(p, q, d):
         return jnp.sum(pure(encode, p, q, d) ** 2)
@@ -173,7 +173,7 @@ def breakdown(agent, data, reps):
     }
     times = {}
     for name, (fn, args) in parts.items():
-        fn = jax.jit(fn)
+        fn = agent._jit(fn)  # traced under the agent's conv_impl and dtype
         times[name] = median_time(lambda: fn(*args), reps)
     return times
 

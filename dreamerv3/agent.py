@@ -44,9 +44,7 @@ class Agent:
     error = imag_adapt.validate(self.adapt_cfg)
     if error:
       raise ValueError(error)
-    nets.COMPUTE_DTYPE = jnp.dtype(config.jax.compute_dtype)
-    nets.CONV_IMPL = config.jax.conv_impl
-    nets.INIT_SEED = int(config.seed)
+    self.net_settings = net_settings(config)
     self.H = int(self.acfg.imag_length)
     self.model = modellib.Model(obs_space, act_space, config, name='model')
     self.obskeys = self.model.imgkeys + self.model.veckeys
@@ -57,7 +55,7 @@ class Agent:
     self._policy_params = None
     self._policy_calls = 0
     self._train_fns, self._report_fn, self._openloop_fns = {}, None, {}
-    self._policy_fn = jax.jit(self._policy)
+    self._policy_fn = self._jit(self._policy)
 
   # ---- construction ---------------------------------------------------------------
 
@@ -83,8 +81,13 @@ class Agent:
       data[k] = jnp.zeros((B, T), bool)
     return data
 
+  def _jit(self, fn, **kwargs):
+    """jax.jit of `fn` traced under this agent's network settings."""
+    return jax.jit(nets.with_settings(self.net_settings, fn), **kwargs)
+
   def _init_params(self):
-    return nj.init(self.model.touch)({}, self._dummy_data(), make_key(self.config.seed))
+    init = nets.with_settings(net_settings(self.config), nj.init(self.model.touch))
+    return init({}, self._dummy_data(), make_key(self.config.seed))
 
   def _count_params(self):
     return tally(jax.eval_shape(self._init_params))
@@ -224,7 +227,7 @@ class Agent:
   def _train_fn(self, hook):
     if hook not in self._train_fns:
       fn = lambda state, carry, data: self._update(state, carry, data, hook)
-      self._train_fns[hook] = jax.jit(
+      self._train_fns[hook] = self._jit(
           fn, in_shardings=(self.repl, self.batch, self.batch),
           out_shardings=(self.repl, self.batch, self.repl, self.repl),
           donate_argnums=(0,))
@@ -254,7 +257,7 @@ class Agent:
       def fn(params, data, seed):
         _, out = nj.pure(self.model.openloop)(params, data, context, seed)
         return out
-      self._openloop_fns[context] = jax.jit(fn)
+      self._openloop_fns[context] = self._jit(fn)
     return self._openloop_fns[context]
 
   def openloop(self, data, context):
@@ -275,7 +278,7 @@ class Agent:
       def fn(params, data, seed):
         _, (_, aux) = nj.pure(self.model.wm_loss)(params, data, seed)
         return aux['losses']
-      self._report_fn = jax.jit(fn)
+      self._report_fn = self._jit(fn)
     keys = (*self.obskeys, 'action', 'reward', 'is_first', 'is_last', 'is_terminal')
     data = {k: np.asarray(data[k]) for k in keys}
     seed = make_key(self.config.seed, 11)
@@ -318,6 +321,10 @@ def tally(shapes):
     counts[part] = counts.get(part, 0) + int(np.prod(value.shape))
   counts['total'] = sum(counts.values())
   return counts
+
+
+def net_settings(config):
+  return nets.Settings(jnp.dtype(config.jax.compute_dtype), config.jax.conv_impl, int(config.seed))
 
 
 def count_params(obs_space, act_space, config):

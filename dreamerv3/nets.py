@@ -1,12 +1,17 @@
 """Layers, networks and output distributions of the DreamerV3 model (ninjax).
 
 Shape letters: B batch, T time, H imagined steps, D features, C channels.
-Parameters are stored in float32; matmuls and convs run in COMPUTE_DTYPE
-(set once by the agent from `jax.compute_dtype`), norms and outputs in float32.
-Every convolution goes through `fastconv.conv2d` so its implementation is one
-switch (`jax.conv_impl`) and never a change to the model.
+Parameters are stored in float32; matmuls and convs run in the compute dtype,
+norms and outputs in float32. Every convolution goes through `fastconv.conv2d`
+so its implementation is one switch (`jax.conv_impl`) and never a change to the
+model. Those two and the init seed are `Settings`, which each agent puts in
+effect while its functions are traced (`with nets.settings(...)`), so two
+agents in one process never see each other's choices.
 """
 
+import contextlib
+import contextvars
+import dataclasses
 import math
 import zlib
 
@@ -20,29 +25,57 @@ from dreamerv3 import losses
 
 f32 = jnp.float32
 sg = jax.lax.stop_gradient
-COMPUTE_DTYPE = jnp.float32
-INIT_SEED = 0
-CONV_IMPL = 'auto'
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """What the networks read from `config.jax` and `config.seed` (see Agent)."""
+  compute_dtype: jnp.dtype = jnp.dtype(jnp.float32)
+  conv_impl: str = 'auto'
+  init_seed: int = 0
+
+
+_SETTINGS = contextvars.ContextVar('nets_settings', default=Settings())
+
+
+@contextlib.contextmanager
+def settings(value):
+  """Put `value` in effect for the networks traced inside the block."""
+  token = _SETTINGS.set(value)
+  try:
+    yield
+  finally:
+    _SETTINGS.reset(token)
+
+
+def with_settings(value, fn):
+  """`fn` that traces under `value` (wrap functions before jax.jit / eval_shape)."""
+  def wrapped(*args, **kwargs):
+    with settings(value):
+      return fn(*args, **kwargs)
+  return wrapped
 
 
 def cast(x):
   """Floating inputs go to the compute dtype; integer inputs stay as they are."""
-  return x.astype(COMPUTE_DTYPE) if jnp.issubdtype(x.dtype, jnp.floating) else x
+  dtype = _SETTINGS.get().compute_dtype
+  return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
 
 
 def init_kernel(path, shape, fan_in, outscale):
   """Truncated normal with variance outscale / fan_in; outscale 0 gives zeros.
 
-  Drawn on the host with NumPy, seeded by (INIT_SEED, the parameter's path):
+  Drawn on the host with NumPy, seeded by (init seed, the parameter's path):
   threefry draws inside the jitted init compiled for ~40 s on 2 CPU cores,
   and this keeps each parameter's init independent of creation order.
   """
   if outscale == 0.0:
     return jnp.zeros(shape, f32)
   std = math.sqrt(outscale / fan_in) / 0.87962566  # std of a [-2, 2] truncated unit normal
+  seed = _SETTINGS.get().init_seed  # read while tracing; draw() runs later, on the host
 
   def draw():
-    rng = np.random.default_rng([INIT_SEED, zlib.crc32(path.encode())])
+    rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
     x = rng.standard_normal(shape)
     bad = np.abs(x) > 2
     while bad.any():
@@ -130,9 +163,9 @@ class Conv(nj.Module):
         fan_in, 1.0)
     bias = self.value('bias', jnp.zeros, (self.channels,), f32)
     if self.upsample:
-      y = fastconv.upsample_conv2d(cast(x), cast(kernel), impl=CONV_IMPL)
+      y = fastconv.upsample_conv2d(cast(x), cast(kernel), impl=_SETTINGS.get().conv_impl)
     else:
-      y = fastconv.conv2d(cast(x), cast(kernel), 1, impl=CONV_IMPL)
+      y = fastconv.conv2d(cast(x), cast(kernel), 1, impl=_SETTINGS.get().conv_impl)
     return y + cast(bias)
 
 
@@ -152,7 +185,7 @@ class MLP(nj.Module):
 def maxpool2(x):
   """2x2 max-pool with stride 2 over H and W of an NHWC tensor (fastconv: same
   values and gradients as the reshape-max, faster backward on CPU)."""
-  return fastconv.maxpool2(x, impl=CONV_IMPL)
+  return fastconv.maxpool2(x, impl=_SETTINGS.get().conv_impl)
 
 
 def num_stages(shape, mults):

@@ -45,6 +45,19 @@ def test_block_linear_and_block_norm_match_numpy():
     np.testing.assert_allclose(np.asarray(z).transpose(1, 0, 2).reshape(N, -1), rows, rtol=1e-4, atol=1e-5)
 
 
+def test_settings_apply_only_inside_their_block():
+    """Each agent traces under its own dtype / init seed; nothing leaks to the next one."""
+    x = jnp.ones((2, 3), jnp.float32)
+    with nets.settings(nets.Settings(jnp.dtype(jnp.bfloat16), "xla", 1)):
+        assert nets.cast(x).dtype == jnp.bfloat16
+        seeded = nj.init(lambda x: nets.Linear(units=4, name="lin")(x))({}, x)["lin/kernel"]
+    assert nets.cast(x).dtype == jnp.float32
+    default = nj.init(lambda x: nets.Linear(units=4, name="lin")(x))({}, x)["lin/kernel"]
+    init = nets.with_settings(nets.Settings(init_seed=1), nj.init(lambda x: nets.Linear(units=4, name="lin")(x)))
+    np.testing.assert_array_equal(np.asarray(init({}, x)["lin/kernel"]), np.asarray(seeded))
+    assert not np.array_equal(np.asarray(default), np.asarray(seeded))
+
+
 def test_init_is_deterministic_per_path_and_scaled():
     lin = nets.Linear(units=256, name="wide")
     x = jnp.ones((1, 512), jnp.float32)
