@@ -72,16 +72,7 @@ def summary(out, seed):
   return folder, len(rows), first, final
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--seeds', default='0,1,2')
-  parser.add_argument('--parallel', type=int, default=3)
-  parser.add_argument('--minutes', type=float, default=30)
-  parser.add_argument('--out', default='artifacts/cartpole_dreamerv3')
-  parser.add_argument('--configs', default='cartpole,size1m')
-  args = parser.parse_args()
-  Path(args.out).mkdir(parents=True, exist_ok=True)
-  seeds = [int(s) for s in args.seeds.split(',')]
+def run_all(seeds, args):
   waiting, running, started, seen = list(seeds), {}, {}, {}
   while waiting or running:
     while waiting and len(running) < args.parallel:
@@ -96,6 +87,9 @@ def main():
         if proc.returncode:
           print(f'seed {seed}: trainer exited with code {proc.returncode}; see {args.out}/seed{seed}.log')
         del running[seed]
+
+
+def report(seeds, args):
   print(f'CartPole-v1, --configs {args.configs.replace(",", " ")}, {args.minutes:g} min per seed, '
         f'{args.parallel} at a time on {os.cpu_count()} cores; goal: mean of last {WINDOW} >= {GOAL:g}')
   print(f'{"seed":>4} {"episodes":>8} {"goal at step":>12} {"goal at min":>11} {"final mean":>10}  run')
@@ -103,6 +97,49 @@ def main():
     folder, episodes, first, final = summary(args.out, seed)
     step, minutes = (f'{first[0]:,}', f'{first[1] / 60:.1f}') if first else ('never', '-')
     print(f'{seed:>4} {episodes:>8} {step:>12} {minutes:>11} {final:>10.1f}  {folder.name}')
+  print(f'curve: {plot(args.out, seeds, args.minutes)}')
+
+
+def plot(out, seeds, minutes):
+  """curve.png: each seed's return (mean of the last 10 episodes) against wall-clock minutes."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6.5, 3.8))
+  for seed in seeds:
+    rows = [line.split(',') for line in (run_dir(out, seed) / 'wall_clock.csv').read_text().splitlines()[1:]]
+    scores = [float(r[2]) for r in rows]
+    means = [sum(scores[max(0, i - WINDOW + 1):i + 1]) / min(i + 1, WINDOW) for i in range(len(scores))]
+    ax.plot([float(r[1]) / 60 for r in rows], means, lw=1.5, label=f'seed {seed}')
+  ax.axhline(GOAL, color='0.3', ls='--', lw=1, label=f'goal {GOAL:g}')
+  ax.axhline(22, color='0.3', ls=':', lw=1, label='random (~22)')
+  ax.axvline(minutes, color='0.6', lw=1)
+  ax.set_xlabel('wall-clock minutes (3 seeds sharing 2 CPU cores)')
+  ax.set_ylabel(f'episode return (mean of last {WINDOW})')
+  ax.set_title('DreamerV3 (this trainer), CartPole-v1, size1m, CPU')
+  ax.legend(fontsize=8, loc='upper left')
+  fig.tight_layout()
+  path = Path(out) / 'curve.png'
+  fig.savefig(path, dpi=120)
+  return path
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--seeds', default='0,1,2')
+  parser.add_argument('--parallel', type=int, default=3)
+  parser.add_argument('--minutes', type=float, default=30)
+  parser.add_argument('--out', default='artifacts/cartpole_dreamerv3')
+  parser.add_argument('--configs', default='cartpole,size1m')
+  parser.add_argument('--report-only', action='store_true',
+                      help='no runs: print the table and draw curve.png from the runs in --out')
+  args = parser.parse_args()
+  Path(args.out).mkdir(parents=True, exist_ok=True)
+  seeds = [int(s) for s in args.seeds.split(',')]
+  if not args.report_only:
+    run_all(seeds, args)
+  report(seeds, args)
+
 
 
 if __name__ == '__main__':
