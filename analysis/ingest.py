@@ -29,7 +29,7 @@ from analysis.jsonl import LONG_SCHEMA, SCHEMA_LINES, IngestError, problem, read
 
 RUN_FILES = ("scores.jsonl", "metrics.jsonl")
 CACHE_DIR = ".dreamer-report-cache"
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 BATCH_RUNS = 64  # runs whose logs are parsed in one scan (a progress step; bounds memory)
 SKIP_DIRS = {"ckpt", "replay", "scope", CACHE_DIR}
 SHORT_RUN_FRACTION = 0.9  # a run ending before 90% of its task's longest run is reported
@@ -197,7 +197,7 @@ def read_scope_scalars(scope_dir: Path, problems: list[dict]) -> pl.DataFrame:
         rows = np.frombuffer(data[:whole], dtype=[("step", ">i8"), ("value", ">f8")])
         key = path.name[: -len(".float")].replace("-", "/")
         frame = pl.DataFrame({"step": rows["step"].astype(np.int64), "value": rows["value"].astype(np.float64)})
-        frames.append(frame.with_columns(key=pl.lit(key)).select("step", "key", "value"))
+        frames.append(frame.with_columns(key=pl.lit(key, pl.Categorical)).select("step", "key", "value"))
     if not frames:
         return pl.DataFrame(schema=LONG_SCHEMA)
     scope = pl.concat(frames)
@@ -236,16 +236,16 @@ def _assemble_run(run_dir: Path, logs: dict[Path, tuple[pl.DataFrame, list[dict]
         scores, found = logs[run_dir / "scores.jsonl"]
         problems += found
     else:
-        scores = metrics.filter(pl.col("key").str.starts_with("episode/"))
+        scores = metrics.filter(pl.col("key").cat.starts_with("episode/"))
         source = "metrics.jsonl" if scores.height else "nothing"
         problems.append({"file": "scores.jsonl", "line": None, "problem": f"missing; episodes taken from {source}"})
     if (run_dir / "scope").is_dir():
         scope = read_scope_scalars(run_dir / "scope", problems)
         have_metrics = set(metrics["key"].unique())
         extra = scope.filter(~pl.col("key").is_in(list(have_metrics)))
-        metrics = pl.concat([metrics, extra.filter(~pl.col("key").str.starts_with("episode/"))])
+        metrics = pl.concat([metrics, extra.filter(~pl.col("key").cat.starts_with("episode/"))])
         if scores.height == 0:
-            scores = extra.filter(pl.col("key").str.starts_with("episode/"))
+            scores = extra.filter(pl.col("key").cat.starts_with("episode/"))
     return scores, metrics, problems
 
 
@@ -320,8 +320,9 @@ def ingest(
     scores_df = _labelled(runs, [t[0] for t in tables])
     metrics_df = _labelled(runs, [t[1] if keep is None else t[1].filter(keep) for t in tables])
     problems += _short_runs(runs, scores_df, metrics_df)
+    scored = set(scores_df["run"].unique())
     problems += [{"run": r.name, "file": "scores.jsonl", "line": None, "problem": "no episodes"}
-                 for r in runs if r.name not in set(scores_df["run"].unique())]
+                 for r in runs if r.name not in scored]
     return Ingested(runs, scores_df, metrics_df, pl.DataFrame(problems, schema=PROBLEM_SCHEMA))
 
 
@@ -340,7 +341,7 @@ def _labelled(runs: list[Run], tables: list[pl.DataFrame]) -> pl.DataFrame:
         column("task", [r.task for r in runs], pl.Categorical),
         column("method", [r.method for r in runs], pl.Categorical),
         column("seed", [r.seed for r in runs], pl.Int64),
-        long["step"], long["key"].cast(pl.Categorical), long["value"],
+        long["step"], long["key"], long["value"],
     ])
 
 

@@ -22,7 +22,7 @@ import polars as pl
 
 SCHEMA_LINES = 100  # lines polars reads to guess the schema before the checked fast parse
 SAMPLE_LINES = 4  # lines at the head and at the tail of each file whose keys make the batch schema
-LONG_SCHEMA = {"step": pl.Int64, "key": pl.String, "value": pl.Float64}
+LONG_SCHEMA = {"step": pl.Int64, "key": pl.Categorical, "value": pl.Float64}  # keys repeat: categorical
 FILE_COLUMN = "__file__"  # polars' column naming each row's source file in the batch scan
 
 
@@ -134,7 +134,7 @@ def _batch(names: list[str], colons: dict[str, int], keys: dict[str, None]) -> d
     if not pieces:
         return {}
     step, code, value = (np.concatenate(column) for column in zip(*pieces))
-    key = pl.Series("key", values, pl.String).gather(code)
+    key = pl.Series("key", values, pl.Categorical).gather(pl.Series(code))  # codes, never strings
     long = pl.DataFrame({"step": step, "key": key, "value": value}, schema=LONG_SCHEMA)
     return {name: long.slice(offset, length) for name, (offset, length) in spans.items()}
 
@@ -231,7 +231,7 @@ def _to_long(path: Path, wide: pl.DataFrame, problems: list[dict]) -> pl.DataFra
     long = (
         wide.lazy().select(pl.col("step").cast(pl.Int64), *[pl.col(c).cast(pl.Float64) for c in numeric])
         .unpivot(index="step", variable_name="key", value_name="value")
-        .drop_nulls("value").collect()
+        .drop_nulls("value").with_columns(pl.col("key").cast(pl.Categorical)).collect()
     )
     if steps.is_duplicated().any():  # only then can a (step, key) pair repeat
         deduped = long.unique(subset=["step", "key"], keep="last", maintain_order=True)
