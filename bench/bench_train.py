@@ -39,20 +39,29 @@ from dreamerv3 import model as modellib  # noqa: E402
 ACTIONS = 18  # Alien's minimal action set
 
 
-def load_config(size, impl):
-    return mainlib.from_presets(('atari100k', size)).update({'task': 'atari100k_alien', 'jax.platform': 'cpu',
-                          'jax.compute_dtype': 'float32', 'jax.conv_impl': impl})
+def load_config(size, impl, task='alien'):
+    presets = ('atari100k', size) if task == 'alien' else ('cartpole', size)
+    name = 'atari100k_alien' if task == 'alien' else 'gym_CartPole-v1'
+    return mainlib.from_presets(presets).update({'task': name, 'jax.platform': 'cpu',
+                                                 'jax.compute_dtype': 'float32', 'jax.conv_impl': impl})
 
 
-def spaces():
-    obs = {'image': elements.Space(np.uint8, (64, 64, 3)), **envs.step_spaces()}
-    return obs, {'action': elements.Space(np.int32, (), 0, ACTIONS)}
+def spaces(task='alien'):
+    """Alien: 64x64x3 image, 18 actions. CartPole: 4-dim vector, 2 actions (MLPs only)."""
+    if task == 'alien':
+        obs = {'image': elements.Space(np.uint8, (64, 64, 3)), **envs.step_spaces()}
+        return obs, {'action': elements.Space(np.int32, (), 0, ACTIONS)}
+    obs = {'vector': elements.Space(np.float32, (4,)), **envs.step_spaces()}
+    return obs, {'action': elements.Space(np.int32, (), 0, 2)}
 
 
-def random_batch(B, T, seed=0):
+def random_batch(B, T, seed=0, task='alien'):
     rng = np.random.default_rng(seed)
-    data = {'image': rng.integers(0, 256, (B, T, 64, 64, 3), dtype=np.uint8),
-            'action': rng.integers(0, ACTIONS, (B, T)).astype(np.int32),
+    actions = ACTIONS if task == 'alien' else 2
+    obs = ({'image': rng.integers(0, 256, (B, T, 64, 64, 3), dtype=np.uint8)} if task == 'alien'
+           else {'vector': rng.normal(size=(B, T, 4)).astype(np.float32)})
+    data = {**obs,
+            'action': rng.integers(0, actions, (B, T)).astype(np.int32),
             'reward': rng.normal(size=(B, T)).astype(np.float32),
             'is_first': np.zeros((B, T), bool), 'is_last': np.zeros((B, T), bool),
             'is_terminal': np.zeros((B, T), bool)}
@@ -185,17 +194,19 @@ def main():
     p.add_argument('--updates', type=int, default=5)
     p.add_argument('--reps', type=int, default=3)
     p.add_argument('--breakdown', action='store_true')
+    p.add_argument('--task', default='alien', choices=('alien', 'cartpole'),
+                   help='alien: Atari inputs (CNNs); cartpole: vector inputs (MLPs only)')
     args = p.parse_args()
     print(f'jax {jax.__version__} {jax.default_backend()}, {time.strftime("%Y-%m-%d")}, '
-          f'{os.cpu_count()} CPUs, {args.size}, median of {args.updates} updates')
+          f'{os.cpu_count()} CPUs, {args.size}, {args.task} inputs, median of {args.updates} updates')
     gflops = matmul_gflops(args.reps)
     env_sps = env_steps_per_s()
     print(f'matmul 2048^2 float32: {gflops:.1f} GFLOP/s; Alien env: {env_sps:.0f} steps/s')
     rows, parts = [], {}
     for impl in args.impls.split(','):
-        config = load_config(args.size, impl)
-        agent = agentlib.Agent(*spaces(), config)
-        data = random_batch(config.batch_size, config.batch_length)
+        config = load_config(args.size, impl, args.task)
+        agent = agentlib.Agent(*spaces(args.task), config)
+        data = random_batch(config.batch_size, config.batch_length, task=args.task)
         compile_s, per_update, flops = time_update(agent, data, args.updates)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rows.append((impl, compile_s, per_update, flops, rss))

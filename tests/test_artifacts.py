@@ -85,3 +85,31 @@ def test_demo_commands_run_on_the_shipped_runs(tmp_path):
                                  "--video", str(out / "best.mp4")])
     assert result.exit_code == 0, result.output
     assert (out / "best.mp4").stat().st_size > 0
+
+
+CARTPOLE = ARTIFACTS / "cartpole_dreamerv3"
+
+
+def test_cartpole_runs_reach_the_goal_within_30_minutes():
+    """The shipped learning benchmark says what its data shows: every seed's mean return over
+    10 episodes reached 200 within 30 minutes of wall time (bench/bench_cartpole.py)."""
+    runs = ingest.discover([str(CARTPOLE)])
+    assert len(runs) == 3 and all(r.task == "gym_CartPole-v1" for r in runs)
+    data = ingest.ingest(runs, cache=False)
+    assert data.problems.height == 0, data.problems.to_dicts()
+    for run in runs:
+        rows = [line.split(",") for line in (run.path / "wall_clock.csv").read_text().splitlines()[1:]]
+        seconds, scores = [float(r[1]) for r in rows], [float(r[2]) for r in rows]
+        means = [sum(scores[i - 10:i]) / 10 for i in range(10, len(scores) + 1)]
+        reached = [seconds[i + 9] for i, m in enumerate(means) if m >= 200]
+        assert reached and reached[0] <= 30 * 60, (run.name, max(means))
+        logged = data.scores.filter((data.scores["run"] == run.name) & (data.scores["key"] == "episode/score"))
+        assert logged["value"].to_list() == scores, run.name  # the curve is the run's own scores.jsonl
+
+
+def test_shipped_checkpoints_load_and_predict_open_loop(tmp_path):
+    """The best seeds' checkpoints load into the current agent (same parameter shapes)."""
+    result = runner.invoke(app, ["openloop", str(BASE), str(ADAPT), "--source", "ckpt",
+                                 "--context", "5", "--horizon", "10", "--sequences", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.glob("*.png")), result.output
