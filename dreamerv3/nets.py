@@ -211,9 +211,10 @@ def obs_keys(obs_space):
 # ---- Encoder and decoder ------------------------------------------------------
 
 class Encoder(nj.Module):
-  """Images: per stage a 5x5 stride-1 conv, RMSNorm, SiLU, 2x2 max-pool down to
+  """Images: per stage a 5x5 stride-1 conv, 2x2 max-pool, RMSNorm, SiLU, down to
   4x4 (4 stages at 64x64; smaller test images use the first stages); vectors:
-  symlog then an MLP. Returns one token per step [..., D]."""
+  symlog then an MLP. Returns one token per step [..., D]. Pooling before the
+  norm is the paper's layout, and keeps the elementwise work at quarter size."""
 
   depth: int = 64
   mults: tuple = (2, 3, 4, 4)
@@ -241,8 +242,8 @@ class Encoder(nj.Module):
       stages = num_stages(x.shape[1:], self.mults)
       for i, mult in enumerate(self.mults[:stages]):
         x = self.sub(f'conv{i}', Conv, channels=self.depth * mult, kernel=self.kernel)(x)
-        x = jax.nn.silu(self.sub(f'cnorm{i}', RMSNorm)(x))
         x = maxpool2(x)
+        x = jax.nn.silu(self.sub(f'cnorm{i}', RMSNorm)(x))
       outs.append(x.reshape((*bshape, -1)))
     return jnp.concatenate([o.astype(f32) for o in outs], -1)
 
