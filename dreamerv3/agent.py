@@ -86,7 +86,7 @@ class Agent:
     return jax.jit(nets.with_settings(self.net_settings, fn), **kwargs)
 
   def _init_params(self):
-    init = nets.with_settings(net_settings(self.config), nj.init(self.model.touch))
+    init = nets.with_settings(self.net_settings, nj.init(self.model.touch))
     return init({}, self._dummy_data(), make_key(self.config.seed))
 
   def _count_params(self):
@@ -331,6 +331,7 @@ def count_params(obs_space, act_space, config):
   """Per-module parameter counts without allocating parameters (jax.eval_shape)."""
   agent = Agent.__new__(Agent)
   agent.obs_space, agent.act_space, agent.config = obs_space, act_space, config
+  agent.net_settings = net_settings(config)
   agent.model = modellib.Model(obs_space, act_space, config, name='model')
   agent.obskeys = agent.model.imgkeys + agent.model.veckeys
   return tally(jax.eval_shape(agent._init_params))
