@@ -1,7 +1,7 @@
 """Does the trainer learn? CartPole-v1 on CPU against a wall-clock budget.
 
-    .venv/bin/python bench/bench_cartpole.py [--seeds 0,1,2] [--parallel 3]
-        [--minutes 30] [--out artifacts/cartpole_dreamerv3] [--configs cartpole,size1m]
+        .venv/bin/python bench/bench_cartpole.py [--seeds 0,1,2] [--parallel 3]
+                [--minutes 30] [--out artifacts/cartpole_dreamerv3] [--configs cartpole,size1m]
 
 Runs `dreamerv3/main.py --configs cartpole size1m` once per seed (all at once
 with --parallel 3, so the seeds share the 2 cores: a harder budget than one at a
@@ -26,121 +26,121 @@ GOAL, WINDOW = 200.0, 10
 
 
 def launch(seed, args):
-  logdir = Path(args.out) / f'seed{seed}_{{timestamp}}'
-  command = [sys.executable, str(ROOT / 'dreamerv3' / 'main.py'), '--logdir', str(logdir),
-             '--configs', *args.configs.split(','), '--seed', str(seed),
-             '--run.duration', str(int(args.minutes * 60)), '--jax.platform', 'cpu']
-  log = open(Path(args.out) / f'seed{seed}.log', 'w')
-  return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    logdir = Path(args.out) / f'seed{seed}_{{timestamp}}'
+    command = [sys.executable, str(ROOT / 'dreamerv3' / 'main.py'), '--logdir', str(logdir),
+                          '--configs', *args.configs.split(','), '--seed', str(seed),
+                          '--run.duration', str(int(args.minutes * 60)), '--jax.platform', 'cpu']
+    log = open(Path(args.out) / f'seed{seed}.log', 'w')
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
 def run_dir(out, seed):
-  found = sorted(Path(out).glob(f'seed{seed}_*/'))
-  return found[-1] if found else None
+    found = sorted(Path(out).glob(f'seed{seed}_*/'))
+    return found[-1] if found else None
 
 
 def poll(seeds, started, seen, out):
-  """Append the new episodes of each seed to its wall_clock.csv, timed now."""
-  for seed in seeds:
-    folder = run_dir(out, seed)
-    if folder is None or not (folder / 'scores.jsonl').is_file():
-      continue
-    lines = (folder / 'scores.jsonl').read_text().splitlines()
-    done = [json.loads(line) for line in lines[seen.get(seed, 0):] if line.endswith('}')]
-    if not done:
-      continue
-    seen[seed] = seen.get(seed, 0) + len(done)
-    wall = folder / 'wall_clock.csv'
-    new = not wall.exists()
-    with open(wall, 'a') as f:
-      if new:
-        f.write('step,seconds,score\n')
-      for row in done:
-        f.write(f"{row['step']},{time.time() - started[seed]:.1f},{row['episode/score']}\n")
+    """Append the new episodes of each seed to its wall_clock.csv, timed now."""
+    for seed in seeds:
+        folder = run_dir(out, seed)
+        if folder is None or not (folder / 'scores.jsonl').is_file():
+            continue
+        lines = (folder / 'scores.jsonl').read_text().splitlines()
+        done = [json.loads(line) for line in lines[seen.get(seed, 0):] if line.endswith('}')]
+        if not done:
+            continue
+        seen[seed] = seen.get(seed, 0) + len(done)
+        wall = folder / 'wall_clock.csv'
+        new = not wall.exists()
+        with open(wall, 'a') as f:
+            if new:
+                f.write('step,seconds,score\n')
+            for row in done:
+                f.write(f"{row['step']},{time.time() - started[seed]:.1f},{row['episode/score']}\n")
 
 
 def summary(out, seed):
-  folder = run_dir(out, seed)
-  rows = [line.split(',') for line in (folder / 'wall_clock.csv').read_text().splitlines()[1:]]
-  scores = [float(r[2]) for r in rows]
-  first = None
-  for i in range(WINDOW, len(rows) + 1):
-    if sum(scores[i - WINDOW:i]) / WINDOW >= GOAL:
-      first = (int(rows[i - 1][0]), float(rows[i - 1][1]))
-      break
-  final = sum(scores[-WINDOW:]) / min(WINDOW, len(scores))
-  return folder, len(rows), first, final
+    folder = run_dir(out, seed)
+    rows = [line.split(',') for line in (folder / 'wall_clock.csv').read_text().splitlines()[1:]]
+    scores = [float(r[2]) for r in rows]
+    first = None
+    for i in range(WINDOW, len(rows) + 1):
+        if sum(scores[i - WINDOW:i]) / WINDOW >= GOAL:
+            first = (int(rows[i - 1][0]), float(rows[i - 1][1]))
+            break
+    final = sum(scores[-WINDOW:]) / min(WINDOW, len(scores))
+    return folder, len(rows), first, final
 
 
 def run_all(seeds, args):
-  waiting, running, started, seen = list(seeds), {}, {}, {}
-  while waiting or running:
-    while waiting and len(running) < args.parallel:
-      seed = waiting.pop(0)
-      started[seed] = time.time()
-      running[seed] = launch(seed, args)
-    time.sleep(2)
-    poll(list(running), started, seen, args.out)
-    for seed, proc in list(running.items()):
-      if proc.poll() is not None:
-        poll([seed], started, seen, args.out)
-        if proc.returncode:
-          print(f'seed {seed}: trainer exited with code {proc.returncode}; see {args.out}/seed{seed}.log')
-        del running[seed]
+    waiting, running, started, seen = list(seeds), {}, {}, {}
+    while waiting or running:
+        while waiting and len(running) < args.parallel:
+            seed = waiting.pop(0)
+            started[seed] = time.time()
+            running[seed] = launch(seed, args)
+        time.sleep(2)
+        poll(list(running), started, seen, args.out)
+        for seed, proc in list(running.items()):
+            if proc.poll() is not None:
+                poll([seed], started, seen, args.out)
+                if proc.returncode:
+                    print(f'seed {seed}: trainer exited with code {proc.returncode}; see {args.out}/seed{seed}.log')
+                del running[seed]
 
 
 def report(seeds, args):
-  print(f'CartPole-v1, --configs {args.configs.replace(",", " ")}, {args.minutes:g} min per seed, '
-        f'{args.parallel} at a time on {os.cpu_count()} cores; goal: mean of last {WINDOW} >= {GOAL:g}')
-  print(f'{"seed":>4} {"episodes":>8} {"goal at step":>12} {"goal at min":>11} {"final mean":>10}  run')
-  for seed in seeds:
-    folder, episodes, first, final = summary(args.out, seed)
-    step, minutes = (f'{first[0]:,}', f'{first[1] / 60:.1f}') if first else ('never', '-')
-    print(f'{seed:>4} {episodes:>8} {step:>12} {minutes:>11} {final:>10.1f}  {folder.name}')
-  print(f'curve: {plot(args.out, seeds, args.minutes)}')
+    print(f'CartPole-v1, --configs {args.configs.replace(",", " ")}, {args.minutes:g} min per seed, '
+                f'{args.parallel} at a time on {os.cpu_count()} cores; goal: mean of last {WINDOW} >= {GOAL:g}')
+    print(f'{"seed":>4} {"episodes":>8} {"goal at step":>12} {"goal at min":>11} {"final mean":>10}  run')
+    for seed in seeds:
+        folder, episodes, first, final = summary(args.out, seed)
+        step, minutes = (f'{first[0]:,}', f'{first[1] / 60:.1f}') if first else ('never', '-')
+        print(f'{seed:>4} {episodes:>8} {step:>12} {minutes:>11} {final:>10.1f}  {folder.name}')
+    print(f'curve: {plot(args.out, seeds, args.minutes)}')
 
 
 def plot(out, seeds, minutes):
-  """curve.png: each seed's return (mean of the last 10 episodes) against wall-clock minutes."""
-  import matplotlib
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(6.5, 3.8))
-  for seed in seeds:
-    rows = [line.split(',') for line in (run_dir(out, seed) / 'wall_clock.csv').read_text().splitlines()[1:]]
-    scores = [float(r[2]) for r in rows]
-    means = [sum(scores[max(0, i - WINDOW + 1):i + 1]) / min(i + 1, WINDOW) for i in range(len(scores))]
-    ax.plot([float(r[1]) / 60 for r in rows], means, lw=1.5, label=f'seed {seed}')
-  ax.axhline(GOAL, color='0.3', ls='--', lw=1, label=f'goal {GOAL:g}')
-  ax.axhline(22, color='0.3', ls=':', lw=1, label='random (~22)')
-  ax.axvline(minutes, color='0.6', lw=1)
-  ax.set_xlabel('wall-clock minutes (3 seeds sharing 2 CPU cores)')
-  ax.set_ylabel(f'episode return (mean of last {WINDOW})')
-  ax.set_title('DreamerV3 (this trainer), CartPole-v1, size1m, CPU')
-  ax.legend(fontsize=8, loc='upper left')
-  fig.tight_layout()
-  path = Path(out) / 'curve.png'
-  fig.savefig(path, dpi=120)
-  return path
+    """curve.png: each seed's return (mean of the last 10 episodes) against wall-clock minutes."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for seed in seeds:
+        rows = [line.split(',') for line in (run_dir(out, seed) / 'wall_clock.csv').read_text().splitlines()[1:]]
+        scores = [float(r[2]) for r in rows]
+        means = [sum(scores[max(0, i - WINDOW + 1):i + 1]) / min(i + 1, WINDOW) for i in range(len(scores))]
+        ax.plot([float(r[1]) / 60 for r in rows], means, lw=1.5, label=f'seed {seed}')
+    ax.axhline(GOAL, color='0.3', ls='--', lw=1, label=f'goal {GOAL:g}')
+    ax.axhline(22, color='0.3', ls=':', lw=1, label='random (~22)')
+    ax.axvline(minutes, color='0.6', lw=1)
+    ax.set_xlabel('wall-clock minutes (3 seeds sharing 2 CPU cores)')
+    ax.set_ylabel(f'episode return (mean of last {WINDOW})')
+    ax.set_title('DreamerV3 (this trainer), CartPole-v1, size1m, CPU')
+    ax.legend(fontsize=8, loc='upper left')
+    fig.tight_layout()
+    path = Path(out) / 'curve.png'
+    fig.savefig(path, dpi=120)
+    return path
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--seeds', default='0,1,2')
-  parser.add_argument('--parallel', type=int, default=3)
-  parser.add_argument('--minutes', type=float, default=30)
-  parser.add_argument('--out', default='artifacts/cartpole_dreamerv3')
-  parser.add_argument('--configs', default='cartpole,size1m')
-  parser.add_argument('--report-only', action='store_true',
-                      help='no runs: print the table and draw curve.png from the runs in --out')
-  args = parser.parse_args()
-  Path(args.out).mkdir(parents=True, exist_ok=True)
-  seeds = [int(s) for s in args.seeds.split(',')]
-  if not args.report_only:
-    run_all(seeds, args)
-  report(seeds, args)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seeds', default='0,1,2')
+    parser.add_argument('--parallel', type=int, default=3)
+    parser.add_argument('--minutes', type=float, default=30)
+    parser.add_argument('--out', default='artifacts/cartpole_dreamerv3')
+    parser.add_argument('--configs', default='cartpole,size1m')
+    parser.add_argument('--report-only', action='store_true',
+                                            help='no runs: print the table and draw curve.png from the runs in --out')
+    args = parser.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in args.seeds.split(',')]
+    if not args.report_only:
+        run_all(seeds, args)
+    report(seeds, args)
 
 
 
 if __name__ == '__main__':
-  main()
+    main()

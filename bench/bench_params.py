@@ -1,6 +1,6 @@
 """Parameter count per size preset on Atari100k Alien inputs (no allocation).
 
-    .venv/bin/python bench/bench_params.py [--sizes size1m,size12m,...]
+        .venv/bin/python bench/bench_params.py [--sizes size1m,size12m,...]
 
 Counts with jax.eval_shape, so even size400m takes seconds and no memory.
 Prints the total and the share of each module, and the gap to the preset's
@@ -21,23 +21,23 @@ SIZES = ('size1m', 'size12m', 'size25m', 'size50m', 'size100m', 'size200m', 'siz
 
 
 def nominal(size):
-  return float(size[len('size'):-1]) * 1e6
+    return float(size[len('size'):-1]) * 1e6
 
 
 def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument('--sizes', default=','.join(SIZES))
-  args = parser.parse_args()
-  rows = []
-  for size in args.sizes.split(','):
-    counts = agentlib.count_params(*spaces(), load_config(size, 'auto'))
-    total = counts.pop('total')
-    parts = ' '.join(f'{k} {v / total:.0%}' for k, v in sorted(counts.items()))
-    rows.append((size, total, total / nominal(size) - 1, parts))
-  print(f'{"preset":<9} {"params":>13} {"vs name":>8}  modules')
-  for size, total, gap, parts in rows:
-    print(f'{size:<9} {total:>13,} {gap:>+8.0%}  {parts}')
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--sizes', default=','.join(SIZES))
+    args = parser.parse_args()
+    rows = []
+    for size in args.sizes.split(','):
+        counts = agentlib.count_params(*spaces(), load_config(size, 'auto'))
+        total = counts.pop('total')
+        parts = ' '.join(f'{k} {v / total:.0%}' for k, v in sorted(counts.items()))
+        rows.append((size, total, total / nominal(size) - 1, parts))
+    print(f'{"preset":<9} {"params":>13} {"vs name":>8}  modules')
+    for size, total, gap, parts in rows:
+        print(f'{size:<9} {total:>13,} {gap:>+8.0%}  {parts}')
 
 
 if __name__ == '__main__':
-  main()
+    main()
