@@ -59,17 +59,20 @@ def poll(seeds, started, seen, out):
                 f.write(f"{row['step']},{time.time() - started[seed]:.1f},{row['episode/score']}\n")
 
 
-def summary(out, seed):
+def read_curve(out, seed):
+    """(run folder, steps, seconds, trailing mean of the last WINDOW scores) from wall_clock.csv."""
     folder = run_dir(out, seed)
     rows = [line.split(',') for line in (folder / 'wall_clock.csv').read_text().splitlines()[1:]]
     scores = [float(r[2]) for r in rows]
-    first = None
-    for i in range(WINDOW, len(rows) + 1):
-        if sum(scores[i - WINDOW:i]) / WINDOW >= GOAL:
-            first = (int(rows[i - 1][0]), float(rows[i - 1][1]))
-            break
-    final = sum(scores[-WINDOW:]) / min(WINDOW, len(scores))
-    return folder, len(rows), first, final
+    means = [sum(scores[max(0, i - WINDOW + 1):i + 1]) / min(i + 1, WINDOW) for i in range(len(scores))]
+    return folder, [int(r[0]) for r in rows], [float(r[1]) for r in rows], means
+
+
+def summary(out, seed):
+    """(folder, episodes, (step, seconds) when a full window first reached GOAL or None, final mean)."""
+    folder, steps, seconds, means = read_curve(out, seed)
+    first = next(((steps[i], seconds[i]) for i in range(WINDOW - 1, len(means)) if means[i] >= GOAL), None)
+    return folder, len(means), first, means[-1]
 
 
 def run_all(seeds, args):
@@ -91,7 +94,7 @@ def run_all(seeds, args):
 
 def report(seeds, args):
     print(f'CartPole-v1, --configs {args.configs.replace(",", " ")}, {args.minutes:g} min per seed, '
-                f'{args.parallel} at a time on {os.cpu_count()} cores; goal: mean of last {WINDOW} >= {GOAL:g}')
+          f'{args.parallel} at a time on {os.cpu_count()} cores; goal: mean of last {WINDOW} >= {GOAL:g}')
     print(f'{"seed":>4} {"episodes":>8} {"goal at step":>12} {"goal at min":>11} {"final mean":>10}  run')
     for seed in seeds:
         folder, episodes, first, final = summary(args.out, seed)
@@ -107,10 +110,8 @@ def plot(out, seeds, minutes):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for seed in seeds:
-        rows = [line.split(',') for line in (run_dir(out, seed) / 'wall_clock.csv').read_text().splitlines()[1:]]
-        scores = [float(r[2]) for r in rows]
-        means = [sum(scores[max(0, i - WINDOW + 1):i + 1]) / min(i + 1, WINDOW) for i in range(len(scores))]
-        ax.plot([float(r[1]) / 60 for r in rows], means, lw=1.5, label=f'seed {seed}')
+        _, _, seconds, means = read_curve(out, seed)
+        ax.plot([t / 60 for t in seconds], means, lw=1.5, label=f'seed {seed}')
     ax.axhline(GOAL, color='0.3', ls='--', lw=1, label=f'goal {GOAL:g}')
     ax.axhline(22, color='0.3', ls=':', lw=1, label='random (~22)')
     ax.axvline(minutes, color='0.6', lw=1)
