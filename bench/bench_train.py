@@ -8,8 +8,10 @@ actions; random data, which costs the same as real data), float32, CPU, the
 configured batch (16 x 64), and prints per conv implementation: JIT compile
 seconds, seconds per update (median over --updates after one warm-up), updates/s,
 env steps/s of the real Alien env (one env, random actions), peak RSS, the
-update's FLOPs from XLA's cost analysis, the float32 matmul rate measured in the
-same run and the implied floor (FLOPs / matmul rate). --breakdown also times the
+update's matmul + conv FLOPs with every scan counted per step (bench/flops.py;
+XLA's cost analysis, also printed, counts each loop body once), the float32
+matmul rate measured in the same run and the implied floor (FLOPs / matmul
+rate). --breakdown also times the
 parts of the update as separately jitted functions (encoder, decoder, RSSM
 observe, reward/continue heads, imagination, optimizer); the rest (actor-critic
 losses, returns, glue) is the update minus their sum. Run one size at a time;
@@ -35,6 +37,7 @@ from dreamerv3 import agent as agentlib  # noqa: E402
 from dreamerv3 import envs  # noqa: E402
 from dreamerv3 import main as mainlib  # noqa: E402
 from dreamerv3 import model as modellib  # noqa: E402
+from flops import count_flops  # noqa: E402
 
 ACTIONS = 18  # Alien's minimal action set
 
@@ -102,14 +105,16 @@ def env_steps_per_s(steps=300):
     return steps / elapsed
 
 
-def flops_of(compiled):
+def xla_flops_of(compiled):
+    """XLA's cost analysis: counts each loop body once (see bench/flops.py)."""
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost.get('flops', float('nan')))
 
 
 def time_update(agent, data, updates):
-    """Compile the update once, then run it; returns (compile s, s/update, FLOPs)."""
+    """Compile the update once, then run it; returns (compile s, s/update,
+    matmul + conv FLOPs with loops counted per iteration, XLA's FLOPs)."""
     fn = agent._train_fn('config')
     carry = agent.init_train(data['is_first'].shape[0])
     data = agent._put_data(data)
@@ -124,7 +129,8 @@ def time_update(agent, data, updates):
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - start)
     agent.state = state
-    return compile_s, statistics.median(times[1:]), flops_of(compiled)
+    flops = count_flops(fn, state, carry, data)
+    return compile_s, statistics.median(times[1:]), flops, xla_flops_of(compiled)
 
 
 def breakdown(agent, data, reps):
@@ -207,19 +213,19 @@ def main():
         config = load_config(args.size, impl, args.task)
         agent = agentlib.Agent(*spaces(args.task), config)
         data = random_batch(config.batch_size, config.batch_length, task=args.task)
-        compile_s, per_update, flops = time_update(agent, data, args.updates)
+        compile_s, per_update, flops, xla_flops = time_update(agent, data, args.updates)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        rows.append((impl, compile_s, per_update, flops, rss))
+        rows.append((impl, compile_s, per_update, flops, xla_flops, rss))
         if args.breakdown:
             parts[impl] = breakdown(agent, data, args.reps)
         del agent
     print('\n| size | conv_impl | compile s | s/update | updates/s | env steps/s | '
-          'peak RSS MB | GFLOP/update | matmul GFLOP/s | floor s |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
-    for impl, compile_s, per_update, flops, rss in rows:
+          'peak RSS MB | GFLOP/update | XLA cost analysis GFLOP | matmul GFLOP/s | floor s |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    for impl, compile_s, per_update, flops, xla_flops, rss in rows:
         print(f'| {args.size} | {impl} | {compile_s:.1f} | {per_update:.2f} | '
               f'{1 / per_update:.2f} | {env_sps:.0f} | {rss:.0f} | {flops / 1e9:.1f} | '
-              f'{gflops:.1f} | {flops / 1e9 / gflops:.2f} |')
+              f'{xla_flops / 1e9:.1f} | {gflops:.1f} | {flops / 1e9 / gflops:.2f} |')
     if parts:
         names = list(next(iter(parts.values())))
         print('\n| part (fwd+bwd where trained) | ' + ' | '.join(

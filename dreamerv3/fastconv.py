@@ -27,6 +27,7 @@ costs no input gradient either way.
 """
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -107,11 +108,12 @@ def depth_to_space(x, s):
   return x.reshape((N, H * s, W * s, C))
 
 
-def block_conv2d(x, kernel, up=1, s=2, layout='NHWC'):
+def block_conv2d(x, kernel, up=1, s=2, layout='NHWC', kgrad='xla'):
   """Stride-1 'SAME' conv of `upsample(x, up)` computed on s x s input blocks.
 
   Sizes that s does not divide are zero-padded at the bottom/right (the same
-  zeros 'SAME' padding reads) and the output is cropped back."""
+  zeros 'SAME' padding reads) and the output is cropped back. kgrad='rows'
+  takes the block kernel's gradient from `row_tile_kernel_grad`."""
   N, H, W, _ = x.shape
   ph, pw = -H % s, -W % s
   if ph or pw:
@@ -122,11 +124,102 @@ def block_conv2d(x, kernel, up=1, s=2, layout='NHWC'):
     y = jax.lax.conv_general_dilated(
         xs.transpose((0, 3, 1, 2)), g, (1, 1), padding,
         dimension_numbers=('NCHW', 'HWIO', 'NCHW')).transpose((0, 2, 3, 1))
+  elif kgrad == 'rows':
+    y = row_kgrad_conv(xs, g, padding)
   else:
     y = jax.lax.conv_general_dilated(
         xs, g, (1, 1), padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
   y = depth_to_space(y, up * s)
   return y[:, :up * H, :up * W]
+
+
+# ---- Kernel gradient on row tiles ---------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def shift_taps(k, tile):
+  """Constant S[dx, j, t] = 1 where j = t + dx: column tap dx links output
+  column t of a tile to column j of the tile's (tile + k - 1)-wide input span."""
+  taps = np.zeros((k, tile + k - 1, tile), np.float32)
+  for dx in range(k):
+    taps[dx, np.arange(tile) + dx, np.arange(tile)] = 1
+  return taps
+
+
+def row_patches(x, k, padding, tile):
+  """[N, H, W, C] -> [N, Ho, Wo/tile, k * (tile + k - 1) * C]: for each output
+  row and tile of `tile` output columns, the k input rows times the tile + k - 1
+  input columns it reads (flattened row, column, channel). Per output pixel that
+  is (tile + k - 1) / tile times the k * C values of one image row, where an
+  im2col patch matrix holds k * k * C."""
+  N, H, W, C = x.shape
+  (lo, hi), (left, right) = padding
+  Ho, Wo = H + lo + hi - k + 1, W + left + right - k + 1
+  span, tiles = tile + k - 1, Wo // tile
+  pieces = -(-span // tile)
+  extra = max(0, (pieces - 1) * tile + Wo - (W + left + right))
+  xp = jnp.pad(x, ((0, 0), (lo, hi), (left, right + extra), (0, 0)))
+  cols = jnp.concatenate([
+      xp[:, :, m * tile:m * tile + Wo].reshape((N, H + lo + hi, tiles, tile, C))
+      for m in range(pieces)], 3)[:, :, :, :span]
+  cols = cols.reshape((N, H + lo + hi, tiles, span * C))
+  return jnp.concatenate([cols[:, d:d + Ho] for d in range(k)], -1)
+
+
+def row_tile_kernel_grad(x, dy, k, padding, tile=8, chunk=16):
+  """Gradient of a stride-1 kxk conv's kernel: sum over pixels of input patch
+  times output cotangent, as one matmul per chunk of `chunk` images between
+  their row patches and the cotangent's tiles (a free reshape of dy), then the
+  k diagonals of the (tile + k - 1) x tile column blocks summed into the taps.
+  The matmuls do (tile + k - 1) / k times the kernel gradient's FLOPs but run
+  near the matmul rate; XLA's CPU kernel gradient runs few-channel convs at a
+  tenth of it. Chunks keep each patch matrix in cache (lax.scan)."""
+  N, Ho, Wo, O = dy.shape
+  C = x.shape[-1]
+  tile = math.gcd(Wo, tile)
+  pad = -N % chunk
+  if pad:
+    x = jnp.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0)))
+    dy = jnp.pad(dy, ((0, pad), (0, 0), (0, 0), (0, 0)))
+  x = x.reshape(((N + pad) // chunk, chunk, *x.shape[1:]))
+  dy = dy.reshape(((N + pad) // chunk, chunk, Ho, Wo // tile, tile * O))
+
+  def step(acc, inputs):
+    xc, dyc = inputs
+    patches = row_patches(xc, k, padding, tile)
+    return acc + jnp.einsum('nhti,nhto->io', patches, dyc,
+                            preferred_element_type=jnp.float32), None
+
+  span = tile + k - 1
+  acc = jnp.zeros((k * span * C, tile * O), jnp.float32)
+  blocks, _ = jax.lax.scan(step, acc, (x, dy))
+  blocks = blocks.reshape((k, span, C, tile, O))
+  dk = jnp.einsum('xjt,djcto->dxco', shift_taps(k, tile), blocks)
+  return dk.astype(dy.dtype)
+
+
+def _lax_conv(x, kernel, padding):
+  return jax.lax.conv_general_dilated(
+      x, kernel, (1, 1), padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def row_kgrad_conv(x, kernel, padding):
+  """lax's stride-1 conv (explicit padding) whose kernel gradient comes from
+  `row_tile_kernel_grad`; its input gradient is XLA's."""
+  return _lax_conv(x, kernel, padding)
+
+
+def _row_kgrad_fwd(x, kernel, padding):
+  return _lax_conv(x, kernel, padding), (x, kernel)
+
+
+def _row_kgrad_bwd(padding, res, dy):
+  x, kernel = res
+  dx = jax.vjp(lambda x: _lax_conv(x, kernel, padding), x)[1](dy)[0]
+  return dx, row_tile_kernel_grad(x, dy, kernel.shape[0], padding)
+
+
+row_kgrad_conv.defvjp(_row_kgrad_fwd, _row_kgrad_bwd)
 
 
 # ---- Choosing a path ----------------------------------------------------------
@@ -145,12 +238,18 @@ def block_size(kernel, up):
   """Block size for the fast path, from per-layer CPU measurements
   (bench/bench_conv.py, bench/README.md). Upsample+conv: always the low-res
   grid (s=1), 2-5x faster than upsample-then-conv. Plain conv: 2x2 blocks for
-  inputs with at most 8 channels (1.1-1.3x fwd+bwd at 64x64x3 and 32x32x8);
-  from 12 input channels on, XLA's own conv is as fast or faster (32->48: 0.8x
-  blocked)."""
+  image-like inputs of at most 4 channels (64x64x3 -> 8: forward 0.26 vs 0.38 s);
+  from 8 input channels on, XLA's own forward and input gradient are as fast or
+  faster (32x32x8 -> 12: 0.07 vs 0.17 s forward)."""
   if up > 1:
     return 1
-  return 2 if kernel.shape[2] <= 8 else 1
+  return 2 if kernel.shape[2] <= 4 else 1
+
+
+def same_padding(k):
+  """'SAME' padding of a stride-1 kxk conv, as explicit (lo, hi) per axis."""
+  lo = (k - 1) // 2
+  return ((lo, k - 1 - lo), (lo, k - 1 - lo))
 
 
 # ---- Entry points --------------------------------------------------------------
@@ -158,9 +257,9 @@ def block_size(kernel, up):
 @jax.custom_vjp
 def _blocked_conv2d(x, kernel):
   """Stride-1 conv on 2x2 blocks forward; backward by the fastest measured
-  path per cotangent: the input's on 2x2 blocks, the kernel's by XLA (its
-  kernel gradient beat every blocked, patch-matmul and batched-matmul variant
-  measured). Both are exact gradients of the same function."""
+  path per cotangent: the input's on 2x2 blocks, the kernel's on row tiles
+  (`row_tile_kernel_grad`, 2x XLA's at 64x64x3 -> 8). Both are exact gradients
+  of the same function."""
   return block_conv2d(x, kernel, 1, 2)
 
 
@@ -170,30 +269,35 @@ def _blocked_fwd(x, kernel):
 
 def _blocked_bwd(res, dy):
   x, kernel = res
-  # XLA drops whichever of the two is unused (the image's, in the encoder).
+  # XLA drops the input's gradient when it is unused (the encoder's image).
   dx = jax.vjp(lambda x: block_conv2d(x, kernel, 1, 2), x)[1](dy)[0]
-  dk = jax.vjp(lambda k: xla_conv2d(x, k), kernel)[1](dy)[0]
-  return dx, dk
+  k = kernel.shape[0]
+  return dx, row_tile_kernel_grad(x, dy, k, same_padding(k))
 
 
 _blocked_conv2d.defvjp(_blocked_fwd, _blocked_bwd)
 
 
 def conv2d(x, kernel, stride=1, impl='auto'):
-  """NHWC input, HWIO kernel, 'SAME' padding; same result as lax's conv."""
+  """NHWC input, HWIO kernel, 'SAME' padding; same result as lax's conv.
+  Fast path: XLA's forward and input gradient (on 2x2 blocks for image-like
+  inputs), the kernel gradient on row tiles."""
   impl = resolve(impl)
-  if impl == 'xla' or stride != 1 or block_size(kernel, 1) == 1:
+  if impl == 'xla' or stride != 1:
     return xla_conv2d(x, kernel, stride)
-  return _blocked_conv2d(x, kernel)
+  if block_size(kernel, 1) == 2:
+    return _blocked_conv2d(x, kernel)
+  return row_kgrad_conv(x, kernel, same_padding(kernel.shape[0]))
 
 
 def upsample_conv2d(x, kernel, impl='auto'):
   """conv2d(upsample2(x), kernel): nearest 2x upsample then a stride-1 'SAME'
-  conv, without building the upsampled image on the fast path."""
+  conv, without building the upsampled image on the fast path (whose block
+  kernel's gradient comes from row tiles)."""
   impl = resolve(impl)
   if impl == 'xla':
     return xla_conv2d(upsample2(x), kernel)
-  return block_conv2d(x, kernel, 2, block_size(kernel, 2))
+  return block_conv2d(x, kernel, 2, block_size(kernel, 2), kgrad='rows')
 
 
 # ---- 2x2 max-pool ------------------------------------------------------------------

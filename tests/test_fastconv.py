@@ -66,7 +66,7 @@ def test_block_conv_nchw_layout_equals_lax():
 
 @pytest.mark.parametrize('shape,impl,stride', [
     (SHAPES[0], 'fast', 1), (SHAPES[1], 'fast', 1), (SHAPES[3], 'fast', 1),
-    (SHAPES[0], 'xla', 1), (SHAPES[1], 'fast', 2), (SHAPES[2], 'xla', 2)])
+    (SHAPES[2], 'fast', 1), (SHAPES[4], 'fast', 1), (SHAPES[0], 'xla', 1), (SHAPES[1], 'fast', 2), (SHAPES[2], 'xla', 2)])
 def test_conv2d_equals_lax(shape, impl, stride):
     x, kernel = inputs(*shape)
     assert_same_fn(lambda x, k: fastconv.conv2d(x, k, stride, impl),
@@ -98,6 +98,43 @@ def test_image_layer_kernel_gradient_under_jit():
     np.testing.assert_allclose(
         loss(lambda x, k: fastconv.conv2d(x, k, 1, 'fast'))(kernel),
         loss(fastconv.xla_conv2d)(kernel), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+@pytest.mark.parametrize('tile,chunk', [(8, 16), (2, 3), (3, 1)])
+def test_row_tile_kernel_grad_equals_lax(shape, tile, chunk):
+    """Widths the tile does not divide, batches the chunk does not divide,
+    even kernels (asymmetric 'SAME' padding)."""
+    H, W, cin, cout, k = shape
+    x, kernel = inputs(*shape)
+    x = jnp.concatenate([x, -x[:1]])  # 3 images
+    dy = jax.random.normal(jax.random.PRNGKey(5), (3, H, W, cout))
+    ref = jax.vjp(lambda kk: fastconv.xla_conv2d(x, kk), kernel)[1](dy)[0]
+    got = fastconv.row_tile_kernel_grad(x, dy, k, fastconv.same_padding(k), tile, chunk)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('shape', SHAPES[1:4])
+def test_row_kgrad_conv_equals_lax(shape):
+    x, kernel = inputs(*shape)
+    k = kernel.shape[0]
+    assert_same_fn(lambda x, kk: fastconv.row_kgrad_conv(x, kk, fastconv.same_padding(k)),
+                   fastconv.xla_conv2d, x, kernel)
+
+
+@pytest.mark.parametrize('shape', [SHAPES[0], SHAPES[2]])
+def test_subpixel_with_row_kgrad_equals_upsample_then_conv(shape):
+    x, kernel = inputs(*shape)
+    assert_same_fn(lambda x, k: fastconv.block_conv2d(x, k, 2, 1, kgrad='rows'),
+                   lambda x, k: fastconv.xla_conv2d(fastconv.upsample2(x), k),
+                   x, kernel)
+
+
+def test_shift_taps_link_each_output_column_to_its_inputs():
+    taps = fastconv.shift_taps(5, 8)
+    assert taps.shape == (5, 12, 8)
+    np.testing.assert_array_equal(taps.sum(1), np.ones((5, 8)))
+    assert taps[2, 7, 5] == 1 and taps[2, 6, 5] == 0
 
 
 def test_phase_taps_keep_every_tap_once_per_output_phase():
