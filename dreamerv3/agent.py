@@ -82,7 +82,11 @@ class Agent:
     return data
 
   def _jit(self, fn, **kwargs):
-    """jax.jit of `fn` traced under this agent's network settings."""
+    """jax.jit of `fn` traced under this agent's network settings, compiled
+    with `jax.cpu_ynn_fusions` on CPU."""
+    if self.config.jax.platform == 'cpu':
+      kwargs['compiler_options'] = {
+          'xla_cpu_experimental_ynn_fusion_type': ','.join(self.config.jax.cpu_ynn_fusions)}
     return jax.jit(nets.with_settings(self.net_settings, fn), **kwargs)
 
   def _init_params(self):

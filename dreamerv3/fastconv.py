@@ -238,12 +238,18 @@ def block_size(kernel, up):
   """Block size for the fast path, from per-layer CPU measurements
   (bench/bench_conv.py, bench/README.md). Upsample+conv: always the low-res
   grid (s=1), 2-5x faster than upsample-then-conv. Plain conv: 2x2 blocks for
-  image-like inputs of at most 4 channels (64x64x3 -> 8: forward 0.26 vs 0.38 s);
-  from 8 input channels on, XLA's own forward and input gradient are as fast or
-  faster (32x32x8 -> 12: 0.07 vs 0.17 s forward)."""
+  inputs of at most 12 channels (forward and input gradient 1.2-3x faster at
+  64x64x3, 32x32x8 and 16x16x12; a tie at 8x8x16)."""
   if up > 1:
     return 1
-  return 2 if kernel.shape[2] <= 4 else 1
+  return 2 if kernel.shape[2] <= 12 else 1
+
+
+def kernel_grad_by_rows(kernel, up):
+  """Whether the kernel gradient comes from `row_tile_kernel_grad` instead of
+  XLA: only for plain convs with at most 8 input channels, where it measured
+  faster; XLA's is as fast or faster for the rest."""
+  return up == 1 and kernel.shape[2] <= 8
 
 
 def same_padding(k):
@@ -254,25 +260,27 @@ def same_padding(k):
 
 # ---- Entry points --------------------------------------------------------------
 
-@jax.custom_vjp
-def _blocked_conv2d(x, kernel):
-  """Stride-1 conv on 2x2 blocks forward; backward by the fastest measured
-  path per cotangent: the input's on 2x2 blocks, the kernel's on row tiles
-  (`row_tile_kernel_grad`, 2x XLA's at 64x64x3 -> 8). Both are exact gradients
-  of the same function."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _blocked_conv2d(x, kernel, rows=True):
+  """Stride-1 conv on 2x2 blocks forward and for the input's gradient; the
+  kernel's gradient on row tiles (rows=True) or by XLA's full-resolution conv:
+  autodiff of the blocked form measured slower than either. All three are
+  exact gradients of the same function."""
   return block_conv2d(x, kernel, 1, 2)
 
 
-def _blocked_fwd(x, kernel):
+def _blocked_fwd(x, kernel, rows):
   return block_conv2d(x, kernel, 1, 2), (x, kernel)
 
 
-def _blocked_bwd(res, dy):
+def _blocked_bwd(rows, res, dy):
   x, kernel = res
   # XLA drops the input's gradient when it is unused (the encoder's image).
   dx = jax.vjp(lambda x: block_conv2d(x, kernel, 1, 2), x)[1](dy)[0]
   k = kernel.shape[0]
-  return dx, row_tile_kernel_grad(x, dy, k, same_padding(k))
+  if rows:
+    return dx, row_tile_kernel_grad(x, dy, k, same_padding(k))
+  return dx, jax.vjp(lambda k: xla_conv2d(x, k), kernel)[1](dy)[0]
 
 
 _blocked_conv2d.defvjp(_blocked_fwd, _blocked_bwd)
@@ -280,24 +288,28 @@ _blocked_conv2d.defvjp(_blocked_fwd, _blocked_bwd)
 
 def conv2d(x, kernel, stride=1, impl='auto'):
   """NHWC input, HWIO kernel, 'SAME' padding; same result as lax's conv.
-  Fast path: XLA's forward and input gradient (on 2x2 blocks for image-like
-  inputs), the kernel gradient on row tiles."""
+  Fast path: forward and input gradient on 2x2 blocks for few-channel inputs,
+  the kernel gradient on row tiles where that is faster (`block_size`,
+  `kernel_grad_by_rows`)."""
   impl = resolve(impl)
   if impl == 'xla' or stride != 1:
     return xla_conv2d(x, kernel, stride)
+  rows = kernel_grad_by_rows(kernel, 1)
   if block_size(kernel, 1) == 2:
-    return _blocked_conv2d(x, kernel)
-  return row_kgrad_conv(x, kernel, same_padding(kernel.shape[0]))
+    return _blocked_conv2d(x, kernel, rows)
+  if rows:
+    return row_kgrad_conv(x, kernel, same_padding(kernel.shape[0]))
+  return xla_conv2d(x, kernel)
 
 
 def upsample_conv2d(x, kernel, impl='auto'):
   """conv2d(upsample2(x), kernel): nearest 2x upsample then a stride-1 'SAME'
-  conv, without building the upsampled image on the fast path (whose block
-  kernel's gradient comes from row tiles)."""
+  conv, without building the upsampled image on the fast path."""
   impl = resolve(impl)
   if impl == 'xla':
     return xla_conv2d(upsample2(x), kernel)
-  return block_conv2d(x, kernel, 2, block_size(kernel, 2), kgrad='rows')
+  rows = 'rows' if kernel_grad_by_rows(kernel, 2) else 'xla'
+  return block_conv2d(x, kernel, 2, block_size(kernel, 2), kgrad=rows)
 
 
 # ---- 2x2 max-pool ------------------------------------------------------------------

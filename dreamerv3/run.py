@@ -23,6 +23,7 @@ import numpy as np
 from dreamerv3 import checkpoint as ckptlib
 from dreamerv3 import envs as envlib
 from dreamerv3 import logs
+from dreamerv3 import main as mainlib
 from dreamerv3 import replay as replaylib
 
 OPPORTUNITY = 10  # loop iterations between checks of the log/report/save clocks
@@ -51,9 +52,13 @@ def make_envs(config, count, offset=0):
 
 
 def load_agent(logdir, agent_cls=None):
-  """Rebuild a run's agent from `<logdir>/config.yaml` + its newest checkpoint."""
+  """Rebuild a run's agent from `<logdir>/config.yaml` + its newest checkpoint.
+  Keys that configs.yaml gained after the run was made take their defaults;
+  keys it has since dropped are ignored."""
   logdir = pathlib.Path(logdir)
-  config = elements.Config.load(elements.Path(logdir / 'config.yaml'))
+  saved = elements.Config.load(elements.Path(logdir / 'config.yaml'))
+  defaults = mainlib.from_presets([])
+  config = defaults.update({k: v for k, v in saved.flat.items() if k in defaults.flat})
   obs_space, act_space = envlib.spaces(config.task, config)
   agent = build_agent(obs_space, act_space, config, agent_cls)
   agent.load(ckptlib.read_item(ckptlib.resolve(logdir), 'agent'))

@@ -87,6 +87,7 @@ def test_blocked_custom_vjp_equals_lax(shape):
     """The blocked path with its custom VJP, whatever block_size would pick."""
     x, kernel = inputs(*shape)
     assert_same_fn(fastconv._blocked_conv2d, fastconv.xla_conv2d, x, kernel)
+    assert_same_fn(lambda x, k: fastconv._blocked_conv2d(x, k, False), fastconv.xla_conv2d, x, kernel)
     assert_same_fn(fastconv._blocked_conv2d, fastconv.xla_conv2d, x, kernel,
                    argnums=1)
 

@@ -101,3 +101,24 @@ def _flatten(tree, prefix=""):
             yield from _flatten(value, f"{prefix}/{key}")
     else:
         yield prefix, tree
+
+
+def test_load_agent_fills_keys_added_since_the_run_and_drops_removed_ones(real_run, tmp_path):
+    """Runs outlive config changes: the shipped Alien runs predate jax.cpu_ynn_fusions."""
+    import shutil
+
+    import ruamel.yaml
+
+    from dreamerv3 import run
+
+    logdir = tmp_path / "old_run"
+    shutil.copytree(real_run[0], logdir)
+    yaml = ruamel.yaml.YAML(typ="safe")
+    saved = yaml.load((logdir / "config.yaml").read_text())
+    del saved["jax"]["cpu_ynn_fusions"]
+    saved["run"]["episode_timeout"] = 0  # a key configs.yaml no longer has
+    with open(logdir / "config.yaml", "w") as f:
+        yaml.dump(saved, f)
+    _, config = run.load_agent(logdir)
+    assert list(config.jax.cpu_ynn_fusions) == ["LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"]
+    assert "run.episode_timeout" not in config.flat and config.task == "dummy_disc"
