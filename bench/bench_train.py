@@ -42,11 +42,14 @@ from flops import count_flops  # noqa: E402
 ACTIONS = 18  # Alien's minimal action set
 
 
-def load_config(size, impl, task='alien'):
+def load_config(size, impl, ynn=None, task='alien'):
+    """The trainer's config for `size`; `ynn` 'default' leaves YNNPACK's share of
+    the ops to XLA (convs included) instead of `jax.cpu_ynn_fusions`."""
     presets = ('atari100k', size) if task == 'alien' else ('cartpole', size)
     name = 'atari100k_alien' if task == 'alien' else 'gym_CartPole-v1'
-    return mainlib.from_presets(presets).update({'task': name, 'jax.platform': 'cpu',
-                                                 'jax.compute_dtype': 'float32', 'jax.conv_impl': impl})
+    config = mainlib.from_presets(presets).update({
+        'task': name, 'jax.platform': 'cpu', 'jax.compute_dtype': 'float32', 'jax.conv_impl': impl})
+    return config.update({'jax.cpu_ynn_fusions': [ynn]}) if ynn else config
 
 
 def spaces(task='alien'):
@@ -112,25 +115,32 @@ def xla_flops_of(compiled):
     return float(cost.get('flops', float('nan')))
 
 
-def time_update(agent, data, updates):
-    """Compile the update once, then run it; returns (compile s, s/update,
-    matmul + conv FLOPs with loops counted per iteration, XLA's FLOPs)."""
-    fn = agent._train_fn('config')
-    carry = agent.init_train(data['is_first'].shape[0])
-    data = agent._put_data(data)
-    start = time.perf_counter()
-    compiled = fn.lower(agent.state, carry, data).compile()
-    compile_s = time.perf_counter() - start
-    state = agent.state
-    times = []
-    for i in range(updates + 1):
+class CompiledUpdate:
+    """One variant's update, compiled once; `step()` runs and times one update."""
+
+    def __init__(self, agent, data):
+        self.agent = agent
+        self.fn = agent._train_fn('config')
+        self.carry = agent.init_train(data['is_first'].shape[0])
+        self.data = agent._put_data(data)
         start = time.perf_counter()
-        state, carry, metrics, _ = compiled(state, carry, data)
+        self.compiled = self.fn.lower(agent.state, self.carry, self.data).compile()
+        self.compile_s = time.perf_counter() - start
+        self.times = []
+        self.step()  # warm-up, not recorded
+        self.times = []
+
+    def step(self):
+        start = time.perf_counter()
+        state, _, metrics, _ = self.compiled(self.agent.state, self.carry, self.data)
         jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - start)
-    agent.state = state
-    flops = count_flops(fn, state, carry, data)
-    return compile_s, statistics.median(times[1:]), flops, xla_flops_of(compiled)
+        self.agent.state = state
+        self.times.append(time.perf_counter() - start)
+
+    def flops(self):
+        """(matmul + conv FLOPs with loops counted per iteration, XLA's FLOPs)."""
+        state = self.agent.state
+        return count_flops(self.fn, state, self.carry, self.data), xla_flops_of(self.compiled)
 
 
 def breakdown(agent, data, reps):
@@ -208,17 +218,25 @@ def main():
     gflops = matmul_gflops(args.reps)
     env_sps = env_steps_per_s()
     print(f'matmul 2048^2 float32: {gflops:.1f} GFLOP/s; Alien env: {env_sps:.0f} steps/s')
-    rows, parts = [], {}
-    for impl in args.impls.split(','):
-        config = load_config(args.size, impl, args.task)
+    rows, parts, updates = [], {}, {}
+    for variant in args.impls.split(','):
+        config = load_config(args.size, *variant.split('@'), task=args.task)
         agent = agentlib.Agent(*spaces(args.task), config)
         data = random_batch(config.batch_size, config.batch_length, task=args.task)
-        compile_s, per_update, flops, xla_flops = time_update(agent, data, args.updates)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        rows.append((impl, compile_s, per_update, flops, xla_flops, rss))
+        updates[variant] = CompiledUpdate(agent, data)
+        updates[variant].rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for _ in range(args.updates):  # interleaved, so drift hits every variant alike
+        for update in updates.values():
+            update.step()
+    for variant, update in updates.items():
+        flops, xla_flops = update.flops()
+        rows.append((variant, update.compile_s, statistics.median(update.times),
+                     flops, xla_flops, update.rss))
+        print(f'{variant}: ' + ' '.join(f'{t:.2f}' for t in update.times) + ' s')
         if args.breakdown:
-            parts[impl] = breakdown(agent, data, args.reps)
-        del agent
+            data = random_batch(update.agent.config.batch_size, update.agent.config.batch_length,
+                                task=args.task)
+            parts[variant] = breakdown(update.agent, data, args.reps)
     print('\n| size | conv_impl | compile s | s/update | updates/s | env steps/s | '
           'peak RSS MB | GFLOP/update | XLA cost analysis GFLOP | matmul GFLOP/s | floor s |')
     print('|---|---|---|---|---|---|---|---|---|---|---|')

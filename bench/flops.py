@@ -79,5 +79,7 @@ def jaxpr_flops(jaxpr):
 
 
 def count_flops(fn, *args):
-    """Matmul + conv FLOPs of fn(*args), traced (not compiled, not run)."""
-    return jaxpr_flops(jax.make_jaxpr(fn)(*args).jaxpr)
+    """Matmul + conv FLOPs of fn(*args), traced (not compiled, not run). A
+    jitted fn is traced as itself (its compiler options stay top-level)."""
+    traced = fn.trace(*args).jaxpr if hasattr(fn, 'trace') else jax.make_jaxpr(fn)(*args)
+    return jaxpr_flops(traced.jaxpr)

@@ -83,10 +83,10 @@ class Agent:
 
   def _jit(self, fn, **kwargs):
     """jax.jit of `fn` traced under this agent's network settings, compiled
-    with `jax.cpu_ynn_fusions` on CPU."""
-    if self.config.jax.platform == 'cpu':
-      kwargs['compiler_options'] = {
-          'xla_cpu_experimental_ynn_fusion_type': ','.join(self.config.jax.cpu_ynn_fusions)}
+    with `jax.cpu_ynn_fusions` on CPU ([default]: XLA's own choice)."""
+    fusions = list(self.config.jax.cpu_ynn_fusions)
+    if self.config.jax.platform == 'cpu' and fusions != ['default']:
+      kwargs['compiler_options'] = {'xla_cpu_experimental_ynn_fusion_type': ','.join(fusions)}
     return jax.jit(nets.with_settings(self.net_settings, fn), **kwargs)
 
   def _init_params(self):

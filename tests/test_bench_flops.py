@@ -35,3 +35,10 @@ def test_conv_matches_xla_cost_analysis(x_shape, k_shape, stride):
 def test_batched_dot():
     a, b = jnp.ones((3, 4, 5)), jnp.ones((3, 5, 6))
     assert flops.count_flops(lambda a, b: jnp.einsum('bij,bjk->bik', a, b), a, b) == 2 * 3 * 4 * 5 * 6
+
+
+def test_jitted_function_with_compiler_options():
+    """The agent's update is a top-level jit with compiler options."""
+    a = jnp.ones((8, 8))
+    fn = jax.jit(lambda a: a @ a, compiler_options={'xla_cpu_enable_fast_math': False})
+    assert flops.count_flops(fn, a) == 2 * 8 ** 3
