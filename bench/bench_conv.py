@@ -1,7 +1,8 @@
 """Per-layer CPU timing of the model's convolutions, XLA vs fastconv's paths.
 
     .venv/bin/python bench/bench_conv.py [--sizes size1m,size12m] [--batch 1024]
-        [--reps 5] [--impls xla,fast,s2,s4,s2nchw,s2vjp,s1,s1nchw] [--layers enc0,dec3]
+        [--reps 5] [--impls xla,fast,s2,s4,s2nchw,s2vjp,s2xla,rows,s1,s1nchw,s1rows]
+        [--layers enc0,dec3] [--ynn default]
 
 For each conv layer of the encoder and decoder (64x64x3 Atari images,
 channels depth x [2, 3, 4, 4]) it prints the median forward time and the median
@@ -23,6 +24,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from dreamerv3 import fastconv  # noqa: E402
+from dreamerv3 import main as mainlib  # noqa: E402
 
 DEPTHS = {'size1m': 4, 'size12m': 16, 'size25m': 24}
 MULTS = (2, 3, 4, 4)
@@ -51,6 +53,7 @@ def implementations(up):
             's1': lambda x, k: fastconv.block_conv2d(x, k, 2, 1),
             's2': lambda x, k: fastconv.block_conv2d(x, k, 2, 2),
             's1nchw': lambda x, k: fastconv.block_conv2d(x, k, 2, 1, 'NCHW'),
+            's1rows': lambda x, k: fastconv.block_conv2d(x, k, 2, 1, kgrad='rows'),
         }
     return {
         'xla': lambda x, k: fastconv.conv2d(x, k, 1, 'xla'),
@@ -59,7 +62,21 @@ def implementations(up):
         's4': lambda x, k: fastconv.block_conv2d(x, k, 1, 4),
         's2nchw': lambda x, k: fastconv.block_conv2d(x, k, 1, 2, 'NCHW'),
         's2vjp': fastconv._blocked_conv2d,
+        's2xla': lambda x, k: fastconv._blocked_conv2d(x, k, False),
+        'rows': lambda x, k: fastconv.row_kgrad_conv(x, k, fastconv.same_padding(k.shape[0])),
     }
+
+
+def compiler_options(ynn):
+    """The trainer's YNNPACK setting (agent.Agent._jit), or XLA's default."""
+    fusions = [ynn] if ynn else list(mainlib.from_presets([]).jax.cpu_ynn_fusions)
+    if fusions == ['default']:
+        return None
+    return {'xla_cpu_experimental_ynn_fusion_type': ','.join(fusions)}
+
+
+def jit(fn, options):
+    return jax.jit(fn, compiler_options=options) if options else jax.jit(fn)
 
 
 def median_time(fn, args, reps):
@@ -72,18 +89,18 @@ def median_time(fn, args, reps):
     return statistics.median(times)
 
 
-def matmul_gflops(reps, n=2048):
+def matmul_gflops(reps, options, n=2048):
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    t = median_time(jax.jit(lambda a, b: a @ b), (a, a), reps)
+    t = median_time(jit(lambda a, b: a @ b, options), (a, a), reps)
     return 2 * n ** 3 / t / 1e9
 
 
-def time_layer(f, x, k, grad_input, reps):
+def time_layer(f, x, k, grad_input, reps, options):
     def loss(x, k):
         return jnp.sum(f(x, k) ** 2)
     argnums = (0, 1) if grad_input else 1
-    fwd = median_time(jax.jit(f), (x, k), reps)
-    bwd = median_time(jax.jit(jax.grad(loss, argnums)), (x, k), reps)
+    fwd = median_time(jit(f, options), (x, k), reps)
+    bwd = median_time(jit(jax.grad(loss, argnums), options), (x, k), reps)
     return fwd, bwd
 
 
@@ -94,12 +111,14 @@ def main():
     p.add_argument('--reps', type=int, default=5)
     p.add_argument('--impls', default='xla,fast')
     p.add_argument('--layers', default='')
+    p.add_argument('--ynn', default='', help="'default': XLA's own YNNPACK fusions")
     args = p.parse_args()
+    options = compiler_options(args.ynn)
     impls = args.impls.split(',')
     only = set(args.layers.split(',')) - {''}
     print(f'jax {jax.__version__} {jax.default_backend()}, batch {args.batch}, '
-          f'median of {args.reps}')
-    print(f'matmul 2048^2 float32: {matmul_gflops(args.reps):.1f} GFLOP/s')
+          f'median of {args.reps}, compiler options {options}')
+    print(f'matmul 2048^2 float32: {matmul_gflops(args.reps, options):.1f} GFLOP/s')
     print('| size | layer | in | Cin->Cout | impl | fwd s | fwd+bwd s | '
           'GFLOP fwd | fwd GFLOP/s | vs xla fwd+bwd |')
     print('|---|---|---|---|---|---|---|---|---|---|')
@@ -117,7 +136,7 @@ def main():
                 f = implementations(up).get(impl)
                 if f is None:
                     continue
-                fwd, bwd = time_layer(f, x, k, name != 'enc0', args.reps)
+                fwd, bwd = time_layer(f, x, k, name != 'enc0', args.reps, options)
                 base = bwd if impl == 'xla' else base
                 ratio = f'{base / bwd:.2f}x' if base else '-'
                 kind = 'up2+' if up else ''
