@@ -5,7 +5,8 @@ upsample-then-conv through `upsample_conv2d`), so how they are computed is one
 switch, `jax.conv_impl`, and never a change to the model:
 
   'xla'   lax.conv_general_dilated on the NHWC tensors as given.
-  'fast'  the same math on a space-to-depth grid (below).
+  'fast'  the same math on a space-to-depth grid, kernel gradients on row
+          tiles (below).
   'auto'  'fast' on CPU, 'xla' on GPU/TPU (whose conv kernels are already good).
 
 Why: XLA's CPU convolution runs full-resolution, few-channel layers (64x64x3 ->
@@ -19,11 +20,17 @@ zeros. A nearest 2x upsample followed by a conv is the same construction with
 input blocks of s and output blocks of 2s pixels (the sub-pixel trick): the
 upsampled image is never built and the conv runs at the low resolution.
 
+The kernel gradient of a few-channel conv is the other slow part: XLA computes
+it as a conv with the batch as the reduction. `row_tile_kernel_grad` computes
+it as matmuls over chunks of images instead (below), near the matmul rate.
+
 Shapes: x [N, H, W, Cin] (NHWC), kernel [kh, kw, Cin, Cout] (HWIO), 'SAME'
-padding. Gradients come from JAX's autodiff of the reformulation, except
-`conv2d`'s blocked path, whose custom VJP takes the kernel gradient from XLA
-(measured faster); an input that is not differentiated (the encoder's image)
-costs no input gradient either way.
+padding. Gradients come from JAX's autodiff of the reformulation, except where
+a custom VJP takes the kernel gradient from row tiles or from XLA's
+full-resolution conv (`conv2d`, measured faster); an input that is not
+differentiated (the encoder's image) costs no input gradient either way.
+Which path each layer takes (`block_size`, `kernel_grad_by_rows`) was measured
+with XLA's own CPU conv kernels (`jax.cpu_ynn_fusions`, bench/README.md).
 """
 
 import functools
@@ -245,11 +252,12 @@ def block_size(kernel, up):
   return 2 if kernel.shape[2] <= 12 else 1
 
 
-def kernel_grad_by_rows(kernel, up):
-  """Whether the kernel gradient comes from `row_tile_kernel_grad` instead of
-  XLA: only for plain convs with at most 8 input channels, where it measured
-  faster; XLA's is as fast or faster for the rest."""
-  return up == 1 and kernel.shape[2] <= 8
+def kernel_grad_by_rows(kernel):
+  """Whether a plain conv's kernel gradient comes from `row_tile_kernel_grad`
+  instead of XLA: for at most 8 input channels, where it measured faster; XLA's
+  is as fast or faster from 12 on. (The decoder's sub-pixel convs keep XLA's:
+  row tiles measured 1.2-3x slower there, bench_conv's `s1rows`.)"""
+  return kernel.shape[2] <= 8
 
 
 def same_padding(k):
@@ -294,7 +302,7 @@ def conv2d(x, kernel, stride=1, impl='auto'):
   impl = resolve(impl)
   if impl == 'xla' or stride != 1:
     return xla_conv2d(x, kernel, stride)
-  rows = kernel_grad_by_rows(kernel, 1)
+  rows = kernel_grad_by_rows(kernel)
   if block_size(kernel, 1) == 2:
     return _blocked_conv2d(x, kernel, rows)
   if rows:
@@ -308,8 +316,7 @@ def upsample_conv2d(x, kernel, impl='auto'):
   impl = resolve(impl)
   if impl == 'xla':
     return xla_conv2d(upsample2(x), kernel)
-  rows = 'rows' if kernel_grad_by_rows(kernel, 2) else 'xla'
-  return block_conv2d(x, kernel, 2, block_size(kernel, 2), kgrad=rows)
+  return block_conv2d(x, kernel, 2, block_size(kernel, 2))
 
 
 # ---- 2x2 max-pool ------------------------------------------------------------------
