@@ -113,3 +113,26 @@ def test_shipped_checkpoints_load_and_predict_open_loop(tmp_path):
                                  "--context", "5", "--horizon", "10", "--sequences", "2", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert list(tmp_path.glob("*.png")), result.output
+
+
+LONG = ARTIFACTS / "atari100k_alien_long"
+
+
+def test_long_alien_run_says_what_its_data_shows():
+    """Its README: 30 episodes at random level (mean 210.7, last 10: 193.0, random 227.8), the
+    policy's entropy still near uniform, while the world model's losses fell."""
+    import numpy as np
+    import polars as pl
+
+    runs = ingest.discover([str(LONG)])
+    data = ingest.ingest(runs, cache=False)
+    assert len(runs) == 1 and data.problems.height == 0, data.problems.to_dicts()
+    scores = data.scores.filter(pl.col("key") == "episode/score").sort("step")["value"].to_numpy()
+    assert len(scores) == 30
+    assert round(scores.mean(), 1) == 210.7 and round(scores[-10:].mean(), 1) == 193.0
+    assert scores.mean() < 227.8
+    metric = lambda key: data.metrics.filter(pl.col("key") == key).sort("step")["value"].to_numpy()
+    assert np.all(metric("train/ent/policy") > 2.87)  # uniform over 18 actions: 2.890
+    rec, dyn = metric("train/loss/rec"), metric("train/loss/dyn")
+    assert rec[0] > 1800 and rec[-1] < 45 and dyn[-1] < 1.01
+    assert "210.7" in (LONG / "README.md").read_text()
