@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+from dreamerv3 import agent as agentlib  # noqa: E402
 from dreamerv3 import fastconv  # noqa: E402
 from dreamerv3 import main as mainlib  # noqa: E402
 
@@ -68,11 +69,11 @@ def implementations(up):
 
 
 def compiler_options(ynn):
-    """The trainer's YNNPACK setting (agent.Agent._jit), or XLA's default."""
-    fusions = [ynn] if ynn else list(mainlib.from_presets([]).jax.cpu_ynn_fusions)
-    if fusions == ['default']:
-        return None
-    return {'xla_cpu_experimental_ynn_fusion_type': ','.join(fusions)}
+    """The trainer's compiler options (CPU), or XLA's defaults for ynn='default'."""
+    config = mainlib.from_presets([]).update({'jax.platform': 'cpu'})
+    if ynn:
+        config = config.update({'jax.cpu_ynn_fusions': [ynn]})
+    return agentlib.compiler_options(config)
 
 
 def jit(fn, options):

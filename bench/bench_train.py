@@ -122,6 +122,7 @@ class CompiledUpdate:
         self.agent = agent
         self.fn = agent._train_fn('config')
         self.carry = agent.init_train(data['is_first'].shape[0])
+        self.batch = data  # host copy, for the breakdown
         self.data = agent._put_data(data)
         start = time.perf_counter()
         self.compiled = self.fn.lower(agent.state, self.carry, self.data).compile()
@@ -234,9 +235,7 @@ def main():
                      flops, xla_flops, update.rss))
         print(f'{variant}: ' + ' '.join(f'{t:.2f}' for t in update.times) + ' s')
         if args.breakdown:
-            data = random_batch(update.agent.config.batch_size, update.agent.config.batch_length,
-                                task=args.task)
-            parts[variant] = breakdown(update.agent, data, args.reps)
+            parts[variant] = breakdown(update.agent, update.batch, args.reps)
     print('\n| size | conv_impl | compile s | s/update | updates/s | env steps/s | '
           'peak RSS MB | GFLOP/update | XLA cost analysis GFLOP | matmul GFLOP/s | floor s |')
     print('|---|---|---|---|---|---|---|---|---|---|---|')

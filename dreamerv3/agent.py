@@ -83,10 +83,10 @@ class Agent:
 
   def _jit(self, fn, **kwargs):
     """jax.jit of `fn` traced under this agent's network settings, compiled
-    with `jax.cpu_ynn_fusions` on CPU ([default]: XLA's own choice)."""
-    fusions = list(self.config.jax.cpu_ynn_fusions)
-    if self.config.jax.platform == 'cpu' and fusions != ['default']:
-      kwargs['compiler_options'] = {'xla_cpu_experimental_ynn_fusion_type': ','.join(fusions)}
+    with `compiler_options(config)`."""
+    options = compiler_options(self.config)
+    if options:
+      kwargs['compiler_options'] = options
     return jax.jit(nets.with_settings(self.net_settings, fn), **kwargs)
 
   def _init_params(self):
@@ -325,6 +325,15 @@ def tally(shapes):
     counts[part] = counts.get(part, 0) + int(np.prod(value.shape))
   counts['total'] = sum(counts.values())
   return counts
+
+
+def compiler_options(config):
+  """XLA options of the agent's jits: on CPU, the ops handed to YNNPACK
+  (`jax.cpu_ynn_fusions`); None for XLA's own choice ([default]) or off CPU."""
+  fusions = list(config.jax.cpu_ynn_fusions)
+  if config.jax.platform != 'cpu' or fusions == ['default']:
+    return None
+  return {'xla_cpu_experimental_ynn_fusion_type': ','.join(fusions)}
 
 
 def net_settings(config):

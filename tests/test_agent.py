@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import make_batch
+from conftest import load_config, make_batch
 
 ROOT = pathlib.Path(__file__).parent.parent
 ADAPT_KEYS = ["active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff"]
@@ -143,3 +143,12 @@ def test_train_step_on_two_cpu_devices(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     losses = json.loads(result.stdout.strip().splitlines()[-1])
     assert losses and all(math.isfinite(v) for v in losses.values()), losses
+
+
+def test_compiler_options_only_on_cpu_and_not_for_default():
+    from dreamerv3 import agent as agentlib
+    config = load_config('debug')
+    assert agentlib.compiler_options(config) == {
+        'xla_cpu_experimental_ynn_fusion_type': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}
+    assert agentlib.compiler_options(config.update({'jax.platform': 'cuda'})) is None
+    assert agentlib.compiler_options(config.update({'jax.cpu_ynn_fusions': ['default']})) is None
