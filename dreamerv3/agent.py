@@ -336,8 +336,22 @@ def compiler_options(config):
   return {'xla_cpu_experimental_ynn_fusion_type': ','.join(fusions)}
 
 
+COMPUTE_DTYPES = ('auto', 'float32', 'bfloat16', 'float16')
+
+
+def compute_dtype(config):
+  """`jax.compute_dtype`, with 'auto' resolved: bfloat16 on accelerators (the
+  official's choice; tensor cores), float32 on CPU, where XLA emulates bfloat16
+  matmuls and they run slower than float32."""
+  name = config.jax.compute_dtype
+  assert name in COMPUTE_DTYPES, (COMPUTE_DTYPES, name)
+  if name == 'auto':
+    name = 'float32' if config.jax.platform == 'cpu' else 'bfloat16'
+  return jnp.dtype(name)
+
+
 def net_settings(config):
-  return nets.Settings(jnp.dtype(config.jax.compute_dtype), config.jax.conv_impl, int(config.seed))
+  return nets.Settings(compute_dtype(config), config.jax.conv_impl, int(config.seed))
 
 
 def count_params(obs_space, act_space, config):

@@ -72,6 +72,10 @@ def parse(argv):
   problem = imag_adapt.validate(config.agent.imag_adapt)
   if problem:
     raise BadInput(problem)
+  from dreamerv3 import agent
+  if config.jax.compute_dtype not in agent.COMPUTE_DTYPES:
+    raise BadInput(f"unknown --jax.compute_dtype '{config.jax.compute_dtype}' "
+                   f"(known: {', '.join(agent.COMPUTE_DTYPES)})")
   if config.script not in ('train', 'train_eval', 'eval_only'):
     raise BadInput(f"unknown --script '{config.script}' (known: train, train_eval, eval_only)")
   if not config.logdir:
