@@ -18,6 +18,8 @@ import re
 import elements
 import numpy as np
 
+from dreamerv3 import scopefile
+
 SCORES = r'^episode/(score|length)$'
 SCOPE_KEY = re.compile(r'^[a-z0-9_]+(/[a-z0-9_]+)*$')
 
@@ -29,9 +31,19 @@ def make_logger(logdir, step, multiplier=1, terminal=True):
   outputs += [
       elements.logger.JSONLOutput(logdir, 'metrics.jsonl'),
       elements.logger.JSONLOutput(logdir, 'scores.jsonl', SCORES),
-      elements.logger.ScopeOutput(logdir),
+      scope_output(logdir),
   ]
   return elements.Logger(step, outputs, multiplier)
+
+
+def scope_output(logdir):
+  """scope's own writer where the package is installed, else the same files
+  written by `scopefile.ScopeFiles` (the GPU image lacks `scope` and `av`)."""
+  if scopefile.scope_installed():
+    return elements.logger.ScopeOutput(logdir)
+  print(f'scope is not installed: scope/ is written by dreamerv3/scopefile.py '
+        f'(videos with {scopefile.video_encoder() or "no encoder: none written"})')
+  return scopefile.ScopeFiles(logdir)
 
 
 def scope_safe(metrics):
