@@ -1,15 +1,22 @@
 """The run's logger (SPEC s.3) and the log trimming that makes resume exact.
 
-Outputs: the terminal, `metrics.jsonl` (every scalar), `scores.jsonl` (only
-`episode/score` and `episode/length`), and `scope/` (scalars as `.float`,
-the open-loop video as `report-openloop-image.mp4/`). The logger's step is
-env frames: agent steps times the action repeat.
+Outputs, chosen by `logger.outputs` as in the official DreamerV3 (default
+[jsonl, scope]); the terminal always prints the keys matching `logger.filter`.
+  jsonl:       `metrics.jsonl` (every scalar) and `scores.jsonl` (only
+               `episode/score` and `episode/length`)
+  scope:       `scope/` (scalars as `.float`, the open-loop video as
+               `report-openloop-image.mp4/`; see scope_output)
+  tensorboard: event files in the run dir (needs tensorflow installed)
+  wandb:       a Weights & Biases run named after the run dir (needs wandb)
+  mlflow:      an MLflow run (needs mlflow; MLFLOW_TRACKING_URI says where)
+The logger's step is env frames: agent steps times the action repeat.
 
 On resume the run restarts from its checkpoint's step, so anything logged
 after that step by the killed process would be logged again. `trim` drops
 those rows (and a torn last line) from the JSONL files and scope scalars.
 """
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -23,17 +30,55 @@ from dreamerv3 import scopefile
 SCORES = r'^episode/(score|length)$'
 SCOPE_KEY = re.compile(r'^[a-z0-9_]+(/[a-z0-9_]+)*$')
 
+# Output name -> the module it needs (None: always available).
+OUTPUTS = {'jsonl': None, 'scope': None, 'tensorboard': 'tensorflow',
+           'wandb': 'wandb', 'mlflow': 'mlflow'}
 
-def make_logger(logdir, step, multiplier=1, terminal=True):
+
+def check_outputs(names):
+  """None, or one line naming the first `logger.outputs` entry that cannot
+  work here (unknown, or its package is not installed)."""
+  for name in names:
+    if name not in OUTPUTS:
+      return (f"logger.outputs: unknown output '{name}' "
+              f"(known: {', '.join(OUTPUTS)})")
+    module = OUTPUTS[name]
+    if module and importlib.util.find_spec(module) is None:
+      return (f"logger.outputs has '{name}' but the package '{module}' is not "
+              f"installed (pip install {module}, or drop '{name}')")
+  return None
+
+
+def make_logger(logdir, step, multiplier=1, terminal=True, cfg=None):
+  """The run's logger; cfg is the `logger` config block (defaults if None)."""
+  outputs_ = list(cfg.outputs) if cfg else ['jsonl', 'scope']
+  error = check_outputs(outputs_)
+  if error:
+    raise ValueError(error)
   outputs = []
   if terminal:
-    outputs.append(elements.logger.TerminalOutput())
-  outputs += [
-      elements.logger.JSONLOutput(logdir, 'metrics.jsonl'),
-      elements.logger.JSONLOutput(logdir, 'scores.jsonl', SCORES),
-      scope_output(logdir),
-  ]
+    outputs.append(elements.logger.TerminalOutput(cfg.filter if cfg else r'.*'))
+  for name in outputs_:
+    outputs += _make_output(name, pathlib.Path(logdir), cfg)
   return elements.Logger(step, outputs, multiplier)
+
+
+def _make_output(name, logdir, cfg):
+  if name == 'jsonl':
+    return [elements.logger.JSONLOutput(logdir, 'metrics.jsonl'),
+            elements.logger.JSONLOutput(logdir, 'scores.jsonl', SCORES)]
+  if name == 'scope':
+    return [scope_output(logdir)]
+  if name == 'tensorboard':
+    return [elements.logger.TensorBoardOutput(str(logdir), cfg.fps if cfg else 15)]
+  if name == 'wandb':
+    # The official names the W&B run by the last four parts of the logdir.
+    return [elements.logger.WandBOutput('/'.join(logdir.parts[-4:]))]
+  if name == 'mlflow':
+    output = elements.logger.MLFlowOutput(run_name=logdir.name)
+    output._pattern = re.compile(r'.*')  # elements' MLFlowOutput never sets it
+    return [output]
+  raise ValueError(f"logger.outputs: unknown output '{name}'")
 
 
 def scope_output(logdir):

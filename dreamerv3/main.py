@@ -76,6 +76,10 @@ def parse(argv):
   if config.jax.compute_dtype not in agent.COMPUTE_DTYPES:
     raise BadInput(f"unknown --jax.compute_dtype '{config.jax.compute_dtype}' "
                    f"(known: {', '.join(agent.COMPUTE_DTYPES)})")
+  from dreamerv3 import logs
+  problem = logs.check_outputs(config.logger.outputs)
+  if problem:
+    raise BadInput(problem)
   if config.script not in ('train', 'train_eval', 'eval_only'):
     raise BadInput(f"unknown --script '{config.script}' (known: train, train_eval, eval_only)")
   if not config.logdir:

@@ -51,6 +51,13 @@ def make_envs(config, count, offset=0):
     raise UsageError(str(e))
 
 
+def make_logger(config, logdir, step, repeat):
+  try:
+    return logs.make_logger(logdir, step, repeat, cfg=config.logger)
+  except ValueError as e:
+    raise UsageError(str(e))
+
+
 def load_agent(logdir, agent_cls=None):
   """Rebuild a run's agent from `<logdir>/config.yaml` + its newest checkpoint.
   Keys that configs.yaml gained after the run was made take their defaults;
@@ -164,7 +171,7 @@ def train(config, agent_cls=None, with_eval=False):
     ckpt.register(name, obj)
   resume(ckpt, config, logdir, agent, step, book, repeat)
 
-  logger = logs.make_logger(logdir, step, repeat)
+  logger = make_logger(config, logdir, step, repeat)
   driver = Driver(envs, act_space)
   eval_driver = None
   if with_eval:
@@ -233,7 +240,7 @@ def resume(ckpt, config, logdir, agent, step, book, repeat):
     logs.trim(logdir, int(step) * repeat)
     written = logs.count_lines(logdir / 'scores.jsonl')
     print(f'Resumed from {path} at agent step {int(step)}.')
-    if written != book.episodes:
+    if 'jsonl' in config.logger.outputs and written != book.episodes:
       print(f'Warning: scores.jsonl has {written} episodes, checkpoint counted {book.episodes}.')
   elif config.run.from_checkpoint:
     source = ckptlib.resolve(config.run.from_checkpoint)
@@ -290,7 +297,7 @@ def eval_only(config, agent_cls=None):
   agent.load(ckptlib.read_item(source, 'agent'))
   print(f'Loaded agent weights from {source}.')
   step = elements.Counter()
-  logger = logs.make_logger(logdir, step, repeat)
+  logger = make_logger(config, logdir, step, repeat)
   driver = Driver(envs, envs[0].act_space)
   carry = agent.init_policy(len(envs))
   start = time.time()
