@@ -27,7 +27,7 @@ BIN := $(VENV)/bin
 
 demo: $(STAMP)
 	$(BIN)/dreamer-report runs $(BASE) $(ADAPT)
-	$(BIN)/dreamer-report compare $(BASE) $(ADAPT) --out $(OUT) --reps 50000 --window 0.25
+	$(BIN)/dreamer-report compare $(BASE) $(ADAPT) --out $(OUT) --reps 50000
 	$(BIN)/dreamer-report mask $(BASE) $(ADAPT) --out $(OUT)/mask
 	$(BIN)/dreamer-report openloop $(BASE) $(ADAPT) --context 5 --horizon 45 --out $(OUT)/openloop
 	$(BIN)/dreamer-report best-seed $(ADAPT) --video $(OUT)/best_seed_adapt_openloop.mp4

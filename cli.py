@@ -90,7 +90,7 @@ def compare_cli(
                           end_section=method == result.adapt)
     console.print(table)
     console.print(f"bootstrap: seed {result.seed}, {result.reps:,} reps (stratified over runs, percentile CIs); "
-                  f"final score = mean episode score over the last {result.window:.0%} of each run's env frames")
+                  + stats.final_score_definition(result.window))
     console.print(_power_line(result.power))
     for note in result.notes:
         console.print(f"note: {note}")
@@ -158,12 +158,12 @@ def openloop_cli(
     """Open-loop comparison panels: truth / baseline / adapt / error."""
     from pathlib import Path
 
-    from analysis import openloop, video
+    from analysis import openloop, ranking
 
     try:
         runs = {}
         for side, path in (("baseline", baseline), ("adapt", adapt)):
-            runs[side], why = video.resolve_run(path)
+            runs[side], why = ranking.resolve_run(path)
             typer.echo(f"{side}: {runs[side]} ({why})")
         b, a, same = openloop.load_pair(runs["baseline"], runs["adapt"], source, step, context, horizon,
                                         sequences, seed)
@@ -185,13 +185,13 @@ def best_seed_cli(
     """Pick the best seed by final score and export its open-loop video."""
     from pathlib import Path
 
-    from analysis import openloop
-    from analysis import video as frames
+    from analysis import openloop, ranking
 
     try:
-        ranked = frames.seed_table(runs)
+        ranked = ranking.seed_table(runs)
         for rank, row in enumerate(ranked, 1):
             score = "no episodes" if row["final_score"] is None else f"{row['final_score']:.2f}"
+            score += " (fallback: last episode)" if row["fallback"] else ""
             tie = "" if row["tie_score"] is None else f" (last 5%: {row['tie_score']:.2f})"
             typer.echo(f"{rank:>3}. {row['run']}  seed {row['seed']}  final score {score}{tie}")
         best = ranked[0]

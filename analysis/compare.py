@@ -83,13 +83,12 @@ def compare(
     data = ingest.ingest(runs, metric_keys=COMPARE_METRIC_KEYS, progress=progress, cache=cache)
     final = stats.final_scores(data.scores, window, runs, ingest.last_steps(data.scores, data.metrics))
     tasks, notes = _shared_tasks(final, base_label, adapt_label)
+    notes += stats.fallback_notes(final, window)
     matrices = {}
     for method in (base_label, adapt_label):
         matrices[method], dropped = stats.score_matrix(final, method, tasks)
         notes += dropped
-        if matrices[method].shape[0] < 2:
-            raise CompareError(f"method {method!r} has {matrices[method].shape[0]} usable run(s) per task; "
-                               "confidence intervals need at least 2 seeds per method")
+        _need_two_seeds(final, method, tasks, matrices[method].shape[0])
     aggregate = _aggregate_table(matrices, tasks, metrics, reps, seed, progress)
     poi = _poi_table(matrices[adapt_label], matrices[base_label], tasks, reps, seed)
     power = _power(matrices[base_label], matrices[adapt_label], power_delta, seed, notes)
@@ -97,6 +96,21 @@ def compare(
     profiles = _profiles(matrices, min(reps, CURVE_REPS), seed)
     return CompareResult(base_label, adapt_label, data, final, tasks, aggregate, poi, power, curves, profiles,
                          seed, reps, window, tuple(metrics), notes)
+
+
+def _need_two_seeds(final: pl.DataFrame, method: str, tasks: list[str], usable: int) -> None:
+    """CIs resample runs: one run per task gives none. Say which task is short and why."""
+    if usable >= 2:
+        return
+    for task in tasks:
+        rows = final.filter((pl.col("method") == method) & (pl.col("task") == task))
+        scored = rows.filter(pl.col("normalized").is_not_null()).height
+        if scored < 2:
+            empty = rows.height - scored
+            why = f" ({empty} more run(s) have no episode at all; see `dreamer-report runs`)" if empty else ""
+            raise CompareError(f"method {method!r} has {scored} run(s) with episode scores on {task}{why}; "
+                               "the bootstrap CIs need at least 2 seeds per method and task: add runs of "
+                               "more seeds")
 
 
 def _side_label(runs: list[ingest.Run], side: str) -> str:

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis import openloop
+from analysis import openloop, stats
 
 TEMPLATES = Path(__file__).parent / "templates"
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
@@ -233,8 +233,8 @@ def aggregate_tables(result) -> list[Table]:
         ci = f"[{_round(row['low'], 3)}, {_round(row['high'], 3)}]"
         rows.append([row["scope"], row["metric"], row["method"], _round(row["point"], 3), ci, row["runs"]])
     metrics = Table(["scope", "metric", "method", "point", "95% CI", "runs"], rows,
-                    f"Stratified bootstrap, {result.reps:,} reps, seed {result.seed}; final score = mean "
-                    f"episode score over the last {result.window:.0%} of each run's env frames.")
+                    f"Stratified bootstrap, {result.reps:,} reps, seed {result.seed}; "
+                    + stats.final_score_definition(result.window) + ".")
     poi_rows = [[r["scope"], _round(r["point"], 3), f"[{_round(r['low'], 3)}, {_round(r['high'], 3)}]"]
                 for r in result.poi.iter_rows(named=True)]
     poi = Table(["scope", f"P({result.adapt} > {result.baseline})", "95% CI"], poi_rows,
@@ -245,12 +245,12 @@ def aggregate_tables(result) -> list[Table]:
 
 def best_runs(result) -> dict[str, Path]:
     """The best-scoring run of each method (by final score), for the open-loop section."""
-    from analysis import video
+    from analysis import ranking
 
     paths = {r.name: r.path for r in result.data.runs}
     best = {}
     for method in (result.baseline, result.adapt):
-        ranked = video.rank_runs(result.final.filter(result.final["method"] == method))
+        ranked = ranking.rank_runs(result.final.filter(result.final["method"] == method))
         if ranked:
             best[method] = Path(paths[ranked[0]["run"]])
     return best

@@ -31,11 +31,14 @@ def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None,
                  run_ends: pl.DataFrame | None = None) -> pl.DataFrame:
     """Mean episode score over the last `window` of each run's own env frames.
 
-    Columns: run, task, method, seed, final_score, n_episodes, last_step, normalized,
-    normalization ('human' for Atari100k, 'raw' otherwise). Runs without episodes in the
-    window keep a row with a null score. `runs` (ingest.Run list) adds runs with no rows at all.
-    `run_ends` (run, last_step; `ingest.last_steps`) is where each run stopped logging; without
-    it a run ends at its last episode, which always puts that episode in the window.
+    Columns: run, task, method, seed, final_score, n_episodes, last_step, fallback,
+    normalized, normalization ('human' for Atari100k, 'raw' otherwise). A run with episodes
+    but none in its window (short runs: episodes end rarely) takes its last episode's score
+    instead, with `fallback` true and `n_episodes` 1, so short runs stay usable and are
+    flagged rather than dropped. Runs without any episode keep a row with a null score.
+    `runs` (ingest.Run list) adds runs with no rows at all. `run_ends` (run, last_step;
+    `ingest.last_steps`) is where each run stopped logging; without it a run ends at its
+    last episode, which always puts that episode in the window.
     """
     if not 0 < window <= 1:
         raise ValueError(f"window must be in (0, 1], got {window}")
@@ -52,15 +55,37 @@ def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None,
         last = as_strings(run_ends).select("run", pl.col("last_step").cast(pl.Int64))
     window_rows = episodes.join(last, on="run").filter(pl.col("step") >= (1 - window) * pl.col("last_step"))
     per_run = window_rows.group_by("run").agg(
-        pl.col("value").mean().alias("final_score"), pl.len().cast(pl.Int64).alias("n_episodes"))
-    table = every_run.join(last, on="run", how="left").join(per_run, on="run", how="left")
-    table = table.with_columns(pl.col("n_episodes").fill_null(0))
+        pl.col("value").mean().alias("in_window"), pl.len().cast(pl.Int64).alias("n_window"))
+    last_episode = episodes.sort("step").group_by("run").agg(pl.col("value").last().alias("last_episode"))
+    table = (every_run.join(last, on="run", how="left").join(per_run, on="run", how="left")
+             .join(last_episode, on="run", how="left"))
+    fallback = pl.col("in_window").is_null() & pl.col("last_episode").is_not_null()
+    table = table.with_columns(
+        final_score=pl.coalesce("in_window", "last_episode"),
+        n_episodes=pl.when(fallback).then(1).otherwise(pl.col("n_window").fill_null(0)).cast(pl.Int64),
+        fallback=fallback)
     normalized = [_normalize(t, s) for t, s in table.select("task", "final_score").iter_rows()]
     return table.with_columns(
         normalized=pl.Series(normalized, dtype=pl.Float64),
         normalization=pl.Series(["human" if atari.game_of(t) else "raw" for t in table["task"]], dtype=pl.String),
-    ).select("run", "task", "method", "seed", "final_score", "n_episodes", "last_step",
+    ).select("run", "task", "method", "seed", "final_score", "n_episodes", "last_step", "fallback",
              "normalized", "normalization").sort("method", "task", "seed", "run")
+
+
+def final_score_definition(window: float) -> str:
+    """The sentence every table of final scores prints beside it."""
+    return (f"final score = mean episode score over the last {window:.0%} of each run's env frames "
+            "(a run with no episode there: its last episode, flagged 'fallback')")
+
+
+def fallback_notes(final: pl.DataFrame, window: float) -> list[str]:
+    """One sentence naming the runs whose final score is their last episode (none in the window)."""
+    runs = final.filter(pl.col("fallback"))["run"].to_list()
+    if not runs:
+        return []
+    return [f"{len(runs)} of {final.height} run(s) had no episode in the last {window:.0%} of their frames, so "
+            f"their final score is their last episode's ({', '.join(runs)}); longer runs or a larger "
+            f"--window avoid this"]
 
 
 def as_strings(table: pl.DataFrame) -> pl.DataFrame:
@@ -83,9 +108,8 @@ def score_matrix(final: pl.DataFrame, method: str, tasks: list[str]) -> tuple[np
     """
     notes, columns = [], []
     rows = final.filter(pl.col("method") == method)
-    missing = rows.filter(pl.col("normalized").is_null())
-    for run in missing["run"]:
-        notes.append(f"{run}: no episode in the final window; left out")
+    for run in rows.filter(pl.col("normalized").is_null())["run"]:
+        notes.append(f"{run}: no episode at all; left out")
     rows = rows.filter(pl.col("normalized").is_not_null())
     for task in tasks:
         columns.append(rows.filter(pl.col("task") == task).sort("seed", "run")["normalized"].to_numpy())

@@ -70,7 +70,7 @@ def test_mask_diagnostics_are_logged_and_baselines_never_activate(shipped):
 def test_demo_commands_run_on_the_shipped_runs(tmp_path):
     out = tmp_path / "alien"
     result = runner.invoke(app, ["compare", str(BASE), str(ADAPT), "--out", str(out),
-                                 "--reps", "500", "--window", "0.25"])
+                                 "--reps", "500"])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["reps"] == 500

@@ -74,7 +74,7 @@ def test_final_scores_window_normalisation_and_runs_without_episodes():
     assert s0["normalized"] == pytest.approx(atari.human_normalized("atari100k_pong", 15.0))
     assert s0["normalization"] == "human"
     s1 = final.filter(pl.col("run") == "a/s1").row(0, named=True)
-    assert s1["final_score"] is None and s1["n_episodes"] == 0
+    assert s1["final_score"] is None and s1["n_episodes"] == 0 and not s1["fallback"]
     b = final.filter(pl.col("run") == "b/s0").row(0, named=True)
     assert b["normalized"] == 50.0 and b["normalization"] == "raw"
     wide = stats.final_scores(_scores_table(rows), window=0.2).filter(pl.col("run") == "a/s0")
@@ -83,14 +83,19 @@ def test_final_scores_window_normalisation_and_runs_without_episodes():
 
 def test_final_scores_window_ends_where_the_run_stopped_logging():
     """A run that logged until frame 2000 has its window at 1800-2000: its last episode
-    (frame 1000) is outside, so it has no final score instead of a stale one."""
+    (frame 1000) is outside, so its final score falls back to that episode, flagged."""
     rows = [("a/s0", "atari100k_pong", "a", 0, step, "episode/score", value)
             for step, value in ((100, -21.0), (950, 10.0), (1000, 20.0))]
     ends = pl.DataFrame({"run": ["a/s0"], "last_step": [2000]})
-    row = stats.final_scores(_scores_table(rows), 0.1, run_ends=ends).row(0, named=True)
-    assert row["final_score"] is None and row["n_episodes"] == 0 and row["last_step"] == 2000
+    final = stats.final_scores(_scores_table(rows), 0.1, run_ends=ends)
+    row = final.row(0, named=True)
+    assert row["final_score"] == 20.0 and row["fallback"] and row["n_episodes"] == 1 and row["last_step"] == 2000
+    assert row["normalized"] == pytest.approx(atari.human_normalized("atari100k_pong", 20.0))
+    notes = stats.fallback_notes(final, 0.1)
+    assert len(notes) == 1 and "a/s0" in notes[0] and "last 10%" in notes[0] and "--window" in notes[0]
     row = stats.final_scores(_scores_table(rows), 0.6, run_ends=ends).row(0, named=True)
-    assert row["final_score"] == pytest.approx(15.0) and row["n_episodes"] == 2
+    assert row["final_score"] == pytest.approx(15.0) and row["n_episodes"] == 2 and not row["fallback"]
+    assert stats.fallback_notes(stats.final_scores(_scores_table(rows), 0.6, run_ends=ends), 0.6) == []
 
 
 def test_atari_table_covers_the_26_games():

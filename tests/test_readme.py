@@ -1,0 +1,55 @@
+"""Every `dreamer-report` command line in README.md runs as written on the shipped runs.
+
+The lines are read from the README's code blocks, so an edit there is checked here. They run
+in a scratch folder where `artifacts/` is the repository's own, so their outputs land in the
+scratch folder's `reports/`, never in the checkout.
+"""
+
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+ROOT = Path(__file__).parent.parent
+runner = CliRunner()
+
+
+def readme_commands(text: str) -> list[str]:
+    """`dreamer-report ...` lines inside fenced code blocks, comments cut, continuations joined."""
+    commands, fenced, pending = [], False, ""
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if not fenced:
+            continue
+        line = pending + line.split("  #")[0].strip()
+        pending = line[:-1] + " " if line.endswith("\\") else ""
+        if not pending and line.startswith("dreamer-report "):
+            commands.append(line)
+    return commands
+
+
+COMMANDS = readme_commands((ROOT / "README.md").read_text())
+
+
+def test_the_readme_has_toolkit_commands():
+    names = {shlex.split(c)[1] for c in COMMANDS}
+    assert {"runs", "compare", "mask", "openloop", "best-seed", "report"} <= names, names
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("readme")
+    (folder / "artifacts").symlink_to(ROOT / "artifacts", target_is_directory=True)
+    return folder
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if shlex.split(c)[1] != "watch"])
+def test_readme_command_runs_as_written(command, scratch, monkeypatch):
+    monkeypatch.chdir(scratch)
+    result = runner.invoke(app, shlex.split(command)[1:])
+    assert result.exit_code == 0, (command, result.output)
