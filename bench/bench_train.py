@@ -1,11 +1,12 @@
-"""Speed of one DreamerV3 update on CPU, XLA convs vs fastconv, with a breakdown.
+"""Speed of one DreamerV3 update, XLA convs vs fastconv on CPU, or on a GPU.
 
     .venv/bin/python bench/bench_train.py --size size1m [--impls xla,auto]
-        [--updates 5] [--breakdown] [--reps 3]
+        [--updates 5] [--breakdown] [--reps 3] [--platform cpu|cuda]
 
 Builds the agent on Atari100k Alien inputs (64x64x3 uint8 images, 18 discrete
-actions; random data, which costs the same as real data), float32, CPU, the
-configured batch (16 x 64), and prints per conv implementation: JIT compile
+actions; random data, which costs the same as real data), the configured batch
+(16 x 64), in the platform's compute dtype (`jax.compute_dtype: auto`: float32
+on CPU, bfloat16 on a GPU), and prints per conv implementation: JIT compile
 seconds, seconds per update (median over --updates after one warm-up), updates/s,
 env steps/s of the real Alien env (one env, random actions), peak RSS, the
 update's matmul + conv FLOPs with every scan counted per step (bench/flops.py;
@@ -42,13 +43,14 @@ from flops import count_flops  # noqa: E402
 ACTIONS = 18  # Alien's minimal action set
 
 
-def load_config(size, impl, ynn=None, task='alien'):
-    """The trainer's config for `size`; `ynn` 'default' leaves YNNPACK's share of
-    the ops to XLA (convs included) instead of `jax.cpu_ynn_fusions`."""
+def load_config(size, impl, ynn=None, task='alien', platform='cpu'):
+    """The trainer's config for `size` (a size preset, or `debug` for the tiny
+    nets the dry run uses); `ynn` 'default' leaves YNNPACK's share of the ops to
+    XLA (convs included) instead of `jax.cpu_ynn_fusions`."""
     presets = ('atari100k', size) if task == 'alien' else ('cartpole', size)
     name = 'atari100k_alien' if task == 'alien' else 'gym_CartPole-v1'
     config = mainlib.from_presets(presets).update({
-        'task': name, 'jax.platform': 'cpu', 'jax.compute_dtype': 'float32', 'jax.conv_impl': impl})
+        'task': name, 'jax.platform': platform, 'jax.conv_impl': impl})
     return config.update({'jax.cpu_ynn_fusions': [ynn]}) if ynn else config
 
 
@@ -85,8 +87,8 @@ def median_time(fn, reps):
     return statistics.median(times)
 
 
-def matmul_gflops(reps, n=2048):
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+def matmul_gflops(reps, dtype, n=2048):
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
     f = jax.jit(lambda a: a @ a)
     return 2 * n ** 3 / median_time(lambda: f(a), reps) / 1e9
 
@@ -106,6 +108,13 @@ def env_steps_per_s(steps=300):
     elapsed = time.perf_counter() - start
     env.close()
     return steps / elapsed
+
+
+def peak_device_mb():
+    """Peak bytes the first device's allocator has handed out (GPU; nan on CPU,
+    where the process's peak RSS is the figure)."""
+    stats = jax.local_devices()[0].memory_stats() or {}
+    return stats.get('peak_bytes_in_use', float('nan')) / 2 ** 20
 
 
 def xla_flops_of(compiled):
@@ -211,38 +220,46 @@ def main():
     p.add_argument('--updates', type=int, default=5)
     p.add_argument('--reps', type=int, default=3)
     p.add_argument('--breakdown', action='store_true')
+    p.add_argument('--platform', default='cpu', choices=('cpu', 'cuda'),
+                   help='cuda: XLA convs (conv_impl auto) and bfloat16 compute, as the trainer on a GPU')
     p.add_argument('--task', default='alien', choices=('alien', 'cartpole'),
                    help='alien: Atari inputs (CNNs); cartpole: vector inputs (MLPs only)')
     args = p.parse_args()
+    jax.config.update('jax_platforms', args.platform)
     print(f'jax {jax.__version__} {jax.default_backend()}, {time.strftime("%Y-%m-%d")}, '
           f'{os.cpu_count()} CPUs, {args.size}, {args.task} inputs, median of {args.updates} updates')
-    gflops = matmul_gflops(args.reps)
+    dtype = agentlib.compute_dtype(load_config(args.size, 'auto', platform=args.platform))
+    gflops = matmul_gflops(args.reps, dtype)
     env_sps = env_steps_per_s()
-    print(f'matmul 2048^2 float32: {gflops:.1f} GFLOP/s; Alien env: {env_sps:.0f} steps/s')
+    print(f'matmul 2048^2 {dtype.name}: {gflops:.1f} GFLOP/s; Alien env: {env_sps:.0f} steps/s')
     rows, parts, updates = [], {}, {}
     for variant in args.impls.split(','):
-        config = load_config(args.size, *variant.split('@'), task=args.task)
+        impl, *ynn = variant.split('@')
+        config = load_config(args.size, impl, *ynn, task=args.task, platform=args.platform)
         agent = agentlib.Agent(*spaces(args.task), config)
         data = random_batch(config.batch_size, config.batch_length, task=args.task)
         updates[variant] = CompiledUpdate(agent, data)
         updates[variant].rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        updates[variant].device_mb = peak_device_mb()
     for _ in range(args.updates):  # interleaved, so drift hits every variant alike
         for update in updates.values():
             update.step()
     for variant, update in updates.items():
         flops, xla_flops = update.flops()
         rows.append((variant, update.compile_s, statistics.median(update.times),
-                     flops, xla_flops, update.rss))
+                     flops, xla_flops, update.rss, update.device_mb))
         print(f'{variant}: ' + ' '.join(f'{t:.2f}' for t in update.times) + ' s')
         if args.breakdown:
             parts[variant] = breakdown(update.agent, update.batch, args.reps)
-    print('\n| size | conv_impl | compile s | s/update | updates/s | env steps/s | '
-          'peak RSS MB | GFLOP/update | XLA cost analysis GFLOP | matmul GFLOP/s | floor s |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|')
-    for impl, compile_s, per_update, flops, xla_flops, rss in rows:
-        print(f'| {args.size} | {impl} | {compile_s:.1f} | {per_update:.2f} | '
-              f'{1 / per_update:.2f} | {env_sps:.0f} | {rss:.0f} | {flops / 1e9:.1f} | '
-              f'{xla_flops / 1e9:.1f} | {gflops:.1f} | {flops / 1e9 / gflops:.2f} |')
+    print(f'\n| size | platform | dtype | conv_impl | compile s | s/update | updates/s | '
+          'env steps/s | peak RSS MB | peak device MB | GFLOP/update | XLA cost analysis GFLOP | '
+          'matmul GFLOP/s | floor s |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    for impl, compile_s, per_update, flops, xla_flops, rss, device_mb in rows:
+        print(f'| {args.size} | {args.platform} | {dtype.name} | {impl} | {compile_s:.1f} | '
+              f'{per_update:.3f} | {1 / per_update:.2f} | {env_sps:.0f} | {rss:.0f} | '
+              f'{device_mb:.0f} | {flops / 1e9:.1f} | {xla_flops / 1e9:.1f} | {gflops:.1f} | '
+              f'{flops / 1e9 / gflops:.3f} |')
     if parts:
         names = list(next(iter(parts.values())))
         print('\n| part (fwd+bwd where trained) | ' + ' | '.join(

@@ -122,7 +122,7 @@ class ScopeFiles:
     folder.mkdir(exist_ok=True)
     ident = video_id(self.rng)
     target = folder / f'{step:020}-{ident.hex()}.mp4'
-    partial = target.with_suffix('.mp4.partial')
+    partial = target.with_name(target.stem + '.partial.mp4')  # OpenCV picks the container by suffix
     encode_mp4(frames, partial, self.encoder)
     os.replace(partial, target)  # the index never names a half-written file
     with open(folder / 'index', 'ab') as f:

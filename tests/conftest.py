@@ -24,8 +24,14 @@ VECTOR = 5
 ACTIONS = 6
 
 
+# bench/device_run.sh runs the agent tests on a GPU with DREAMER_TEST_PLATFORM=cuda:
+# every test config then names that platform (bfloat16 compute, XLA's convs).
+TEST_PLATFORM = os.environ.get("DREAMER_TEST_PLATFORM", "")
+
+
 def load_config(*presets):
-    return main.from_presets(presets)
+    config = main.from_presets(presets)
+    return config.update({"jax.platform": TEST_PLATFORM}) if TEST_PLATFORM else config
 
 
 def spaces(image=IMAGE, vector=VECTOR, actions=ACTIONS):

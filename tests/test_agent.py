@@ -147,7 +147,7 @@ def test_train_step_on_two_cpu_devices(tmp_path):
 
 def test_compiler_options_only_on_cpu_and_not_for_default():
     from dreamerv3 import agent as agentlib
-    config = load_config('debug')
+    config = load_config('debug').update({'jax.platform': 'cpu'})
     assert agentlib.compiler_options(config) == {
         'xla_cpu_experimental_ynn_fusion_type': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}
     assert agentlib.compiler_options(config.update({'jax.platform': 'cuda'})) is None

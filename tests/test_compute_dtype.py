@@ -13,7 +13,7 @@ WORLD_MODEL_LOSSES = ("dyn", "rep", "rec", "image", "rew", "con")
 
 def test_auto_is_bfloat16_off_cpu_and_float32_on_cpu():
     from dreamerv3 import agent as agentlib
-    config = load_config("debug")
+    config = load_config("debug").update({"jax.platform": "cpu"})
     assert config.jax.compute_dtype == "auto"
     assert agentlib.compute_dtype(config) == jnp.float32
     assert agentlib.compute_dtype(config.update({"jax.platform": "cuda"})) == jnp.bfloat16
@@ -36,10 +36,13 @@ def test_bfloat16_update_matches_float32_within_tolerance(debug_agent, debug_bat
     """Same parameters, same batch, same keys: the first update's world-model
     losses agree to a few percent (bfloat16 keeps 8 bits of mantissa; norms,
     losses and outputs stay float32)."""
-    from dreamerv3.agent import Agent
+    from dreamerv3.agent import Agent, compute_dtype
     f32 = debug_agent
+    if compute_dtype(f32.config) != jnp.float32:  # DREAMER_TEST_PLATFORM=cuda
+        f32 = Agent(*spaces(), f32.config.update({"jax.compute_dtype": "float32"}))
+        f32.initial_save = debug_agent.initial_save
     f32.load(f32.initial_save)
-    config = load_config("debug").update({"jax.compute_dtype": "bfloat16"})
+    config = f32.config.update({"jax.compute_dtype": "bfloat16"})
     bf16 = Agent(*spaces(), config)
     bf16.load(f32.initial_save)
     B = debug_batch["is_first"].shape[0]
