@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Every GPU check in one call (issue 14): the machine, the agent's tests on the
+# GPU, update speed at size12m/50m/200m, then the seed's baseline and adapt
+# commands at size200m on Alien for a fixed time each.
+#
+#   On the device machine, from the repo root, with the wheels of
+#   bench/gpu_wheels.sh carried as .whl:
+#     bash bench/device_run.sh                 # everything under $OUT
+#   Here, on CPU, the same steps at toy size (debug nets, seconds per step):
+#     bash bench/device_run.sh --dry-run       # OUT defaults to a fresh temp dir
+#
+# Each step has its own time limit and a failed step does not stop the next.
+# What comes back (at most 8 files): device_run.log (all output), summary.md
+# (the bench tables and each step's status and seconds), gpu_runs.tgz (the two
+# run dirs, without checkpoints or replay). Sized to finish inside 9.5 minutes
+# (the step limits add up to 560 s). GIT_COMMIT names the commit where .git
+# does not travel.
+set -uo pipefail
+
+DRY=0
+[[ "${1:-}" == "--dry-run" ]] && DRY=1
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+OUT="${OUT:-$(mktemp -d)}"
+mkdir -p "$OUT"
+WORK="$(mktemp -d)"
+LOG="$OUT/device_run.log"
+SUMMARY="$OUT/summary.md"
+: >"$LOG"
+: >"$SUMMARY"
+export PYTHONUNBUFFERED=1
+
+if ((DRY)); then
+  PY="${PYTHON:-$ROOT/.venv/bin/python}"
+  PLATFORM=cpu
+  SIZES=(debug)
+  RUN_SIZE=debug
+  RUN_SECONDS=40
+  BENCH_ARGS=(--updates 1 --reps 1)
+  # A few agent tests: the whole files already ran in this suite on CPU.
+  TESTS=(tests/test_compute_dtype.py -k auto)
+  LIMIT_TESTS=120 LIMIT_RUNS=150
+  declare -A LIMIT_BENCH=([debug]=240)
+  # Tests' fast-compile XLA flags (tests/conftest.py), so the dry run is quick.
+  export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+else
+  PY="${PYTHON:-python3}"
+  PLATFORM=cuda
+  SIZES=(size12m size50m size200m)
+  RUN_SIZE=size200m
+  RUN_SECONDS=140
+  BENCH_ARGS=(--updates 5 --reps 2)
+  TESTS=(tests/test_compute_dtype.py tests/test_agent.py tests/test_imag_adapt_agent.py
+         tests/test_scopefile.py)
+  LIMIT_TESTS=80 LIMIT_RUNS=230
+  declare -A LIMIT_BENCH=([size12m]=60 [size50m]=70 [size200m]=100)
+  if [[ -d .whl ]]; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl >>"$LOG" 2>&1 || echo "wheel install failed" | tee -a "$LOG"
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+fi
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+step() {  # step NAME LIMIT_S CMD...: run with a time limit, log, record status and seconds
+  local name="$1" limit="$2"; shift 2
+  local start=$SECONDS
+  echo "===== $name (limit ${limit}s): $*" >>"$LOG"
+  timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
+  local rc=$?
+  local took=$((SECONDS - start))
+  local status=ok
+  ((rc == 124 || rc == 137)) && status="timed out"
+  ((rc != 0 && rc != 124 && rc != 137)) && status="failed (rc $rc)"
+  echo "===== $name: $status in ${took}s" >>"$LOG"
+  echo "| $name | $status | $took |" >>"$SUMMARY"
+}
+
+echo "# device_run $( ((DRY)) && echo '--dry-run' ) on $(date -u +%Y-%m-%dT%H:%MZ), commit ${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}" >>"$SUMMARY"
+echo >>"$SUMMARY"
+echo "| step | status | seconds |" >>"$SUMMARY"
+echo "|---|---|---|" >>"$SUMMARY"
+
+# 1. The machine and the jax it has.
+((DRY)) || step nvidia-smi 20 nvidia-smi
+step jax 60 "$PY" -c "
+import importlib.util, jax, numpy
+jax.config.update('jax_platforms', '$PLATFORM')
+print('jax', jax.__version__, 'numpy', numpy.__version__, 'backend', jax.default_backend())
+print('devices', jax.devices())
+print('have', {m: importlib.util.find_spec(m) is not None for m in
+      ('ninjax', 'elements', 'ale_py', 'gymnasium', 'scope', 'av', 'cv2', 'polars')})
+"
+
+# 2. The agent's tests, every test config on this platform.
+step tests "$LIMIT_TESTS" env DREAMER_TEST_PLATFORM="$PLATFORM" \
+  "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}"
+
+# 3. Update speed, one process per size (peak device memory is per process).
+for size in "${SIZES[@]}"; do
+  step "bench $size" "${LIMIT_BENCH[$size]}" "$PY" bench/bench_train.py --platform "$PLATFORM" \
+    --size "$size" --impls auto "${BENCH_ARGS[@]}"
+done
+
+# 4. The seed's two commands (SPEC s.2) with a time budget, both at once on the
+#    one device (each with under half its memory), from the same seed.
+RUNS="$WORK/runs"
+seed_command() {  # seed_command METHOD FLAGS...
+  local method="$1"; shift
+  "$PY" dreamerv3/main.py \
+    --logdir "$RUNS/gpu_atari100k_alien_$method/seed0_{timestamp}" \
+    --configs atari100k "$RUN_SIZE" --task atari100k_alien --script train \
+    --jax.platform "$PLATFORM" --jax.train_devices [0] --jax.policy_devices [0] \
+    --run.steps 110000 --run.envs 1 --run.train_ratio 256 \
+    --run.duration "$RUN_SECONDS" --run.log_every 20 --run.report_every 60 --run.save_every 1e9 \
+    "$@"
+}
+both_runs() {
+  export XLA_PYTHON_CLIENT_MEM_FRACTION=0.45
+  seed_command baseline --agent.imag_adapt.enabled False >"$WORK/baseline.log" 2>&1 &
+  local a=$!
+  seed_command adapt --agent.imag_adapt.enabled True \
+    --agent.imag_adapt.abs_thresh 1.0 --agent.imag_adapt.rel_thresh 1.15 >"$WORK/adapt.log" 2>&1 &
+  local b=$!
+  wait $a; local ra=$?
+  wait $b; local rb=$?
+  for m in baseline adapt; do echo "--- $m (last lines)"; tail -n 25 "$WORK/$m.log"; done
+  return $((ra | rb))
+}
+export -f seed_command both_runs
+export PY RUN_SIZE PLATFORM RUN_SECONDS RUNS WORK
+step "seed commands ($RUN_SIZE, ${RUN_SECONDS}s each, concurrent)" "$LIMIT_RUNS" bash -c both_runs
+
+# 5. Pack the run dirs (no checkpoints, no replay) and the tables.
+if [[ -d "$RUNS" ]]; then
+  for m in baseline adapt; do
+    for d in "$RUNS"/gpu_atari100k_alien_$m/*/; do cp "$WORK/$m.log" "$d/train.log" 2>/dev/null; done
+  done
+  tar -C "$RUNS" --exclude=ckpt --exclude=replay -czf "$OUT/gpu_runs.tgz" . 2>>"$LOG"
+fi
+{
+  echo
+  grep -m1 -E '^\| size \| platform' "$LOG" && echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  grep -E '^\| (size[0-9]+m|debug) \| ' "$LOG"
+} >>"$SUMMARY"
+cat "$SUMMARY"
+rm -rf "$WORK"
