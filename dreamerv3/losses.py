@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 f32 = jnp.float32
 sg = jax.lax.stop_gradient
-LOW, HIGH = -20.0, 20.0  # twohot bins span symlog space [-20, 20]
+SPAN = 20.0  # twohot bins reach symexp(+-20) (official `symexp_twohot` head)
 
 
 # ---- Squashing and twohot (paper eq. 9-11) ---------------------------------------
@@ -23,34 +23,51 @@ def symexp(x):
 
 
 def bins(num):
-  return jnp.linspace(LOW, HIGH, num, dtype=f32)
+  """Bin positions in raw units: symexp of an even grid on [-20, 0], mirrored.
+
+  Built from one half so the bins are exactly antisymmetric; an odd count puts
+  a bin at exactly 0. Raw units keep the predicted mean unbiased (a mean in
+  symlog space, mapped back, underestimates uncertain rewards)."""
+  if num % 2:
+    half = symexp(jnp.linspace(-SPAN, 0.0, (num - 1) // 2 + 1, dtype=f32))
+    return jnp.concatenate([half, -half[:-1][::-1]])
+  half = symexp(jnp.linspace(-SPAN, 0.0, num // 2, dtype=f32))
+  return jnp.concatenate([half, -half[::-1]])
 
 
 def twohot_encode(y, num):
-  """Target y (already in symlog space) as weights on the two nearest bins [..., K]."""
+  """Raw target y as weights on its two neighbouring bins [..., K] (sums to 1;
+  outside the bins all weight goes to the end bin)."""
   b = bins(num)
-  y = jnp.clip(y.astype(f32), LOW, HIGH)
+  y = y.astype(f32)
   below = jnp.clip((b <= y[..., None]).sum(-1) - 1, 0, num - 1)
-  above = jnp.clip(below + 1, 0, num - 1)
-  dist_below = jnp.abs(b[below] - y)
-  dist_above = jnp.abs(b[above] - y)
-  total = dist_below + dist_above
+  above = jnp.clip(num - (b > y[..., None]).sum(-1), 0, num - 1)
   same = below == above
-  w_below = jnp.where(same, 1.0, dist_above / jnp.where(same, 1.0, total))
-  w_above = jnp.where(same, 0.0, dist_below / jnp.where(same, 1.0, total))
-  return (jax.nn.one_hot(below, num) * w_below[..., None]
-          + jax.nn.one_hot(above, num) * w_above[..., None])
+  dist_below = jnp.where(same, 1.0, jnp.abs(b[below] - y))
+  dist_above = jnp.where(same, 1.0, jnp.abs(b[above] - y))
+  total = dist_below + dist_above
+  return (jax.nn.one_hot(below, num) * (dist_above / total)[..., None]
+          + jax.nn.one_hot(above, num) * (dist_below / total)[..., None])
 
 
 def twohot_decode(logits):
-  """Mean prediction: symexp of the softmax-weighted bin positions."""
+  """Mean prediction in raw units: sum of softmax(logits) * bins.
+
+  Summed symmetrically (each bin's term next to its mirror's, middle bin
+  apart) so that uniform or mirrored probabilities give exactly 0; a plain
+  left-to-right sum leaves float error of order symexp(20) * eps."""
   probs = jax.nn.softmax(logits.astype(f32), -1)
-  return symexp((probs * bins(logits.shape[-1])).sum(-1))
+  terms = probs * bins(logits.shape[-1])
+  n = logits.shape[-1]
+  m = n // 2
+  if n % 2:
+    return terms[..., m] + (terms[..., :m][..., ::-1] + terms[..., m + 1:]).sum(-1)
+  return (terms[..., :m][..., ::-1] + terms[..., m:]).sum(-1)
 
 
 def twohot_loss(logits, target):
-  """Cross-entropy between twohot(symlog(target)) and softmax(logits)."""
-  target = sg(twohot_encode(symlog(target.astype(f32)), logits.shape[-1]))
+  """Cross-entropy between twohot(target) on the raw-unit bins and softmax(logits)."""
+  target = sg(twohot_encode(target.astype(f32), logits.shape[-1]))
   return -(target * jax.nn.log_softmax(logits.astype(f32), -1)).sum(-1)
 
 
@@ -71,8 +88,10 @@ def categorical_kl(lhs, rhs):
   return (jnp.exp(lp) * (lp - rp)).sum((-2, -1))
 
 
-def kl_losses(post, prior, free):
-  """Dynamics and representation losses with free nats (paper eq. 5)."""
+def kl_losses(post, prior, free, unimix=0.0):
+  """Dynamics and representation losses with free nats (paper eq. 5), on the
+  unimix-mixed distributions the latents are sampled from (as the official)."""
+  post, prior = unimix_logits(post, unimix), unimix_logits(prior, unimix)
   dyn = jnp.maximum(free, categorical_kl(sg(post), prior))
   rep = jnp.maximum(free, categorical_kl(post, sg(prior)))
   return dyn, rep
@@ -105,13 +124,18 @@ def retnorm_init():
   return {'lo': jnp.zeros((), f32), 'hi': jnp.zeros((), f32), 'corr': jnp.zeros((), f32)}
 
 
-def retnorm_update(state, ret, rate=0.01, limit=1.0, plo=5.0, phi=95.0):
-  """EMA of the 5th and 95th return percentiles (debiased); scale = max(limit, P95 - P5)."""
+def retnorm_update(state, ret, rate=0.01, limit=1.0, plo=5.0, phi=95.0, debias=False):
+  """EMA of the 5th and 95th return percentiles; scale = max(limit, P95 - P5).
+
+  The EMAs start at 0 and, as in the official (`retnorm.debias: False`), are
+  not bias-corrected: the scale stays at `limit` until returns have spread for
+  a few hundred updates. debias=True divides both by max(rate, 1 - (1-rate)^n)."""
   ret = sg(ret.astype(f32)).reshape(-1)
   lo = (1 - rate) * state['lo'] + rate * jnp.percentile(ret, plo)
   hi = (1 - rate) * state['hi'] + rate * jnp.percentile(ret, phi)
   corr = (1 - rate) * state['corr'] + rate
-  scale = jnp.maximum(limit, (hi - lo) / corr)
+  factor = 1.0 / jnp.maximum(rate, corr) if debias else 1.0
+  scale = jnp.maximum(limit, (hi - lo) * factor)
   return {'lo': lo, 'hi': hi, 'corr': corr}, scale
 
 

@@ -37,7 +37,7 @@ class Model(nj.Module):
     self.imgkeys, self.veckeys = nets.obs_keys(obs_space)
     self.enc = nets.Encoder(obs_space, **kwargs(a.enc), name='enc')
     self.dyn = rssm.RSSM(self.act_dim, **kwargs(a.rssm), name='dyn')
-    self.dec = nets.Decoder(obs_space, **kwargs(a.dec), name='dec')
+    self.dec = nets.Decoder(obs_space, a.rssm.deter, **kwargs(a.dec), name='dec')
     self.rew = nets.Head(kind='twohot', **kwargs(a.rewhead), name='rew')
     self.con = nets.Head(kind='binary', **kwargs(a.conhead), name='con')
     kind = 'categorical' if self.discrete else 'normal'

@@ -63,15 +63,18 @@ def cast(x):
 
 
 def init_kernel(path, shape, fan_in, outscale):
-  """Truncated normal with variance outscale / fan_in; outscale 0 gives zeros.
+  """Truncated normal with std outscale / sqrt(fan_in); outscale 0 gives zeros.
 
-  Drawn on the host with NumPy, seeded by (init seed, the parameter's path):
-  threefry draws inside the jitted init compiled for ~40 s on 2 CPU cores,
-  and this keeps each parameter's init independent of creation order.
+  As the official initializer, `outscale` multiplies the weights (not their
+  variance), and `fan_in` is the kernel's whole input size, also for block
+  kernels. Drawn on the host with NumPy, seeded by (init seed, the
+  parameter's path): threefry draws inside the jitted init compiled for ~40 s
+  on 2 CPU cores, and this keeps each parameter's init independent of
+  creation order.
   """
   if outscale == 0.0:
     return jnp.zeros(shape, f32)
-  std = math.sqrt(outscale / fan_in) / 0.87962566  # std of a [-2, 2] truncated unit normal
+  std = outscale / math.sqrt(fan_in) / 0.87962566  # std of a [-2, 2] truncated unit normal
   seed = _SETTINGS.get().init_seed  # read while tracing; draw() runs later, on the host
 
   def draw():
@@ -89,17 +92,20 @@ def init_kernel(path, shape, fan_in, outscale):
 # ---- Layers -------------------------------------------------------------------
 
 class Linear(nj.Module):
-  """Dense layer; `outscale` scales the init variance (0 = zero init)."""
+  """Dense layer; `outscale` scales the initial weights (0 = zero init)."""
 
   units: int = 1
   outscale: float = 1.0
+  bias: bool = True
 
   def __call__(self, x):
     kernel = self.value(
         'kernel', init_kernel, self.path + '/kernel', (x.shape[-1], self.units),
         x.shape[-1], self.outscale)
-    bias = self.value('bias', jnp.zeros, (self.units,), f32)
-    return cast(x) @ cast(kernel) + cast(bias)
+    x = cast(x) @ cast(kernel)
+    if self.bias:
+      x = x + cast(self.value('bias', jnp.zeros, (self.units,), f32))
+    return x
 
 
 class BlockLinear(nj.Module):
@@ -108,6 +114,7 @@ class BlockLinear(nj.Module):
   The G independent maps are one matmul batched over G. Callers keep their
   activations block-major between layers: on CPU, moving [N, G, .] to
   [G, N, .] and back around every layer cost more than the matmuls themselves.
+  The init is scaled by the total fan-in G * in/G, as the official's.
   """
 
   units: int = 1
@@ -116,10 +123,9 @@ class BlockLinear(nj.Module):
   def __call__(self, x):
     G = self.blocks
     assert x.shape[0] == G and self.units % G == 0, (x.shape, self.units, G)
-    fan_in = x.shape[-1]
     kernel = self.value(
-        'kernel', init_kernel, self.path + '/kernel', (G, fan_in, self.units // G),
-        fan_in, 1.0)
+        'kernel', init_kernel, self.path + '/kernel', (G, x.shape[-1], self.units // G),
+        G * x.shape[-1], 1.0)
     bias = self.value('bias', jnp.zeros, (self.units,), f32)
     x = jax.lax.dot_general(cast(x), cast(kernel), (((2,), (1,)), ((0,), (0,))))
     return x + cast(bias).reshape((G, 1, -1))
@@ -248,20 +254,57 @@ class Encoder(nj.Module):
     return jnp.concatenate([o.astype(f32) for o in outs], -1)
 
 
+class GridProj(nj.Module):
+  """Model state -> the decoder's first grid [N, h, w, C] (official `bspace`).
+
+  deter goes through a block-diagonal layer of `blocks` blocks, block g
+  giving channels g*C/G..(g+1)*C/G of every cell; the flattened stoch through
+  Linear(2 units) -> norm -> SiLU -> Linear; the sum then gets a norm and SiLU.
+  blocks=0: one Linear from the whole feature, then norm and SiLU.
+  """
+
+  units: int = 1024
+  blocks: int = 8
+
+  def __init__(self, deter, shape):
+    self.deter, self.shape = deter, tuple(shape)
+
+  def __call__(self, feat):
+    N, (h, w, C) = feat.shape[0], self.shape
+    if not self.blocks:
+      x = self.sub('space', Linear, units=h * w * C)(feat).reshape((N, h, w, C))
+      return jax.nn.silu(self.sub('spacenorm', RMSNorm)(x))
+    G = self.blocks
+    if C % G or self.deter % G:
+      raise ValueError(
+          f'nets.GridProj: bspace {G} must divide the channels {C} and deter {self.deter}')
+    deter, stoch = feat[:, :self.deter], feat[:, self.deter:]
+    x0 = deter.reshape((N, G, -1)).transpose((1, 0, 2))                # [G, N, D/G]
+    x0 = self.sub('sp0', BlockLinear, units=h * w * C, blocks=G)(x0)   # [G, N, hwC/G]
+    x0 = x0.reshape((G, N, h, w, C // G)).transpose((1, 2, 3, 0, 4)).reshape((N, h, w, C))
+    x1 = self.sub('sp1', Linear, units=2 * self.units)(stoch)
+    x1 = jax.nn.silu(self.sub('sp1norm', RMSNorm)(x1))
+    x1 = self.sub('sp2', Linear, units=h * w * C)(x1).reshape((N, h, w, C))
+    return jax.nn.silu(self.sub('spnorm', RMSNorm)(x0 + x1))
+
+
 class Decoder(nj.Module):
-  """Mirror of the encoder: linear to 4x4xC, per stage nearest 2x upsample and a
-  5x5 stride-1 conv, the last conv to the image channels; sigmoid output and
-  MSE on [0, 1] pixels. Vectors: MLP then symlog-MSE."""
+  """Mirror of the encoder: the state projected to a 4x4xC grid (GridProj),
+  per stage nearest 2x upsample and a 5x5 stride-1 conv, the last conv to the
+  image channels; sigmoid output and MSE on [0, 1] pixels. Vectors: MLP then
+  symlog-MSE. `feat` is deter (its first `deter` features) + flattened stoch."""
 
   depth: int = 64
   mults: tuple = (2, 3, 4, 4)
   kernel: int = 5
   units: int = 1024
   layers: int = 3
+  bspace: int = 8
 
-  def __init__(self, obs_space):
+  def __init__(self, obs_space, deter):
     self.imgkeys, self.veckeys = obs_keys(obs_space)
     self.obs_space = obs_space
+    self.deter = deter
 
   def __call__(self, feat, bdims):
     """Returns {key: distribution-like output} for every observation key."""
@@ -278,8 +321,9 @@ class Decoder(nj.Module):
       H, W = self.obs_space[self.imgkeys[0]].shape[:2]
       stages = num_stages((H, W), self.mults)
       top = self.depth * self.mults[stages - 1]
-      x = self.sub('proj', Linear, units=4 * 4 * top)(feat)
-      x = x.reshape((-1, 4, 4, top))
+      x = self.sub(
+          'proj', GridProj, self.deter, (4, 4, top), units=self.units,
+          blocks=self.bspace)(feat.reshape((-1, feat.shape[-1])))
       widths = [self.depth * m for m in reversed(self.mults[:stages - 1])] + [sum(chans)]
       for i, width in enumerate(widths):
         x = self.sub(
@@ -359,9 +403,9 @@ class Binary:
 
 
 class Categorical:
-  """Categorical over the last axis, mixed with 1% uniform (unimix)."""
+  """Categorical over the last axis, optionally mixed with `unimix` uniform."""
 
-  def __init__(self, logits, unimix=0.01):
+  def __init__(self, logits, unimix=0.0):
     self.logits = losses.unimix_logits(logits.astype(f32), unimix)
 
   def sample(self, seed):
@@ -377,14 +421,15 @@ class Categorical:
 
 
 class BoundedNormal:
-  """Normal with tanh mean and std in [minstd, maxstd]; samples clipped to [-1, 1]."""
+  """Normal with tanh mean and std in [minstd, maxstd]. Samples are not
+  clipped: the log-prob is of the sample taken, and the env wrapper clips
+  (envs.ClipAction), as in the official."""
 
   def __init__(self, mean, std):
     self.mu, self.std = mean.astype(f32), std.astype(f32)
 
   def sample(self, seed):
-    x = self.mu + self.std * jax.random.normal(seed, self.mu.shape, f32)
-    return jnp.clip(x, -1, 1)
+    return self.mu + self.std * jax.random.normal(seed, self.mu.shape, f32)
 
   def logp(self, x):
     z = (x - self.mu) / self.std
@@ -421,7 +466,9 @@ class Head(nj.Module):
     if self.kind == 'binary':
       return Binary(out(1)[..., 0])
     if self.kind == 'categorical':
-      return Categorical(out(self.size), self.unimix)
+      # No unimix: the official `categorical` head ignores it (only `onehot`
+      # outputs mix), so the config's policy.unimix does not apply here.
+      return Categorical(out(self.size))
     if self.kind == 'normal':
       mean, std = jnp.split(out(2 * self.size).astype(f32), 2, -1)
       std = (self.maxstd - self.minstd) * jax.nn.sigmoid(std + 2.0) + self.minstd

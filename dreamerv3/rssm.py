@@ -49,8 +49,8 @@ class RSSM(nj.Module):
     """Block-diagonal GRU step: new deter from (deter, stoch, previous action).
 
     Each of the G blocks sees its own slice of deter and all of the embedded
-    inputs, goes through `dynlayers` block layers of deter/G units, then maps
-    to its reset / candidate / update gates.
+    inputs, goes through `dynlayers` block layers of deter/G units (each with a
+    norm), then maps to its reset / candidate / update gates (no norm).
     """
     B, G = deter.shape[0], self.blocks
     stoch = stoch.reshape((B, -1))
@@ -66,8 +66,8 @@ class RSSM(nj.Module):
     for i in range(self.dynlayers):                                  # hidden block layers
       x = self.sub(f'dyn{i}', nets.BlockLinear, units=self.deter, blocks=G)(x)
       x = jax.nn.silu(self.sub(f'dynnorm{i}', nets.RMSNorm, blocks=True)(x))
-    x = self.sub('gru', nets.BlockLinear, units=3 * self.deter, blocks=G)(x)
-    x = self.sub('grunorm', nets.RMSNorm, blocks=True)(x).astype(f32)
+    # The gates' pre-activations are not normalised (as the official `dyngru`).
+    x = self.sub('gru', nets.BlockLinear, units=3 * self.deter, blocks=G)(x).astype(f32)
     reset, cand, update = jnp.split(x, 3, -1)                        # each [G, B, deter/G]
     reset = jax.nn.sigmoid(reset)
     cand = jnp.tanh(reset * cand)
@@ -111,7 +111,9 @@ class RSSM(nj.Module):
     Where `resets` is set, the state and the previous action start from zeros.
     """
     B, T = resets.shape
-    tok = self.sub('obstok', nets.Linear, units=self.hidden)(tokens)   # batched over T
+    # The posterior layer on concat(deter, token) is split in two matmuls: the
+    # token's half runs batched over T outside the scan. One bias (obs0's).
+    tok = self.sub('obstok', nets.Linear, units=self.hidden, bias=False)(tokens)
     swap = lambda x: jnp.swapaxes(x, 0, 1)
 
     def step(carry, inputs):
@@ -170,4 +172,4 @@ class RSSM(nj.Module):
 
   def kl_loss(self, outs):
     """Per-step dynamics and representation losses [B, T] (free nats applied)."""
-    return losses.kl_losses(outs['post'], outs['prior'], self.free_nats)
+    return losses.kl_losses(outs['post'], outs['prior'], self.free_nats, self.unimix)

@@ -78,7 +78,7 @@ def image_space(size):
 def test_encoder_decoder_shapes_and_channels_at_64():
     space = image_space(64)
     enc = nets.Encoder(space, depth=2, units=8, layers=1, name="enc")
-    dec = nets.Decoder(space, depth=2, units=8, layers=1, name="dec")
+    dec = nets.Decoder(space, 8, depth=2, units=8, layers=1, name="dec")
     obs = {"image": jnp.zeros((2, 3, 64, 64, 3), jnp.uint8),
            "vector": jnp.zeros((2, 3, 4), jnp.float32), "is_first": jnp.zeros((2, 3), bool)}
 
@@ -109,9 +109,68 @@ def test_categorical_unimix_and_normal_bounds():
     probs = np.exp(np.asarray(dist.logits))
     np.testing.assert_allclose(probs, [[0.99 + 0.0025, 0.0025, 0.0025, 0.0025]], rtol=1e-4)
     assert dist.sample(jax.random.PRNGKey(0)).shape == (1,)
-    normal = nets.BoundedNormal(jnp.zeros((100, 2)), jnp.full((100, 2), 5.0))
+    normal = nets.BoundedNormal(jnp.zeros((100, 2)), jnp.full((100, 2), 0.5))
+    assert float(normal.std.min()) == 0.5
+
+
+def test_policy_heads_as_official():
+    """Categorical policy without unimix; normal policy samples unclipped, with
+    the log-prob of the sample taken (the env wrapper clips)."""
+    head = nets.Head(kind="categorical", size=4, units=8, layers=1, outscale=0.01, name="pol")
+    feat = jnp.asarray(RNG.normal(size=(3, 5)), jnp.float32)
+    params = nj.init(lambda x: head(x).logits)({}, feat)
+    params["pol/out/bias"] = jnp.asarray([50.0, -50.0, -50.0, -50.0])
+    _, logp = nj.pure(lambda x: head(x).logits)(params, feat)
+    assert float(jnp.exp(logp).min()) < 1e-20                       # no 1% uniform mix
+    normal = nets.BoundedNormal(jnp.zeros((1000, 2)), jnp.full((1000, 2), 1.0))
     x = normal.sample(jax.random.PRNGKey(0))
-    assert float(jnp.abs(x).max()) <= 1.0
+    assert float(jnp.abs(x).max()) > 2.0                               # not clipped
+    ref = (-0.5 * np.asarray(x) ** 2 - 0.5 * np.log(2 * np.pi)).sum(-1)
+    np.testing.assert_allclose(normal.logp(x), ref, rtol=1e-5)
+
+
+def test_outscale_multiplies_the_initial_weights():
+    """Official: kernel = trunc_normal(std 1/sqrt(fan_in)) * outscale (ours used to
+    scale the variance, giving 10x larger initial policy logits at 0.01)."""
+    x = jnp.ones((1, 1024), jnp.float32)
+    kernel = nj.init(lambda x: nets.Linear(units=256, outscale=0.01, name="o")(x))({}, x)["o/kernel"]
+    np.testing.assert_allclose(np.asarray(kernel).std(), 0.01 / 32, rtol=0.05)
+
+
+def test_block_linear_init_scales_by_total_fan_in():
+    """Official Initializer.compute_fans on a [G, in/G, out/G] kernel: fan_in = in."""
+    G, per_block = 8, 128
+    x = jnp.ones((G, 1, per_block), jnp.float32)
+    kernel = nj.init(lambda x: nets.BlockLinear(units=512, blocks=G, name="b")(x))({}, x)["b/kernel"]
+    np.testing.assert_allclose(np.asarray(kernel).std(), 1 / np.sqrt(G * per_block), rtol=0.05)
+
+
+def test_grid_proj_matches_numpy():
+    """The decoder's input (official bspace): block-linear from deter with block g
+    giving channels [g C/G, (g+1) C/G) of every cell, plus an MLP from stoch,
+    then RMSNorm and SiLU."""
+    N, D, S, G, units, (h, w, C) = 3, 16, 6, 4, 5, (2, 2, 8)
+    proj = nets.GridProj(D, (h, w, C), units=units, blocks=G, name="proj")
+    feat = jnp.asarray(RNG.normal(size=(N, D + S)), jnp.float32)
+    params = nj.init(proj)({}, feat)
+    params = {k: jnp.asarray(RNG.normal(size=v.shape), jnp.float32) for k, v in params.items()}
+    _, got = jax.jit(nj.pure(proj))(params, feat)
+    P = {k.split("/", 1)[1]: np.asarray(v, np.float64) for k, v in params.items()}
+    f = np.asarray(feat, np.float64)
+    silu = lambda x: x / (1 + np.exp(-x))
+    norm = lambda x, s: x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-4) * s
+    deter, stoch = f[:, :D], f[:, D:]
+    x0 = np.zeros((N, h, w, C))
+    bias0 = P["sp0/bias"].reshape(G, -1)
+    for g in range(G):
+        out = deter[:, g * D // G:(g + 1) * D // G] @ P["sp0/kernel"][g] + bias0[g]
+        x0[..., g * C // G:(g + 1) * C // G] = out.reshape(N, h, w, C // G)
+    x1 = silu(norm(stoch @ P["sp1/kernel"] + P["sp1/bias"], P["sp1norm/scale"]))
+    x1 = (x1 @ P["sp2/kernel"] + P["sp2/bias"]).reshape(N, h, w, C)
+    ref = silu(norm(x0 + x1, P["spnorm/scale"]))
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-4, atol=1e-5)
+    assert P["sp0/kernel"].shape == (G, D // G, h * w * C // G)
+    assert P["sp1/kernel"].shape == (S, 2 * units)
 
 
 def test_symlog_mse_and_binary_losses():

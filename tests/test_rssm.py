@@ -6,6 +6,7 @@ import ninjax as nj
 import numpy as np
 import pytest
 
+from dreamerv3 import losses
 from dreamerv3 import rssm
 
 B, T, E, A = 3, 6, 10, 4
@@ -94,3 +95,50 @@ def test_straight_through_gradient():
     logits = jnp.zeros((2, 4, 5))
     grad = jax.grad(lambda x: nj.pure(f)({}, x, key(0))[1])(logits)
     assert float(jnp.abs(grad).sum()) > 0
+
+
+def core_reference(P, deter, stoch, action, G):
+    """NumPy block GRU step (official `_core`): no norm on the gate pre-activations."""
+    silu = lambda x: x / (1 + np.exp(-x))
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))
+    norm = lambda x, s: x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-4) * s
+    B, D = deter.shape
+    action = action / np.maximum(1, np.abs(action))
+    parts = [silu(norm(x @ P[f"in{i}/kernel"] + P[f"in{i}/bias"], P[f"innorm{i}/scale"]))
+             for i, x in enumerate([deter, stoch.reshape(B, -1), action])]
+    x = np.concatenate(parts, -1)
+    blocks = deter.reshape(B, G, D // G)
+    hid = np.concatenate([blocks[:, g] @ P["dyn0/kernel"][g, :D // G]
+                          + x @ P["dyn0/kernel"][g, D // G:] for g in range(G)], -1)
+    hid = silu(norm(hid + P["dyn0/bias"], P["dynnorm0/scale"]))        # one norm over all D
+    hid = hid.reshape(B, G, D // G)
+    gates = np.stack([hid[:, g] @ P["gru/kernel"][g] for g in range(G)], 1)
+    gates = gates + P["gru/bias"].reshape(G, -1)
+    reset, cand, update = np.split(gates, 3, -1)                       # each [B, G, D/G]
+    cand = np.tanh(sigmoid(reset) * cand)
+    update = sigmoid(update - 1)
+    return (update * cand + (1 - update) * blocks).reshape(B, D)
+
+
+def test_core_matches_numpy_without_gate_norm():
+    dyn = rssm.RSSM(A, **KW, name="dyn")
+    rng = np.random.default_rng(3)
+    deter = jnp.asarray(rng.normal(size=(B, KW["deter"])), jnp.float32)
+    stoch = jax.nn.one_hot(rng.integers(0, KW["classes"], (B, KW["stoch"])), KW["classes"])
+    action = jnp.asarray(3 * rng.normal(size=(B, A)), jnp.float32)
+    params = nj.init(dyn.core)({}, deter, stoch, action)
+    assert not any("gru" in k and "norm" in k for k in params), sorted(params)
+    params = {k: jnp.asarray(rng.normal(size=v.shape) * (0.5 if k.endswith("kernel") else 1.0),
+                             jnp.float32) for k, v in params.items()}
+    _, got = jax.jit(nj.pure(dyn.core))(params, deter, stoch, action)
+    P = {k.split("/", 1)[1]: np.asarray(v, np.float64) for k, v in params.items()}
+    ref = core_reference(P, *(np.asarray(x, np.float64) for x in (deter, stoch, action)), KW["blocks"])
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_kl_loss_uses_the_unimix_distributions(model):
+    dyn, params, fwd, _, inputs = model
+    outs, _ = fwd(params, *inputs, key(1))
+    dyn_loss, _ = dyn.kl_loss(outs)
+    mixed, _ = losses.kl_losses(outs["post"], outs["prior"], 0.0, 0.01)
+    np.testing.assert_allclose(dyn_loss, np.maximum(1.0, mixed), rtol=1e-5)
