@@ -169,11 +169,12 @@ class Agent:
     split = lambda prefix: {k: v for k, v in params.items() if k.split('/')[1] in prefix}
     wm_params, ac_params = split(modellib.WM_PARTS), split(modellib.AC_PARTS)
 
-    # World model
+    # World model: forward now, backward after the actor-critic loss, because
+    # the replay value loss trains it too (agent.repval_grad, as the official).
     def wm_fn(wm_p):
       _, (loss, aux) = nj.pure(self.model.wm_loss)({**params, **wm_p}, data, seeds[0])
-      return loss, aux
-    (wm_total, wm_aux), wm_grads = jax.value_and_grad(wm_fn, has_aux=True)(wm_params)
+      return (loss, aux.pop('feat')), aux
+    (wm_total, rep_feat), wm_vjp, wm_aux = jax.vjp(wm_fn, wm_params, has_aux=True)
 
     # Adaptive imagination horizon: the one call site (SPEC section 4).
     enabled = self.adapt_cfg['enabled'] if hook == 'config' else hook == 'on'
@@ -194,16 +195,19 @@ class Agent:
     ret = losses.lambda_return(traj['rew'][:, 1:], disc[:, 1:], traj['val'], a.return_lambda)
     retnorm, scale = losses.retnorm_update(state['retnorm'], ret, **dict(a.retnorm))
     weight = jnp.cumprod(disc, 1)[:, :-1] / self.model.disc
-    targets = {'ret': ret, 'slowval': slowval, 'weight': weight, 'scale': scale,
-               'rep_feat': traj['feat'][:, 0].reshape((B, T, -1))}
+    targets = {'ret': ret, 'slowval': slowval, 'weight': weight, 'scale': scale}
 
-    # Actor and critic
-    def ac_fn(ac_p):
+    # Actor and critic; the replay value loss's gradient on the replayed
+    # features goes back through the world model's backward pass.
+    def ac_fn(ac_p, rep_feat):
+      rep_feat = rep_feat if a.repval_grad else sg(rep_feat)
       _, (loss, aux) = nj.pure(self.model.ac_loss)(
-          {**params, **ac_p}, traj, targets, data, imag_mask,
+          {**params, **ac_p}, traj, {**targets, 'rep_feat': rep_feat}, data, imag_mask,
           self.adapt_cfg['mask_value'])
       return loss, aux
-    (ac_total, ac_aux), ac_grads = jax.value_and_grad(ac_fn, has_aux=True)(ac_params)
+    (ac_total, ac_aux), (ac_grads, feat_grad) = jax.value_and_grad(
+        ac_fn, (0, 1), has_aux=True)(ac_params, rep_feat)
+    (wm_grads,) = wm_vjp((jnp.ones_like(wm_total), feat_grad))
 
     # Optimizer, slow critic, counters
     grads = {**wm_grads, **ac_grads}

@@ -69,7 +69,8 @@ class Model(nj.Module):
     return self.dyn.observe(self.dyn.initial(B), tokens, prevact, resets, key)
 
   def wm_loss(self, data, key):
-    """Scaled world-model loss and per-step losses (paper eq. 4-5)."""
+    """Scaled world-model loss and per-step losses (paper eq. 4-5); aux['feat']
+    is the replayed posterior feature [B, T, F] with its gradient (repval)."""
     carry, outs = self.observe(data, key)
     feat = self.dyn.feat(outs)
     dyn, rep = self.dyn.kl_loss(outs)
@@ -84,7 +85,7 @@ class Model(nj.Module):
     total = sum(self.scales[k] * v.mean() for k, v in per_step.items())
     states = {'deter': outs['deter'], 'stoch': outs['stoch']}
     aux = {'losses': {k: v.mean() for k, v in per_step.items()},
-           'states': sg(states), 'carry': sg(carry)}
+           'states': sg(states), 'carry': sg(carry), 'feat': feat}
     return total, aux
 
   # ---- imagination ----------------------------------------------------------------

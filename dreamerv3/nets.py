@@ -277,7 +277,8 @@ class GridProj(nj.Module):
     G = self.blocks
     if C % G or self.deter % G:
       raise ValueError(
-          f'nets.GridProj: bspace {G} must divide the channels {C} and deter {self.deter}')
+          f'nets.GridProj: agent.dec.bspace {G} must divide the decoder\'s first '
+          f'channels {C} and agent.rssm.deter {self.deter}')
     deter, stoch = feat[:, :self.deter], feat[:, self.deter:]
     x0 = deter.reshape((N, G, -1)).transpose((1, 0, 2))                # [G, N, D/G]
     x0 = self.sub('sp0', BlockLinear, units=h * w * C, blocks=G)(x0)   # [G, N, hwC/G]

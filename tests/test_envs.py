@@ -114,3 +114,34 @@ def test_atari_max_pool_of_last_two_frames():
     env.pooling = False
     last = envs.atari.Image.fromarray(b).resize((64, 64), envs.atari.Image.BILINEAR)
     assert np.array_equal(env._obs(0.0)["image"], np.asarray(last))
+
+
+class RecordingEnv:
+    """A continuous-action env that records what it is given."""
+
+    def __init__(self, low, high):
+        self.given = []
+        self.act_space = {"action": elements.Space(np.float32, (3,), low, high),
+                          "reset": elements.Space(bool)}
+        self.obs_space = envs.step_spaces()
+
+    def step(self, action):
+        self.given.append(np.asarray(action["action"]))
+        return {"reward": np.float32(0), "is_first": False, "is_last": False, "is_terminal": False}
+
+
+def test_clip_action_wrapper_clips_and_maps_to_the_env_bounds():
+    """The agent's unclipped normal samples are clipped in the env wrapper
+    (official ClipAction), after mapping [-1, 1] to finite bounds (NormalizeAction)."""
+    inner = RecordingEnv(np.array([-1.0, -2.0, -np.inf]), np.array([1.0, 4.0, np.inf]))
+    env = envs.ClipAction(inner)
+    space = env.act_space["action"]
+    np.testing.assert_array_equal(space.low, [-1, -1, -np.inf])
+    np.testing.assert_array_equal(space.high, [1, 1, np.inf])
+    env.step({"action": np.array([3.0, -7.0, 0.5], np.float32), "reset": False})
+    env.step({"action": np.array([-0.5, 0.5, 9.0], np.float32), "reset": False})
+    np.testing.assert_allclose(inner.given[0], [1.0, -2.0, 0.5])
+    np.testing.assert_allclose(inner.given[1], [-0.5, 2.5, 1.0])
+    wrapped = envs.make_env("dummy_cont", CONFIG)
+    assert isinstance(wrapped, envs.ClipAction)
+    assert not isinstance(envs.make_env("dummy_disc", CONFIG), envs.ClipAction)

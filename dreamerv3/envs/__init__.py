@@ -54,8 +54,48 @@ def check_task(task):
       raise ValueError(f"unknown task '{task}': no gymnasium env id '{name}'")
 
 
+class ClipAction:
+  """Continuous actions as the official's env wrappers give them to the agent:
+  the agent acts in [-1, 1] (its normal policy samples are not clipped); here
+  the action is clipped to [-1, 1] and mapped linearly onto the env's bounds
+  where they are finite (official ClipAction + NormalizeAction)."""
+
+  def __init__(self, env, key='action'):
+    self.env, self.key = env, key
+    space = env.act_space[key]
+    self.low, self.high = np.broadcast_to(space.low, space.shape), np.broadcast_to(space.high, space.shape)
+    self.finite = np.isfinite(self.low) & np.isfinite(self.high)
+
+  @property
+  def obs_space(self):
+    return self.env.obs_space
+
+  @property
+  def act_space(self):
+    space = self.env.act_space[self.key]
+    low = np.where(self.finite, -1.0, self.low).astype(space.dtype)
+    high = np.where(self.finite, 1.0, self.high).astype(space.dtype)
+    return {**self.env.act_space, self.key: elements.Space(space.dtype, space.shape, low, high)}
+
+  def step(self, action):
+    act = np.clip(np.asarray(action[self.key], np.float32), -1.0, 1.0)
+    act = np.where(self.finite, self.low + (act + 1) / 2 * (self.high - self.low), act)
+    return self.env.step({**action, self.key: act.astype(np.float32)})
+
+  def close(self):
+    self.env.close()
+
+
 def make_env(task, config, index=0):
-  """Build env number `index` of the run; each index gets its own seed."""
+  """Build env number `index` of the run; each index gets its own seed.
+  Continuous-action envs come wrapped in ClipAction."""
+  env = _make_env(task, config, index)
+  if not env.act_space['action'].discrete:
+    env = ClipAction(env)
+  return env
+
+
+def _make_env(task, config, index):
   suite, name = split_task(task)
   seed = hash((int(config.seed), int(index))) % (2 ** 31)
   if suite == 'atari100k':
