@@ -63,7 +63,8 @@ class ClipAction:
   def __init__(self, env, key='action'):
     self.env, self.key = env, key
     space = env.act_space[key]
-    self.low, self.high = np.broadcast_to(space.low, space.shape), np.broadcast_to(space.high, space.shape)
+    self.low = np.broadcast_to(space.low, space.shape).astype(np.float64)
+    self.high = np.broadcast_to(space.high, space.shape).astype(np.float64)
     self.finite = np.isfinite(self.low) & np.isfinite(self.high)
 
   @property
@@ -78,8 +79,9 @@ class ClipAction:
     return {**self.env.act_space, self.key: elements.Space(space.dtype, space.shape, low, high)}
 
   def step(self, action):
-    act = np.clip(np.asarray(action[self.key], np.float32), -1.0, 1.0)
-    act = np.where(self.finite, self.low + (act + 1) / 2 * (self.high - self.low), act)
+    act = np.clip(np.asarray(action[self.key], np.float64), -1.0, 1.0)
+    low, high = np.where(self.finite, self.low, -1.0), np.where(self.finite, self.high, 1.0)
+    act = low + (act + 1) / 2 * (high - low)             # identity where unbounded
     return self.env.step({**action, self.key: act.astype(np.float32)})
 
   def close(self):
