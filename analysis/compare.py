@@ -76,6 +76,7 @@ def compare(
         raise CompareError(f"--names needs two labels (baseline,adapt), got {len(names)}")
     runs_b = ingest.discover(baseline, None if names is None else [names[0]] * len(baseline))
     runs_a = ingest.discover(adapt, None if names is None else [names[1]] * len(adapt))
+    ingest.one_method_per_run({"baseline": runs_b, "adapt": runs_a})
     base_label, adapt_label = _side_label(runs_b, "baseline"), _side_label(runs_a, "adapt")
     if base_label == adapt_label:
         raise CompareError(f"both sides are method {base_label!r}; pass --names baseline,adapt")

@@ -5,33 +5,31 @@ trainer and the official DreamerV3 write them. `discover` finds runs and labels 
 method / seed; `ingest` reads them into two long tables (`scores`, `metrics`) with the columns
 run, task, method, seed, step, key, value, plus a `problems` table. Damage that runs suffer
 (torn last line, empty or missing file, NaN/inf, repeated steps after a resume, a short run) is
-reported there and never silently changes a number. Parsed runs are cached as parquet beside
-the run, keyed by the source files' size and mtime.
+reported there and never silently changes a number. Parsed runs are cached as parquet in the
+user's cache folder (analysis/cache.py), keyed by the content of the source files; nothing is
+written into a run dir.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
-import json
+import fnmatch
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import polars as pl
 
-from analysis import atari, jsonl
-from analysis.jsonl import LONG_SCHEMA, SCHEMA_LINES, IngestError, problem, read_jsonl  # noqa: F401 (re-exported)
+from analysis import atari, jsonl, runconfig
+from analysis import cache as cache_lib
+from analysis.jsonl import LONG_SCHEMA, IngestError, problem, read_jsonl  # noqa: F401 (re-exported)
 
 RUN_FILES = ("scores.jsonl", "metrics.jsonl")
-CACHE_DIR = ".dreamer-report-cache"
-CACHE_VERSION = "2"
 BATCH_RUNS = 64  # runs whose logs are parsed in one scan (a progress step; bounds memory)
-SKIP_DIRS = {"ckpt", "replay", "scope", CACHE_DIR}
+SKIP_DIRS = {"ckpt", "replay", "scope"}
 SHORT_RUN_FRACTION = 0.9  # a run ending before 90% of its task's longest run is reported
 PROBLEM_SCHEMA = {"run": pl.String, "file": pl.String, "line": pl.Int64, "problem": pl.String}
 TABLE_COLUMNS = ["run", "task", "method", "seed", "step", "key", "value"]
@@ -44,6 +42,7 @@ class Run:
     method: str
     seed: int
     name: str  # a short label unique among the runs discovered together
+    notes: tuple[str, ...] = ()  # what discovery could not use (e.g. a bad seed in config.yaml), as problems
 
 
 @dataclass
@@ -72,53 +71,139 @@ def discover(paths: Sequence[str], names: Sequence[str] | None = None) -> list[R
         if not dirs:
             raise IngestError(f"{spec}: no runs found (expected folders holding scores.jsonl or metrics.jsonl)")
         found += [(d, label) for d in dirs]
-    runs, seen = [], set()
+    runs, seen = [], {}
     for run_dir, label in found:
-        if run_dir.resolve() in seen:
+        real = run_dir.resolve()
+        if real in seen:
+            if seen[real] != label:
+                raise IngestError(f"{run_dir}: found under both {seen[real]!r} and {label!r}; "
+                                  "a run belongs to one method")
             continue
-        seen.add(run_dir.resolve())
+        seen[real] = label
         runs.append(_label_run(run_dir, label, known_methods))
     return with_unique_names(_number_missing_seeds(runs))
 
 
+def one_method_per_run(groups: dict[str, list[Run]]) -> None:
+    """Refuse a run that two methods claim (the same folder on two sides compares runs with themselves)."""
+    owner: dict[Path, str] = {}
+    for method, runs in groups.items():
+        for run in runs:
+            other = owner.setdefault(run.path.resolve(), method)
+            if other != method:
+                raise IngestError(f"{run.path}: found under both {other!r} and {method!r}; a run belongs to one method")
+
+
 def _run_dirs(spec: str) -> list[Path]:
-    """Run dirs named by one command-line path: itself, below it, or matching a glob."""
-    if any(ch in spec for ch in "*?["):
-        matches = sorted(glob.glob(spec, recursive=True))
-        if not matches:
-            raise IngestError(f"{spec}: no path matches this glob")
-        return [d for m in matches for d in _run_dirs(m)]
+    """Run dirs named by one command-line path: itself, below it, or matching a glob.
+
+    A path that exists is that path, even with glob characters in its name (`exp?1`,
+    `new [v2]`); only a path that does not exist is a glob. Globs and folder walks follow
+    symlinks but enter each real folder once, so a link loop ends.
+    """
     root = Path(spec)
     if not root.exists():
-        raise IngestError(f"{spec}: path does not exist")
+        if not any(ch in spec for ch in "*?["):
+            raise IngestError(f"{spec}: path does not exist")
+        matches = _glob(spec)
+        if not matches:
+            raise IngestError(f"{spec}: no path matches this glob")
+        return list(dict.fromkeys(d for m in matches for d in _walk(m)))
+    return _walk(root)
+
+
+def _walk(root: Path) -> list[Path]:
+    """Run dirs at or below an existing path (a run file names its folder)."""
     if root.is_file():
         root = root.parent if root.name in RUN_FILES else root
     if _is_run_dir(root):
         return [root]
-    out = []
-    for folder, subdirs, _ in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS and not d.startswith("."))
-        if _is_run_dir(Path(folder)):
-            out.append(Path(folder))
-            subdirs[:] = []
+    out, stack, entered = [], [root], set()
+    while stack:
+        folder = stack.pop()
+        if not _enter(folder, entered):
+            continue
+        if _is_run_dir(folder):
+            out.append(folder)
+            continue
+        children = sorted(c for c in _subdirs(folder) if c.name not in SKIP_DIRS)
+        stack.extend(reversed(children))
     return out
+
+
+def _enter(folder: Path, entered: set, state: int = 0) -> bool:
+    """True the first time a real folder is seen (by device and inode), so symlink loops end.
+
+    `state` tells apart visits by a glob `**` with different patterns left to match.
+    """
+    try:
+        st = folder.stat()
+    except OSError:  # a dangling link, a loop the OS refuses, no permission
+        return False
+    ident = (st.st_dev, st.st_ino, state)
+    if ident in entered:
+        return False
+    entered.add(ident)
+    return True
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    """Visible folders (and links to folders) in `folder`; unreadable folders have none."""
+    try:
+        with os.scandir(folder) as entries:
+            return [Path(e.path) for e in entries if not e.name.startswith(".") and _is_dir(e)]
+    except OSError:
+        return []
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _glob(spec: str) -> list[Path]:
+    """Paths matching a glob (`*`, `?`, `[..]` within a name, `**` any folders); loop-safe."""
+    parts = Path(spec).parts
+    fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    base = Path(*parts[:fixed]) if fixed else Path(".")
+    found: dict[Path, None] = {}
+    _expand(base, list(parts[fixed:]), set(), found)
+    return sorted(found)
+
+
+def _expand(folder: Path, parts: list[str], entered: set, found: dict) -> None:
+    """Add to `found` the paths below `folder` matching the glob components `parts`."""
+    if not parts:
+        found[folder] = None
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "**":
+        if not _enter(folder, entered, len(parts)):
+            return
+        _expand(folder, rest, entered, found)
+        for child in sorted(_subdirs(folder)):
+            _expand(child, parts, entered, found)
+        return
+    if not any(ch in head for ch in "*?["):
+        child = folder / head
+        if child.exists():
+            _expand(child, rest, entered, found)
+        return
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(e.name for e in entries)
+    except OSError:
+        return
+    for name in names:
+        if fnmatch.fnmatchcase(name, head) and (not name.startswith(".") or head.startswith(".")):
+            if not rest or (folder / name).is_dir():
+                _expand(folder / name, rest, entered, found)
 
 
 def _is_run_dir(folder: Path) -> bool:
     return any((folder / name).is_file() for name in RUN_FILES)
-
-
-def _read_config_fields(run_dir: Path) -> dict[str, str]:
-    """Top-level `task`, `seed`, `method` of config.yaml (a line scan; the file can be large)."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        return {}
-    fields = {}
-    for key in ("task", "seed", "method"):
-        match = re.search(rf"^{key}:[ \t]*(.*?)[ \t]*(#.*)?$", path.read_text(errors="replace"), re.M)
-        if match and match.group(1).strip("'\""):
-            fields[key] = match.group(1).strip("'\"")
-    return fields
 
 
 def split_task_method(folder: str, known_methods: Sequence[str] = (), task: str | None = None):
@@ -139,7 +224,7 @@ def split_task_method(folder: str, known_methods: Sequence[str] = (), task: str 
 
 
 def _label_run(run_dir: Path, label: str | None, known_methods: Sequence[str]) -> Run:
-    cfg = _read_config_fields(run_dir)
+    cfg, notes = runconfig.top_fields(run_dir)
     cfg_task = cfg.get("task")
     split = None
     for folder in (run_dir.parent.name, run_dir.name):
@@ -153,13 +238,13 @@ def _label_run(run_dir: Path, label: str | None, known_methods: Sequence[str]) -
     task = cfg_task or task
     method = label or method
     seed_match = re.search(r"seed[_-]?(\d+)", run_dir.name)
-    if "seed" in cfg and re.fullmatch(r"-?\d+", cfg["seed"]):
-        seed = int(cfg["seed"])
-    elif seed_match:
+    if runconfig.seed_of(cfg) is not None:
+        seed = runconfig.seed_of(cfg)
+    elif seed_match and len(seed_match.group(1)) < 19:
         seed = int(seed_match.group(1))
     else:
         seed = -1  # numbered below
-    return Run(path=run_dir, task=task, method=method, seed=seed, name="")
+    return Run(path=run_dir, task=task, method=method, seed=seed, name="", notes=tuple(notes))
 
 
 def _number_missing_seeds(runs: list[Run]) -> list[Run]:
@@ -168,7 +253,7 @@ def _number_missing_seeds(runs: list[Run]) -> list[Run]:
     for run in runs:
         if run.seed < 0:
             used = {r.seed for r in runs + out if (r.task, r.method) == (run.task, run.method)}
-            run = Run(run.path, run.task, run.method, next(i for i in range(len(used) + 1) if i not in used), "")
+            run = replace(run, seed=next(i for i in range(len(used) + 1) if i not in used))
         out.append(run)
     return out
 
@@ -179,7 +264,7 @@ def with_unique_names(runs: list[Run]) -> list[Run]:
         base = f"{run.method}/{run.task.removeprefix(atari.PREFIX)}/s{run.seed}"
         counts[base] = counts.get(base, 0) + 1
         name = base if counts[base] == 1 else f"{base}#{counts[base]}"
-        out.append(Run(run.path, run.task, run.method, run.seed, name))
+        out.append(replace(run, name=name))
     return out
 
 
@@ -190,6 +275,9 @@ def read_scope_scalars(scope_dir: Path, problems: list[dict]) -> pl.DataFrame:
     """scope `<key>.float` files: 16-byte rows of big-endian int64 step and float64 value."""
     frames = []
     for path in sorted(scope_dir.glob("*.float")):
+        if not path.is_file():
+            problems.append(problem(path, None, "not a regular file; skipped"))
+            continue
         data = path.read_bytes()
         whole = len(data) - len(data) % 16
         if whole < len(data):
@@ -246,60 +334,41 @@ def _assemble_run(run_dir: Path, logs: dict[Path, tuple[pl.DataFrame, list[dict]
         metrics = pl.concat([metrics, extra.filter(~pl.col("key").cat.starts_with("episode/"))])
         if scores.height == 0:
             scores = extra.filter(pl.col("key").cat.starts_with("episode/"))
-    return scores, metrics, problems
+    return _finite(scores, problems), metrics, problems
 
 
-def _cache_key(run_dir: Path) -> str:
-    parts = [CACHE_VERSION]
-    sources = [run_dir / n for n in RUN_FILES] + sorted((run_dir / "scope").glob("*.float"))
-    for path in sources:
-        if path.is_file():
-            st = path.stat()
-            parts.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
-    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+def _finite(scores: pl.DataFrame, problems: list[dict]) -> pl.DataFrame:
+    """Scores without NaN/inf: one such episode would make every aggregate of its method NaN or inf."""
+    if scores["value"].is_finite().all():
+        return scores
+    bad = scores.filter(~pl.col("value").is_finite()).group_by("key").len().sort("key")
+    for key, count in bad.iter_rows():
+        problems.append({"file": "scores.jsonl", "line": None,
+                         "problem": f"{key}: its {count} NaN/inf values are left out of the scores"})
+    return scores.filter(pl.col("value").is_finite())
 
 
-def _cache_files(run_dir: Path) -> list[Path]:
-    folder, key = run_dir / CACHE_DIR, _cache_key(run_dir)
-    return [folder / f"{key}.{part}" for part in ("scores.parquet", "metrics.parquet", "problems.json")]
+def _sources(run_dir: Path) -> list[Path]:
+    """The files a run's tables are parsed from (what the cache key hashes)."""
+    scope = sorted(p for p in (run_dir / "scope").glob("*.float") if p.is_file()) if (run_dir / "scope").is_dir() else []
+    return [run_dir / n for n in RUN_FILES if (run_dir / n).is_file()] + scope
 
 
-def _read_cache(run_dir: Path) -> Tables | None:
-    files = _cache_files(run_dir)
-    if all(f.is_file() for f in files):
-        try:
-            return pl.read_parquet(files[0]), pl.read_parquet(files[1]), json.loads(files[2].read_text())
-        except Exception:  # a half-written cache is rebuilt
-            pass
-    return None
-
-
-def _write_cache(run_dir: Path, tables: Tables) -> None:
-    files = _cache_files(run_dir)
-    try:
-        files[0].parent.mkdir(exist_ok=True)
-        for old in files[0].parent.iterdir():
-            if not old.name.startswith(files[0].name.split(".")[0]):
-                old.unlink()
-        tables[0].write_parquet(files[0], compression="lz4")
-        tables[1].write_parquet(files[1], compression="lz4")
-        files[2].write_text(json.dumps(tables[2]))
-    except OSError:
-        pass  # read-only runs are read every time
-
-
-def read_runs_cached(run_dirs: Sequence[Path], cache: bool = True) -> list[Tables]:
-    """read_runs through a parquet cache in `<run>/.dreamer-report-cache/` (skipped if read-only)."""
-    found = {d: _read_cache(d) if cache else None for d in run_dirs}
+def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None = True) -> list[Tables]:
+    """read_runs through the parquet cache (analysis/cache.py); `cache` as cache.folder takes it."""
+    folder = cache_lib.folder(cache)
+    if folder is None:
+        return read_runs(run_dirs)
+    keys = {d: cache_lib.content_key(_sources(d)) for d in run_dirs}
+    found = {d: cache_lib.read(cache_lib.entry(folder, d), keys[d]) for d in run_dirs}
     missing = [d for d, tables in found.items() if tables is None]
     for run_dir, tables in zip(missing, read_runs(missing)):
         found[run_dir] = tables
-        if cache:
-            _write_cache(run_dir, tables)
+        cache_lib.write(cache_lib.entry(folder, run_dir), keys[run_dir], tables)
     return [found[d] for d in run_dirs]
 
 
-def read_run_cached(run_dir: Path, cache: bool = True) -> Tables:
+def read_run_cached(run_dir: Path, cache: bool | str | Path | None = True) -> Tables:
     return read_runs_cached([run_dir], cache)[0]
 
 
@@ -307,14 +376,19 @@ def read_run_cached(run_dir: Path, cache: bool = True) -> Tables:
 
 
 def ingest(
-    runs: list[Run], metric_keys: Sequence[str] | None = None, progress: bool = False, cache: bool = True
+    runs: list[Run], metric_keys: Sequence[str] | None = None, progress: bool = False,
+    cache: bool | str | Path | None = True,
 ) -> Ingested:
-    """Read every run into the tidy tables; `metric_keys` limits the metrics table to those keys."""
+    """Read every run into the tidy tables; `metric_keys` limits the metrics table to those keys.
+
+    `cache`: True for the user's cache folder, False/None for none, or a folder (cache.folder).
+    """
     scores, metrics, problems = [], [], []
     batches = [runs[i:i + BATCH_RUNS] for i in range(0, len(runs), BATCH_RUNS)]
     tables = [t for batch in _progress(batches, progress, "reading runs")
               for t in read_runs_cached([r.path for r in batch], cache)]
     for run, (_, _, run_problems) in zip(runs, tables):
+        problems += [{"run": run.name, "file": "config.yaml", "line": None, "problem": n} for n in run.notes]
         problems += [{"run": run.name, **p} for p in run_problems]
     keep = None if metric_keys is None else pl.col("key").is_in(list(metric_keys))
     scores_df = _labelled(runs, [t[0] for t in tables])

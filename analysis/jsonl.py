@@ -14,14 +14,16 @@ from __future__ import annotations
 import io
 import json
 import mmap
+from array import array
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import polars as pl
 
-SCHEMA_LINES = 100  # lines polars reads to guess the schema before the checked fast parse
 SAMPLE_LINES = 4  # lines at the head and at the tail of each file whose keys make the batch schema
+MAX_BATCH_CELLS = 32_000_000  # rows x keys of one batch scan (256 MB as float64)
+MAX_BATCH_KEYS = 2048  # columns of one batch scan; a file whose sample has more goes to the careful reader
 LONG_SCHEMA = {"step": pl.Int64, "key": pl.Categorical, "value": pl.Float64}  # keys repeat: categorical
 FILE_COLUMN = "__file__"  # polars' column naming each row's source file in the batch scan
 
@@ -41,13 +43,11 @@ def problem(path: Path, line: int | None, text: str) -> dict:
 def read_many(paths: Sequence[Path]) -> list[tuple[pl.DataFrame, list[dict]]]:
     """(long table, problems) of each path, in order; the batch scan where it is safe."""
     paths = [Path(p) for p in paths]
-    colons, keys = {}, {}
-    for path in paths:
-        sample = _sample(path)
-        if sample is not None:
-            colons[str(path)], found = sample
-            keys.update(dict.fromkeys(found))
-    tables = _batch(list(colons), colons, keys) if colons else {}
+    samples = {str(p): s for p in paths if (s := _sample(p)) is not None}
+    colons = {name: count for name, (count, _) in samples.items()}
+    tables = {}
+    for names, keys in _groups(samples):
+        tables.update(_batch(names, colons, keys))
     out = []
     for path in paths:
         if str(path) in tables:
@@ -56,6 +56,28 @@ def read_many(paths: Sequence[Path]) -> list[tuple[pl.DataFrame, list[dict]]]:
             problems: list[dict] = []
             out.append((read_jsonl(path, problems), problems))
     return out
+
+
+def _groups(samples: dict[str, tuple[int, list[str]]]) -> list[tuple[list[str], dict[str, None]]]:
+    """Files in scan batches whose wide table (rows x union of keys) stays within MAX_BATCH_CELLS.
+
+    Files of the same trainer share their keys, so real runs make one batch; files with many
+    different keys (damage or another program) get batches of their own instead of a table
+    of rows x all keys of all files.
+    """
+    groups: list[tuple[list[str], dict[str, None]]] = []
+    names: list[str] = []
+    keys: dict[str, None] = {}
+    rows = 0
+    for name, (count, found) in samples.items():
+        estimate = count // max(1, len(found))  # rows: ':' bytes over keys per line
+        wider = {**keys, **dict.fromkeys(found)}
+        if names and (len(wider) > MAX_BATCH_KEYS or (rows + estimate) * len(wider) > MAX_BATCH_CELLS):
+            groups.append((names, keys))
+            names, rows, wider = [], 0, dict.fromkeys(found)
+        names.append(name)
+        keys, rows = wider, rows + estimate
+    return groups + [(names, keys)] if names else groups
 
 
 def _sample(path: Path) -> tuple[int, list[str]] | None:
@@ -70,6 +92,8 @@ def _sample(path: Path) -> tuple[int, list[str]] | None:
             lines = _head_lines(view, SAMPLE_LINES) + _tail_lines(view, SAMPLE_LINES)
     keys: dict[str, None] = {}
     for line in lines:
+        if len(line) > MAX_LINE_BYTES:
+            return None  # the careful reader reports it; it must not widen the batch schema
         try:
             row = json.loads(line) if line.strip() else {}
         except ValueError:
@@ -77,6 +101,8 @@ def _sample(path: Path) -> tuple[int, list[str]] | None:
         if not isinstance(row, dict):
             return None
         keys.update(dict.fromkeys(row))
+    if len(keys) > MAX_BATCH_KEYS:
+        return None
     return count, list(keys)
 
 
@@ -158,82 +184,204 @@ def _scan_one(name: str, schema: dict) -> pl.DataFrame | None:
 
 
 def read_jsonl(path: Path, problems: list[dict]) -> pl.DataFrame:
-    """A JSONL log as a long table (step, key, value), newest value kept per (step, key)."""
-    data = path.read_bytes()
-    if not data.strip():
+    """A JSONL log as a long table (step, key, value), newest value kept per (step, key).
+
+    Line by line, so every kind of damage is a problem of its own and the rest is kept: a line
+    that is not a JSON object (e.g. a write cut by a crash and glued to the next one), a bad
+    `step`, a value that is not a number, a key twice in one object, a line over
+    MAX_LINE_BYTES. Memory grows with the numbers kept, never with the width of a bad line.
+    """
+    findings = _Findings(path)
+    columns = (array("q"), array("I"), array("d"))  # step, key code, value
+    codes: dict[str, int] = {}
+    line_steps, line_numbers = array("q"), array("q")
+    seen_text = False
+    with open(path, "rb") as f:
+        for number, line, size, whole in _lines(f, MAX_LINE_BYTES):
+            if line is not None and not line.strip():
+                continue
+            seen_text = True
+            if not whole:
+                row = _decode_tail(line, size, number, findings)
+            elif line is None:
+                findings.add(number, f"line of {size:,} bytes, longer than {MAX_LINE_BYTES:,}; skipped")
+                continue
+            else:
+                row = _decode(line, number, findings)
+            if row is None:
+                continue
+            step = _step(row.get("step", _MISSING), number, findings)
+            if step is None:
+                continue
+            line_steps.append(step)
+            line_numbers.append(number)
+            _add_values(row, step, number, codes, columns, findings)
+    if not seen_text:
         problems.append(problem(path, None, "empty file"))
         return pl.DataFrame(schema=LONG_SCHEMA)
-    body, tail = data, b""
-    if not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        body, tail = data[:cut], data[cut:]
-    wide = _parse_lines(path, body) if body.strip() else pl.DataFrame()
-    if tail:
-        tail_row = _parse_tail(path, tail, body.count(b"\n") + 1, problems)
-        if tail_row is not None:
-            wide = pl.concat([wide, tail_row], how="diagonal_relaxed") if wide.width else tail_row
-    return _to_long(path, wide, problems)
+    problems += findings.rows()
+    return _to_long(path, columns, list(codes), line_steps, line_numbers, problems)
 
 
-def _parse_lines(path: Path, body: bytes) -> pl.DataFrame:
-    """Fast path through polars; NaN/Infinity tokens and bad lines go through json per line."""
-    for infer in (SCHEMA_LINES, None):  # a short schema scan first, checked below; then the full scan
+MAX_LINE_BYTES = 1 << 20  # a real log line is a few KB; a longer one is damage, not data
+_MISSING = object()
+
+
+class _Findings:
+    """One file's damage, counted per kind: a million bad lines make one problem row, not a million."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seen: dict[str, list[int]] = {}  # text -> [count, first line]
+
+    def add(self, line: int, text: str) -> None:
+        entry = self.seen.setdefault(text, [0, line])
+        entry[0] += 1
+
+    def rows(self) -> list[dict]:
+        return [problem(self.path, first, text if count == 1 else f"{text} ({count:,} lines; the first is given)")
+                for text, (count, first) in self.seen.items()]
+
+
+def _lines(f, limit: int):
+    """(number, line or None if longer than `limit`, size, newline-terminated) of each line.
+
+    Reads at most `limit + 1` bytes at a time, so a line of gigabytes costs no memory.
+    """
+    number = 0
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield number, line, len(line), line.endswith(b"\n")
+            continue
+        size = len(line)
+        while line and not line.endswith(b"\n"):
+            line = f.readline(limit + 1)
+            size += len(line)
+        yield number, None, size, line.endswith(b"\n")
+
+
+def _loads(text: bytes) -> tuple[object, list[str]]:
+    """json.loads that also names the keys repeated inside one object (plain json keeps the last silently)."""
+    repeated: list[str] = []
+
+    def pairs(items):
+        obj = dict(items)
+        if len(obj) < len(items):
+            names = [k for k, _ in items]
+            repeated.extend(k for k in obj if names.count(k) > 1)
+        return obj
+
+    return json.loads(text, object_pairs_hook=pairs), repeated
+
+
+def _decode(line: bytes, number: int, findings: _Findings) -> dict | None:
+    """The object of one whole line, or None with the reason recorded."""
+    try:
+        row, repeated = _loads(line)
+    except (ValueError, RecursionError):
+        return _glued(line, number, findings)
+    if not isinstance(row, dict):
+        findings.add(number, f"{_kind(row)} where a JSON object was expected; line skipped")
+        return None
+    for key in repeated:
+        findings.add(number, f"key {key!r} twice in one object; the last value kept")
+    return row
+
+
+def _glued(line: bytes, number: int, findings: _Findings) -> dict | None:
+    """A line a killed writer cut short, glued to the next record: keep that record if it is whole."""
+    start = line.find(b'{"', 1)
+    while 0 < start:
         try:
-            wide = pl.read_ndjson(io.BytesIO(body), infer_schema_length=infer)
-        except Exception:  # polars rejects NaN/Infinity; find out what is there, line by line
-            break
-        if infer is None or _all_fields_read(body, wide):
-            return wide
-    rows = []
-    for number, line in enumerate(body.split(b"\n"), start=1):
-        if not line.strip():
+            row, _ = _loads(line[start:])
+        except (ValueError, RecursionError):
+            row = None
+        if isinstance(row, dict):
+            findings.add(number, f"a record cut short ({start:,} bytes) glued to the next one; the cut part skipped")
+            return row
+        start = line.find(b'{"', start + 1)
+    findings.add(number, "not a JSON object (a write cut short?); line skipped")
+    return None
+
+
+def _decode_tail(line: bytes | None, size: int, number: int, findings: _Findings) -> dict | None:
+    """The last line has no newline: keep it if it is a whole JSON object with a step, else report it torn."""
+    row = None
+    if line is not None:
+        try:
+            row, _ = _loads(line)
+        except (ValueError, RecursionError):
+            pass
+    if not isinstance(row, dict) or "step" not in row:
+        findings.add(number, f"torn last line ({size:,} bytes) skipped")
+        return None
+    return row
+
+
+def _step(value, number: int, findings: _Findings) -> int | None:
+    """The line's step as an int64, or None (line skipped) with the reason recorded."""
+    if value is _MISSING:
+        findings.add(number, "no 'step' field; line skipped")
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        findings.add(number, f"'step' is {_kind(value)}, expected a whole number; line skipped")
+        return None
+    if not 0 <= value < 2**63:
+        findings.add(number, f"'step' {value} is outside 0 .. 2**63-1; line skipped")
+        return None
+    return value
+
+
+def _add_values(row: dict, step: int, number: int, codes: dict, columns: tuple, findings: _Findings) -> None:
+    """Append the line's numeric values to the long columns; other values are recorded and skipped."""
+    steps, keys, values = columns
+    for key, value in row.items():
+        if key == "step":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            findings.add(number, f"{key}: {_kind(value)}, expected a number; value skipped")
             continue
         try:
-            row = json.loads(line)
-        except ValueError:
-            raise IngestError(f"{path}:{number}: cannot parse this line (expected one JSON object per line)") from None
-        if not isinstance(row, dict):
-            raise IngestError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
-        rows.append({k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    return pl.from_dicts(rows, infer_schema_length=None) if rows else pl.DataFrame()
+            value = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            findings.add(number, f"{key}: an integer too large for a float; value skipped")
+            continue
+        steps.append(step)
+        keys.append(codes.setdefault(key, len(codes)))
+        values.append(value)
 
 
-def _all_fields_read(body: bytes, wide: pl.DataFrame) -> bool:
-    """True if the table holds every `"key":` of the text (a schema from the first lines drops later keys)."""
-    fields = body.count(b'":')
-    read = wide.select(pl.sum_horizontal(pl.all().is_not_null().sum())).item()
-    return fields == read
+def _kind(value) -> str:
+    """How a JSON value is named in a problem: 'a string ('30')', 'a boolean', 'null', ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        shown = value if len(value) <= 20 else value[:20] + "..."
+        return f"a string ({shown!r})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"[:40]
+    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
 
 
-def _parse_tail(path: Path, tail: bytes, number: int, problems: list[dict]) -> pl.DataFrame | None:
-    """The last line has no newline: keep it if it is a whole JSON object, else report it torn."""
-    try:
-        row = json.loads(tail)
-    except ValueError:
-        row = None
-    if not isinstance(row, dict) or "step" not in row:
-        problems.append(problem(path, number, f"torn last line ({len(tail)} bytes) skipped"))
-        return None
-    row = {k: float(v) if k != "step" else v for k, v in row.items() if isinstance(v, (int, float))}
-    return pl.from_dicts([row])
-
-
-def _to_long(path: Path, wide: pl.DataFrame, problems: list[dict]) -> pl.DataFrame:
-    if wide.height == 0 or "step" not in wide.columns:
-        if wide.height:
-            problems.append(problem(path, None, "no 'step' field; file ignored"))
-        return pl.DataFrame(schema=LONG_SCHEMA)
-    numeric = [c for c, t in wide.schema.items() if c != "step" and t.is_numeric()]
-    steps = wide["step"].cast(pl.Int64)
-    back = np.flatnonzero(np.diff(steps.to_numpy()) < 0)
+def _to_long(path: Path, columns: tuple, keys: list[str], line_steps, line_numbers, problems: list[dict]) -> pl.DataFrame:
+    """The long table in key-major file order (as the batch scan gives it); resumes deduplicated."""
+    steps, codes, values = (np.frombuffer(c, dtype) if len(c) else np.zeros(0, dtype)
+                            for c, dtype in zip(columns, (np.int64, np.uint32, np.float64)))
+    order = np.argsort(codes, kind="stable")
+    key = pl.Series("key", keys, pl.Categorical).gather(pl.Series(codes[order]))
+    long = pl.DataFrame({"step": steps[order], "key": key, "value": values[order]}, schema=LONG_SCHEMA)
+    back = np.flatnonzero(np.diff(np.frombuffer(line_steps, np.int64) if len(line_steps) else np.zeros(0)) < 0)
     if back.size:
-        problems.append(problem(path, int(back[0]) + 2, f"step goes backwards {back.size}x (resumed run?)"))
-    long = (
-        wide.lazy().select(pl.col("step").cast(pl.Int64), *[pl.col(c).cast(pl.Float64) for c in numeric])
-        .unpivot(index="step", variable_name="key", value_name="value")
-        .drop_nulls("value").with_columns(pl.col("key").cast(pl.Categorical)).collect()
-    )
-    if steps.is_duplicated().any():  # only then can a (step, key) pair repeat
+        problems.append(problem(path, int(line_numbers[back[0] + 1]), f"step goes backwards {back.size}x (resumed run?)"))
+    if long["step"].is_duplicated().any():  # only then can a (step, key) pair repeat
         deduped = long.unique(subset=["step", "key"], keep="last", maintain_order=True)
         if deduped.height < long.height:
             problems.append(problem(path, None, f"{long.height - deduped.height} repeated (step, key) values; kept the newest"))
@@ -242,7 +390,6 @@ def _to_long(path: Path, wide: pl.DataFrame, problems: list[dict]) -> pl.DataFra
         long = long.sort(["key", "step"], maintain_order=True)
     if not long["value"].is_finite().all():
         bad = long.filter(~pl.col("value").is_finite()).group_by("key").len().sort("key")
-        for key, count in bad.iter_rows():
-            problems.append(problem(path, None, f"{count} NaN/inf values of {key} (kept as they are)"))
+        for name, count in bad.iter_rows():
+            problems.append(problem(path, None, f"{count} NaN/inf values of {name}"))
     return long
-

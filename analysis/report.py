@@ -100,27 +100,20 @@ def _short(path: Path) -> str:
 
 
 def read_config(run: Path) -> dict[str, object]:
-    """The run's config.yaml flattened to dotted keys ({} when the run has none)."""
-    from ruamel.yaml import YAML
+    """The run's config.yaml flattened to dotted keys ({} when the run has none).
+
+    Read through analysis/runconfig.py (size cap, no YAML aliases); an unsafe or broken file
+    becomes one '<unreadable>' entry that names it, so the report still shows the rest.
+    """
+    from analysis import runconfig
 
     path = Path(run) / "config.yaml"
     if not path.exists():
         return {}
     try:
-        data = YAML(typ="safe").load(path.read_text())
-    except Exception as error:  # ruamel raises many types; the report names the file instead
-        return {"<unreadable>": f"{path.name}: {error}".splitlines()[0]}
-    flat: dict[str, object] = {}
-
-    def walk(prefix: str, node) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), value)
-        else:
-            flat[prefix] = node
-
-    walk("", data or {})
-    return flat
+        return runconfig.read_flat(path)
+    except (runconfig.ConfigError, OSError) as error:
+        return {"<unreadable>": str(error).replace(str(path), path.name).splitlines()[0]}
 
 
 def config_differences(configs: dict[str, list[dict]]) -> Table:

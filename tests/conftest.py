@@ -5,19 +5,26 @@ optimisation passes off (the same math, about 4x faster to compile; set
 DREAMER_TEST_FULL_XLA=1 to keep XLA's defaults).
 """
 
+import atexit
 import os
+import shutil
 
 _FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 if not os.environ.get("DREAMER_TEST_FULL_XLA"):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FAST_COMPILE).strip()
 
 import pathlib  # noqa: E402
+import tempfile  # noqa: E402
 
 import elements  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from dreamerv3 import envs, main  # noqa: E402
+
+# The toolkit's ingest cache goes to a folder of this test session, not the user's cache.
+os.environ["DREAMER_REPORT_CACHE"] = tempfile.mkdtemp(prefix="dreamer-report-test-cache-")
+atexit.register(shutil.rmtree, os.environ["DREAMER_REPORT_CACHE"], ignore_errors=True)
 
 IMAGE = (16, 16, 3)  # small images keep compiles short; the env gives 64x64
 VECTOR = 5

@@ -1,6 +1,7 @@
 """Run discovery (task/method/seed from paths and config) and robust JSONL/scope reading."""
 
 import json
+import os
 import struct
 
 import polars as pl
@@ -90,12 +91,14 @@ def test_unterminated_but_whole_last_line_is_kept(tmp_path):
     assert not any("torn" in p for p in _problems(data))
 
 
-def test_bad_middle_line_raises_with_file_and_line(tmp_path):
+def test_bad_middle_line_is_reported_and_the_rest_kept(tmp_path):
     run = tmp_path / "atari100k_alien_adapt" / "seed0"
     run.mkdir(parents=True)
     (run / "scores.jsonl").write_text('{"step": 1, "episode/score": 1}\n{"step": 2, oops\n{"step": 3, "episode/score": 1}\n')
-    with pytest.raises(IngestError, match=r"scores.jsonl:2: cannot parse"):
-        ingest.ingest(ingest.discover([str(run)]), cache=False)
+    data = ingest.ingest(ingest.discover([str(run)]), cache=False)
+    assert data.scores.filter(pl.col("key") == "episode/score")["step"].to_list() == [1, 3]
+    bad = data.problems.filter(pl.col("problem").str.contains("not a JSON object"))
+    assert bad.select("file", "line").rows() == [("scores.jsonl", 2)]
 
 
 def test_nan_and_inf_are_kept_and_reported(tmp_path):
@@ -154,22 +157,63 @@ def test_scope_scalars_and_torn_record(tmp_path):
     assert any("torn last record" in p for p in _problems(data))
 
 
-def test_cache_gives_the_same_tables_and_follows_changes(tmp_path):
-    run = write_run(tmp_path, "atari100k_alien", "adapt", 0, episodes=20, log_lines=10)
+def _tree(folder):
+    return sorted((str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*"))
+
+
+def test_cache_lives_outside_the_run_and_follows_changes(tmp_path):
+    run = write_run(tmp_path / "runs", "atari100k_alien", "adapt", 0, episodes=20, log_lines=10)
+    before = _tree(tmp_path / "runs")
     runs = ingest.discover([str(run)])
-    first = ingest.ingest(runs)
-    assert any((run / ingest.CACHE_DIR).iterdir())
-    second = ingest.ingest(runs)
+    first = ingest.ingest(runs, cache=tmp_path / "cache")
+    assert _tree(tmp_path / "runs") == before  # nothing written into the run dir
+    assert len(list((tmp_path / "cache").glob("run-*.parquet"))) == 1
+    second = ingest.ingest(runs, cache=tmp_path / "cache")
     assert first.scores.equals(second.scores) and first.metrics.equals(second.metrics)
     with open(run / "scores.jsonl", "a") as f:
         f.write(json.dumps({"step": 500_000, "episode/score": 1.0}) + "\n")
-    third = ingest.ingest(runs)
+    third = ingest.ingest(runs, cache=tmp_path / "cache")
     assert third.scores.height == first.scores.height + 1
     assert third.scores.equals(ingest.ingest(runs, cache=False).scores)
+    assert len(list((tmp_path / "cache").glob("run-*.parquet"))) == 1  # the entry was replaced
 
 
-def test_a_key_first_seen_after_the_schema_lines_is_not_dropped(tmp_path):
-    rows = [{"step": s, "train/loss/dyn": 1.0} for s in range(1, ingest.SCHEMA_LINES + 50)]
-    rows.append({"step": 1000, "train/loss/dyn": 1.0, "train/imag_adapt/active": 1.0})
+def test_cache_sees_an_edit_that_keeps_size_and_mtime(tmp_path):
+    run = tmp_path / "atari100k_alien_adapt" / "seed0"
+    _write_lines(run / "scores.jsonl", [{"step": 10, "episode/score": 1.0}])
+    stat = (run / "scores.jsonl").stat()
+    runs = ingest.discover([str(run)])
+    assert ingest.ingest(runs, cache=tmp_path / "c").scores["value"].to_list() == [1.0]
+    _write_lines(run / "scores.jsonl", [{"step": 10, "episode/score": 7.0}])
+    os.utime(run / "scores.jsonl", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (run / "scores.jsonl").stat().st_size == stat.st_size
+    assert ingest.ingest(runs, cache=tmp_path / "c").scores["value"].to_list() == [7.0]
+
+
+def test_cache_folder_from_the_environment_and_never_deletes(tmp_path, monkeypatch):
+    """The old in-run cache folder was pruned; a symlink there pointed the pruning anywhere."""
+    keep = tmp_path / "precious"
+    keep.mkdir()
+    (keep / "thesis.tex").write_text("years of work")
+    run = write_run(tmp_path / "runs", "atari100k_alien", "adapt", 0, episodes=5, log_lines=5)
+    (run / ".dreamer-report-cache").symlink_to(keep)
+    monkeypatch.setenv("DREAMER_REPORT_CACHE", str(keep))  # even a cache folder full of other files
+    ingest.ingest(ingest.discover([str(run)]))
+    ingest.ingest(ingest.discover([str(run)]))
+    assert (keep / "thesis.tex").read_text() == "years of work"
+    assert {p.name for p in keep.iterdir()} - {"thesis.tex"} == {p.name for p in keep.glob("run-*.parquet")}
+    assert len(list(keep.glob("run-*.parquet"))) == 1
+
+
+def test_cache_dir_that_is_a_file_is_one_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    run = write_run(tmp_path / "runs", "atari100k_alien", "adapt", 0, episodes=5, log_lines=5)
+    with pytest.raises(ValueError, match="--cache-dir .*: exists and is not a folder"):
+        ingest.ingest(ingest.discover([str(run)]), cache=tmp_path / "file")
+
+
+def test_a_key_seen_only_mid_file_is_not_dropped(tmp_path):
+    rows = [{"step": s, "train/loss/dyn": 1.0} for s in range(1, 150)]
+    rows[100]["train/imag_adapt/active"] = 1.0  # outside the head and tail lines that make the batch schema
     data = _one(tmp_path, scores=[{"step": 1000, "episode/score": 1.0}], metrics=rows)
-    assert data.metrics.filter(pl.col("key") == "train/imag_adapt/active")["value"].to_list() == [1.0]
+    assert data.metrics.filter(pl.col("key") == "train/imag_adapt/active").select("step", "value").rows() == [(101, 1.0)]
