@@ -65,7 +65,7 @@ def compare(
     window: float = 0.1,
     progress: bool = False,
     power_delta: float | None = None,
-    cache: bool = True,
+    cache: bool | str | Path | None = True,
 ) -> CompareResult:
     """Run the whole comparison; raises IngestError / CompareError on input that cannot work."""
     baseline, adapt = [baseline] if isinstance(baseline, str) else list(baseline), [adapt] if isinstance(adapt, str) else list(adapt)
@@ -76,10 +76,10 @@ def compare(
         raise CompareError(f"--names needs two labels (baseline,adapt), got {len(names)}")
     runs_b = ingest.discover(baseline, None if names is None else [names[0]] * len(baseline))
     runs_a = ingest.discover(adapt, None if names is None else [names[1]] * len(adapt))
-    ingest.one_method_per_run({"baseline": runs_b, "adapt": runs_a})
     base_label, adapt_label = _side_label(runs_b, "baseline"), _side_label(runs_a, "adapt")
     if base_label == adapt_label:
         raise CompareError(f"both sides are method {base_label!r}; pass --names baseline,adapt")
+    ingest.one_method_per_run({base_label: runs_b, adapt_label: runs_a})
     runs = ingest.with_unique_names(runs_b + runs_a)
     data = ingest.ingest(runs, metric_keys=COMPARE_METRIC_KEYS, progress=progress, cache=cache)
     final = stats.final_scores(data.scores, window, runs, ingest.last_steps(data.scores, data.metrics))

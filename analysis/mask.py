@@ -26,7 +26,7 @@ class MaskResult:
 
 
 def mask_diagnostics(paths: Sequence[str], names: Sequence[str] | None = None, progress: bool = False,
-                     cache: bool = True) -> MaskResult:
+                     cache: bool | str | Path | None = True) -> MaskResult:
     runs = ingest.discover(paths, names)
     data = ingest.ingest(runs, metric_keys=MASK_KEYS, progress=progress, cache=cache)
     return MaskResult(data, summarize(data))
@@ -61,6 +61,8 @@ def summarize(data: ingest.Ingested) -> pl.DataFrame:
 def write_outputs(result: MaskResult, out: Path) -> dict[str, Path]:
     """mask_over_training and mask_vs_loss figures (PNG + PDF) and mask_summary.csv."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder (nothing was written over it)")
     out.mkdir(parents=True, exist_ok=True)
     runs = result.data.runs
     colors = figures.method_colors(list(dict.fromkeys(r.method for r in runs)))

@@ -21,6 +21,7 @@ import numpy as np
 
 VIDEO_KEY = "report/openloop/image"
 ROWS = ("truth", "model", "error")
+MAX_INDEX_BYTES = 1 << 24  # a scope index holds 16 bytes per logged video
 
 
 class OpenLoopError(ValueError):
@@ -54,11 +55,17 @@ def video_steps(run: Path, key: str = VIDEO_KEY) -> list[tuple[int, Path]]:
     from scope import formats
 
     folder = video_dir(run, key)
-    if not (folder / "index").exists():
+    index = folder / "index"
+    if not index.exists():
         raise OpenLoopError(f"{folder}: no open-loop video (expected an 'index' file from scope)")
-    steps, files = formats.files_read(folder)
+    if not index.is_file() or index.stat().st_size % 16 or index.stat().st_size > MAX_INDEX_BYTES:
+        raise OpenLoopError(f"{index}: not a scope video index (expected 16-byte rows of step and id)")
+    try:
+        steps, files = formats.files_read(folder)
+    except Exception:  # scope's reader on damaged bytes: struct, value or OS errors
+        raise OpenLoopError(f"{index}: not a scope video index (expected 16-byte rows of step and id)") from None
     pairs = sorted(zip((int(s) for s in steps), files), key=lambda p: p[0])
-    return [(s, f) for s, f in pairs if f.exists()]
+    return [(s, f) for s, f in pairs if f.is_file()]
 
 
 def read_video(run: Path, step: int | None = None, key: str = VIDEO_KEY) -> tuple[int, np.ndarray]:
@@ -79,7 +86,7 @@ def read_video(run: Path, step: int | None = None, key: str = VIDEO_KEY) -> tupl
         chosen = matches[-1]
     try:
         frames = formats.Video().decode(chosen[1].read_bytes())
-    except (av.error.FFmpegError, ValueError) as error:
+    except (av.error.FFmpegError, ValueError, TypeError, IndexError, OSError) as error:
         raise OpenLoopError(f"{chosen[1]}: not a readable mp4 ({error})") from None
     return chosen[0], frames
 
@@ -226,11 +233,7 @@ def from_checkpoints(runs: dict[str, Path], context: int = 5, horizon: int = 45,
     """
     from dreamerv3 import envs, run as trainer
 
-    loaded = {}
-    for name, path in runs.items():
-        if not has_checkpoint(path):
-            raise OpenLoopError(f"{Path(path) / 'ckpt'}: no finished checkpoint")
-        loaded[name] = trainer.load_agent(Path(path))
+    loaded = {name: _load_agent(trainer, Path(path)) for name, path in runs.items()}
     tasks = {name: cfg.task for name, (_, cfg) in loaded.items()}
     if len(set(tasks.values())) > 1:
         raise OpenLoopError(f"the runs are of different tasks: {tasks}")
@@ -246,6 +249,24 @@ def from_checkpoints(runs: dict[str, Path], context: int = 5, horizon: int = 45,
         truth = np.asarray(out["truth"])
         result[name] = OpenLoop(truth, np.asarray(out["pred"]), context, f"checkpoint of {runs[name]}")
     return truth, result
+
+
+def _load_agent(trainer, path: Path):
+    """(agent, config) of a run's newest checkpoint; anything wrong with it is one OpenLoopError.
+
+    The config is checked first (size, no YAML aliases) and the weights load through the
+    trainer's plain-data unpickler, so a run folder from someone else cannot run code here.
+    """
+    from analysis import runconfig
+
+    if not has_checkpoint(path):
+        raise OpenLoopError(f"{path / 'ckpt'}: no finished checkpoint")
+    try:
+        runconfig.load(path / "config.yaml")
+        return trainer.load_agent(path)
+    except (runconfig.ConfigError, trainer.UsageError, ValueError, KeyError, TypeError, OSError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise OpenLoopError(f"{path}: cannot load its checkpoint ({detail})") from None
 
 
 # ---- error against the imagined step ---------------------------------------------------

@@ -27,7 +27,8 @@ def rank_runs(final, tiebreak: dict[str, float] | None = None) -> list[dict]:
     return sorted(final.to_dicts(), key=key)
 
 
-def seed_table(paths: list[str], window: float = 0.1, tie_window: float = 0.05) -> list[dict]:
+def seed_table(paths: list[str], window: float = 0.1, tie_window: float = 0.05,
+               cache: bool | str | Path | None = True) -> list[dict]:
     """Every run under `paths`, best first, with its final score and tie-break score.
 
     Final score: mean episode score over the last `window` of the run's env frames
@@ -36,7 +37,7 @@ def seed_table(paths: list[str], window: float = 0.1, tie_window: float = 0.05) 
     from analysis import ingest, stats
 
     runs = ingest.discover(paths)
-    data = ingest.ingest(runs, metric_keys=["fps/policy", "train/loss/dyn"], cache=True)
+    data = ingest.ingest(runs, metric_keys=["fps/policy", "train/loss/dyn"], cache=cache)
     ends = ingest.last_steps(data.scores, data.metrics)
     final = stats.final_scores(data.scores, window, runs, ends)
     tie = stats.final_scores(data.scores, tie_window, runs, ends)
@@ -49,12 +50,12 @@ def seed_table(paths: list[str], window: float = 0.1, tie_window: float = 0.05) 
     return ranked
 
 
-def resolve_run(path: str) -> tuple[Path, str]:
+def resolve_run(path: str, cache: bool | str | Path | None = True) -> tuple[Path, str]:
     """A single run for open-loop work: the dir itself if it is one, else the best seed under it."""
     folder = Path(path)
     if (folder / "scope").is_dir() or (folder / "ckpt").is_dir():
         return folder, "as given"
-    best = seed_table([path])[0]
+    best = seed_table([path], cache=cache)[0]
     if best["final_score"] is None:
         return best["path"], "first run (no run has episode scores)"
     how = "its last episode, none in the final window" if best["fallback"] else "final window"

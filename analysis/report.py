@@ -277,12 +277,13 @@ def mask_section(result, best: dict[str, Path], out: Path) -> tuple[list[Figure]
 
 
 def collect(baseline: list[str], adapt: list[str], out: Path, names=None, reps: int = 10_000,
-            seed: int = 0, openloop_source: str = "auto", progress: bool = False) -> ReportData:
+            seed: int = 0, openloop_source: str = "auto", progress: bool = False,
+            cache: bool | str | Path | None = True) -> ReportData:
     """Run the comparison and gather every section of the report (writes its figures to `out`)."""
     from analysis import compare
 
     out = Path(out)
-    result = compare.compare(baseline, adapt, names=names, reps=reps, seed=seed, progress=progress)
+    result = compare.compare(baseline, adapt, names=names, reps=reps, seed=seed, progress=progress, cache=cache)
     written = compare.write_outputs(result, out / "figures")
     return from_comparison(result, written, out, baseline, adapt, openloop_source)
 

@@ -6,10 +6,17 @@ at that moment leaves it empty. Here the pointer is written to a temp file and
 renamed (atomic on POSIX), and loading never trusts it alone: it picks the
 newest folder that has `done`. Folders without `done` (a save cut short) are
 ignored and removed by the next successful save.
+
+Checkpoints are read with `load_pickle`, which admits only numpy arrays, dtypes and plain
+containers: a run folder from someone else cannot run code when it is loaded (resume,
+--run.from_checkpoint, the analysis toolkit's open-loop rollouts).
 """
 
+import io
+import math
 import os
 import pathlib
+import pickle
 
 import elements
 import elements.checkpoint as ecp
@@ -47,7 +54,8 @@ class Checkpoint:
     if path is None:
       raise FileNotFoundError(f'no complete checkpoint in {self.directory}')
     keys = keys or list(self.saveables)
-    ecp.load(elements.Path(path), {k: self.saveables[k].load for k in keys})
+    for key in keys:
+      self.saveables[key].load(read_item(path, key))
     self.saved_step = int(path.name.rsplit('-', 1)[-1])
     return path
 
@@ -82,16 +90,73 @@ def resolve(path):
 
 
 def read_item(folder, name):
-  """Load one saveable's data from a checkpoint folder without an object."""
-  import pickle
+  """Load one saveable's data from a checkpoint folder without an object
+  (a list of shards for sharded items), through `load_pickle`."""
   folder = pathlib.Path(folder)
   single = folder / f'{name}.pkl'
   if single.exists():
-    return pickle.loads(single.read_bytes())
+    return load_pickle(single)
   shards = sorted(folder.glob(f'{name}-*.pkl'))
   if not shards:
     raise KeyError(f"checkpoint {folder} has no '{name}'")
-  return [pickle.loads(s.read_bytes()) for s in shards]
+  return [load_pickle(s) for s in shards]
+
+
+class CheckpointError(ValueError):
+  """A checkpoint file that is not plain data; the message names the file."""
+
+
+def load_pickle(path):
+  """Unpickle a checkpoint file admitting only numpy arrays, dtypes, numpy
+  scalars and plain containers (what Agent/Replay/Bookkeeping.save return).
+  Anything else, and any damage, is a CheckpointError naming the file:
+  pickle would otherwise call whatever the file names (code execution)."""
+  path = pathlib.Path(path)
+  data = path.read_bytes()
+  try:
+    return _PlainData(io.BytesIO(data)).load()
+  except CheckpointError as e:
+    raise CheckpointError(f'{path}: {e}') from None
+  except Exception as e:  # damaged bytes raise many types (EOFError, KeyError, ...)
+    detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise CheckpointError(f'{path}: not a checkpoint this trainer wrote ({detail})') from None
+
+
+def _reconstruct(subtype, shape, dtype):
+  """numpy's ndarray unpickling hook, for ndarray only and no larger than
+  the file could describe (a tiny file cannot ask for a huge allocation)."""
+  import numpy as np
+  if subtype is not np.ndarray:
+    raise CheckpointError(f'refused to build {subtype!r}; only numpy arrays are allowed')
+  if not isinstance(shape, tuple) or math.prod(shape) > 1:
+    raise CheckpointError('unexpected array header')
+  return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+
+class _PlainData(pickle.Unpickler):
+
+  def find_class(self, module, name):
+    import numpy as np
+    if module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+      if name == '_reconstruct':
+        return _reconstruct
+      if name == 'scalar':
+        return _scalar
+    if (module, name) == ('numpy', 'ndarray'):
+      return np.ndarray
+    if (module, name) == ('numpy', 'dtype'):
+      return np.dtype
+    raise CheckpointError(
+        f'refused to load: it references {module}.{name} (a checkpoint may '
+        'hold only numpy arrays and plain containers; loading it could run code)')
+
+
+def _scalar(dtype, data=None):
+  """numpy scalars (np.float32(1.0) pickles through this)."""
+  import numpy as np
+  if not isinstance(dtype, np.dtype) or dtype.hasobject:
+    raise CheckpointError('refused an object-typed numpy scalar')
+  return np.frombuffer(data, dtype, count=1)[0]
 
 
 def _folders(directory):

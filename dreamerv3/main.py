@@ -85,6 +85,8 @@ def parse(argv):
   if not config.logdir:
     raise BadInput('--logdir is required')
   logdir = config.logdir.replace('{timestamp}', elements.timestamp())
+  if os.path.exists(logdir) and not os.path.isdir(logdir):
+    raise BadInput(f'--logdir {logdir}: exists and is not a folder')
   return config.update(logdir=logdir)
 
 
@@ -119,8 +121,12 @@ def main(argv=None, agent_cls=None):
     return 2
   from dreamerv3 import run
   logdir = elements.Path(config.logdir)
-  logdir.mkdir(parents=True)
-  config.save(logdir / 'config.yaml')
+  try:
+    logdir.mkdir(parents=True)
+    config.save(logdir / 'config.yaml')
+  except OSError as e:  # a parent that is a file, no permission, a full disk
+    print(f'error: --logdir {config.logdir}: cannot write there ({e.strerror or e})', file=sys.stderr)
+    return 2
   print('Logdir:', logdir)
   try:
     run.SCRIPTS[config.script](config, agent_cls)

@@ -66,9 +66,14 @@ def load_agent(logdir, agent_cls=None):
   saved = elements.Config.load(elements.Path(logdir / 'config.yaml'))
   defaults = mainlib.from_presets([])
   config = defaults.update({k: v for k, v in saved.flat.items() if k in defaults.flat})
+  source = ckptlib.resolve(logdir)
+  data = ckptlib.read_item(source, 'agent')  # first: a bad file fails before a build
+  if not isinstance(data, dict):
+    raise ckptlib.CheckpointError(
+        f'{source}/agent.pkl: holds a {type(data).__name__}, expected a dict of arrays')
   obs_space, act_space = envlib.spaces(config.task, config)
   agent = build_agent(obs_space, act_space, config, agent_cls)
-  agent.load(ckptlib.read_item(ckptlib.resolve(logdir), 'agent'))
+  agent.load(data)
   return agent, config
 
 

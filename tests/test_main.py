@@ -39,6 +39,19 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, extra, expected):
         assert not (tmp_path / "run").exists()  # nothing written for bad input
 
 
+@pytest.mark.parametrize("where, expected", [
+    ("file", "exists and is not a folder"),
+    ("file/run", "cannot write there"),
+])
+def test_logdir_on_an_existing_file_is_one_line(tmp_path, where, expected):
+    (tmp_path / "file").write_text("keep me")
+    result = run_main("--logdir", str(tmp_path / where), "--configs", "debug", "--jax.platform", "cpu")
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "--logdir" in lines[0] and expected in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and (tmp_path / "file").read_text() == "keep me"
+
+
 def read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
