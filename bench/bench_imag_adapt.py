@@ -39,7 +39,7 @@ def main():
     config = load_config(args.size, 'auto').update({
         'agent.imag_adapt.enabled': True, 'agent.imag_adapt.warmup': 0})
     agent = agentlib.Agent(*spaces(), config)
-    data = agent._put_data(random_batch(config.batch_size, config.batch_length))
+    data = agent._put_data(random_batch(config.batch_size, config.batch_length, agent=agent))
     compiled = {hook: compile_update(agent, hook, data) for hook in ('off', 'on')}
     times = {'off': [], 'on': []}
     for round_ in range(args.rounds + 1):

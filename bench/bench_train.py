@@ -63,7 +63,11 @@ def spaces(task='alien'):
     return obs, {'action': elements.Space(np.int32, (), 0, 2)}
 
 
-def random_batch(B, T, seed=0, task='alien'):
+def random_batch(B, T, seed=0, task='alien', agent=None):
+    """Random replay batch [B, T]; with an agent whose replay_context K > 0, K
+    context steps more and the latent state replay stores (agent.ext_space)."""
+    ext = getattr(agent, 'ext_space', {}) if agent is not None else {}
+    T += getattr(agent, 'context', 0) if agent is not None else 0
     rng = np.random.default_rng(seed)
     actions = ACTIONS if task == 'alien' else 2
     obs = ({'image': rng.integers(0, 256, (B, T, 64, 64, 3), dtype=np.uint8)} if task == 'alien'
@@ -74,6 +78,11 @@ def random_batch(B, T, seed=0, task='alien'):
             'is_first': np.zeros((B, T), bool), 'is_last': np.zeros((B, T), bool),
             'is_terminal': np.zeros((B, T), bool)}
     data['is_first'][:, 0] = True
+    for key, space in ext.items():
+        if np.issubdtype(space.dtype, np.integer):
+            data[key] = rng.integers(0, space.high, (B, T, *space.shape)).astype(space.dtype)
+        else:
+            data[key] = rng.normal(size=(B, T, *space.shape)).astype(space.dtype)
     return data
 
 
@@ -158,6 +167,8 @@ def breakdown(agent, data, reps):
     where the update differentiates it). Parameters and data are arguments,
     never closed-over constants (XLA would fold them at compile time)."""
     model, params = agent.model, agent.state['params']
+    K, ext = getattr(agent, 'context', 0), getattr(agent, 'ext_space', {})
+    data = {k: v[:, K:] for k, v in data.items() if k not in ext}  # the trained steps
     B, T = data['is_first'].shape
     data = jax.device_put(data)
     key = agentlib.make_key(0)
@@ -237,7 +248,7 @@ def main():
         impl, *ynn = variant.split('@')
         config = load_config(args.size, impl, *ynn, task=args.task, platform=args.platform)
         agent = agentlib.Agent(*spaces(args.task), config)
-        data = random_batch(config.batch_size, config.batch_length, task=args.task)
+        data = random_batch(config.batch_size, config.batch_length, task=args.task, agent=agent)
         updates[variant] = CompiledUpdate(agent, data)
         updates[variant].rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         updates[variant].device_mb = peak_device_mb()

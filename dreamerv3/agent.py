@@ -7,6 +7,7 @@ the jitted update can donate it. Data parallel: a Mesh over
 `jax.train_devices`, batch dimension sharded, everything else replicated.
 """
 
+import elements
 import jax
 import jax.numpy as jnp
 import ninjax as nj
@@ -46,6 +47,7 @@ class Agent:
       raise ValueError(error)
     self.net_settings = net_settings(config)
     self.H = int(self.acfg.imag_length)
+    self.context = int(config.replay_context)
     self.model = modellib.Model(obs_space, act_space, config, name='model')
     self.obskeys = self.model.imgkeys + self.model.veckeys
     self.optimizer = optlib.make(self.acfg.opt)
@@ -115,9 +117,22 @@ class Agent:
   def init_policy(self, batch_size):
     return jax.device_put(self._zero_carry(batch_size), self.policy_repl)
 
+  @property
+  def ext_space(self):
+    """What replay stores with each step besides obs and action (the
+    official's ext_space): with replay_context, the policy's posterior state
+    after that step's obs; stoch as its class indices (exact for one-hot)."""
+    if not self.context:
+      return {}
+    r = self.acfg.rssm
+    index = np.uint8 if r.classes <= 256 else np.int32
+    return {'dyn/deter': elements.Space(np.float32, (r.deter,)),
+            'dyn/stoch': elements.Space(index, (r.stoch,), 0, r.classes)}
+
   def init_train(self, batch_size):
-    """Training sequences start from zeros (is_first forced at t=0); the carry
-    returned by train() is the last posterior state, kept for inspection."""
+    """Training sequences start from the replay context's stored state (or
+    zeros with replay_context 0); the carry returned by train() is the last
+    posterior state, kept for inspection."""
     return jax.device_put(self._zero_carry(batch_size), self.batch)
 
   def init_report(self, batch_size):
@@ -127,7 +142,15 @@ class Agent:
 
   def _policy(self, params, carry, obs, seed):
     _, (carry, action) = nj.pure(self.model.policy_step)(params, carry, obs, seed)
-    return carry, action
+    return carry, action, self._entries(carry)
+
+  def _entries(self, state):
+    """Posterior state [..., ...] -> the replay entries of ext_space."""
+    if not self.context:
+      return {}
+    index = self.ext_space['dyn/stoch'].dtype
+    return {'dyn/deter': state['deter'].astype(f32),
+            'dyn/stoch': jnp.argmax(state['stoch'], -1).astype(index)}
 
   def policy(self, carry, obs, mode='train'):
     """Sample an action for each env; 'train', 'explore' and 'eval' all sample."""
@@ -141,11 +164,11 @@ class Agent:
     obs = {k: np.asarray(obs[k]) for k in (*self.obskeys, 'is_first')}
     seed = make_key(self.config.seed, self._policy_calls)
     self._policy_calls += 1
-    carry, action = self._policy_fn(params, carry, obs, seed)
+    carry, action, entries = self._policy_fn(params, carry, obs, seed)
     action = np.asarray(action)
     if self.model.discrete:
       action = action.astype(np.int32)
-    return carry, {'action': action}, {}
+    return carry, {'action': action}, {k: np.asarray(v) for k, v in entries.items()}
 
   # ---- training -------------------------------------------------------------------
 
@@ -159,10 +182,26 @@ class Agent:
               'horizon_eff': jnp.asarray(self.H, f32)}
     return mask, state, {f'imag_adapt/{k}': v for k, v in mets.items()}
 
+  def _apply_context(self, data):
+    """Replay context (the official's _apply_replay_context): the first
+    `replay_context` steps only give the start state, their last step's stored
+    posterior and action; training uses the steps after them.
+    Returns (data [B, T, ...], start or None)."""
+    K = self.context
+    if not K:
+      return data, None
+    r = self.acfg.rssm
+    start = {'deter': data['dyn/deter'][:, K - 1].astype(f32),
+             'stoch': jax.nn.one_hot(data['dyn/stoch'][:, K - 1], r.classes, dtype=f32),
+             'prevact': self.model.actfeat(data['action'][:, K - 1])}
+    rest = {k: v[:, K:] for k, v in data.items() if k not in self.ext_space}
+    return rest, start
+
   def _update(self, state, carry, data, hook='config'):
     """One gradient update. hook: 'config' follows agent.imag_adapt.enabled, 'on'
     forces the mask, 'off' removes the hook code entirely (reference path)."""
     a = self.acfg
+    data, start = self._apply_context(data)
     params = state['params']
     seed = jax.random.fold_in(make_key(self.config.seed), state['step'])
     seeds = jax.random.split(seed, 3)
@@ -172,7 +211,7 @@ class Agent:
     # World model: forward now, backward after the actor-critic loss, because
     # the replay value loss trains it too (agent.repval_grad, as the official).
     def wm_fn(wm_p):
-      _, (loss, aux) = nj.pure(self.model.wm_loss)({**params, **wm_p}, data, seeds[0])
+      _, (loss, aux) = nj.pure(self.model.wm_loss)({**params, **wm_p}, data, seeds[0], start)
       return (loss, aux.pop('feat')), aux
     (wm_total, rep_feat), wm_vjp, wm_aux = jax.vjp(wm_fn, wm_params, has_aux=True)
 
@@ -228,7 +267,8 @@ class Agent:
         'opt/grad_norm': optlib.global_norm(grads),
         'opt/lr': optlib.schedule(a.opt.lr, a.opt.warmup)(state['step']),
         'opt/update_norm': optlib.global_norm(updates)})
-    outs = {'pol_weight': ac_aux['outs']['pol_weight'].mean(0), 'weight': weight.mean(0)}
+    outs = {'pol_weight': ac_aux['outs']['pol_weight'].mean(0), 'weight': weight.mean(0),
+            'replay': self._entries(wm_aux['states'])}
     new_carry = {**wm_aux['carry'], 'prevact': self.model.actfeat(data['action'][:, -1])}
     return new_state, new_carry, metrics, outs
 
@@ -241,14 +281,31 @@ class Agent:
           donate_argnums=(0,))
     return self._train_fns[hook]
 
+  def _host_data(self, data):
+    """The batch keys the update reads, as numpy arrays."""
+    missing = [k for k in self.ext_space if k not in data]
+    if missing:
+      raise ValueError(f'agent: replay_context {self.context} needs {missing} in the '
+                       f'batch (stored by the policy; a replay made without them?)')
+    keys = (*self.obskeys, 'action', 'reward', 'is_first', 'is_last', 'is_terminal',
+            *self.ext_space)
+    return {k: np.asarray(data[k]) for k in keys}
+
   def _put_data(self, data):
-    keys = (*self.obskeys, 'action', 'reward', 'is_first', 'is_last', 'is_terminal')
-    return jax.device_put({k: np.asarray(data[k]) for k in keys}, self.batch)
+    return jax.device_put(self._host_data(data), self.batch)
 
   def train(self, carry, data):
-    """One update on data [B, T, ...]; returns (carry, outs {}, float metrics)."""
-    carry, metrics, _ = self.train_step(carry, data)
-    return carry, {}, metrics
+    """One update on data [B, replay_context + T, ...]; returns (carry, outs,
+    float metrics). With replay_context, outs['replay'] holds the fresh
+    posteriors of the T trained steps and their 'stepid' (when data has one)
+    for replay.update()."""
+    carry, metrics, outs = self.train_step(carry, data)
+    if not self.context:
+      return carry, {}, metrics
+    replay = dict(outs['replay'])
+    if 'stepid' in data:
+      replay['stepid'] = np.asarray(data['stepid'])[:, self.context:]
+    return carry, {'replay': replay}, metrics
 
   def train_step(self, carry, data, hook='config'):
     """Like train() but also returns per-step actor weights (for tests and tools)."""
@@ -284,13 +341,14 @@ class Agent:
     """World-model losses on a held batch plus the open-loop video (SPEC s.3)."""
     if self._report_fn is None:
       def fn(params, data, seed):
-        _, (_, aux) = nj.pure(self.model.wm_loss)(params, data, seed)
+        data, start = self._apply_context(data)
+        _, (_, aux) = nj.pure(self.model.wm_loss)(params, data, seed, start)
         return aux['losses']
       self._report_fn = self._jit(fn)
-    keys = (*self.obskeys, 'action', 'reward', 'is_first', 'is_last', 'is_terminal')
-    data = {k: np.asarray(data[k]) for k in keys}
+    data = self._host_data(data)
     seed = make_key(self.config.seed, 11)
     lossd = jax.device_get(self._report_fn(self.state['params'], data, seed))
+    data = {k: v[:, self.context:] for k, v in data.items() if k not in self.ext_space}
     metrics = {f'loss/{k}': float(v) for k, v in lossd.items()}
     if self.model.imgkeys:
       n = min(self.acfg.report_openloop, data['is_first'].shape[0])

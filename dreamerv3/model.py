@@ -59,19 +59,27 @@ class Model(nj.Module):
 
   # ---- world model ----------------------------------------------------------------
 
-  def observe(self, data, key):
-    """Posterior over a replayed batch; every sequence starts from a zero state."""
+  def observe(self, data, key, start=None):
+    """Posterior over a replayed batch. start: None (every sequence starts from
+    a zero state, is_first forced at t=0) or the replay context's state
+    {deter, stoch, prevact} [B, ...] of the step before the sequence."""
     B, T = data['is_first'].shape
     tokens = self.enc(data, bdims=2)
     act = self.actfeat(data['action'])
-    prevact = jnp.concatenate([jnp.zeros_like(act[:, :1]), act[:, :-1]], 1)
-    resets = data['is_first'].astype(bool).at[:, 0].set(True)
-    return self.dyn.observe(self.dyn.initial(B), tokens, prevact, resets, key)
+    resets = data['is_first'].astype(bool)
+    if start is None:
+      first, carry = jnp.zeros_like(act[:, :1]), self.dyn.initial(B)
+      resets = resets.at[:, 0].set(True)
+    else:
+      first, carry = start['prevact'][:, None], {k: start[k] for k in ('deter', 'stoch')}
+    prevact = jnp.concatenate([first, act[:, :-1]], 1)
+    return self.dyn.observe(carry, tokens, prevact, resets, key)
 
-  def wm_loss(self, data, key):
+  def wm_loss(self, data, key, start=None):
     """Scaled world-model loss and per-step losses (paper eq. 4-5); aux['feat']
-    is the replayed posterior feature [B, T, F] with its gradient (repval)."""
-    carry, outs = self.observe(data, key)
+    is the replayed posterior feature [B, T, F] with its gradient (repval).
+    start: the replay context's state (see observe)."""
+    carry, outs = self.observe(data, key, start)
     feat = self.dyn.feat(outs)
     dyn, rep = self.dyn.kl_loss(outs)
     rec = jnp.zeros_like(dyn)

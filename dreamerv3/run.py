@@ -1,7 +1,10 @@
 """The run loops: `train`, `train_eval`, `eval_only`, and `load_agent`.
 
 Envs are stepped in lock-step; every agent step adds one transition per env
-to replay (obs plus the action chosen at that obs, the official convention).
+to replay (obs plus the action chosen at that obs, the official convention,
+and with `replay_context` the policy's latent state after that obs). Each
+update samples batch_length + replay_context steps per sequence; the agent
+returns the batch's fresh posteriors, which are written back into replay.
 Updates are interleaved at `run.train_ratio` replayed steps per agent step:
 one update of batch_size x batch_length steps every
 batch_size * batch_length / train_ratio agent steps, once `run.train_fill`
@@ -114,13 +117,15 @@ class Driver:
     return {k: np.stack([o[k] for o in self.obs]) for k in self.obs[0]}
 
   def step(self, acts, on_transition=None, on_episode=None):
-    """Apply acts [n_envs, ...]; returns nothing, calls the callbacks."""
+    """Apply acts [n_envs, ...]; returns nothing, calls the callbacks. Keys of
+    acts that are not actions (the policy's outputs) go to on_transition only."""
     for i, env in enumerate(self.envs):
       obs = self.obs[i]
       act = {k: np.asarray(acts[k][i]) for k in self.act_space}
       if obs['is_last']:
         act = {k: np.zeros_like(v) for k, v in act.items()}
-      on_transition and on_transition({**obs, **act}, i)
+      extra = {k: np.asarray(v[i]) for k, v in acts.items() if k not in self.act_space}
+      on_transition and on_transition({**obs, **act, **extra}, i)
       new = env.step({**act, 'reset': False})
       if new['is_first']:
         self.score[i], self.length[i] = 0.0, 0
@@ -137,8 +142,10 @@ class Driver:
 
 
 def policy_acts(agent, carry, obs, mode):
-  carry, act, _ = agent.policy(carry, obs, mode=mode)
-  return carry, {k: np.asarray(v) for k, v in act.items()}
+  """Actions plus the policy's outputs (with replay_context, the latent state
+  that replay stores with each step)."""
+  carry, act, outs = agent.policy(carry, obs, mode=mode)
+  return carry, {k: np.asarray(v) for k, v in {**outs, **act}.items()}
 
 
 def scalars(metrics):
@@ -168,8 +175,10 @@ def train(config, agent_cls=None, with_eval=False):
 
   B, T = config.batch_size, config.batch_length
   step = elements.Counter()
+  K = int(config.replay_context)
   replay = replaylib.Replay(
-      config.replay.size, config.replay.chunksize, len(envs), config.seed)
+      config.replay.size, config.replay.chunksize, len(envs), config.seed,
+      length=T + K, online=config.replay.online)
   book = Bookkeeping()
   ckpt = ckptlib.Checkpoint(logdir / 'ckpt')
   for name, obj in (('step', step), ('agent', agent), ('replay', replay), ('book', book)):
@@ -206,10 +215,12 @@ def train(config, agent_cls=None, with_eval=False):
     step.increment(len(envs))  # before the callbacks: episodes log the step they end at
     driver.step(acts, replay.add, on_episode)
 
-    if int(step) >= fill and replay.ready(T):
+    if int(step) >= fill and replay.ready(T + K):
       book.budget += len(envs) * config.run.train_ratio / (B * T)
       while book.budget >= 1:
-        train_carry, _, metrics = agent.train(train_carry, replay.sample(B, T))
+        train_carry, outs, metrics = agent.train(train_carry, replay.sample(B))
+        if 'replay' in outs:
+          replay.update(outs['replay'])
         agg.add(scalars(metrics))
         book.budget -= 1
         book.updates += 1
@@ -254,7 +265,8 @@ def resume(ckpt, config, logdir, agent, step, book, repeat):
 
 
 def report(agent, replay, config, logger):
-  batch = replay.sample(config.batch_size, config.report_length)
+  length = config.report_length + config.replay_context
+  batch = replay.sample(config.batch_size, length, mode='report')
   _, metrics = agent.report(agent.init_report(config.batch_size), batch)
   metrics = {k: np.asarray(v) for k, v in metrics.items()}
   logger.add(logs.scope_safe(metrics), prefix='report')

@@ -51,7 +51,11 @@ def spaces(image=IMAGE, vector=VECTOR, actions=ACTIONS):
     return obs, act
 
 
-def make_batch(B, T, seed=0, image=IMAGE, vector=VECTOR, actions=ACTIONS):
+def make_batch(B, T, seed=0, image=IMAGE, vector=VECTOR, actions=ACTIONS, config=None):
+    """A random replay batch [B, T]. With a `config` whose replay_context K > 0,
+    K context steps more in front, and the latent state replay stores per step."""
+    K = int(config.replay_context) if config is not None else 0
+    T = T + K
     rng = np.random.default_rng(seed)
     data = {
         "action": rng.integers(0, actions, (B, T)).astype(np.int32),
@@ -65,6 +69,10 @@ def make_batch(B, T, seed=0, image=IMAGE, vector=VECTOR, actions=ACTIONS):
         data["image"] = rng.integers(0, 256, (B, T, *image), dtype=np.uint8)
     if vector:
         data["vector"] = rng.normal(size=(B, T, vector)).astype(np.float32)
+    if K:
+        rssm = config.agent.rssm
+        data["dyn/deter"] = rng.normal(size=(B, T, rssm.deter)).astype(np.float32)
+        data["dyn/stoch"] = rng.integers(0, rssm.classes, (B, T, rssm.stoch)).astype(np.uint8)
     return data
 
 
@@ -87,7 +95,7 @@ def debug_agent(debug_config):
 
 @pytest.fixture
 def debug_batch(debug_config):
-    return make_batch(debug_config.batch_size, debug_config.batch_length)
+    return make_batch(debug_config.batch_size, debug_config.batch_length, config=debug_config)
 
 
 @pytest.fixture(scope="session")

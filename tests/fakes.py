@@ -3,6 +3,8 @@
 It lets the run loop, logging and resume be tested without compiling the
 world model: the policy is random, `train` checks the batch it receives and
 returns metrics under the real keys, `report` returns a small uint8 video.
+With replay_context, the policy outputs a stand-in latent 'dyn/deter' (the
+env's step count) and `train` returns it + 1000 for replay to write back.
 """
 
 import numpy as np
@@ -42,17 +44,25 @@ class FakeAgent:
         else:
             action = self.rng.uniform(-1, 1, (batch,) + space.shape).astype(np.float32)
         carry = {"steps": carry["steps"] + 1}
-        return carry, {"action": action}, {}
+        outs = {}
+        if self.config.replay_context:
+            outs["dyn/deter"] = carry["steps"].astype(np.float32)[:, None]
+        return carry, {"action": action}, outs
 
     def train(self, carry, data):
         B, T = data["is_first"].shape
         for key in ("action", "reward", "is_first", "is_last", "is_terminal"):
             assert data[key].shape[:2] == (B, T), (key, data[key].shape)
         self.batches.append((B, T))
+        K = self.config.replay_context
+        outs = {}
+        if K:
+            outs["replay"] = {"stepid": data["stepid"][:, K:],
+                              "dyn/deter": data["dyn/deter"][:, K:] + 1000}
         self.weights["w"] += 1
         metrics = {"loss/dyn": 1.0 + self.rng.random(), "loss/rep": 0.5}
         metrics.update({f"imag_adapt/{k}": 0.0 for k in IMAG_ADAPT_KEYS})
-        return carry, {}, metrics
+        return carry, outs, metrics
 
     def report(self, carry, data):
         B, T = data["is_first"].shape

@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from fakes import IMAG_ADAPT_KEYS
@@ -79,6 +80,13 @@ def test_real_run_writes_spec_files(real_run):
     assert frames.ndim == 4 and frames.shape[-1] == 3
     done = list((logdir / "ckpt").glob("*/done"))
     assert done and done[0].parent.name.endswith("-000000000080")
+    # replay_context: replay keeps the policy's latent state with every step
+    from dreamerv3 import checkpoint
+    header, *shards = checkpoint.read_item(done[0].parent, "replay")
+    deter = np.concatenate([s["chunk"]["dyn/deter"] for s in shards])[:80]
+    assert deter.shape == (80, 32) and np.isfinite(deter).all()
+    assert (np.abs(deter).sum(1) > 0).mean() > 0.9  # (a first step from zeros may stay 0)
+    assert header["queue"] is not None  # replay.online's queue is checkpointed
 
 
 def test_missing_platform_is_one_line(tmp_path):

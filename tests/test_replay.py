@@ -74,3 +74,74 @@ def test_load_refuses_other_layout():
     a.add(step(0))
     with pytest.raises(ValueError, match="keep run.envs and replay"):
         Replay(size=40, chunksize=4).load(a.save())
+
+
+def test_online_queue_trains_each_new_sequence_first():
+    """replay.online (official): every completed non-overlapping sequence is
+    queued when its last step arrives and sampled before uniform draws."""
+    replay = Replay(size=100, chunksize=8, length=5, online=True, seed=1)
+    for i in range(16):
+        replay.add(step(i))
+    assert list(replay.queue) == [(0, 1), (0, 6), (0, 11)]
+    report = replay.sample(3, 4, mode="report")  # reports never take queued sequences
+    assert len(replay.queue) == 3 and report["x"].shape == (3, 4)
+    first = replay.sample(2)
+    assert first["x"].tolist() == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]
+    second = replay.sample(2)
+    assert second["x"][0].tolist() == [11, 12, 13, 14, 15] and not replay.queue
+    assert (np.diff(second["x"][1]) == 1).all()  # then uniform
+    plain = Replay(size=100, chunksize=8, length=5, seed=1)
+    for i in range(16):
+        plain.add(step(i))
+    assert not plain.queue
+
+
+def test_online_queue_skips_overwritten_sequences_and_survives_save():
+    replay = Replay(size=8, chunksize=4, length=3, online=True)
+    for i in range(13):
+        replay.add(step(i))
+    # queued at steps 3, 6, 9, 12 -> starts 1, 4, 7, 10; capacity 8 keeps steps 5..12
+    assert list(replay.queue) == [(0, 1), (0, 4), (0, 7), (0, 10)]
+    restored = Replay(size=8, chunksize=4, length=3, online=True)
+    restored.load(replay.save())
+    assert list(restored.queue) == list(replay.queue)
+    data = restored.sample(2)
+    assert data["x"].tolist() == [[7, 8, 9], [10, 11, 12]]
+
+
+def test_stepid_and_update_write_back():
+    replay = Replay(size=12, chunksize=4, length=4, seed=0)
+    for i in range(14):  # capacity 12: steps 2..13 stored
+        replay.add({**step(i), "z": np.float32(0)})
+    data = replay.sample(5)
+    assert (data["stepid"][..., 0] == 0).all()
+    assert (data["stepid"][..., 1] == data["x"]).all()  # stepid = index in the stream
+    replay.update({"stepid": data["stepid"], "z": data["x"].astype(np.float32) * 10})
+    whole = replay.sample(1, 12)
+    stored = dict(zip(whole["x"][0].tolist(), whole["z"][0].tolist()))
+    written = set(data["x"].ravel().tolist())
+    assert all(stored[x] == (10 * x if x in written else 0) for x in stored)
+    # A step overwritten after sampling is not written: the ring moved on.
+    old = replay.sample(1)
+    for i in range(14, 26):
+        replay.add({**step(i), "z": np.float32(0)})
+    replay.update({"stepid": old["stepid"], "z": np.full((1, 4), 7, np.float32)})
+    assert (replay.sample(1, 12)["z"] == 0).all()
+
+
+def test_stats_have_the_official_keys():
+    replay = Replay(size=100, chunksize=8, length=5, workers=2)
+    for i in range(10):
+        replay.add(step(i), worker=0)
+    replay.add(step(0), worker=1)
+    replay.sample(4)
+    replay.sample(2, 3, mode="report")
+    stats = replay.stats()
+    assert stats["items"] == 6 and stats["streams"] == 2 and stats["chunks"] == 3
+    assert stats["inserts"] == 11 and stats["samples"] == 4 and stats["updates"] == 0
+    assert stats["replay_ratio"] == 5 * 4 / 11
+    nbytes = sum(a.nbytes for a in replay.chunks[0][0].values())
+    assert stats["ram_gb"] == 3 * nbytes / 1024 ** 3
+    assert stats["size"] == 11
+    again = replay.stats()  # interval counts restart, totals do not
+    assert again["inserts"] == 0 and again["size"] == 11 and np.isnan(again["replay_ratio"])

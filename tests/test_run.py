@@ -152,9 +152,34 @@ def test_update_schedule_follows_train_ratio(tmp_path):
         return agents[-1]
 
     run.train(config, agent_cls=make)
-    # Updates start after train_fill (32 steps); then 16 / (4 * 16) = 1 per 4 steps.
+    # Updates start after train_fill (32 steps); then 16 / (4 * 16) = 1 per 4 steps,
+    # each on 16 steps after one step of replay context.
     assert len(agents[0].batches) == (400 - 32) // 4
-    assert set(agents[0].batches) == {(4, 16)}
+    assert set(agents[0].batches) == {(4, 17)}
+
+
+def test_replay_stores_policy_latents_and_takes_updates_back(tmp_path):
+    """replay_context: the policy's latent state is stored with every step and
+    the agent's fresh posteriors are written back (FakeAgent adds 1000)."""
+    logdir = tmp_path / "ctx"
+    assert main.main(args(logdir, 200), agent_cls=FakeAgent) == 0
+    shards = checkpoint.read_item(checkpoint.newest(logdir / "ckpt"), "replay")
+    deter = np.concatenate([s["chunk"]["dyn/deter"][:, 0] for s in shards[1:]])[:200]
+    steps = np.arange(1, 201)  # the fake policy's carry counts its calls
+    written = deter >= 1000
+    assert 0 < written.sum() < 200
+    assert (deter % 1000 == steps).all()  # the policy's value, + 1000 per write-back
+    assert deter.max() >= 2000  # a step trained twice got the value written the first time
+    assert not written[0]  # the first step is context only: never trained on, never written
+    metrics = read_jsonl(logdir / "metrics.jsonl")
+    assert any(m.get("replay/updates", 0) > 0 for m in metrics)
+
+
+def test_without_replay_context_nothing_extra_is_stored(tmp_path):
+    logdir = tmp_path / "noctx"
+    assert main.main(args(logdir, 100, "--replay_context", "0"), agent_cls=FakeAgent) == 0
+    shards = checkpoint.read_item(checkpoint.newest(logdir / "ckpt"), "replay")
+    assert "dyn/deter" not in shards[1]["chunk"]
 
 
 def test_from_checkpoint_loads_weights_into_a_new_run(tmp_path):
