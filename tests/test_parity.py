@@ -41,7 +41,7 @@ def test_replay_value_loss_trains_the_world_model():
     obs_space, act_space = spaces(image=None)                 # vector only: a quick compile
     agent = Agent(obs_space, act_space, config)
     before = jax.device_get(agent.state["params"])
-    batch = make_batch(config.batch_size, config.batch_length, image=None)
+    batch = make_batch(config.batch_size, config.batch_length, image=None, config=config)
     # Two updates: the critic's output layer starts at zero, so at the first
     # one no gradient reaches its inputs.
     for _ in range(2):
