@@ -374,7 +374,8 @@ class ImageMSE:
 
 
 class TwoHot:
-  """Symexp twohot distribution over fixed bins in symlog space."""
+  """Two-hot distribution over the raw-unit bins `losses.bins` (official
+  `symexp_twohot`): mean() is the bins' probability-weighted mean."""
 
   def __init__(self, logits):
     self.logits = logits.astype(f32)
