@@ -236,7 +236,7 @@ def main():
     p.add_argument('--task', default='alien', choices=('alien', 'cartpole'),
                    help='alien: Atari inputs (CNNs); cartpole: vector inputs (MLPs only)')
     args = p.parse_args()
-    jax.config.update('jax_platforms', args.platform)
+    jax.config.update('jax_platforms', mainlib.jax_platforms(args.platform))
     print(f'jax {jax.__version__} {jax.default_backend()}, {time.strftime("%Y-%m-%d")}, '
           f'{os.cpu_count()} CPUs, {args.size}, {args.task} inputs, median of {args.updates} updates')
     dtype = agentlib.compute_dtype(load_config(args.size, 'auto', platform=args.platform))
@@ -256,10 +256,13 @@ def main():
         for update in updates.values():
             update.step()
     for variant, update in updates.items():
+        print(f'{variant}: compile {update.compile_s:.1f} s, updates '
+              + ' '.join(f'{t:.3f}' for t in update.times) + f' s, peak device {update.device_mb:.0f} MB',
+              flush=True)
+    for variant, update in updates.items():
         flops, xla_flops = update.flops()
         rows.append((variant, update.compile_s, statistics.median(update.times),
                      flops, xla_flops, update.rss, update.device_mb))
-        print(f'{variant}: ' + ' '.join(f'{t:.2f}' for t in update.times) + ' s')
         if args.breakdown:
             parts[variant] = breakdown(update.agent, update.batch, args.reps)
     print(f'\n| size | platform | dtype | conv_impl | compile s | s/update | updates/s | '

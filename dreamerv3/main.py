@@ -90,10 +90,16 @@ def parse(argv):
   return config.update(logdir=logdir)
 
 
+def jax_platforms(platform):
+  """The backends jax may start: the chosen one, plus the CPU off CPU, where
+  host callbacks (the parameter init draws on the host) need a CPU device."""
+  return platform if platform == 'cpu' else f'{platform},cpu'
+
+
 def setup_jax(config):
   """Apply jax.* before any jax computation."""
   import jax
-  jax.config.update('jax_platforms', config.jax.platform)
+  jax.config.update('jax_platforms', jax_platforms(config.jax.platform))
   jax.config.update('jax_debug_nans', bool(config.jax.debug_nans))
   jax.config.update('jax_disable_jit', not config.jax.jit)
   if not config.jax.prealloc:

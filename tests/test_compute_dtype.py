@@ -58,3 +58,12 @@ def test_bfloat16_update_matches_float32_within_tolerance(debug_agent, debug_bat
     assert all(math.isfinite(v) for v in m16.values()), m16
     # It did compute in bfloat16: the losses are close, not identical.
     assert any(m16[key] != m32[key] for key in keys), [(k, m32[k]) for k in keys]
+
+
+def test_accelerator_platforms_keep_a_cpu_device_for_host_callbacks():
+    """The parameter init draws on the host (jax.pure_callback), which needs a CPU
+    device: the first GPU run failed with jax_platforms='cuda' alone."""
+    from dreamerv3 import main
+    assert main.jax_platforms("cpu") == "cpu"
+    assert main.jax_platforms("cuda") == "cuda,cpu"
+    assert main.jax_platforms("tpu") == "tpu,cpu"
