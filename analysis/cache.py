@@ -18,7 +18,7 @@ from typing import Sequence
 
 import polars as pl
 
-VERSION = "3"
+VERSION = "4"
 ENV = "DREAMER_REPORT_CACHE"
 TAG = "CACHEDIR.TAG"  # marks the folder as a cache for backup tools (bford.info/cachedir)
 TAG_TEXT = "Signature: 8a477f597d28d172789f06886806bc55\n# dreamer-report's ingest cache; safe to delete.\n"

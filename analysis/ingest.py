@@ -33,6 +33,10 @@ SKIP_DIRS = {"ckpt", "replay", "scope"}
 SHORT_RUN_FRACTION = 0.9  # a run ending before 90% of its task's longest run is reported
 PROBLEM_SCHEMA = {"run": pl.String, "file": pl.String, "line": pl.Int64, "problem": pl.String}
 TABLE_COLUMNS = ["run", "task", "method", "seed", "step", "key", "value"]
+# Metric keys the trainer wrote before it took the official DreamerV3's names (issue 12
+# item 11): runs written before the rename are read under the current names.
+KEY_ALIASES = {"train/loss/rec": "train/loss/image", "report/loss/rec": "report/loss/image",
+               "train/ent/policy": "train/ent/action"}
 
 
 @dataclass(frozen=True)
@@ -334,7 +338,14 @@ def _assemble_run(run_dir: Path, logs: dict[Path, tuple[pl.DataFrame, list[dict]
         metrics = pl.concat([metrics, extra.filter(~pl.col("key").cat.starts_with("episode/"))])
         if scores.height == 0:
             scores = extra.filter(pl.col("key").cat.starts_with("episode/"))
-    return _finite(scores, problems), metrics, problems
+    return _finite(scores, problems), current_names(metrics), problems
+
+
+def current_names(metrics: pl.DataFrame) -> pl.DataFrame:
+    """The table with keys of KEY_ALIASES renamed (only when a run has one: the cast costs)."""
+    if not set(KEY_ALIASES) & set(metrics["key"].unique().cast(pl.String)):
+        return metrics
+    return metrics.with_columns(pl.col("key").cast(pl.String).replace(KEY_ALIASES).cast(pl.Categorical))
 
 
 def _finite(scores: pl.DataFrame, problems: list[dict]) -> pl.DataFrame:

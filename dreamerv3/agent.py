@@ -16,6 +16,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dreamerv3 import imag_adapt
 from dreamerv3 import losses
+from dreamerv3 import metrics as metricslib
 from dreamerv3 import model as modellib
 from dreamerv3 import nets
 from dreamerv3 import opt as optlib
@@ -49,6 +50,9 @@ class Agent:
     self.H = int(self.acfg.imag_length)
     self.context = int(config.replay_context)
     self.model = modellib.Model(obs_space, act_space, config, name='model')
+    self.entropy_bounds = metricslib.entropy_bounds(
+        self.model.discrete, self.model.act_dim, self.acfg.policy.minstd,
+        self.acfg.policy.maxstd)
     self.obskeys = self.model.imgkeys + self.model.veckeys
     self.optimizer = optlib.make(self.acfg.opt)
     self._setup_devices()
@@ -260,7 +264,16 @@ class Agent:
     lossd = {**wm_aux['losses'], **ac_aux['losses']}
     metrics = {f'loss/{k}': v for k, v in lossd.items()}
     metrics.update(ac_aux['metrics'])
+    metrics.update(wm_aux['metrics'])
     metrics.update(adapt_mets)
+    # The official's names for the return statistics, policy randomness and
+    # optimizer (train/ret becomes the normalised return; the raw one is tar).
+    metrics.update(metricslib.return_metrics(
+        ret, retnorm['lo'], scale, ac_aux['outs']['adv'], slowval))
+    metrics['rand/action'] = metricslib.policy_randomness(
+        metrics['ent/action'], self.entropy_bounds)
+    metrics.update(metricslib.opt_metrics(
+        wm_total + ac_total, grads, updates, new_params, state['step'] + 1))
     metrics.update({
         'loss/total': wm_total + ac_total, 'rew': traj['rew'][:, 1:].mean(),
         'con': traj['con'][:, 1:].mean(), 'retnorm/scale': scale,

@@ -166,7 +166,7 @@ def imag_loss(logpi, ent, val_logits, ret, val, slowval, weight, scale,
   value = value * val_weight
   losses = {'policy': policy.mean(), 'value': value.mean()}
   outs = {'pol_weight': pol_weight, 'val_weight': val_weight, 'adv': adv}
-  metrics = {'adv': adv.mean(), 'adv_std': adv.std(), 'ent/policy': ent.mean(),
+  metrics = {'adv': adv.mean(), 'adv_std': adv.std(), 'ent/action': ent.mean(),
              'ret': ret.mean(), 'val': val.mean(), 'weight': weight.mean()}
   return losses, outs, metrics
 

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import ninjax as nj
 
 from dreamerv3 import losses
+from dreamerv3 import metrics as metricslib
 from dreamerv3 import nets
 from dreamerv3 import rssm
 
@@ -82,17 +83,21 @@ class Model(nj.Module):
     carry, outs = self.observe(data, key, start)
     feat = self.dyn.feat(outs)
     dyn, rep = self.dyn.kl_loss(outs)
-    rec = jnp.zeros_like(dyn)
-    for key, dist in self.dec(feat, 2).items():
-      rec = rec + dist.loss(data[key])
+    # Reconstruction losses per observation key ('image', ...) as the official
+    # logs them, each scaled by loss_scales.rec.
+    recs = {key: dist.loss(data[key]) for key, dist in self.dec(feat, 2).items()}
     per_step = {
-        'dyn': dyn, 'rep': rep, 'rec': rec,
+        'dyn': dyn, 'rep': rep, **recs,
         'rew': self.rew(feat).loss(data['reward']),
         'con': self.con(feat).loss(1.0 - data['is_terminal'].astype(f32)),
     }
-    total = sum(self.scales[k] * v.mean() for k, v in per_step.items())
+    scale = lambda k: self.scales['rec'] if k in recs else self.scales[k]
+    total = sum(scale(k) * v.mean() for k, v in per_step.items())
+    mixed = lambda logits: jnp.exp(losses.unimix_logits(logits, self.dyn.unimix))
+    mets = {'dyn_ent': metricslib.latent_entropy(sg(mixed(outs['prior']))),
+            'rep_ent': metricslib.latent_entropy(sg(mixed(outs['post'])))}
     states = {'deter': outs['deter'], 'stoch': outs['stoch']}
-    aux = {'losses': {k: v.mean() for k, v in per_step.items()},
+    aux = {'losses': {k: v.mean() for k, v in per_step.items()}, 'metrics': mets,
            'states': sg(states), 'carry': sg(carry), 'feat': feat}
     return total, aux
 

@@ -27,6 +27,7 @@ from dreamerv3 import checkpoint as ckptlib
 from dreamerv3 import envs as envlib
 from dreamerv3 import logs
 from dreamerv3 import main as mainlib
+from dreamerv3 import metrics as metricslib
 from dreamerv3 import replay as replaylib
 
 OPPORTUNITY = 10  # loop iterations between checks of the log/report/save clocks
@@ -105,6 +106,7 @@ class Driver:
     self.act_space = {k: v for k, v in act_space.items() if k != 'reset'}
     self.score = np.zeros(len(envs), np.float64)
     self.length = np.zeros(len(envs), np.int64)
+    self.rewards = [[] for _ in envs]  # rewards of each env's current episode
     self.restart()
 
   def restart(self):
@@ -112,6 +114,7 @@ class Driver:
     reset = {k: np.zeros(v.shape, v.dtype) for k, v in self.act_space.items()}
     self.obs = [env.step({**reset, 'reset': True}) for env in self.envs]
     self.score[:], self.length[:] = 0.0, 0
+    self.rewards = [[] for _ in self.envs]
 
   def batch(self):
     return {k: np.stack([o[k] for o in self.obs]) for k in self.obs[0]}
@@ -129,9 +132,11 @@ class Driver:
       new = env.step({**act, 'reset': False})
       if new['is_first']:
         self.score[i], self.length[i] = 0.0, 0
+        self.rewards[i] = []
       else:
         self.score[i] += float(new['reward'])
         self.length[i] += 1
+        self.rewards[i].append(float(new['reward']))
       if new['is_last'] and on_episode:
         on_episode(self.score[i], int(self.length[i]), i)
       self.obs[i] = new
@@ -196,6 +201,8 @@ def train(config, agent_cls=None, with_eval=False):
       'log_every', 'report_every', 'save_every')}
   eval_clock = elements.when.Clock(config.run.eval_every, first=False)
   agg = elements.Agg()
+  epstats = elements.Agg()  # per-episode statistics, logged as epstats/*
+  usage = elements.Usage(**config.usage)
   fps = {'policy': [time.time(), int(step)], 'train': [time.time(), 0]}
   policy_carry = agent.init_policy(len(envs))
   train_carry = agent.init_train(B)
@@ -205,6 +212,9 @@ def train(config, agent_cls=None, with_eval=False):
     logger.add({'score': score, 'length': length}, prefix='episode')
     logger.write()  # one line per episode, even when two end at one step
     book.episodes += 1
+    rate = metricslib.reward_rate(driver.rewards[index])
+    if rate is not None:
+      epstats.add({'reward_rate': rate})
 
   iteration = 0
   while int(step) < config.run.steps:
@@ -234,7 +244,7 @@ def train(config, agent_cls=None, with_eval=False):
     if eval_driver and eval_clock():
       log_eval(agent, eval_driver, config, logger)
     if clocks['log_every']():
-      log_train(logger, agg, replay, fps, step)
+      log_train(logger, agg, replay, fps, step, epstats, usage)
     if clocks['save_every']():
       save(ckpt, logger, step)
 
@@ -242,7 +252,7 @@ def train(config, agent_cls=None, with_eval=False):
     log_eval(agent, eval_driver, config, logger)
     eval_driver.close()
   if int(step) != fps['policy'][1]:
-    log_train(logger, agg, replay, fps, step)
+    log_train(logger, agg, replay, fps, step, epstats, usage)
   if ckpt.latest() is None or ckpt.saved_step != int(step):
     save(ckpt, logger, step)
   logs.close(logger)
@@ -278,9 +288,12 @@ def log_eval(agent, driver, config, logger):
     logger.write()
 
 
-def log_train(logger, agg, replay, fps, step):
+def log_train(logger, agg, replay, fps, step, epstats, usage):
+  """train/*, epstats/*, fps/*, replay/*, usage/* as the official logs them."""
   now = time.time()
   logger.add(agg.result(), prefix='train')
+  logger.add(epstats.result(), prefix='epstats')
+  logger.add(usage.stats(), prefix='usage')
   policy_time, policy_step = fps['policy']
   logger.add({
       'policy': (int(step) - policy_step) / max(1e-9, now - policy_time),

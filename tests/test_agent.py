@@ -14,7 +14,7 @@ from conftest import load_config, make_batch
 
 ROOT = pathlib.Path(__file__).parent.parent
 ADAPT_KEYS = ["active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff"]
-LOSS_KEYS = ["dyn", "rep", "rec", "rew", "con", "policy", "value", "repval"]
+LOSS_KEYS = ["dyn", "rep", "image", "vector", "rew", "con", "policy", "value", "repval"]
 
 
 def test_param_counts_per_module(debug_agent):
@@ -32,7 +32,7 @@ def test_train_step_finite_metrics(debug_agent, debug_batch):
         carry, outs, metrics = agent.train(carry, debug_batch)
     assert set(outs) == {"replay"}  # the fresh posteriors for replay.update
     for key in [f"loss/{k}" for k in LOSS_KEYS] + [f"imag_adapt/{k}" for k in ADAPT_KEYS] + [
-            "ret", "adv", "val", "rew", "ent/policy", "retnorm/scale", "opt/grad_norm", "opt/lr"]:
+            "ret", "adv", "val", "rew", "ent/action", "retnorm/scale", "opt/grad_norm", "opt/lr"]:
         assert key in metrics, key
         assert isinstance(metrics[key], float) and math.isfinite(metrics[key]), (key, metrics[key])
     assert metrics["imag_adapt/active"] == 0.0  # disabled in the debug config
@@ -77,7 +77,7 @@ def test_report_video_layout(debug_agent, debug_config):
     assert video.shape == (T, 3 * (16 + 4), 4 * (16 + 4), 3)
     assert video.shape[1] % 2 == 0 and video.shape[2] % 2 == 0
     assert tuple(video[0, 0, 0]) == (0, 255, 0) and tuple(video[-1, 0, 0]) == (255, 0, 0)
-    assert math.isfinite(metrics["loss/rec"])
+    assert math.isfinite(metrics["loss/image"]) and math.isfinite(metrics["loss/vector"])
 
 
 def test_compose_video_error_row():
