@@ -20,6 +20,8 @@ the machine is shared, so compare ratios within one run. Not a test.
 """
 
 import argparse
+import contextlib
+import fcntl
 import os
 import resource
 import statistics
@@ -86,6 +88,21 @@ def random_batch(B, T, seed=0, task='alien', agent=None):
     return data
 
 
+@contextlib.contextmanager
+def exclusive(path):
+    """Hold an exclusive lock on `path` (if given) for the block: several bench
+    processes compile at once on the host's cores, then time one at a time."""
+    if not path:
+        yield
+        return
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def median_time(fn, reps):
     jax.block_until_ready(fn())
     times = []
@@ -146,7 +163,9 @@ class CompiledUpdate:
         self.compiled = self.fn.lower(agent.state, self.carry, self.data).compile()
         self.compile_s = time.perf_counter() - start
         self.times = []
-        self.step()  # warm-up, not recorded
+
+    def warm_up(self):
+        self.step()  # the first run, not recorded
         self.times = []
 
     def step(self):
@@ -233,6 +252,8 @@ def main():
     p.add_argument('--breakdown', action='store_true')
     p.add_argument('--platform', default='cpu', choices=('cpu', 'cuda'),
                    help='cuda: XLA convs (conv_impl auto) and bfloat16 compute, as the trainer on a GPU')
+    p.add_argument('--lock', default='',
+                   help='a file to lock while timing, so parallel runs compile together and time alone')
     p.add_argument('--task', default='alien', choices=('alien', 'cartpole'),
                    help='alien: Atari inputs (CNNs); cartpole: vector inputs (MLPs only)')
     args = p.parse_args()
@@ -250,11 +271,14 @@ def main():
         agent = agentlib.Agent(*spaces(args.task), config)
         data = random_batch(config.batch_size, config.batch_length, task=args.task, agent=agent)
         updates[variant] = CompiledUpdate(agent, data)
-        updates[variant].rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        updates[variant].device_mb = peak_device_mb()
-    for _ in range(args.updates):  # interleaved, so drift hits every variant alike
+    with exclusive(args.lock):  # compiles may overlap other processes; timings do not
         for update in updates.values():
-            update.step()
+            update.warm_up()
+            update.rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            update.device_mb = peak_device_mb()
+        for _ in range(args.updates):  # interleaved, so drift hits every variant alike
+            for update in updates.values():
+                update.step()
     for variant, update in updates.items():
         print(f'{variant}: compile {update.compile_s:.1f} s, updates '
               + ' '.join(f'{t:.3f}' for t in update.times) + f' s, peak device {update.device_mb:.0f} MB',

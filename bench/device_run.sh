@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every GPU check in one call (issue 14): the machine, the agent's tests on the
-# GPU, update speed at size12m/50m/200m, then the seed's baseline and adapt
-# commands at size200m on Alien for a fixed time each.
+# Every GPU check in one call (issue 14): the machine, update speed at
+# size12m/50m/200m, then the seed's baseline and adapt commands at size200m on
+# Alien for a fixed time each, with the agent's tests on the GPU beside them.
 #
 #   On the device machine, from the repo root, with the wheels of
 #   bench/gpu_wheels.sh carried as .whl:
@@ -12,9 +12,8 @@
 # Each step has its own time limit and a failed step does not stop the next.
 # What comes back (at most 8 files): device_run.log (all output), summary.md
 # (the bench tables and each step's status and seconds), gpu_runs.tgz (the two
-# run dirs, without checkpoints or replay). The step limits add up to 410 s, so
-# one call fits in 7.5 minutes with the machine's start. GIT_COMMIT names the
-# commit where .git does not travel.
+# run dirs, without checkpoints or replay). The step limits add up to 530 s
+# (8.8 minutes). GIT_COMMIT names the commit where .git does not travel.
 set -uo pipefail
 
 DRY=0
@@ -29,6 +28,8 @@ SUMMARY="$OUT/summary.md"
 : >"$LOG"
 : >"$SUMMARY"
 export PYTHONUNBUFFERED=1
+# One persistent compile cache for every process of this call.
+export JAX_COMPILATION_CACHE_DIR="$WORK/jax_cache"
 
 if ((DRY)); then
   PY="${PYTHON:-$ROOT/.venv/bin/python}"
@@ -39,8 +40,7 @@ if ((DRY)); then
   BENCH_ARGS=(--updates 1 --reps 1)
   # A few agent tests: the whole files already ran in this suite on CPU.
   TESTS=(tests/test_compute_dtype.py -k auto)
-  LIMIT_TESTS=120 LIMIT_RUNS=150
-  declare -A LIMIT_BENCH=([debug]=240)
+  LIMIT_BENCH=240 LIMIT_RUNS=240 LIMIT_TESTS=120
   # Tests' fast-compile XLA flags (tests/conftest.py), so the dry run is quick.
   export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 else
@@ -48,13 +48,15 @@ else
   PLATFORM=cuda
   SIZES=(size12m size50m size200m)
   RUN_SIZE=size200m
-  RUN_SECONDS=100
-  BENCH_ARGS=(--updates 3 --reps 1)
-  # The bfloat16-vs-float32 update and the OpenCV video path; the first device
-  # call (2026-11-27) found that the four test files take over 80 s there.
-  TESTS=(tests/test_compute_dtype.py tests/test_scopefile.py)
-  LIMIT_TESTS=60 LIMIT_RUNS=160
-  declare -A LIMIT_BENCH=([size12m]=45 [size50m]=55 [size200m]=80)
+  # Measured on an H200 (2026-11-27, two calls): XLA's GPU compile of the update
+  # took over 45 s at size12m and over 80 s at size200m, and the agent tests over
+  # 60 s for test_compute_dtype alone. So the three bench processes compile at
+  # once on the host's 16 cores and take turns on the GPU (--lock), and the tests
+  # run beside the seed commands, which need no clean timing.
+  RUN_SECONDS=180
+  BENCH_ARGS=(--updates 5 --reps 2)
+  TESTS=(tests/test_compute_dtype.py tests/test_agent.py tests/test_scopefile.py)
+  LIMIT_BENCH=270 LIMIT_RUNS=250 LIMIT_TESTS=240
   if [[ -d .whl ]]; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --target /tmp/site .whl/*.whl >>"$LOG" 2>&1 || echo "wheel install failed" | tee -a "$LOG"
@@ -65,15 +67,15 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 step() {  # step NAME LIMIT_S CMD...: run with a time limit, log, record status and seconds
   local name="$1" limit="$2"; shift 2
-  local start=$SECONDS
-  echo "===== $name (limit ${limit}s): $*" >>"$LOG"
-  timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
+  local start=$SECONDS log="${STEP_LOG:-$LOG}"  # STEP_LOG: a step's own log while steps overlap
+  echo "===== $name (limit ${limit}s): $*" >>"$log"
+  timeout --kill-after=10 "$limit" "$@" >>"$log" 2>&1
   local rc=$?
   local took=$((SECONDS - start))
   local status=ok
   ((rc == 124 || rc == 137)) && status="timed out"
   ((rc != 0 && rc != 124 && rc != 137)) && status="failed (rc $rc)"
-  echo "===== $name: $status in ${took}s" >>"$LOG"
+  echo "===== $name: $status in ${took}s" >>"$log"
   echo "| $name | $status | $took |" >>"$SUMMARY"
 }
 
@@ -93,18 +95,20 @@ print('have', {m: importlib.util.find_spec(m) is not None for m in
       ('ninjax', 'elements', 'ale_py', 'gymnasium', 'scope', 'av', 'cv2', 'polars')})
 "
 
-# 2. The agent's tests, every test config on this platform.
-step tests "$LIMIT_TESTS" env DREAMER_TEST_PLATFORM="$PLATFORM" \
-  "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}"
-
-# 3. Update speed, one process per size (peak device memory is per process).
+# 2. Update speed, one process per size (peak device memory is per process):
+#    compiled at once, timed one at a time. Memory grows as needed (no prealloc).
 for size in "${SIZES[@]}"; do
-  step "bench $size" "${LIMIT_BENCH[$size]}" "$PY" bench/bench_train.py --platform "$PLATFORM" \
-    --size "$size" --impls auto "${BENCH_ARGS[@]}"
+  ( STEP_LOG="$WORK/bench_$size.log" XLA_PYTHON_CLIENT_PREALLOCATE=false \
+      step "bench $size" "$LIMIT_BENCH" "$PY" bench/bench_train.py --platform "$PLATFORM" \
+      --size "$size" --impls auto --lock "$WORK/gpu.lock" "${BENCH_ARGS[@]}" ) &
+done
+wait
+for size in "${SIZES[@]}"; do
+  grep -v 'Delay kernel timed out' "$WORK/bench_$size.log" >>"$LOG" 2>/dev/null
 done
 
-# 4. The seed's two commands (SPEC s.2) with a time budget, both at once on the
-#    one device (each with under half its memory), from the same seed.
+# 3. The seed's two commands (SPEC s.2) with a time budget, both at once on the
+#    one device (each with 40% of its memory), from the same seed.
 RUNS="$WORK/runs"
 seed_command() {  # seed_command METHOD FLAGS...
   local method="$1"; shift
@@ -117,7 +121,7 @@ seed_command() {  # seed_command METHOD FLAGS...
     "$@"
 }
 both_runs() {
-  export XLA_PYTHON_CLIENT_MEM_FRACTION=0.45
+  export XLA_PYTHON_CLIENT_MEM_FRACTION=0.4
   seed_command baseline --agent.imag_adapt.enabled False >"$WORK/baseline.log" 2>&1 &
   local a=$!
   seed_command adapt --agent.imag_adapt.enabled True \
@@ -129,10 +133,17 @@ both_runs() {
   return $((ra | rb))
 }
 export -f seed_command both_runs
-export PY RUN_SIZE PLATFORM RUN_SECONDS RUNS WORK
+export PY RUN_SIZE PLATFORM RUN_SECONDS RUNS WORK LOG
+# The agent's tests (every test config on this platform) beside the two runs,
+# taking GPU memory as they need it.
+( STEP_LOG="$WORK/tests.log" step tests "$LIMIT_TESTS" env DREAMER_TEST_PLATFORM="$PLATFORM" XLA_PYTHON_CLIENT_PREALLOCATE=false \
+    "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" ) &
+TESTS_PID=$!
 step "seed commands ($RUN_SIZE, ${RUN_SECONDS}s each, concurrent)" "$LIMIT_RUNS" bash -c both_runs
+wait "$TESTS_PID"
+cat "$WORK/tests.log" >>"$LOG"
 
-# 5. Pack the run dirs (no checkpoints, no replay) and the tables.
+# 4. Pack the run dirs (no checkpoints, no replay) and the tables.
 if [[ -d "$RUNS" ]]; then
   for m in baseline adapt; do
     for d in "$RUNS"/gpu_atari100k_alien_$m/*/; do cp "$WORK/$m.log" "$d/train.log" 2>/dev/null; done
