@@ -140,3 +140,21 @@ def test_long_alien_run_says_what_its_data_shows():
     rec, dyn = metric("train/loss/image"), metric("train/loss/dyn")
     assert rec[0] > 1800 and rec[-1] < 45 and dyn[-1] < 1.01
     assert "210.7" in (LONG / "README.md").read_text()
+
+
+def test_gpu_runs_read_back_and_match_their_label():
+    """artifacts/gpu_atari100k_alien_*: the H200 call's two runs (prefill only)."""
+    folders = [ARTIFACTS / f"gpu_atari100k_alien_{m}" for m in ("baseline", "adapt")]
+    runs = ingest.discover([str(f) for f in folders])
+    data = ingest.ingest(runs, cache=False)
+    assert data.problems.height == 0, data.problems.to_dicts()
+    label = (folders[0] / "README.md").read_text()
+    assert "zero updates" in label and "2,440 env frames" in label and "score 90" in label
+    for folder in folders:
+        (run,) = [p for p in folder.iterdir() if p.is_dir()]
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert max(row["step"] for row in rows) == 2440
+        assert not any(key.startswith("train/") for row in rows for key in row)  # no update
+        scores = [json.loads(line) for line in (run / "scores.jsonl").read_text().splitlines()]
+        assert [s["episode/score"] for s in scores] == [90.0]
+        assert "size200m" in (run / "config.yaml").read_text() or "8192" in (run / "config.yaml").read_text()
