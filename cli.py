@@ -62,88 +62,108 @@ def _console():
     return Console(width=None if sys.stdout.isatty() else 160, emoji=False)
 
 
-def _ci(point: float, low: float, high: float) -> str:
-    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+# Options shared by `compare` and `report`, defined once (the library holds their defaults).
+from typing import Annotated  # noqa: E402
+
+from analysis import defaults  # noqa: E402 (imports nothing: --help stays fast)
+
+Methods = Annotated[list[str], typer.Argument(
+    metavar="REF OTHER...", help="One argument per method, the reference first; each a run dir, a folder "
+         "of runs, or a glob.", show_default=False)]
+Out = Annotated[str, typer.Option("--out", help="Output folder (default reports/<task>_<ref>_vs_<others>/).")]
+Reps = Annotated[int, typer.Option("--reps", help="Bootstrap replications for the CIs.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap's NumPy RandomState.")]
+Metric = Annotated[str, typer.Option("--metric", help="Comma-separated: iqm,mean,median,og.")]
+Names = Annotated[str, typer.Option("--names", help="Method labels, one per argument: 'ref,other,...' "
+                                                    "(default: from the folders).")]
+Window = Annotated[float, typer.Option("--window", help="Final score: mean over this last fraction of each "
+                                                        "run's frames (a run with no episode there: its last).")]
+PowerDelta = Annotated[float, typer.Option("--power-delta", help="IQM difference for the power statement "
+                                                                 "(default: each method's observed one).")]
+OpenloopSource = Annotated[str, typer.Option("--openloop-source", help="Report's open loop from auto, ckpt or scope.")]
+
+
+def _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
+                        cache) -> None:
+    """`compare` and `report`: one pipeline (analysis.pipeline.run); print its table and files."""
+    from analysis import compare, pipeline
+    from analysis.ingest import IngestError
+
+    if len(methods) < 2:
+        _fail(f"got {len(methods)} method argument(s); expected REF OTHER [OTHER ...]")
+    _check_seed(seed)
+    metrics = [m.strip() for m in metric.split(",") if m.strip()]
+    labels = None if names is None else [n.strip() for n in names.split(",")]
+    try:
+        done = pipeline.run([[m] for m in methods], out, labels, reps, seed, metrics, window, power_delta,
+                            make_report, source, progress=True, cache=cache)
+    except (IngestError, ValueError, OSError) as error:
+        _fail(_first_line(error))
+    from rich.table import Table
+    from rich.text import Text
+
+    result = done.result
+    columns, rows = compare.table_rows(result)
+    table = Table(title=Text(_plain(f"{', '.join(result.others)} vs {result.reference}: human-normalized final "
+                                    "scores, 95% CIs")))
+    for column in columns:
+        table.add_column(Text(_plain(column)))
+    for i, row in enumerate(rows):  # Text: names from disk print literally, never as markup
+        table.add_row(*(Text(_plain(cell)) for cell in row), end_section=(i + 1) % len(result.methods) == 0)
+    console = _console()
+    console.print(table)
+    for line in [compare.bootstrap_sentence(result)] + compare.power_sentences(result):
+        console.print(_plain(line), markup=False)
+    for note in result.notes:
+        console.print(_plain(f"note: {note}"), markup=False)
+    if result.data.problems.height:
+        console.print(f"{result.data.problems.height} ingest problem(s); list them with `dreamer-report runs`")
+    console.print(_plain(f"wrote {len(done.written)} files to {done.folder}"), markup=False)
+    if done.report:
+        console.print(_plain(f"report: {done.report['html']} and {done.report['pdf']} ({done.report['pages']} pages)"),
+                      markup=False)
+        if not done.labelled:
+            typer.echo("WARNING: no README beside the runs: the report's data are unlabelled.", err=True)
 
 
 @app.command("compare")
 def compare_cli(
-    baseline: str = typer.Argument(..., help="Baseline runs: a run dir, a folder of runs, or a glob."),
-    adapt: str = typer.Argument(..., help="Adapt runs: a run dir, a folder of runs, or a glob."),
-    out: str = typer.Option(None, "--out", help="Output folder (default reports/<name>/)."),
-    reps: int = typer.Option(50_000, "--reps", help="Bootstrap replications for the CIs."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the global NumPy RNG used by the bootstrap."),
-    metric: str = typer.Option("iqm,mean,median,og", "--metric", help="Comma-separated: iqm,mean,median,og."),
-    names: str = typer.Option(None, "--names", help="Method labels 'baseline,adapt' (default: from folders)."),
-    window: float = typer.Option(0.1, "--window", help="Final score: mean over this last fraction of frames."),
-    power_delta: float = typer.Option(None, "--power-delta", help="IQM difference for the power line (default: observed)."),
-    make_report: bool = typer.Option(True, "--report/--no-report", help="Also write report.html and report.pdf."),
+    methods: Methods,
+    out: Out = None,
+    reps: Reps = defaults.REPS,
+    seed: Seed = 0,
+    metric: Metric = ",".join(defaults.METRICS),
+    names: Names = None,
+    window: Window = defaults.WINDOW,
+    power_delta: PowerDelta = None,
+    make_report: Annotated[bool, typer.Option("--report/--no-report", help="Also write report.html and report.pdf.")] = True,
+    source: OpenloopSource = defaults.OPENLOOP_SOURCE,
     cache_dir: str = CACHE_DIR,
     no_cache: bool = NO_CACHE,
 ):
-    """Compare two methods: IQM, mean, median, optimality gap with 95% bootstrap CIs."""
-    from pathlib import Path
-
-    from analysis import compare, stats
-    from analysis.ingest import IngestError
-
-    metrics = [m.strip() for m in metric.split(",") if m.strip()]
-    labels = None if names is None else [n.strip() for n in names.split(",")]
-    if reps < 100:
-        _fail(f"--reps {reps}: expected at least 100 bootstrap replications")
-    if not 0 < window <= 1:
-        _fail(f"--window {window}: expected a fraction in (0, 1]")
-    if power_delta is not None and not 0 < power_delta < float("inf"):
-        _fail(f"--power-delta {power_delta}: expected a positive IQM difference")
-    _check_seed(seed)
-    try:
-        result = compare.compare([baseline], [adapt], names=labels, reps=reps, seed=seed, metrics=metrics,
-                                 window=window, progress=True, power_delta=power_delta,
-                                 cache=_cache(cache_dir, no_cache))
-        folder = Path(out or f"reports/{result.name}")
-        written = compare.write_outputs(result, folder)
-        if make_report:
-            from analysis import report
-
-            data = report.from_comparison(result, written, folder, [baseline], [adapt])
-            written.update(report.write(data, folder))
-    except (IngestError, ValueError, OSError) as error:
-        _fail(_first_line(error))
-    from rich.table import Table
-
-    console = _console()
-    table = Table(title=f"{_literal(result.adapt)} vs {_literal(result.baseline)}: human-normalized final scores, 95% CIs")
-    for column in ["task", "method"] + [stats.METRIC_TITLES[m] for m in result.metrics] + [f"P({_literal(result.adapt)} > {_literal(result.baseline)})"]:
-        table.add_column(column)
-    for scope in result.tasks + [compare.OVERALL]:
-        poi = result.poi.filter(result.poi["scope"] == scope).row(0, named=True)
-        for method in (result.baseline, result.adapt):
-            rows = result.aggregate.filter((result.aggregate["scope"] == scope) & (result.aggregate["method"] == method))
-            cells = [_ci(*rows.filter(rows["metric"] == m).select("point", "low", "high").row(0)) for m in result.metrics]
-            last = _ci(poi["point"], poi["low"], poi["high"]) if method == result.adapt else ""
-            table.add_row(_literal(scope.removeprefix("atari100k_")), f"{_literal(method)} (n={rows['runs'][0]})", *cells, last,
-                          end_section=method == result.adapt)
-    console.print(table)
-    console.print(f"bootstrap: seed {result.seed}, {result.reps:,} reps (stratified over runs, percentile CIs); "
-                  + stats.final_score_definition(result.window))
-    console.print(_power_line(result.power))
-    for note in result.notes:
-        console.print(f"note: {_plain(note)}", markup=False)
-    if result.data.problems.height:
-        console.print(f"{result.data.problems.height} ingest problem(s); list them with `dreamer-report runs`")
-    files = [path for path in written.values() if isinstance(path, Path)]
-    console.print(f"wrote {len(files)} files to {_plain(folder)}", markup=False)
-    if make_report:
-        console.print(_plain(f"report: {written['html']} and {written['pdf']} ({written['pages']} pages)"), markup=False)
+    """Compare methods against the first: IQM, mean, median, optimality gap with 95% bootstrap CIs,
+    probability of improvement and seeds needed; writes figures and the report."""
+    _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
+                        _cache(cache_dir, no_cache))
 
 
-def _power_line(power: dict | None) -> str:
-    if power is None:
-        return "power: not computed (no IQM difference to size a study for)"
-    n = power["seeds_needed"]
-    needed = f"{n} seeds per method" if n else f"more than {power['max_seeds']} seeds per method"
-    return (f"power: to detect an IQM difference of {power['delta']:.3f} at {power['power']:.0%} power "
-            f"(alpha {power['alpha']}, {power['sims']:,} simulated studies from the observed spread): {needed}")
+@app.command("report")
+def report_cli(
+    methods: Methods,
+    out: Out = None,
+    reps: Reps = defaults.REPS,
+    seed: Seed = 0,
+    metric: Metric = ",".join(defaults.METRICS),
+    names: Names = None,
+    window: Window = defaults.WINDOW,
+    power_delta: PowerDelta = None,
+    source: OpenloopSource = defaults.OPENLOOP_SOURCE,
+    cache_dir: str = CACHE_DIR,
+    no_cache: bool = NO_CACHE,
+):
+    """Write the full report (report.html, self-contained, and report.pdf): `compare` with the report."""
+    _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, True, source,
+                        _cache(cache_dir, no_cache))
 
 
 @app.command("mask")
@@ -211,8 +231,8 @@ def openloop_cli(
     except (ValueError, OSError) as error:
         _fail(_first_line(error))
     typer.echo(_plain(f"source: {b.source} | {a.source}; {b.context} observed + {b.horizon} imagined frames"))
-    for kind, files in paths.items():
-        typer.echo(_plain(f"{kind}: {len(files)} file(s) in {Path(out)}"))
+    for kind in ("panels", "video", "errors"):
+        typer.echo(_plain(f"{kind}: {len(paths[kind])} file(s) in {Path(out)}"))
 
 
 @app.command("best-seed")
@@ -246,35 +266,6 @@ def best_seed_cli(
             typer.echo(_plain(f"video: {written} ({ol.source}; {ol.context} observed + {ol.horizon} imagined)"))
     except (ValueError, OSError) as error:
         _fail(_first_line(error))
-
-
-@app.command("report")
-def report_cli(
-    baseline: str = typer.Argument(..., help="Baseline runs."),
-    adapt: str = typer.Argument(..., help="Adapt runs."),
-    out: str = typer.Option(None, "--out", help="Output folder (default reports/<name>/)."),
-    reps: int = typer.Option(10_000, "--reps", min=100, help="Bootstrap repetitions."),
-    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
-    source: str = typer.Option("auto", "--openloop-source", help="Open loop from auto, ckpt or scope."),
-    cache_dir: str = CACHE_DIR,
-    no_cache: bool = NO_CACHE,
-):
-    """Write the full report: report.html (self-contained) and report.pdf."""
-    from pathlib import Path
-
-    from analysis import report
-
-    folder = Path(out) if out else Path("reports") / f"{Path(adapt.rstrip('/')).name}_vs_{Path(baseline.rstrip('/')).name}"
-    _check_seed(seed)
-    try:
-        data = report.collect([baseline], [adapt], folder, reps=reps, seed=seed, openloop_source=source,
-                              progress=True, cache=_cache(cache_dir, no_cache))
-        paths = report.write(data, folder)
-    except (ValueError, OSError) as error:
-        _fail(_first_line(error))
-    if not data.labels:
-        typer.echo("WARNING: no README beside the runs: the report's data are unlabelled.", err=True)
-    typer.echo(_plain(f"report: {paths['html']} and {paths['pdf']} ({paths['pages']} pages)"))
 
 
 @app.command("runs")

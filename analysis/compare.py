@@ -1,9 +1,11 @@
-"""Compare a baseline and an adapt method: the library call behind `dreamer-report compare`.
+"""Compare N methods against a reference: the library call behind `dreamer-report compare`.
 
-`compare` discovers and ingests both sets of runs, computes per-run final scores, the rliable
-aggregates per task and over all shared tasks with 95% stratified bootstrap CIs, the probability
-of improvement, sample-efficiency curves, performance profiles and a seed-count power estimate.
-It returns data and prints nothing; `write_outputs` saves figures, summary.json and per_run.csv.
+`compare` discovers and ingests every method's runs, computes per-run final scores, the rliable
+aggregates of each method per task and over all shared tasks with 95% stratified bootstrap CIs,
+the probability of improvement of each method over the reference (the first method), the
+sample-efficiency curves, performance profiles and, per method, a seed-count power estimate.
+It returns data and prints nothing; `table_rows` gives the one aggregate table that the terminal
+and the report both show; `figures_of` draws every figure; `write_outputs` saves them.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import figures, ingest, stats
+from analysis import defaults, figures, ingest, mask, stats
 from analysis.ingest import IngestError
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
 COMPARE_METRIC_KEYS = ("train/loss/dyn", "train/loss/rep", "train/loss/policy", "train/loss/value",
-                       "fps/policy", "fps/train") + tuple(f"train/imag_adapt/{k}" for k in
-                       ("active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff"))
-OVERALL = "all tasks"
+                       "fps/policy", "fps/train") + mask.ADAPT_KEYS
+OVERALL = stats.OVERALL
+DEFAULT_REPS = defaults.REPS
+DEFAULT_WINDOW = defaults.WINDOW
 
 
 class CompareError(IngestError):
@@ -32,14 +35,13 @@ class CompareError(IngestError):
 
 @dataclass
 class CompareResult:
-    baseline: str  # method label of the baseline runs
-    adapt: str  # method label of the adapt runs
+    methods: list[str]  # method labels, the reference first
     data: ingest.Ingested
     final: pl.DataFrame  # stats.final_scores, one row per run
-    tasks: list[str]  # tasks both methods ran (the aggregate is over these)
-    aggregate: pl.DataFrame  # scope (task or 'all tasks'), method, metric, point, low, high, runs
-    poi: pl.DataFrame  # scope, point, low, high: P(adapt > baseline)
-    power: dict | None  # stats.seeds_needed output, None when it could not be computed
+    tasks: list[str]  # tasks every method ran (the aggregate is over these)
+    aggregate: pl.DataFrame  # scope (task or OVERALL), method, metric, point, low, high, runs
+    poi: pl.DataFrame  # scope, method, point, low, high: P(method > reference), one per other method
+    power: dict[str, dict | None]  # per other method: stats.seeds_needed output, None if not computed
     curves: dict  # marks (env frames) and, per method, IQM point/low/high arrays
     profiles: dict  # taus and, per method, point/low/high arrays
     seed: int
@@ -49,54 +51,88 @@ class CompareResult:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def reference(self) -> str:
+        return self.methods[0]
+
+    @property
+    def others(self) -> list[str]:
+        return self.methods[1:]
+
+    @property
     def name(self) -> str:
-        """Folder name for outputs: the task (or 'atari100k' for several) and the methods."""
+        """Default output folder name: the task (or '<n>tasks') and the methods, reference first."""
         scope = self.tasks[0] if len(self.tasks) == 1 else f"{len(self.tasks)}tasks"
-        return f"{scope}_{self.baseline}_vs_{self.adapt}"
+        return f"{scope}_{self.reference}_vs_{'_'.join(self.others)}"
 
 
 def compare(
-    baseline: Sequence[str],
-    adapt: Sequence[str],
+    groups: Sequence[Sequence[str] | str],
     names: Sequence[str] | None = None,
-    reps: int = 50_000,
+    reps: int = DEFAULT_REPS,
     seed: int = 0,
     metrics: Sequence[str] = stats.METRICS,
-    window: float = 0.1,
+    window: float = DEFAULT_WINDOW,
     progress: bool = False,
     power_delta: float | None = None,
     cache: bool | str | Path | None = True,
 ) -> CompareResult:
-    """Run the whole comparison; raises IngestError / CompareError on input that cannot work."""
-    baseline, adapt = [baseline] if isinstance(baseline, str) else list(baseline), [adapt] if isinstance(adapt, str) else list(adapt)
-    unknown = [m for m in metrics if m not in stats.METRICS]
-    if unknown:
-        raise CompareError(f"unknown metric {unknown[0]!r}; expected some of {','.join(stats.METRICS)}")
-    if names is not None and len(names) != 2:
-        raise CompareError(f"--names needs two labels (baseline,adapt), got {len(names)}")
-    runs_b = ingest.discover(baseline, None if names is None else [names[0]] * len(baseline))
-    runs_a = ingest.discover(adapt, None if names is None else [names[1]] * len(adapt))
-    base_label, adapt_label = _side_label(runs_b, "baseline"), _side_label(runs_a, "adapt")
-    if base_label == adapt_label:
-        raise CompareError(f"both sides are method {base_label!r}; pass --names baseline,adapt")
-    ingest.one_method_per_run({base_label: runs_b, adapt_label: runs_a})
-    runs = ingest.with_unique_names(runs_b + runs_a)
+    """Compare the methods whose runs lie under each group of paths (the first group is the
+    reference); raises IngestError / CompareError on input that cannot work."""
+    groups = [[g] if isinstance(g, str) else list(g) for g in groups]
+    _check_options(groups, names, metrics, reps, window, power_delta)
+    labels, found = [], []
+    for i, paths in enumerate(groups):
+        found.append(ingest.discover(paths, None if names is None else [names[i]] * len(paths)))
+        labels.append(_group_label(found[-1], i))
+    repeated = sorted({m for m in labels if labels.count(m) > 1})
+    if repeated:
+        raise CompareError(f"method {repeated[0]!r} is given twice; pass distinct folders or --names a,b,...")
+    ingest.one_method_per_run(dict(zip(labels, found)))
+    runs = [run for group in found for run in group]
+    runs = ingest.with_unique_names(runs)
     data = ingest.ingest(runs, metric_keys=COMPARE_METRIC_KEYS, progress=progress, cache=cache)
     final = stats.final_scores(data.scores, window, runs, ingest.last_steps(data.scores, data.metrics))
-    tasks, notes = _shared_tasks(final, base_label, adapt_label)
+    tasks, notes = _shared_tasks(final, labels)
     notes += stats.fallback_notes(final, window)
     matrices = {}
-    for method in (base_label, adapt_label):
+    for method in labels:
         matrices[method], dropped = stats.score_matrix(final, method, tasks)
         notes += dropped
         _need_two_seeds(final, method, tasks, matrices[method].shape[0])
     aggregate = _aggregate_table(matrices, tasks, metrics, reps, seed, progress)
-    poi = _poi_table(matrices[adapt_label], matrices[base_label], tasks, reps, seed)
-    power = _power(matrices[base_label], matrices[adapt_label], power_delta, seed, notes)
-    curves = _curves(data.scores, final, (base_label, adapt_label), tasks, min(reps, CURVE_REPS), seed)
+    reference = labels[0]
+    poi = _poi_table(matrices, reference, tasks, reps, seed)
+    power = {m: _power(matrices[reference], matrices[m], power_delta, seed) for m in labels[1:]}
+    curves = _curves(data.scores, final, labels, tasks, min(reps, CURVE_REPS), seed)
     profiles = _profiles(matrices, min(reps, CURVE_REPS), seed)
-    return CompareResult(base_label, adapt_label, data, final, tasks, aggregate, poi, power, curves, profiles,
+    return CompareResult(labels, data, final, tasks, aggregate, poi, power, curves, profiles,
                          seed, reps, window, tuple(metrics), notes)
+
+
+def _check_options(groups, names, metrics, reps, window, power_delta) -> None:
+    """Options that cannot work, named as the command line spells them."""
+    if len(groups) < 2:
+        raise CompareError(f"got {len(groups)} method(s); expected a reference and at least one other")
+    unknown = [m for m in metrics if m not in stats.METRICS]
+    if unknown or not metrics:
+        raise CompareError(f"--metric: unknown metric {(unknown or [''])[0]!r}; expected some of "
+                           f"{','.join(stats.METRICS)}")
+    if names is not None and len(names) != len(groups):
+        raise CompareError(f"--names has {len(names)} label(s) for {len(groups)} methods; expected one per method")
+    if reps < 100:
+        raise CompareError(f"--reps {reps}: expected at least 100 bootstrap replications")
+    if not 0 < window <= 1:
+        raise CompareError(f"--window {window}: expected a fraction in (0, 1]")
+    if power_delta is not None and not (np.isfinite(power_delta) and power_delta > 0):
+        raise CompareError(f"--power-delta {power_delta}: expected a positive finite IQM difference")
+
+
+def _group_label(runs: list[ingest.Run], index: int) -> str:
+    methods = sorted({r.method for r in runs})
+    if len(methods) != 1:
+        raise CompareError(f"the runs of method argument {index + 1} have methods {', '.join(methods)}; "
+                           "expected one (use --names)")
+    return methods[0]
 
 
 def _need_two_seeds(final: pl.DataFrame, method: str, tasks: list[str], usable: int) -> None:
@@ -114,21 +150,14 @@ def _need_two_seeds(final: pl.DataFrame, method: str, tasks: list[str], usable: 
                                "more seeds")
 
 
-def _side_label(runs: list[ingest.Run], side: str) -> str:
-    methods = sorted({r.method for r in runs})
-    if len(methods) != 1:
-        raise CompareError(f"the {side} runs have methods {', '.join(methods)}; expected one (use --names)")
-    return methods[0]
-
-
-def _shared_tasks(final: pl.DataFrame, base: str, adapt: str) -> tuple[list[str], list[str]]:
+def _shared_tasks(final: pl.DataFrame, methods: list[str]) -> tuple[list[str], list[str]]:
     scored = final.filter(pl.col("normalized").is_not_null())
-    per_method = {m: set(scored.filter(pl.col("method") == m)["task"]) for m in (base, adapt)}
-    tasks = sorted(per_method[base] & per_method[adapt])
-    notes = [f"{task}: only {m} has scored runs; left out of the comparison"
-             for m in (base, adapt) for task in sorted(per_method[m] - set(tasks))]
+    per_method = {m: set(scored.filter(pl.col("method") == m)["task"]) for m in methods}
+    tasks = sorted(set.intersection(*per_method.values()))
+    notes = [f"{task}: not every method has scored runs of it ({m} has); left out of the comparison"
+             for m in methods for task in sorted(per_method[m] - set(tasks))]
     if not tasks:
-        raise CompareError(f"no task has scored runs of both {base!r} and {adapt!r}")
+        raise CompareError(f"no task has scored runs of every method ({', '.join(map(repr, methods))})")
     if any(final.filter(pl.col("task").is_in(tasks))["normalization"] == "raw"):
         notes.append("tasks without a random/human table are aggregated on raw scores")
     return tasks, notes
@@ -146,23 +175,24 @@ def _aggregate_table(matrices, tasks, metrics, reps, seed, progress) -> pl.DataF
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def _poi_table(adapt: np.ndarray, base: np.ndarray, tasks, reps, seed) -> pl.DataFrame:
+def _poi_table(matrices: dict[str, np.ndarray], reference: str, tasks, reps, seed) -> pl.DataFrame:
     rows = []
-    for scope in tasks + [OVERALL]:
-        cols = slice(None) if scope == OVERALL else [tasks.index(scope)]
-        est = stats.poi_estimate(adapt[:, cols], base[:, cols], reps, seed)
-        rows.append((scope, est.point, est.low, est.high))
-    return pl.DataFrame(rows, schema={"scope": pl.String, "point": pl.Float64, "low": pl.Float64,
-                                      "high": pl.Float64}, orient="row")
+    for method in list(matrices)[1:]:
+        for scope in tasks + [OVERALL]:
+            cols = slice(None) if scope == OVERALL else [tasks.index(scope)]
+            est = stats.poi_estimate(matrices[method][:, cols], matrices[reference][:, cols], reps, seed)
+            rows.append((scope, method, est.point, est.low, est.high))
+    return pl.DataFrame(rows, schema={"scope": pl.String, "method": pl.String, "point": pl.Float64,
+                                      "low": pl.Float64, "high": pl.Float64}, orient="row")
 
 
-def _power(base, adapt, delta, seed, notes) -> dict | None:
+def _power(base, other, delta, seed) -> dict | None:
+    """Seeds needed to detect `delta` (default: the observed IQM difference); None when that is zero."""
     if delta is None:
-        delta = abs(float(stats.iqm(adapt) - stats.iqm(base)))
+        delta = abs(float(stats.iqm(other) - stats.iqm(base)))
     if delta <= 1e-9:
-        notes.append("power: the observed IQM difference is zero; give --power-delta to size a study")
         return None
-    return stats.seeds_needed(base, adapt, delta, seed=seed)
+    return stats.seeds_needed(base, other, delta, seed=seed)
 
 
 def _curves(scores, final, methods, tasks, reps, seed) -> dict:
@@ -179,6 +209,73 @@ def _profiles(matrices, reps, seed) -> dict:
     return {"taus": taus, **{m: stats.performance_profile(x, taus, reps, seed) for m, x in matrices.items()}}
 
 
+# ---------------------------------------------------------------- what is shown
+
+
+def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
+    """The aggregate table, as the terminal and the report both show it: one row per scope
+    (each task, then all tasks) and method, every metric as 'point [low, high]', and
+    P(method > reference) on the other methods' rows."""
+    columns = (["task", "method"] + [stats.METRIC_TITLES[m] for m in result.metrics]
+               + [f"P(> {result.reference})"])
+    agg = {(r["scope"], r["method"], r["metric"]): r for r in result.aggregate.iter_rows(named=True)}
+    poi = {(r["scope"], r["method"]): r for r in result.poi.iter_rows(named=True)}
+    rows = []
+    for scope in result.tasks + [OVERALL]:
+        for method in result.methods:
+            cells = [_interval(agg[scope, method, m]) for m in result.metrics]
+            n = agg[scope, method, result.metrics[0]]["runs"]
+            rows.append([scope.removeprefix("atari100k_"), f"{method} (n={n})", *cells,
+                         _interval(poi[scope, method]) if method != result.reference else ""])
+    return columns, rows
+
+
+def _interval(row: dict) -> str:
+    return f"{row['point']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
+
+
+def power_sentences(result: CompareResult) -> list[str]:
+    """One seeds-needed statement per method against the reference."""
+    out = []
+    for method, power in result.power.items():
+        if power is None:
+            out.append(f"power, {method} vs {result.reference}: not computed (the observed IQM difference is zero; "
+                       "give --power-delta to size a study)")
+            continue
+        n = power["seeds_needed"]
+        needed = f"{n} seeds per method" if n else f"more than {power['max_seeds']} seeds per method"
+        out.append(f"power, {method} vs {result.reference}: to detect an IQM difference of {power['delta']:.3f} "
+                   f"at {power['power']:.0%} power (alpha {power['alpha']}, {power['sims']:,} simulated "
+                   f"studies from the observed spread): {needed}")
+    return out
+
+
+def bootstrap_sentence(result: CompareResult) -> str:
+    return (f"bootstrap: seed {result.seed}, {result.reps:,} reps (stratified over runs, percentile CIs); "
+            + stats.final_score_definition(result.window))
+
+
+FIGURE_TITLES = {"aggregates": "Aggregate metrics", "probability_of_improvement": "Probability of improvement",
+                 "sample_efficiency": "IQM learning curves", "performance_profile": "Performance profiles",
+                 "score_curves": "Raw episode scores against the random and human scores",
+                 "final_scores": "Final score per run"}
+
+
+def figures_of(result: CompareResult) -> dict[str, object]:
+    """Every figure of the comparison (matplotlib figures, not yet saved), by file stem."""
+    colors = figures.method_colors(result.methods)
+    shared = pl.col("task").is_in(result.tasks)
+    return {
+        "aggregates": figures.plot_aggregates(result.aggregate.filter(pl.col("scope") == OVERALL), colors,
+                                              result.reps, result.seed),
+        "probability_of_improvement": figures.plot_poi(result.poi, result.reference),
+        "sample_efficiency": figures.plot_curves(result.curves, colors, len(result.tasks)),
+        "performance_profile": figures.plot_profiles(result.profiles, colors),
+        "score_curves": figures.plot_score_curves(result.data.scores.filter(shared), colors),
+        "final_scores": figures.plot_final_scores(result.final.filter(shared), colors),
+    }
+
+
 # ---------------------------------------------------------------- outputs
 
 
@@ -186,7 +283,7 @@ def summary(result: CompareResult) -> dict:
     """Everything a report needs, JSON-safe (NaN -> null)."""
     safe = ingest.finite_or_none
     return {
-        "baseline": result.baseline, "adapt": result.adapt, "tasks": result.tasks,
+        "methods": result.methods, "reference": result.reference, "tasks": result.tasks,
         "seed": result.seed, "reps": result.reps, "window": result.window, "ci": stats.CI_SIZE,
         "metrics": list(result.metrics),
         "aggregate": [{k: safe(v) if isinstance(v, float) else v for k, v in row.items()}
@@ -200,25 +297,11 @@ def summary(result: CompareResult) -> dict:
     }
 
 
-def write_outputs(result: CompareResult, out: Path) -> dict[str, Path]:
-    """Figures (PNG + PDF), summary.json and per_run.csv under `out`; returns name -> path."""
+def write_outputs(result: CompareResult, out: Path, rendered: dict[str, figures.Rendered]) -> dict[str, Path]:
+    """summary.json and per_run.csv under `out`, each rendered figure as figures/<stem>.png and .pdf."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    colors = figures.method_colors([result.baseline, result.adapt])
-    written = {}
-    plots = {
-        "aggregates": figures.plot_aggregates(result.aggregate.filter(pl.col("scope") == OVERALL), colors,
-                                              result.reps, result.seed),
-        "probability_of_improvement": figures.plot_poi(result.poi, result.adapt, result.baseline),
-        "sample_efficiency": figures.plot_curves(result.curves, colors, len(result.tasks)),
-        "performance_profile": figures.plot_profiles(result.profiles, colors),
-        "score_curves": figures.plot_score_curves(result.data.scores.filter(pl.col("task").is_in(result.tasks)),
-                                                  colors),
-        "final_scores": figures.plot_final_scores(result.final.filter(pl.col("task").is_in(result.tasks)), colors),
-    }
-    for stem, fig in plots.items():
-        for path in figures.save(fig, out / stem):
-            written[path.name] = path
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    written = figures.write_rendered(rendered, out / "figures")
     (out / "summary.json").write_text(json.dumps(summary(result), indent=2, default=str))
     result.final.write_csv(out / "per_run.csv")
     written["summary.json"], written["per_run.csv"] = out / "summary.json", out / "per_run.csv"

@@ -1,43 +1,86 @@
-"""Figures for comparisons and mask diagnostics (matplotlib Agg + seaborn), saved as PNG and PDF.
+"""Figures for comparisons and mask diagnostics (matplotlib + seaborn), for any number of methods.
 
 Every figure takes data already computed by `stats` / `compare` / `mask`; colours are fixed per
-method by `method_colors` so a method looks the same in every figure of a report.
+method by `method_colors` so a method looks the same in every figure of a report. Importing this
+module changes no global state: each plot draws inside `_style()` (seaborn's whitegrid theme as
+an rc context), and `render` turns a figure into PNG and PDF bytes in memory, which the report
+embeds and `write_rendered` saves.
 """
 
 from __future__ import annotations
 
+import functools
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import polars as pl
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import polars as pl  # noqa: E402
-import seaborn as sns  # noqa: E402
+from analysis import atari
+from analysis.stats import METRIC_TITLES, OVERALL
 
-from analysis import atari  # noqa: E402
-
-PALETTE = sns.color_palette("colorblind")
-METRIC_TITLES = {"iqm": "IQM", "mean": "Mean", "median": "Median", "og": "Optimality gap"}
 FRAMES_LABEL = "env frames"
-sns.set_theme(style="whitegrid", context="notebook")
+DPI = 150
+
+
+def _style(plot):
+    """Draw `plot` under seaborn's whitegrid/notebook theme without changing the global rcParams."""
+    @functools.wraps(plot)
+    def themed(*args, **kwargs):
+        with plt.rc_context({**sns.axes_style("whitegrid"), **sns.plotting_context("notebook")}):
+            return plot(*args, **kwargs)
+
+    return themed
 
 
 def method_colors(methods) -> dict[str, tuple]:
-    """A fixed colour per method, in the order given (baseline first keeps it grey-blue)."""
-    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
+    """A fixed colour per method, in the order given (the reference first keeps it blue)."""
+    palette = sns.color_palette("colorblind")
+    return {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+
+
+@dataclass
+class Rendered:
+    """One figure drawn once: PNG bytes for the report, PDF bytes for print."""
+
+    png: bytes
+    pdf: bytes
+
+
+def render(fig) -> Rendered:
+    """PNG (DPI) and PDF bytes of a figure, in memory; closes the figure."""
+    out = []
+    for fmt in ("png", "pdf"):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight")
+        out.append(buffer.getvalue())
+    plt.close(fig)
+    return Rendered(*out)
+
+
+def write_rendered(rendered: dict[str, Rendered], folder: Path) -> dict[str, Path]:
+    """Each rendered figure as `<stem>.png` and `<stem>.pdf` in `folder`; returns file name -> path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for stem, fig in rendered.items():
+        for suffix, data in ((".png", fig.png), (".pdf", fig.pdf)):
+            path = folder / f"{stem}{suffix}"
+            path.write_bytes(data)
+            written[path.name] = path
+    return written
 
 
 def save(fig, stem: Path) -> list[Path]:
-    """Write `<stem>.png` (150 dpi) and `<stem>.pdf`, close the figure, return both paths."""
+    """Write `<stem>.png` and `<stem>.pdf`, close the figure, return both paths."""
     stem = Path(stem)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
-    return paths
+    written = write_rendered({stem.name: render(fig)}, stem.parent)
+    return [written[stem.name + ".png"], written[stem.name + ".pdf"]]
 
 
 def _frames(ax):
@@ -45,6 +88,7 @@ def _frames(ax):
     ax.set_xlabel(FRAMES_LABEL)
 
 
+@_style
 def plot_aggregates(rows: pl.DataFrame, colors: dict, reps: int, seed: int):
     """rliable-style interval plot: one panel per metric, a 95% CI bar and point per method."""
     metrics = list(dict.fromkeys(rows["metric"]))
@@ -66,24 +110,29 @@ def plot_aggregates(rows: pl.DataFrame, colors: dict, reps: int, seed: int):
     return fig
 
 
-def plot_poi(poi: pl.DataFrame, adapt: str, baseline: str):
-    """P(adapt > baseline) per task and over all tasks, with 95% CIs; 0.5 marks no difference."""
+@_style
+def plot_poi(poi: pl.DataFrame, reference: str):
+    """P(method > reference) per task and over all tasks for each other method, with 95% CIs;
+    0.5 marks no difference."""
     rows = poi.to_dicts()
+    several = len(set(r["method"] for r in rows)) > 1
     fig, ax = plt.subplots(figsize=(6.5, 0.4 * len(rows) + 1.4))
     for y, row in enumerate(rows):
-        bold = row["scope"] == "all tasks"
+        bold = row["scope"] == OVERALL
         ax.plot([row["low"], row["high"]], [y, y], color="black" if bold else "0.4", lw=4 if bold else 2.5)
         ax.plot(row["point"], y, "o", color="crimson" if bold else "0.2")
     ax.axvline(0.5, color="0.5", ls="--", lw=1)
-    ax.set_yticks(range(len(rows)), [r["scope"].removeprefix("atari100k_") for r in rows])
+    labels = [(f"{r['method']}: " if several else "") + r["scope"].removeprefix("atari100k_") for r in rows]
+    ax.set_yticks(range(len(rows)), labels)
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
-    ax.set_xlabel(f"P({adapt} > {baseline})")
+    ax.set_xlabel(f"P(method > {reference})" if several else f"P({rows[0]['method']} > {reference})")
     ax.set_title("Probability of improvement, 95% CI")
     fig.tight_layout()
     return fig
 
 
+@_style
 def plot_curves(curves: dict, colors: dict, n_tasks: int):
     """Sample efficiency: IQM of normalised score over env frames, 95% CI bands."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -102,6 +151,7 @@ def plot_curves(curves: dict, colors: dict, n_tasks: int):
     return fig
 
 
+@_style
 def plot_profiles(profiles: dict, colors: dict):
     """Performance profile: fraction of runs with normalised score above tau, 95% CI bands."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -119,6 +169,7 @@ def plot_profiles(profiles: dict, colors: dict):
     return fig
 
 
+@_style
 def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int = 10, max_tasks: int = 8):
     """Raw episode scores over env frames per task: each run thin (a rolling mean of `smooth`
     episodes), each method's mean over runs thick, and the task's random / human scores dashed.
@@ -161,6 +212,7 @@ def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int = 10, max_
     return fig
 
 
+@_style
 def plot_final_scores(final: pl.DataFrame, colors: dict):
     """Every run's final normalised score per task: the raw data behind the aggregates."""
     rows = final.filter(pl.col("normalized").is_not_null()).with_columns(
@@ -180,6 +232,7 @@ def plot_final_scores(final: pl.DataFrame, colors: dict):
     return fig
 
 
+@_style
 def plot_mask(metrics: pl.DataFrame, runs, colors: dict):
     """Per run: loss/dyn with mask activation shaded, severity, effective horizon (shared x)."""
     fig, axes = plt.subplots(3, len(runs), figsize=(4.2 * len(runs) + 0.6, 7.5), sharex="col", squeeze=False)
@@ -218,6 +271,7 @@ def _shade_active(ax, active: pl.DataFrame):
             ax.axvspan(start, end, color="orange", alpha=0.35 * float(min(value, 1.0)), lw=0)
 
 
+@_style
 def plot_mask_scatter(metrics: pl.DataFrame, runs, colors: dict):
     """mask_mean against loss/dyn over all logged steps, one colour per method."""
     fig, ax = plt.subplots(figsize=(6, 4.2))

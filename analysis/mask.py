@@ -15,8 +15,9 @@ import polars as pl
 
 from analysis import figures, ingest
 
-MASK_KEYS = ("train/loss/dyn",) + tuple(f"train/imag_adapt/{k}" for k in
-                                        ("active", "severity", "horizon_eff", "mask_mean", "ratio", "ema"))
+ADAPT_FIELDS = ("active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff")  # SPEC s.4
+ADAPT_KEYS = tuple(f"train/imag_adapt/{k}" for k in ADAPT_FIELDS)  # as the trainer logs them
+MASK_KEYS = ("train/loss/dyn",) + ADAPT_KEYS
 
 
 @dataclass

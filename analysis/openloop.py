@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis import stats
+
 VIDEO_KEY = "report/openloop/image"
 ROWS = ("truth", "model", "error")
 MAX_INDEX_BYTES = 1 << 24  # a scope index holds 16 bytes per logged video
@@ -291,17 +293,6 @@ def step_errors(ol: OpenLoop) -> dict[str, np.ndarray]:
     return {"mse": mse, "psnr": psnr}
 
 
-def mean_ci(values: np.ndarray, reps: int = 2000, seed: int = 0, level: float = 0.95):
-    """Mean over sequences (axis 0) with a percentile-bootstrap CI: (mean, lo, hi), each [steps]."""
-    rng = np.random.default_rng(seed)
-    n = values.shape[0]
-    idx = rng.integers(0, n, size=(reps, n))
-    boot = values[idx].mean(axis=1)
-    tail = (1.0 - level) / 2.0 * 100.0
-    lo, hi = np.percentile(boot, [tail, 100.0 - tail], axis=0)
-    return values.mean(axis=0), lo, hi
-
-
 # ---- choosing a source and exporting ---------------------------------------------------
 
 
@@ -364,10 +355,10 @@ def error_table(errors: dict[str, dict[str, np.ndarray]], reps: int = 2000) -> l
     """One row per method and imagined step: mean and 95% CI of MSE and PSNR over sequences."""
     table = []
     for method, err in errors.items():
-        stats = {key: mean_ci(err[key], reps) for key in ("mse", "psnr")}
+        cis = {key: stats.mean_ci(err[key], reps) for key in ("mse", "psnr")}
         for k in range(err["mse"].shape[1]):
             row = {"method": method, "imagined_step": k + 1, "sequences": err["mse"].shape[0]}
-            for key, (mean, lo, hi) in stats.items():
+            for key, (mean, lo, hi) in cis.items():
                 row.update({key: float(mean[k]), f"{key}_lo": float(lo[k]), f"{key}_hi": float(hi[k])})
             table.append(row)
     return table
@@ -397,23 +388,17 @@ def error_figure(table: list[dict], note: str = ""):
     return fig
 
 
-def _save(fig, out: Path, stem: str) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return paths
-
-
 def export(baseline: OpenLoop, adapt: OpenLoop, same_truth: bool, out: Path,
            names: tuple[str, str] = ("baseline", "adapt"), offsets: list[int] | None = None,
-           fps: int = 10, reps: int = 2000) -> dict[str, list[Path]]:
-    """Write panels (PNG+PDF per sequence), the side-by-side mp4, the error plot and its CSV."""
+           fps: int = 10, reps: int = 2000) -> dict[str, list]:
+    """Write panels (PNG+PDF per sequence), the side-by-side mp4, the error plot and its CSV.
+
+    Returns the paths by kind ('panels', 'video', 'errors') and, under 'rendered', each figure's
+    (stem, figures.Rendered) so a report embeds them without reading the files back.
+    """
     import csv
 
-    from analysis import video
+    from analysis import figures, video
 
     if baseline.context != adapt.context:
         raise OpenLoopError(f"context lengths differ: {names[0]} {baseline.context}, "
@@ -424,23 +409,28 @@ def export(baseline: OpenLoop, adapt: OpenLoop, same_truth: bool, out: Path,
     context = baseline.context
     note = "Same real frames for both models." if same_truth else \
         "Scope videos: each run predicts its own replay, so the truth rows differ."
-    paths: dict[str, list[Path]] = {"panels": []}
+    rendered = {}
     for b in range(rows[0][1].shape[0]):
         fig = video.panel_figure([(label, frames[b]) for label, frames in rows], context, offsets,
                                  title=f"Sequence {b + 1}: {context} observed, "
                                        f"{rows[0][1].shape[1] - context} imagined. {note}")
-        paths["panels"] += _save(fig, out, f"panel_seq{b + 1}")
-    paths["video"] = [video.write_mp4(video.grid_video(rows, context), out / "openloop.mp4", fps)]
+        rendered[f"panel_seq{b + 1}"] = figures.render(fig)
     T = rows[0][1].shape[1]
     crop = {name: OpenLoop(ol.truth[:, :T], ol.pred[:, :T], context, ol.source)
             for name, ol in zip(names, (baseline, adapt))}
     table = error_table({name: step_errors(ol) for name, ol in crop.items()}, reps)
-    paths["errors"] = _save(error_figure(table, note), out, "error_vs_horizon")
+    rendered["error_vs_horizon"] = figures.render(error_figure(table, note))
+    written = figures.write_rendered(rendered, out)
+    paths: dict[str, list] = {
+        "panels": [p for name, p in written.items() if name.startswith("panel_")],
+        "video": [video.write_mp4(video.grid_video(rows, context), out / "openloop.mp4", fps)],
+        "errors": [written["error_vs_horizon.png"], written["error_vs_horizon.pdf"], out / "error_vs_horizon.csv"],
+        "rendered": list(rendered.items()),
+    }
     with open(out / "error_vs_horizon.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
-    paths["errors"].append(out / "error_vs_horizon.csv")
     return paths
 
 

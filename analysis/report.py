@@ -1,9 +1,12 @@
 """The full report: one self-contained report.html and a report.pdf of the same content.
 
-`collect` gathers everything from the run folders through the library (ingest, stats,
-compare, openloop); `render_html` fills the jinja2 template with autoescape on, so names from
-the file system always show as text; `write_pdf` turns that HTML into a PDF with weasyprint.
-Figures are embedded as base64 PNG and the CSS is inlined: the HTML needs no network.
+A report is data: a title, the methods' paths and one list of `Section`s, each a list of
+blocks (`Paragraph`, `Table`, `Figure`, `Label`). `build` makes them from a finished comparison
+and its figures (rendered in memory, never read back from disk); the template has one loop over
+sections and one over blocks. jinja2 autoescape is on, so names from the file system always
+show as text; the data labels are the runs' nearest READMEs rendered as Markdown with raw HTML,
+links and images off. `write_pdf` turns the same HTML into a PDF with weasyprint. Figures are
+embedded as base64 PNG and the CSS is inlined: the HTML needs no network.
 """
 
 from __future__ import annotations
@@ -18,10 +21,16 @@ from analysis import openloop, stats
 
 TEMPLATES = Path(__file__).parent / "templates"
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
+LABEL_CHARS = 900  # a data label shows the README's opening, about this long
 PER_RUN_KEYS = ("seed", "logdir")  # config keys that differ from run to run by design
-SECTIONS = [("data-label", "Data label"), ("setup", "Setup"), ("aggregate", "Aggregate"),
-            ("curves", "Curves"), ("mask", "Mask"), ("openloop", "Open loop"),
-            ("per-run", "Per run"), ("problems", "Problems")]
+OPENLOOP_PANELS = 2  # panels per method pair embedded in the report (all are written to disk)
+
+
+@dataclass
+class Paragraph:
+    text: str
+    style: str = ""  # '' or 'warning' or 'missing'
+    kind: str = "paragraph"
 
 
 @dataclass
@@ -29,6 +38,7 @@ class Table:
     columns: list[str]
     rows: list[list]
     caption: str = ""
+    kind: str = "table"
 
 
 @dataclass
@@ -36,6 +46,7 @@ class Figure:
     title: str
     png: bytes
     caption: str = ""
+    kind: str = "figure"
 
     @property
     def png_base64(self) -> str:
@@ -43,9 +54,19 @@ class Figure:
 
 
 @dataclass
-class DataLabel:
+class Label:
+    """A run set's data label: its nearest README's opening, as Markdown rendered to safe HTML."""
+
     path: str
-    text: str
+    html: str
+    kind: str = "label"
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    blocks: list = field(default_factory=list)
 
 
 @dataclass
@@ -53,42 +74,57 @@ class ReportData:
     """Everything the template shows; each field is plain data, already computed."""
 
     title: str
-    baseline_paths: list[str]
-    adapt_paths: list[str]
-    labels: list[DataLabel] = field(default_factory=list)
-    setup: Table = field(default_factory=lambda: Table([], []))
-    setup_note: str = ""
-    aggregate: list[Table] = field(default_factory=list)
-    aggregate_note: str = ""
-    figures: list[Figure] = field(default_factory=list)
-    mask_figures: list[Figure] = field(default_factory=list)
-    mask_note: str = ""
-    mask_table: Table = field(default_factory=lambda: Table([], []))
-    openloop_figures: list[Figure] = field(default_factory=list)
-    openloop_note: str = ""
-    per_run: Table = field(default_factory=lambda: Table([], []))
-    problems: Table = field(default_factory=lambda: Table([], []))
+    methods: list[tuple[str, list[str]]]  # (method, its command-line paths), the reference first
+    sections: list[Section] = field(default_factory=list)
     generated: str = field(default_factory=lambda: datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
 
 
 # ---- data labels and configs -----------------------------------------------------------
 
 
-def find_labels(run_paths: list[Path], levels: int = 3) -> list[DataLabel]:
-    """READMEs in the run folders' parents (up to `levels` up, stopping at a repository root)."""
+def nearest_readme(run: Path) -> Path | None:
+    """The README closest above a run (its own folder first), never the repository's own."""
+    folder = Path(run).resolve()
+    while folder != folder.parent:
+        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
+            return None
+        for name in README_NAMES:
+            if (folder / name).is_file():
+                return folder / name
+        folder = folder.parent
+    return None
+
+
+def find_labels(run_paths: list[Path]) -> list[Label]:
+    """One label per distinct nearest README of the runs, in the runs' order."""
     seen, labels = set(), []
     for run in run_paths:
-        folder = Path(run).resolve()
-        for _ in range(levels):
-            folder = folder.parent
-            for name in README_NAMES:
-                readme = folder / name
-                if readme.is_file() and readme not in seen:
-                    seen.add(readme)
-                    labels.append(DataLabel(_short(readme), readme.read_text(errors="replace")))
-            if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
-                break
+        readme = nearest_readme(run)
+        if readme is not None and readme not in seen:
+            seen.add(readme)
+            labels.append(Label(_short(readme), markdown_html(opening(readme.read_text(errors="replace")))))
     return labels
+
+
+def opening(text: str, limit: int = LABEL_CHARS) -> str:
+    """The README's first paragraphs up to about `limit` characters, cut at a paragraph break
+    and before any code block; '[...]' marks a cut."""
+    kept, size = [], 0
+    for block in text.strip().split("\n\n"):
+        if block.lstrip().startswith("```") or (kept and size + len(block) > limit):
+            return "\n\n".join(kept + ["[...]"])
+        kept.append(block)
+        size += len(block)
+    return "\n\n".join(kept)
+
+
+def markdown_html(text: str) -> str:
+    """Markdown as HTML with raw HTML escaped and links, autolinks and images left as text
+    (a report shows what a README says; it never fetches or links out)."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).disable(["image", "link", "autolink"])
+    return md.render(text)
 
 
 def _short(path: Path) -> str:
@@ -136,13 +172,6 @@ def _fmt(value) -> str:
     return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
 
 
-# ---- figures ---------------------------------------------------------------------------
-
-
-def figure_from_file(path: Path, title: str | None = None, caption: str = "") -> Figure:
-    return Figure(title or Path(path).stem.replace("_", " "), Path(path).read_bytes(), caption)
-
-
 def table_from_records(records: list[dict], caption: str = "", digits: int = 3) -> Table:
     """A list of flat dicts (e.g. from JSON or CSV) as a table; floats rounded for reading."""
     columns = list(dict.fromkeys(k for r in records for k in r))
@@ -166,9 +195,9 @@ def render_html(data: ReportData) -> str:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined)
+    env.filters["trusted"] = Markup  # only for Label.html, which markdown_html escaped itself
     css = Markup((TEMPLATES / "report.css").read_text())
-    sections = [{"id": i, "title": t} for i, t in SECTIONS]
-    return env.get_template("report.html.j2").render(r=data, css=css, sections=sections)
+    return env.get_template("report.html.j2").render(r=data, css=css)
 
 
 def write_pdf(html: str, path: Path) -> int:
@@ -194,131 +223,147 @@ def write(data: ReportData, out: Path) -> dict:
     return {"html": out / "report.html", "pdf": out / "report.pdf", "pages": pages}
 
 
-# ---- open-loop section -----------------------------------------------------------------
+# ---- sections --------------------------------------------------------------------------
 
 
-def openloop_section(baseline: Path, adapt: Path, out: Path, source: str = "auto",
-                     reps: int = 2000, max_panels: int = 2) -> tuple[list[Figure], str]:
-    """Panels and error-vs-horizon for the two runs, or a note saying why there are none."""
-    try:
-        b, a, same = openloop.load_pair(baseline, adapt, source)
-        paths = openloop.export(b, a, same, out, reps=reps)
-    except openloop.OpenLoopError as error:
-        return [], f"No open-loop figures: {error}"
-    figures = [figure_from_file(p, caption="") for p in paths["errors"] if p.suffix == ".png"]
-    panels = [p for p in paths["panels"] if p.suffix == ".png"][:max_panels]
-    figures += [figure_from_file(p) for p in panels]
-    where = "checkpoints (same real frames for both)" if same else \
-        "each run's scope video (own replay sequences; truths differ)"
-    note = (f"Runs {_short(baseline)} (baseline) and {_short(adapt)} (adapt), from {where}: "
-            f"{b.context} observed frames, {b.horizon} imagined. Sources: {b.source}; {a.source}. "
-            f"Panels for every sequence and the mp4 are in {_short(out)}.")
-    return figures, note
+def label_section(result) -> Section:
+    labels = find_labels([r.path for r in result.data.runs])
+    if not labels:
+        return Section("data-label", "Data label", [Paragraph(
+            "WARNING: no README was found beside these runs. Nothing says how they were made (command, "
+            "model size, steps, machine) or what they are not. Treat every number below as unlabelled data.",
+            "warning")])
+    return Section("data-label", "Data label", labels)
 
 
-# ---- collecting everything -------------------------------------------------------------
+def setup_section(result) -> Section:
+    runs = result.data.runs
+    configs = {m: [read_config(r.path) for r in runs if r.method == m] for m in result.methods}
+    counts = ", ".join(f"{m}: {len(c)} run(s), {sum(1 for x in c if x)} with config.yaml" for m, c in configs.items())
+    table = config_differences(configs)
+    blocks = [Paragraph(f"Tasks: {', '.join(result.tasks)}. {counts}. The table lists every config key whose "
+                        "value differs between the methods or across a method's runs (seed and logdir left out).")]
+    blocks.append(table if table.rows else Paragraph(
+        "No config key differs between the methods or across runs (or the runs have no config.yaml)."))
+    return Section("setup", "Setup", blocks)
 
 
-def aggregate_tables(result) -> list[Table]:
-    """The compare result as two readable tables: metrics with CIs, and P(improvement)."""
-    rows = []
-    for row in result.aggregate.sort("scope", "metric", "method").iter_rows(named=True):
-        ci = f"[{_round(row['low'], 3)}, {_round(row['high'], 3)}]"
-        rows.append([row["scope"], row["metric"], row["method"], _round(row["point"], 3), ci, row["runs"]])
-    metrics = Table(["scope", "metric", "method", "point", "95% CI", "runs"], rows,
-                    f"Stratified bootstrap, {result.reps:,} reps, seed {result.seed}; "
-                    + stats.final_score_definition(result.window) + ".")
-    poi_rows = [[r["scope"], _round(r["point"], 3), f"[{_round(r['low'], 3)}, {_round(r['high'], 3)}]"]
-                for r in result.poi.iter_rows(named=True)]
-    poi = Table(["scope", f"P({result.adapt} > {result.baseline})", "95% CI"], poi_rows,
-                "Probability of improvement (rliable): the chance that a random adapt run beats a "
-                "random baseline run on the same task.")
-    return [metrics, poi]
+def aggregate_section(result) -> Section:
+    from analysis import compare
+
+    columns, rows = compare.table_rows(result)
+    caption = (f"Human-normalized final scores with 95% stratified bootstrap CIs, per task and over "
+               f"{stats.OVERALL}; the last column is the probability of improvement (rliable) over the "
+               f"reference {result.reference}. " + compare.bootstrap_sentence(result) + ".")
+    blocks = [Table(columns, rows, caption)]
+    blocks += [Paragraph(line) for line in compare.power_sentences(result)]
+    blocks += [Paragraph(f"Note: {note}") for note in result.notes]
+    return Section("aggregate", "Aggregate scores", blocks)
+
+
+def figures_section(result, rendered: dict) -> Section:
+    from analysis import compare
+
+    blocks = [Figure(compare.FIGURE_TITLES.get(stem, stem.replace("_", " ")), fig.png)
+              for stem, fig in rendered.items()]
+    return Section("curves", "Learning curves and score figures",
+                   blocks or [Paragraph("No figures were produced.", "missing")])
 
 
 def best_runs(result) -> dict[str, Path]:
-    """The best-scoring run of each method (by final score), for the open-loop section."""
+    """The best-scoring run of each method (by final score), for the mask and open-loop sections."""
     from analysis import ranking
 
     paths = {r.name: r.path for r in result.data.runs}
     best = {}
-    for method in (result.baseline, result.adapt):
+    for method in result.methods:
         ranked = ranking.rank_runs(result.final.filter(result.final["method"] == method))
-        if ranked:
+        if ranked and ranked[0]["final_score"] is not None:
             best[method] = Path(paths[ranked[0]["run"]])
     return best
 
 
-def mask_section(result, best: dict[str, Path], out: Path) -> tuple[list[Figure], str, Table]:
-    """Mask figures (best run per method over training; all runs in the scatter) and a summary."""
+def mask_section(result, best: dict[str, Path]) -> tuple[Section, dict]:
+    """Mask figures (best run per method over training; all runs in the scatter), a summary
+    table, and the rendered figures (to be written beside the others)."""
     import polars as pl
 
     from analysis import figures, mask
 
     data = result.data
-    if not data.metrics.height or not (data.metrics["key"].cast(pl.String).str.starts_with("train/imag_adapt/")).any():
-        return [], "No run logged train/imag_adapt/* metrics, so there is no mask to show.", Table([], [])
-    summary = mask.summarize(data)
+    logged = data.metrics.height and data.metrics["key"].cast(pl.String).str.starts_with("train/imag_adapt/").any()
+    if not logged:
+        return Section("mask", "Mask diagnostics", [Paragraph(
+            "No run logged train/imag_adapt/* metrics, so there is no mask to show.")]), {}
     chosen = [r for r in data.runs if Path(r.path) in set(best.values())] or data.runs[:2]
     names = [r.name for r in chosen]
-    colors = figures.method_colors([result.baseline, result.adapt])
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    figs = []
-    plots = (("mask_over_training", "Mask over training (best run of each method)",
-              lambda: figures.plot_mask(data.metrics.filter(pl.col("run").is_in(names)), chosen, colors)),
-             ("mask_vs_loss", "Mask mean against loss/dyn (all runs)",
-              lambda: figures.plot_mask_scatter(data.metrics, data.runs, colors)))
-    for stem, title, plot in plots:
-        figs += [figure_from_file(p, title) for p in figures.save(plot(), out / stem) if p.suffix == ".png"]
-    note = ("Adaptive-horizon mask (SPEC section 4): shaded intervals are the fraction of updates with "
-            "the mask active; the table gives per-run means over all logged lines.")
-    return figs, note, table_from_records(summary.to_dicts())
+    colors = figures.method_colors(result.methods)
+    rendered = {
+        "mask_over_training": figures.render(
+            figures.plot_mask(data.metrics.filter(pl.col("run").is_in(names)), chosen, colors)),
+        "mask_vs_loss": figures.render(figures.plot_mask_scatter(data.metrics, data.runs, colors)),
+    }
+    blocks = [Paragraph("Adaptive-horizon mask (SPEC section 4): shaded intervals are the fraction of updates "
+                        "with the mask active; the table gives per-run means over all logged lines."),
+              Figure("Mask over training (best run of each method)", rendered["mask_over_training"].png),
+              Figure("Mask mean against loss/dyn (all runs)", rendered["mask_vs_loss"].png),
+              table_from_records(mask.summarize(data).to_dicts())]
+    return Section("mask", "Mask diagnostics", blocks), rendered
 
 
-def collect(baseline: list[str], adapt: list[str], out: Path, names=None, reps: int = 10_000,
-            seed: int = 0, openloop_source: str = "auto", progress: bool = False,
-            cache: bool | str | Path | None = True) -> ReportData:
-    """Run the comparison and gather every section of the report (writes its figures to `out`)."""
-    from analysis import compare
+def openloop_section(result, best: dict[str, Path], out: Path, source: str = "auto") -> Section:
+    """For each other method: its best run against the reference's, panels and error vs horizon."""
+    reference = result.reference
+    if reference not in best:
+        return Section("openloop", "Open-loop predictions",
+                       [Paragraph(f"No open-loop figures: {reference} has no scored run.")])
+    blocks = []
+    for method in result.others:
+        if method not in best:
+            blocks.append(Paragraph(f"No open-loop figures for {method}: it has no scored run."))
+            continue
+        folder = Path(out) / "openloop" / f"{reference}_vs_{method}"
+        try:
+            b, a, same = openloop.load_pair(best[reference], best[method], source)
+            written = openloop.export(b, a, same, folder, names=(reference, method),
+                                      reps=min(result.reps, 2000))
+        except openloop.OpenLoopError as error:
+            blocks.append(Paragraph(f"No open-loop figures for {method}: {error}"))
+            continue
+        where = "checkpoints (same real frames for both)" if same else \
+            "each run's scope video (own replay sequences; truths differ)"
+        blocks.append(Paragraph(
+            f"{method} ({_short(best[method])}) against {reference} ({_short(best[reference])}), from {where}: "
+            f"{b.context} observed frames, {b.horizon} imagined. Sources: {b.source}; {a.source}. "
+            f"Panels for every sequence and the mp4 are in {_short(folder)}."))
+        rendered = dict(written["rendered"])
+        blocks.append(Figure(f"{method} vs {reference}: error vs horizon", rendered.pop("error_vs_horizon").png))
+        blocks += [Figure(f"{method} vs {reference}: {stem.replace('_', ' ')}", fig.png)
+                   for stem, fig in list(rendered.items())[:OPENLOOP_PANELS]]
+    return Section("openloop", "Open-loop predictions", blocks)
 
-    out = Path(out)
-    result = compare.compare(baseline, adapt, names=names, reps=reps, seed=seed, progress=progress, cache=cache)
-    written = compare.write_outputs(result, out / "figures")
-    return from_comparison(result, written, out, baseline, adapt, openloop_source)
 
-
-def from_comparison(result, written: dict, out: Path, baseline: list[str], adapt: list[str],
-                    openloop_source: str = "auto") -> ReportData:
-    """Gather every section of the report around a finished comparison and its written
-    figures (so `compare` and `report` never compute the statistics twice)."""
-    out = Path(out)
-    data = ReportData(f"{', '.join(result.tasks)}: {result.adapt} vs {result.baseline}",
-                      [_short(Path(p)) for p in baseline], [_short(Path(p)) for p in adapt])
-    runs = result.data.runs
-    data.labels = find_labels([r.path for r in runs])
-    configs = {m: [read_config(r.path) for r in runs if r.method == m] for m in (result.baseline, result.adapt)}
-    data.setup = config_differences(configs)
-    counts = ", ".join(f"{m}: {len(c)} run(s), {sum(1 for x in c if x)} with config.yaml" for m, c in configs.items())
-    data.setup_note = (f"Tasks: {', '.join(result.tasks)}. {counts}. The table lists every config key "
-                       f"whose value differs between the methods or across a method's runs "
-                       f"(seed and logdir left out).")
-    data.aggregate = aggregate_tables(result)
-    data.aggregate_note = " ".join(result.notes)
-    titles = {"sample_efficiency": "IQM learning curves", "aggregates": "Aggregate metrics",
-              "probability_of_improvement": "Probability of improvement",
-              "performance_profile": "Performance profiles", "final_scores": "Final score per run",
-              "score_curves": "Raw episode scores against the random and human scores"}
-    data.figures = [figure_from_file(path, titles.get(path.stem)) for name, path in written.items()
-                    if path.suffix == ".png"]
+def build(result, rendered: dict, out: Path, paths: list[list[str]], openloop_source: str = "auto"
+          ) -> tuple[ReportData, dict]:
+    """The report of a finished comparison and its rendered figures; returns it and the extra
+    figures it drew (mask), for the caller to write beside the others. Open-loop files go to
+    `out`/openloop/<reference>_vs_<method>/."""
     best = best_runs(result)
-    data.mask_figures, data.mask_note, data.mask_table = mask_section(result, best, out / "figures")
-    if len(best) == 2:
-        data.openloop_figures, data.openloop_note = openloop_section(
-            best[result.baseline], best[result.adapt], out / "openloop", openloop_source,
-            min(result.reps, 2000))
-    else:
-        data.openloop_note = "No open-loop figures: a method has no scored run."
-    data.per_run = table_from_records(result.final.to_dicts())
-    data.problems = table_from_records(result.data.problems.to_dicts())
-    return data
+    mask, mask_rendered = mask_section(result, best)
+    data = ReportData(f"{', '.join(result.tasks)}: {' vs '.join(result.methods)}",
+                      [(m, [_short(Path(p)) for p in group]) for m, group in zip(result.methods, paths)])
+    data.sections = [
+        label_section(result),
+        setup_section(result),
+        aggregate_section(result),
+        figures_section(result, rendered),
+        mask,
+        openloop_section(result, best, out, openloop_source),
+        Section("per-run", "Per-run table", [table_from_records(
+            result.final.to_dicts(), "fallback: no episode in the final window, so the run's last episode "
+            "stands in for its final score.")]),
+        Section("problems", "Ingest problems", [
+            table_from_records(result.data.problems.to_dicts()) if result.data.problems.height else
+            Paragraph("No problems were found while reading the runs.")]),
+    ]
+    return data, mask_rendered

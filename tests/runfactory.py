@@ -17,7 +17,6 @@ import numpy as np
 from analysis import atari
 
 EXTRA_KEYS = [f"train/extra/k{i:02d}" for i in range(40)]
-ADAPT_KEYS = ["active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff"]
 
 
 def write_run(

@@ -10,16 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analysis import ingest
+from analysis import ingest, mask
 from cli import app
 
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
 BASE = ARTIFACTS / "atari100k_alien_baseline"
 ADAPT = ARTIFACTS / "atari100k_alien_adapt"
 SPEC_KEYS = ["train/loss/dyn", "train/loss/rep", "train/loss/policy", "train/loss/value",
-             "fps/policy", "fps/train"] + [
-    f"train/imag_adapt/{k}" for k in
-    ("active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff")]
+             "fps/policy", "fps/train", *mask.ADAPT_KEYS]
 runner = CliRunner()
 
 

@@ -24,10 +24,10 @@ def test_compare_prints_the_table_and_writes_files(study, tmp_path):
                                  "--out", str(out), "--reps", "300", "--seed", "3", "--metric", "iqm,og"])
     assert result.exit_code == 0, result.output
     assert "IQM" in result.output and "Optimality gap" in result.output and "Median" not in result.output
-    assert "seed 3, 300 reps" in result.output and "power:" in result.output
+    assert "seed 3, 300 reps" in result.output and "power, adapt vs baseline:" in result.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["seed"] == 3 and summary["reps"] == 300 and summary["baseline"] == "baseline"
-    assert (out / "per_run.csv").is_file() and (out / "aggregates.png").is_file()
+    assert summary["seed"] == 3 and summary["reps"] == 300 and summary["methods"] == ["baseline", "adapt"]
+    assert (out / "per_run.csv").is_file() and (out / "figures" / "aggregates.png").is_file()
     html = (out / "report.html").read_text()  # SPEC s.5: compare also writes the report
     assert "Probability of improvement" in html and (out / "report.pdf").stat().st_size > 0
 
@@ -37,13 +37,18 @@ def test_compare_with_names(study, tmp_path):
                                  "--out", str(tmp_path), "--reps", "200", "--names", "dreamer,masked",
                                  "--no-report"])
     assert result.exit_code == 0, result.output
-    assert "P(masked > dreamer)" in result.output
+    assert "P(> dreamer)" in result.output and "masked (n=3)" in result.output
     assert not (tmp_path / "report.html").exists()
 
 
 @pytest.mark.parametrize("args, message", [
     (["--metric", "iqm,sharpe"], "unknown metric 'sharpe'"),
     (["--reps", "5"], "--reps 5"),
+    (["--window", "0"], "--window 0"),
+    (["--power-delta", "nan"], "--power-delta nan"),
+    (["--power-delta", "-1"], "--power-delta -1"),
+    (["--names", "a,b,c"], "--names has 3 label(s) for 2 methods"),
+    (["--names", "x,x"], "method 'x' is given twice"),
 ])
 def test_compare_bad_options_exit_2_with_one_line(study, tmp_path, args, message):
     result = runner.invoke(app, ["compare", str(study / "atari100k_alien_baseline"),

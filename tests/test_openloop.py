@@ -81,15 +81,6 @@ def test_step_errors_known_values():
     np.testing.assert_allclose(err["psnr"], 20 * np.log10(255 / 10))
 
 
-def test_mean_ci_brackets_the_mean():
-    values = np.random.default_rng(1).normal(size=(8, 5))
-    mean, lo, hi = openloop.mean_ci(values, reps=500)
-    np.testing.assert_allclose(mean, values.mean(axis=0))
-    assert (lo <= mean).all() and (mean <= hi).all() and (lo < hi).all()
-    mean, lo, hi = openloop.mean_ci(np.ones((4, 3)), reps=50)
-    np.testing.assert_allclose([mean, lo, hi], 1.0)
-
-
 def test_error_images():
     truth = np.array([[10, 200]], np.uint8)
     pred = np.array([[30, 100]], np.uint8)

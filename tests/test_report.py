@@ -20,7 +20,8 @@ from cli import app
 from openloop_factory import compose, known_sequences, write_video
 
 SCRIPT = "<script>alert(1)</script>"
-SECTION_IDS = [section_id for section_id, _ in report.SECTIONS]
+SECTION_IDS = ["data-label", "setup", "aggregate", "curves", "mask", "openloop", "per-run", "problems"]
+METHODS = ("baseline", "adapt", "placebo")
 runner = CliRunner()
 
 
@@ -40,7 +41,7 @@ class Tags(html.parser.HTMLParser):
 def written(tmp_path_factory):
     base = tmp_path_factory.mktemp("report")
     root = base / "<script>alert(1)<" / "script>"
-    runfactory.write_study(root, seeds=3, frames=40_000, episodes=40, log_lines=20)
+    runfactory.write_study(root, seeds=3, frames=40_000, episodes=40, log_lines=20, methods=METHODS)
     truth, pred = known_sequences(3, 10)
     for run in sorted(root.glob("*/seed*")):
         write_video(run, compose(truth, pred, 5))
@@ -49,10 +50,12 @@ def written(tmp_path_factory):
                 f.write("agent:\n  imag_adapt:\n    enabled: true\n")
     with open(next(root.glob("*_baseline/seed1*")) / "scores.jsonl", "a") as f:
         f.write('{"step": 40001, "episode/sco')  # a run that died mid-write
-    (root / "README.md").write_text(f"Synthetic runs for tests, not results. {SCRIPT} <img src=x onerror=alert(2)>")
+    (root / "README.md").write_text(f"# Synthetic set\n\n**Synthetic runs** for tests, not results. {SCRIPT} "
+                                    "<img src=x onerror=alert(2)> [link](https://example.com)\n\n"
+                                    + "A long paragraph. " * 80 + "\n\nTHE END OF THE README\n")
     out = base / "out"
-    result = runner.invoke(app, ["report", str(root / "atari100k_alien_baseline"),
-                                 str(root / "atari100k_alien_adapt"), "--out", str(out), "--reps", "300"])
+    result = runner.invoke(app, ["report", *(str(root / f"atari100k_alien_{m}") for m in METHODS),
+                                 "--out", str(out), "--reps", "300"])
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -81,11 +84,26 @@ def test_names_from_disk_are_escaped(written):
 def test_sections_show_the_data(written):
     out, _ = written
     text = (out / "report.html").read_text()
-    assert "Synthetic runs for tests, not results" in text  # the data label
     assert "agent.imag_adapt.enabled" in text  # the config difference between the methods
     assert "torn" in text or "cut off" in text or "last line" in text  # the damaged scores file
     assert "observed frames" in text and "error vs horizon" in text
-    assert (out / "openloop" / "openloop.mp4").exists()
+    for method in METHODS[1:]:  # open loop of every other method against the reference
+        assert (out / "openloop" / f"baseline_vs_{method}" / "openloop.mp4").exists()
+        assert f"{method} vs baseline: error vs horizon" in text
+    assert all(f"{m} (n=3)" in text for m in METHODS)  # the aggregate table has every method
+    assert text.count("power, ") == 2  # a seeds-needed statement per other method
+    assert (out / "figures" / "aggregates.png").is_file() and (out / "figures" / "mask_vs_loss.pdf").is_file()
+
+
+def test_data_label_is_the_nearest_readme_rendered_short(written):
+    out, _ = written
+    text = (out / "report.html").read_text()
+    label = text[text.index('id="data-label"'):text.index('id="setup"')]
+    assert "<strong>Synthetic runs</strong> for tests, not results" in label and "**" not in label
+    assert "<h1>Synthetic set</h1>" in label
+    assert "THE END OF THE README" not in label and "[...]" in label  # short: the opening only
+    assert "https://example.com" not in label.split("[link]")[0] and 'href="https' not in label
+    assert "dreamer-report" not in label  # the repository's own README is never a data label
 
 
 def test_pdf_has_pages(written):
@@ -107,7 +125,10 @@ def test_pdf_has_pages(written):
 
 
 def test_missing_label_is_a_visible_warning():
-    data = report.ReportData("t", ["a"], ["b"])
+    from types import SimpleNamespace
+
+    nothing = SimpleNamespace(data=SimpleNamespace(runs=[]))
+    data = report.ReportData("t", [("a", ["p"])], [report.label_section(nothing)])
     text = report.render_html(data)
     assert "WARNING: no README was found" in text
 
@@ -123,3 +144,12 @@ def test_report_cli_missing_path_is_one_line_exit_2(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path / "nope"), str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1 and "nope" in result.output
+
+
+def test_nearest_readme_is_the_run_sets_own_never_the_projects(tmp_path):
+    from pathlib import Path
+
+    artifacts = Path(__file__).parent.parent / "artifacts"
+    run = next((artifacts / "atari100k_alien_adapt").glob("seed0_*"))
+    assert report.nearest_readme(run) == (artifacts / "atari100k_alien_adapt" / "README.md").resolve()
+    assert report.nearest_readme(Path(__file__).parent) is None  # tests/ -> the repository's README: no

@@ -122,3 +122,23 @@ def test_power_needs_fewer_seeds_for_bigger_differences():
     assert small["seeds_needed"] is None or small["seeds_needed"] > big["seeds_needed"]
     with pytest.raises(ValueError, match="at least 2 runs"):
         stats.seeds_needed(base[:1], adapt, delta=0.1)
+
+
+def test_mean_ci_brackets_the_mean():
+    values = np.random.default_rng(1).normal(size=(8, 5))
+    mean, lo, hi = stats.mean_ci(values, reps=500)
+    np.testing.assert_allclose(mean, values.mean(axis=0))
+    assert (lo <= mean).all() and (mean <= hi).all() and (lo < hi).all()
+    mean, lo, hi = stats.mean_ci(np.ones((4, 3)), reps=50)
+    np.testing.assert_allclose([mean, lo, hi], 1.0)
+
+
+def test_mean_ci_draws_rows_within_each_column_as_bootstrap_stat():
+    """Column j's resamples are bootstrap_stat's draw: a NumPy loop over the same stream agrees."""
+    values = np.random.default_rng(2).normal(size=(6, 3))
+    _, lo, hi = stats.mean_ci(values, reps=200, seed=9)
+    rng = np.random.RandomState(9)
+    index = rng.randint(0, 6, size=(200, 6, 3))
+    boots = np.array([[values[index[r, :, j], j].mean() for j in range(3)] for r in range(200)])
+    np.testing.assert_allclose(lo, np.percentile(boots, 2.5, axis=0))
+    np.testing.assert_allclose(hi, np.percentile(boots, 97.5, axis=0))
