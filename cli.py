@@ -304,5 +304,67 @@ def runs_cli(
         console.print("no problems found")
 
 
+@app.command("watch")
+def watch_cli(
+    paths: Annotated[list[str], typer.Argument(help="Run dirs, folders of runs, or globs (new runs are picked up).")],
+    interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")] = 2.0,
+    html: Annotated[str, typer.Option("--html", help="Also keep this self-refreshing HTML page up to date.")] = None,
+    torn_after: Annotated[float, typer.Option("--torn-after", min=0.0, help="Seconds a last line may stay "
+                                              "unterminated before it is reported torn.")] = 10.0,
+    iterations: Annotated[int, typer.Option("--iterations", min=0, help="Stop after this many refreshes "
+                                            "(0: until Ctrl-C).")] = 0,
+):
+    """A live view of runs while they write: last step, fps, scores, mask activity, problems."""
+    import datetime
+    import time
+    from pathlib import Path
+
+    from rich.live import Live
+    from rich.table import Table
+    from rich.text import Text
+
+    from analysis import watch
+    from analysis.ingest import IngestError
+
+    try:
+        watcher = watch.Watcher(paths, torn_after=torn_after)
+    except (IngestError, ValueError, OSError) as error:
+        _fail(_first_line(error))
+    console = _console()
+    fits = max(1, console.height - 8) if console.is_terminal else None  # rows a terminal shows
+
+    def view() -> Table:
+        watcher.refresh()
+        columns, rows = watcher.table()
+        stamp = datetime.datetime.now().strftime("%H:%M:%S")
+        if html:
+            watch.write_atomic(Path(html), watch.render_html(columns, rows, interval, stamp))
+        more = f"; {len(rows) - fits} more below (all in --html)" if fits and len(rows) > fits else ""
+        table = Table(title=f"{len(rows)} run(s) at {stamp}{more}; Ctrl-C to stop")
+        for column in columns:
+            table.add_column(column)
+        for row in rows[:fits]:  # Text: names from disk print literally, never as markup
+            table.add_row(*(Text(_plain(cell)) for cell in row))
+        return table
+
+    done = 0
+    try:
+        if console.is_terminal:
+            with Live(view(), console=console, auto_refresh=False) as live:
+                while iterations == 0 or (done := done + 1) < iterations:
+                    time.sleep(interval)
+                    live.update(view(), refresh=True)
+        else:  # a log or a pipe: one table per refresh
+            while iterations == 0 or done < iterations:
+                console.print(view())
+                done += 1
+                if iterations == 0 or done < iterations:
+                    time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    console.print(f"watch stopped; {sum(t.bytes_read for ts in watcher.tails.values() for t in ts):,} bytes read",
+                  markup=False)
+
+
 if __name__ == "__main__":
     app()

@@ -124,7 +124,7 @@ def _check_options(groups, names, metrics, reps, window, power_delta) -> None:
     if not 0 < window <= 1:
         raise CompareError(f"--window {window}: expected a fraction in (0, 1]")
     if power_delta is not None and not (np.isfinite(power_delta) and power_delta > 0):
-        raise CompareError(f"--power-delta {power_delta}: expected a positive finite IQM difference")
+        raise CompareError(f"--power-delta {power_delta}: expected a positive IQM difference")
 
 
 def _group_label(runs: list[ingest.Run], index: int) -> str:

@@ -312,25 +312,46 @@ def load_pair(baseline: Path, adapt: Path, source: str = "auto", step: int | Non
 
     source 'ckpt' loads both world models on the same fresh sequences; 'scope' reads each
     run's logged video (each on its own replay, so the truths differ); 'auto' prefers
-    checkpoints when both runs have one and the trainer can load them.
+    checkpoints when both runs have one and the trainer can load them, and falls back to the
+    scope videos when a checkpoint does not load (the reason is kept in each `source`).
     """
     if source not in ("auto", "ckpt", "scope"):
         raise OpenLoopError(f"source must be auto, ckpt or scope, got {source!r}")
     use_ckpt = source == "ckpt" or (
         source == "auto" and has_checkpoint(baseline) and has_checkpoint(adapt) and trainer_available())
     if use_ckpt:
-        _, pair = from_checkpoints({"baseline": baseline, "adapt": adapt}, context, horizon, n_seq, seed)
-        return pair["baseline"], pair["adapt"], True
+        try:
+            _, pair = from_checkpoints({"baseline": baseline, "adapt": adapt}, context, horizon, n_seq, seed)
+            return pair["baseline"], pair["adapt"], True
+        except OpenLoopError as error:
+            if source == "ckpt":
+                raise
+            why = error
+        return _scope_instead(baseline, step, why), _scope_instead(adapt, step, why), False
     return from_scope(baseline, step), from_scope(adapt, step), False
+
+
+def _scope_instead(run: Path, step: int | None, why: Exception) -> OpenLoop:
+    """The run's scope video, its source saying why the checkpoint was not used."""
+    import dataclasses
+
+    ol = from_scope(run, step)
+    return dataclasses.replace(ol, source=f"{ol.source} (checkpoint not used: {str(why).splitlines()[0]})")
 
 
 def load_single(run: Path, source: str = "auto", step: int | None = None, context: int = 5,
                 horizon: int = 45, n_seq: int = 4, seed: int = 0) -> OpenLoop:
-    """One run's open-loop data: from its checkpoint when possible (or asked), else its scope video."""
+    """One run's open-loop data: from its checkpoint when possible (or asked), else its scope video
+    ('auto' also when the checkpoint does not load; the reason is kept in `source`)."""
     if source not in ("auto", "ckpt", "scope"):
         raise OpenLoopError(f"source must be auto, ckpt or scope, got {source!r}")
     if source == "ckpt" or (source == "auto" and has_checkpoint(run) and trainer_available()):
-        return from_checkpoints({"run": run}, context, horizon, n_seq, seed)[1]["run"]
+        try:
+            return from_checkpoints({"run": run}, context, horizon, n_seq, seed)[1]["run"]
+        except OpenLoopError as error:
+            if source == "ckpt":
+                raise
+            return _scope_instead(run, step, error)
     return from_scope(run, step)
 
 

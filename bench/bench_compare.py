@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from analysis import atari, compare, ingest  # noqa: E402
+from analysis import atari, compare, figures, ingest  # noqa: E402
 from runfactory import write_study  # noqa: E402
 
 
@@ -33,10 +33,11 @@ def main():
             ingest.ingest(runs, metric_keys=compare.COMPARE_METRIC_KEYS)
             t_ingest = time.perf_counter() - start
             start = time.perf_counter()
-            result = compare.compare(base, adapt, reps=args.reps)
+            result = compare.compare([base, adapt], reps=args.reps)
             t_compare = time.perf_counter() - start
             start = time.perf_counter()
-            compare.write_outputs(result, root / "out")
+            rendered = {stem: figures.render(fig) for stem, fig in compare.figures_of(result).items()}
+            compare.write_outputs(result, root / "out", rendered)
             t_write = time.perf_counter() - start
             print(f"{label}: ingest alone {t_ingest:.2f} s; compare() {t_compare:.2f} s "
                   f"({args.reps:,} reps, {len(result.tasks)} tasks); figures + files {t_write:.2f} s")

@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 from cli import app
 
 runner = CliRunner()
-COMMANDS = ["compare", "mask", "openloop", "best-seed", "report", "runs"]
+COMMANDS = ["compare", "mask", "openloop", "best-seed", "report", "runs", "watch"]
 
 
 def test_help_lists_every_command():

@@ -10,12 +10,13 @@ import runfactory
 from openloop_factory import compose, known_sequences, write_video
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+ARMS = ("baseline", "adapt", "placebo", "short")  # notebook 04 compares four methods
 
 
 @pytest.fixture(scope="module")
 def run_set(tmp_path_factory):
     root = tmp_path_factory.mktemp("nb_runs")
-    runfactory.write_study(root, seeds=3, frames=20_000, episodes=30, log_lines=10)
+    runfactory.write_study(root, seeds=3, frames=20_000, episodes=30, log_lines=10, methods=ARMS)
     truth, pred = known_sequences(2, 8)
     for run in root.glob("*/seed*"):
         write_video(run, compose(truth, pred, 4))
@@ -24,7 +25,7 @@ def run_set(tmp_path_factory):
 
 def test_the_three_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == ["01_explore_runs.ipynb", "02_compare_methods.ipynb",
-                                           "03_mask_and_openloop.ipynb"]
+                                           "03_mask_and_openloop.ipynb", "04_n_methods_and_watch.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -42,6 +43,7 @@ def test_runs_top_to_bottom(path, run_set, tmp_path):
     book.cells[0].source = (f"RUNS = {str(run_set)!r}\n"
                             f"BASELINE = {str(run_set / 'atari100k_alien_baseline')!r}\n"
                             f"ADAPT = {str(run_set / 'atari100k_alien_adapt')!r}\n"
+                            f"ARMS = {[str(run_set / f'atari100k_alien_{m}') for m in ARMS]!r}\n"
                             "REPS = 200\n")
     client = NotebookClient(book, timeout=180, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})

@@ -155,3 +155,26 @@ def test_from_checkpoints_on_a_real_debug_run(real_run):
         assert ol.pred.shape == truth.shape and ol.context == 3 and ol.horizon == 4
     np.testing.assert_array_equal(pair["a"].pred, pair["b"].pred)  # same model, same data, same seed
     assert openloop.step_errors(pair["a"])["mse"].shape == (2, 4)
+
+
+def test_auto_falls_back_to_scope_when_a_checkpoint_does_not_load(tmp_path):
+    """A checkpoint the agent cannot load (here: garbage) is not the end of `auto`: the scope
+    video is used and the source says why; `ckpt` asked explicitly still fails."""
+    from openloop_factory import compose, known_sequences, write_video
+
+    truth, pred = known_sequences(2, 8)
+    runs = []
+    for name in ("a", "b"):
+        run = tmp_path / name
+        (run / "ckpt" / "20260101T000000").mkdir(parents=True)
+        (run / "ckpt" / "20260101T000000" / "agent.pkl").write_bytes(b"not a pickle")
+        (run / "ckpt" / "20260101T000000" / "done").write_text("")
+        (run / "ckpt" / "latest").write_text("20260101T000000")
+        write_video(run, compose(truth, pred, 4))
+        runs.append(run)
+    b, a, same = openloop.load_pair(runs[0], runs[1], "auto")
+    assert not same and "checkpoint not used" in b.source and b.truth.shape[0] == 2
+    single = openloop.load_single(runs[0], "auto")
+    assert "checkpoint not used" in single.source
+    with pytest.raises(openloop.OpenLoopError):
+        openloop.load_pair(runs[0], runs[1], "ckpt")

@@ -53,3 +53,22 @@ def test_readme_command_runs_as_written(command, scratch, monkeypatch):
     monkeypatch.chdir(scratch)
     result = runner.invoke(app, shlex.split(command)[1:])
     assert result.exit_code == 0, (command, result.output)
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if shlex.split(c)[1] == "watch"])
+def test_readme_watch_runs_as_written_until_ctrl_c(command, scratch):
+    """watch runs until interrupted: start it as written, wait for the first view, press Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    args = [sys.executable, str(ROOT / "cli.py"), *shlex.split(command)[1:]]
+    proc = subprocess.Popen(args, cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline(), proc.stderr.read()  # the first view is drawn
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "watch stopped" in out, err
+    html = [a for a in shlex.split(command) if a.endswith(".html")]
+    assert not html or (scratch / html[0]).is_file()
