@@ -142,3 +142,13 @@ def test_mean_ci_draws_rows_within_each_column_as_bootstrap_stat():
     boots = np.array([[values[index[r, :, j], j].mean() for j in range(3)] for r in range(200)])
     np.testing.assert_allclose(lo, np.percentile(boots, 2.5, axis=0))
     np.testing.assert_allclose(hi, np.percentile(boots, 97.5, axis=0))
+
+
+def test_fast_bootstrap_leaves_the_global_rng_alone():
+    """The fast engine draws from its own RandomState: a caller's np.random stream is untouched."""
+    np.random.seed(123)
+    expected = np.random.rand(3)
+    np.random.seed(123)
+    stats.interval_estimate(np.random.default_rng(0).normal(size=(4, 2)), "iqm", reps=200, seed=7)
+    stats.poi_estimate(np.ones((3, 2)), np.zeros((3, 2)), reps=200, seed=7)
+    np.testing.assert_array_equal(np.random.rand(3), expected)
