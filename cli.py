@@ -50,7 +50,9 @@ def _check_seed(seed: int, flag: str = "--seed") -> None:
 
 
 def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    """The first non-blank line of an error (some libraries start their message with a newline)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def _console():

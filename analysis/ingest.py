@@ -319,7 +319,8 @@ def read_run(run_dir: Path) -> Tables:
 
 def _assemble_run(run_dir: Path, logs: dict[Path, tuple[pl.DataFrame, list[dict]]]) -> Tables:
     """One run's tables from its parsed logs: scores from metrics or scope if scores.jsonl is missing."""
-    problems: list[dict] = []
+    problems: list[dict] = [{"file": name, "line": None, "problem": "not a regular file; skipped"}
+                            for name in RUN_FILES if (run_dir / name).exists() and not (run_dir / name).is_file()]
     metrics = pl.DataFrame(schema=LONG_SCHEMA)
     if run_dir / "metrics.jsonl" in logs:
         metrics, found = logs[run_dir / "metrics.jsonl"]
@@ -365,17 +366,26 @@ def _sources(run_dir: Path) -> list[Path]:
     return [run_dir / n for n in RUN_FILES if (run_dir / n).is_file()] + scope
 
 
+def _content_key(run_dir: Path) -> str | None:
+    """The cache key of a run, None when a source cannot be read (the run is then parsed, uncached)."""
+    try:
+        return cache_lib.content_key(_sources(run_dir))
+    except OSError:
+        return None
+
+
 def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None = True) -> list[Tables]:
     """read_runs through the parquet cache (analysis/cache.py); `cache` as cache.folder takes it."""
     folder = cache_lib.folder(cache)
     if folder is None:
         return read_runs(run_dirs)
-    keys = {d: cache_lib.content_key(_sources(d)) for d in run_dirs}
-    found = {d: cache_lib.read(cache_lib.entry(folder, d), keys[d]) for d in run_dirs}
+    keys = {d: _content_key(d) for d in run_dirs}
+    found = {d: cache_lib.read(cache_lib.entry(folder, d), keys[d]) if keys[d] else None for d in run_dirs}
     missing = [d for d, tables in found.items() if tables is None]
     for run_dir, tables in zip(missing, read_runs(missing)):
         found[run_dir] = tables
-        cache_lib.write(cache_lib.entry(folder, run_dir), keys[run_dir], tables)
+        if keys[run_dir]:
+            cache_lib.write(cache_lib.entry(folder, run_dir), keys[run_dir], tables)
     return [found[d] for d in run_dirs]
 
 

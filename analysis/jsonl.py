@@ -43,7 +43,7 @@ def problem(path: Path, line: int | None, text: str) -> dict:
 def read_many(paths: Sequence[Path]) -> list[tuple[pl.DataFrame, list[dict]]]:
     """(long table, problems) of each path, in order; the batch scan where it is safe."""
     paths = [Path(p) for p in paths]
-    samples = {str(p): s for p in paths if (s := _sample(p)) is not None}
+    samples = {str(p): s for p in paths if (s := _safe_sample(p)) is not None}
     colons = {name: count for name, (count, _) in samples.items()}
     tables = {}
     for names, keys in _groups(samples):
@@ -78,6 +78,13 @@ def _groups(samples: dict[str, tuple[int, list[str]]]) -> list[tuple[list[str], 
         names.append(name)
         keys, rows = wider, rows + estimate
     return groups + [(names, keys)] if names else groups
+
+
+def _safe_sample(path: Path) -> tuple[int, list[str]] | None:
+    try:
+        return _sample(path)
+    except OSError:  # unreadable: the careful reader reports it
+        return None
 
 
 def _sample(path: Path) -> tuple[int, list[str]] | None:
@@ -196,7 +203,12 @@ def read_jsonl(path: Path, problems: list[dict]) -> pl.DataFrame:
     codes: dict[str, int] = {}
     line_steps, line_numbers = array("q"), array("q")
     seen_text = False
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")
+    except OSError as error:
+        problems.append(problem(path, None, f"cannot be read ({error.strerror or error}); skipped"))
+        return pl.DataFrame(schema=LONG_SCHEMA)
+    with f:
         for number, line, size, whole in _lines(f, MAX_LINE_BYTES):
             if line is not None and not line.strip():
                 continue

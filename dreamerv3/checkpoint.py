@@ -112,6 +112,8 @@ def load_pickle(path):
   Anything else, and any damage, is a CheckpointError naming the file:
   pickle would otherwise call whatever the file names (code execution)."""
   path = pathlib.Path(path)
+  if not path.is_file():  # a FIFO or device would block or never end
+    raise CheckpointError(f'{path}: not a regular file')
   data = path.read_bytes()
   try:
     return _PlainData(io.BytesIO(data)).load()

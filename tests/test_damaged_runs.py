@@ -130,6 +130,18 @@ CASES = [
                                                _checkpoint(r, pickle.dumps({})),
                                                ["best-seed", str(r), "--video", str(t / "v.mp4"), "--source", "ckpt"])[-1],
          "YAML anchors and aliases are not accepted", 2),
+    Case("config.yaml that is a folder", lambda r, t: ((r / "config.yaml").unlink(), (r / "config.yaml").mkdir(),
+                                                       runs(r))[-1],
+         "config.yaml: not a regular file; task and seed taken from the folder names"),
+    # -- files that are not files: never read (a FIFO would block forever)
+    Case("metrics.jsonl that is a FIFO", lambda r, t: ((r / "metrics.jsonl").unlink(), os.mkfifo(r / "metrics.jsonl"),
+                                                       runs(r))[-1],
+         "metrics.jsonl: not a regular file; skipped"),
+    Case("agent.pkl that is a FIFO", lambda r, t: (_checkpoint(r, b""), (r / "ckpt").joinpath(
+        "20261123T101010F000000-000000001000", "agent.pkl").unlink(), os.mkfifo(
+        r / "ckpt" / "20261123T101010F000000-000000001000" / "agent.pkl"),
+        ["best-seed", str(r), "--video", str(t / "v.mp4"), "--source", "ckpt"])[-1],
+         "agent.pkl: not a regular file", 2),
     # -- checkpoints: never executed
     Case("garbage agent.pkl", lambda r, t: (_checkpoint(r, os.urandom(4096)),
                                             ["best-seed", str(r), "--video", str(t / "v.mp4"), "--source", "ckpt"])[-1],
