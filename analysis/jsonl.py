@@ -15,6 +15,7 @@ import io
 import json
 import mmap
 from array import array
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -236,6 +237,7 @@ def read_jsonl(path: Path, problems: list[dict]) -> pl.DataFrame:
 
 
 MAX_LINE_BYTES = 1 << 20  # a real log line is a few KB; a longer one is damage, not data
+GLUE_TRIES = 3  # record starts tried inside a line that does not parse
 _MISSING = object()
 
 
@@ -283,8 +285,8 @@ def _loads(text: bytes) -> tuple[object, list[str]]:
     def pairs(items):
         obj = dict(items)
         if len(obj) < len(items):
-            names = [k for k, _ in items]
-            repeated.extend(k for k in obj if names.count(k) > 1)
+            counts = Counter(k for k, _ in items)
+            repeated.extend(k for k, n in counts.items() if n > 1)
         return obj
 
     return json.loads(text, object_pairs_hook=pairs), repeated
@@ -305,9 +307,15 @@ def _decode(line: bytes, number: int, findings: _Findings) -> dict | None:
 
 
 def _glued(line: bytes, number: int, findings: _Findings) -> dict | None:
-    """A line a killed writer cut short, glued to the next record: keep that record if it is whole."""
-    start = line.find(b'{"', 1)
-    while 0 < start:
+    """A line a killed writer cut short, glued to the next record: keep that record if it is whole.
+
+    Records start with `{"step"` (this trainer's and the official logger's key order); only the
+    first GLUE_TRIES such starts are tried, so a hostile line costs a few parses, not one per byte.
+    """
+    start = line.find(b'{"step"', 1)
+    for _ in range(GLUE_TRIES):
+        if start < 0:
+            break
         try:
             row, _ = _loads(line[start:])
         except (ValueError, RecursionError):
@@ -315,7 +323,7 @@ def _glued(line: bytes, number: int, findings: _Findings) -> dict | None:
         if isinstance(row, dict):
             findings.add(number, f"a record cut short ({start:,} bytes) glued to the next one; the cut part skipped")
             return row
-        start = line.find(b'{"', start + 1)
+        start = line.find(b'{"step"', start + 1)
     findings.add(number, "not a JSON object (a write cut short?); line skipped")
     return None
 

@@ -217,3 +217,19 @@ def test_a_key_seen_only_mid_file_is_not_dropped(tmp_path):
     rows[100]["train/imag_adapt/active"] = 1.0  # outside the head and tail lines that make the batch schema
     data = _one(tmp_path, scores=[{"step": 1000, "episode/score": 1.0}], metrics=rows)
     assert data.metrics.filter(pl.col("key") == "train/imag_adapt/active").select("step", "value").rows() == [(101, 1.0)]
+
+
+@pytest.mark.parametrize("line", [
+    b'{"step"' * 140_000,  # a glued-record start at every 7th byte: only a few are tried
+    b"{" + b",".join([b'"step": 1'] * 100_000) + b"}",  # one key 100k times in one object
+])
+def test_hostile_lines_cost_little_time(tmp_path, line):
+    import time
+
+    path = tmp_path / "scores.jsonl"
+    path.write_bytes(b'{"step": 1, "episode/score": 2.0}\n' + line + b"\n")
+    problems = []
+    start = time.perf_counter()
+    long = ingest.read_jsonl(path, problems)
+    assert time.perf_counter() - start < 2
+    assert long["value"].to_list()[:1] == [2.0] and [p["line"] for p in problems][:1] == [2]
