@@ -125,12 +125,15 @@ class Agent:
   def ext_space(self):
     """What replay stores with each step besides obs and action (the
     official's ext_space): with replay_context, the policy's posterior state
-    after that step's obs; stoch as its class indices (exact for one-hot)."""
+    after that step's obs; stoch as its class indices (exact for one-hot),
+    deter in the compute precision as the official (float16 where that is
+    bfloat16: checkpoints hold only numpy's own dtypes; deter is in [-1, 1])."""
     if not self.context:
       return {}
     r = self.acfg.rssm
     index = np.uint8 if r.classes <= 256 else np.int32
-    return {'dyn/deter': elements.Space(np.float32, (r.deter,)),
+    full = self.net_settings.compute_dtype == jnp.float32
+    return {'dyn/deter': elements.Space(np.float32 if full else np.float16, (r.deter,)),
             'dyn/stoch': elements.Space(index, (r.stoch,), 0, r.classes)}
 
   def init_train(self, batch_size):
@@ -152,9 +155,9 @@ class Agent:
     """Posterior state [..., ...] -> the replay entries of ext_space."""
     if not self.context:
       return {}
-    index = self.ext_space['dyn/stoch'].dtype
-    return {'dyn/deter': state['deter'].astype(f32),
-            'dyn/stoch': jnp.argmax(state['stoch'], -1).astype(index)}
+    space = self.ext_space
+    return {'dyn/deter': state['deter'].astype(space['dyn/deter'].dtype),
+            'dyn/stoch': jnp.argmax(state['stoch'], -1).astype(space['dyn/stoch'].dtype)}
 
   def policy(self, carry, obs, mode='train'):
     """Sample an action for each env; 'train', 'explore' and 'eval' all sample."""

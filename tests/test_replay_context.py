@@ -23,6 +23,19 @@ def test_config_and_ext_space(debug_agent, debug_config):
     assert space["dyn/stoch"].dtype == np.uint8
 
 
+def test_stored_deter_follows_the_compute_precision(debug_config):
+    """float32 on CPU; half precision (float16, a dtype checkpoints can hold) under
+    bfloat16 compute, halving replay's latent memory as the official's bfloat16."""
+    from dreamerv3 import agent as agentlib
+
+    for dtype, stored in (("float32", np.float32), ("bfloat16", np.float16)):
+        config = debug_config.update({"jax.compute_dtype": dtype})
+        stub = agentlib.Agent.__new__(agentlib.Agent)
+        stub.acfg, stub.context = config.agent, 1
+        stub.net_settings = agentlib.net_settings(config)
+        assert stub.ext_space["dyn/deter"].dtype == stored
+
+
 def test_policy_outputs_the_entries_replay_stores(debug_agent, debug_batch):
     agent = debug_agent
     obs = {k: v[:3, 0] for k, v in debug_batch.items()}
