@@ -335,14 +335,15 @@ class Agent:
 
   def _openloop_jit(self, context):
     if context not in self._openloop_fns:
-      def fn(params, data, seed):
-        _, out = nj.pure(self.model.openloop)(params, data, context, seed)
+      def fn(params, data, seed, start):
+        _, out = nj.pure(self.model.openloop)(params, data, context, seed, start)
         return out
       self._openloop_fns[context] = self._jit(fn)
     return self._openloop_fns[context]
 
-  def openloop(self, data, context):
-    """Observe `context` steps, imagine the rest under data['action'] (uint8 outputs)."""
+  def openloop(self, data, context, start=None):
+    """Observe `context` steps, imagine the rest under data['action'] (uint8 outputs).
+    start: None (from a zero state) or the replay context's start state."""
     if not self.model.imgkeys:
       raise ValueError('agent.openloop needs an image observation')
     T = np.asarray(data['is_first']).shape[1]
@@ -351,7 +352,8 @@ class Agent:
     keys = (*self.obskeys, 'action', 'reward', 'is_first', 'is_last', 'is_terminal')
     data = {k: np.asarray(data[k]) for k in keys}
     seed = make_key(self.config.seed, 7)
-    return jax.device_get(self._openloop_jit(context)(self.state['params'], data, seed))
+    fn = self._openloop_jit(context)
+    return jax.device_get(fn(self.state['params'], data, seed, start))
 
   def report(self, carry, data):
     """World-model losses on a held batch plus the open-loop video (SPEC s.3)."""
@@ -364,13 +366,14 @@ class Agent:
     data = self._host_data(data)
     seed = make_key(self.config.seed, 11)
     lossd = jax.device_get(self._report_fn(self.state['params'], data, seed))
-    data = {k: v[:, self.context:] for k, v in data.items() if k not in self.ext_space}
+    data, start = self._apply_context(data)  # the video starts where the loss does
     metrics = {f'loss/{k}': float(v) for k, v in lossd.items()}
     if self.model.imgkeys:
       n = min(self.acfg.report_openloop, data['is_first'].shape[0])
       T = data['is_first'].shape[1]
-      sub = {k: v[:n] for k, v in data.items()}
-      out = self.openloop(sub, max(1, T // 2))
+      sub = {k: np.asarray(v[:n]) for k, v in data.items()}
+      start = start and {k: np.asarray(v[:n]) for k, v in start.items()}
+      out = self.openloop(sub, max(1, T // 2), start)
       metrics['openloop/image'] = compose_video(out['truth'], out['pred'], max(1, T // 2))
     return carry, metrics
 

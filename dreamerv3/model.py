@@ -163,12 +163,13 @@ class Model(nj.Module):
 
   # ---- open loop ------------------------------------------------------------------
 
-  def openloop(self, data, context, key):
-    """Posterior on the first `context` steps, prior under the recorded actions after."""
+  def openloop(self, data, context, key, start=None):
+    """Posterior on the first `context` steps (from `start`, see observe), prior
+    under the recorded actions after."""
     img = self.imgkeys[0]
     obs = {k: v[:, :context] for k, v in data.items()}
     key_obs, key_img = jax.random.split(key)
-    carry, outs = self.observe(obs, key_obs)
+    carry, outs = self.observe(obs, key_obs, start)
     act = self.actfeat(data['action'])
     # The state at step t+1 follows from the action taken at step t.
     future = act[:, context - 1:-1]

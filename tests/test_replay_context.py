@@ -113,3 +113,21 @@ def test_missing_latents_is_a_clear_error(debug_agent, debug_batch):
     data = {k: v for k, v in debug_batch.items() if k != "dyn/stoch"}
     with pytest.raises(ValueError, match=r"replay_context 1 needs \['dyn/stoch'\]"):
         debug_agent.train(debug_agent.init_train(4), data)
+
+
+def test_report_starts_from_the_stored_state(debug_agent, debug_config):
+    """The report's losses and open-loop video observe from the context step's
+    stored state, as the official report applies the replay context too."""
+    agent = debug_agent
+    agent.load(agent.initial_save)
+    data = make_batch(4, debug_config.report_length, seed=13, config=debug_config)
+    _, base = agent.report(agent.init_report(4), data)
+    moved = {k: v.copy() for k, v in data.items()}
+    moved["dyn/deter"][:, 0] += 1.0
+    _, other = agent.report(agent.init_report(4), moved)
+    assert other["loss/dyn"] != base["loss/dyn"]
+    assert not np.array_equal(other["openloop/image"], base["openloop/image"])
+    ignored = {k: v.copy() for k, v in data.items()}
+    ignored["image"][:, 0] = 255 - ignored["image"][:, 0]
+    _, same = agent.report(agent.init_report(4), ignored)
+    np.testing.assert_array_equal(same["openloop/image"], base["openloop/image"])
