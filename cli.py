@@ -328,6 +328,8 @@ def watch_cli(
     from analysis import watch
     from analysis.ingest import IngestError
 
+    if html and Path(html).is_dir():
+        _fail(f"--html {html}: is a folder; expected a file name for the page")
     try:
         watcher = watch.Watcher(paths, torn_after=torn_after)
     except (IngestError, ValueError, OSError) as error:
@@ -364,6 +366,8 @@ def watch_cli(
                     time.sleep(interval)
     except KeyboardInterrupt:
         pass
+    except OSError as error:  # the --html page cannot be written
+        _fail(_first_line(error))
     console.print(f"watch stopped; {sum(t.bytes_read for ts in watcher.tails.values() for t in ts):,} bytes read",
                   markup=False)
 

@@ -236,6 +236,23 @@ def read_jsonl(path: Path, problems: list[dict]) -> pl.DataFrame:
     return _to_long(path, columns, list(codes), line_steps, line_numbers, problems)
 
 
+def decode_line(line: bytes) -> tuple[int | None, dict[str, float], list[str]]:
+    """One whole log line under read_jsonl's rules: (step or None if the line is skipped,
+    its numeric values, the problems found). For readers that get lines one at a time (watch)."""
+    if len(line) > MAX_LINE_BYTES:
+        return None, {}, [f"line of {len(line):,} bytes, longer than {MAX_LINE_BYTES:,}; skipped"]
+    findings = _Findings(Path("-"))
+    row = _decode(line, 0, findings)
+    step = None if row is None else _step(row.get("step", _MISSING), 0, findings)
+    values: dict[str, float] = {}
+    if step is not None:
+        codes: dict[str, int] = {}
+        columns = (array("q"), array("I"), array("d"))
+        _add_values(row, step, 0, codes, columns, findings)
+        values = {key: columns[2][i] for key, i in codes.items()}
+    return step, values, list(findings.seen)
+
+
 MAX_LINE_BYTES = 1 << 20  # a real log line is a few KB; a longer one is damage, not data
 GLUE_TRIES = 3  # record starts tried inside a line that does not parse
 _MISSING = object()

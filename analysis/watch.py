@@ -16,7 +16,6 @@ scope/ scalars are not followed.
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 import time
@@ -25,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from analysis import jsonl
+
 RECENT = 10  # episodes (and mask log lines) in the "recent" means
 LOGS = ("scores.jsonl", "metrics.jsonl")
+MAX_POLL_BYTES = 1 << 26  # read per file per refresh, so a huge file at start costs bounded memory
 COLUMNS = ["run", "last step", "fps", "last score", f"mean of last {RECENT}", "episodes",
            f"mask active (last {RECENT})", "horizon_eff", "problems"]
 
@@ -43,6 +45,7 @@ class Tail:
     torn_reported: bool = False
     lines: int = 0  # complete lines seen
     bytes_read: int = 0  # every byte read from disk, for the "nothing read twice" check
+    skipping: bool = False  # inside an over-long line: drop bytes up to its newline
 
     def poll(self, now: float) -> tuple[list[dict], list[str]]:
         """Rows of the lines completed since the last poll, and problems found in them."""
@@ -58,23 +61,30 @@ class Tail:
             return [], problems + self._check_torn(now)
         with open(self.path, "rb") as f:
             f.seek(self.offset)
-            new = f.read(size - self.offset)
+            new = f.read(min(size - self.offset, MAX_POLL_BYTES))  # the rest on the next refresh
         self.offset += len(new)
         self.bytes_read += len(new)
         data = self.pending + new
         cut = data.rfind(b"\n") + 1
         complete, self.pending = data[:cut], data[cut:]
-        self.pending_since = now if self.pending else None  # bytes arrived: still being written
-        self.torn_reported = False
+        if self.skipping:  # inside an over-long line, already reported: drop it up to its newline
+            if complete:
+                complete, self.skipping = complete[complete.find(b"\n") + 1:], False
+                self.lines += 1
+            else:
+                self.pending = b""
         rows = []
         for line in complete.split(b"\n")[:-1]:
             self.lines += 1
-            row = _parse(line)
-            if row is None:
-                if line.strip():
-                    problems.append(f"{self.path.name}:{self.lines}: cannot parse this line ({len(line)} bytes); skipped")
-                continue
-            rows.append(row)
+            row, found = _parse(line)
+            problems += [f"{self.path.name}:{self.lines}: {text}" for text in found]
+            if row is not None:
+                rows.append(row)
+        if len(self.pending) > jsonl.MAX_LINE_BYTES:  # never hold more than one line's worth
+            problems.append(f"{self.path.name}:{self.lines + 1}: line longer than {jsonl.MAX_LINE_BYTES:,} bytes; skipped")
+            self.pending, self.skipping = b"", True
+        self.pending_since = now if self.pending else None  # bytes arrived: still being written
+        self.torn_reported = False
         return rows, problems + self._check_torn(now)
 
     def _check_torn(self, now: float) -> list[str]:
@@ -87,16 +97,14 @@ class Tail:
         return []
 
 
-def _parse(line: bytes) -> dict | None:
-    """A JSON object with an integer `step`, its numeric values as floats; None otherwise."""
-    try:
-        row = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(row, dict) or not isinstance(row.get("step"), int) or isinstance(row.get("step"), bool):
-        return None
-    return {k: float(v) for k, v in row.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+def _parse(line: bytes) -> tuple[dict | None, list[str]]:
+    """(row of the step and finite numeric values, or None; problems), by ingest's line rules."""
+    if not line.strip():
+        return None, []
+    step, values, problems = jsonl.decode_line(line)
+    if step is None:
+        return None, problems
+    return {"step": step, **{k: v for k, v in values.items() if math.isfinite(v)}}, problems
 
 
 @dataclass

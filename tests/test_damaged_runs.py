@@ -168,6 +168,12 @@ CASES = [
     Case("--cache-dir on an existing file", lambda r, t: ((t / "taken").write_text("keep me"),
                                                           ["runs", str(r), "--cache-dir", str(t / "taken")])[-1],
          "--cache-dir", 2),
+    Case("watch --html on a folder", lambda r, t: ["watch", str(r), "--html", str(t), "--iterations", "1"],
+         "is a folder; expected a file name for the page", 2),
+    Case("watch on hostile lines", lambda r, t: (_insert(r, '{"step": 5, "x": 1' + "0" * 400 + "}", 2, "metrics.jsonl"),
+                                                 _insert(r, "[" * 100_000, 3, "metrics.jsonl"),
+                                                 ["watch", str(r), "--iterations", "1"])[-1],
+         "metrics.jsonl:2: x: an integer too large"),
     # -- paths
     Case("literal path with '?'", lambda r, t: runs(_run(t / "exp?1", seed=3)),
          "adapt/alien/s3"),
@@ -204,7 +210,8 @@ CASES = [
 def test_damaged_run(case: Case, tmp_path):
     run = _run(tmp_path / "runs")
     args = case.damage(run, tmp_path)
-    result = CliRunner().invoke(cli.app, args + ([] if "--cache-dir" in args else ["--no-cache"]))
+    uses_cache = args[0] != "watch" and "--cache-dir" not in args  # watch reads appended bytes, uncached
+    result = CliRunner().invoke(cli.app, args + (["--no-cache"] if uses_cache else []))
     output = result.stdout + result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit), output
     assert "Traceback" not in output

@@ -42,8 +42,32 @@ def test_tail_reports_a_glued_fragment_and_keeps_the_rest(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_bytes(b'{"step": 100, "a": 1}\n{"step": 200, "epi{"step": 200, "a": 2}\n{"step": 300, "a": 3}\n')
     rows, problems = watch.Tail(path).poll(now=0.0)
-    assert [r["step"] for r in rows] == [100, 300]
-    assert len(problems) == 1 and "metrics.jsonl:2: cannot parse" in problems[0]
+    assert [r["step"] for r in rows] == [100, 200, 300]  # the glued whole record is kept, as ingest keeps it
+    assert len(problems) == 1 and "metrics.jsonl:2: a record cut short" in problems[0]
+
+
+def test_tail_reads_hostile_lines_by_ingests_rules(tmp_path):
+    """Values ingest refuses (too large, too deep, wrong type) are problems, never a crash."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1, "a": 1' + b"0" * 400 + b'}\n' + b"[" * 100_000 + b"\n"
+                     + b'{"step": "2", "a": 1}\n{"step": 3, "a": "x", "b": 2}\n')
+    rows, problems = watch.Tail(path).poll(now=0.0)
+    assert rows == [{"step": 1}, {"step": 3, "b": 2.0}]
+    assert [p.split(": ", 1)[0] for p in problems] == ["metrics.jsonl:1", "metrics.jsonl:2", "metrics.jsonl:3",
+                                                        "metrics.jsonl:4"]
+
+
+def test_tail_skips_an_over_long_line_in_bounded_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(watch.jsonl, "MAX_LINE_BYTES", 1000)
+    path = tmp_path / "scores.jsonl"
+    path.write_bytes(b'{"step": 1, "x": 1}\n' + b"y" * 3000)
+    tail = watch.Tail(path)
+    rows, problems = tail.poll(now=0.0)
+    assert [r["step"] for r in rows] == [1] and "scores.jsonl:2: line longer than 1,000" in problems[0]
+    with open(path, "ab") as f:
+        f.write(b"y" * 3000 + b'\n{"step": 2, "x": 2}\n')
+    rows, problems = tail.poll(now=1.0)
+    assert [r["step"] for r in rows] == [2] and problems == [] and tail.pending == b""
 
 
 def test_a_file_that_shrinks_is_read_again_and_said_so(tmp_path):
