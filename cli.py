@@ -309,7 +309,7 @@ def runs_cli(
 @app.command("watch")
 def watch_cli(
     paths: Annotated[list[str], typer.Argument(help="Run dirs, folders of runs, or globs (new runs are picked up).")],
-    interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")] = 2.0,
+    interval: Annotated[float, typer.Option("--interval", min=0.1, max=86_400.0, help="Seconds between refreshes.")] = 2.0,
     html: Annotated[str, typer.Option("--html", help="Also keep this self-refreshing HTML page up to date.")] = None,
     torn_after: Annotated[float, typer.Option("--torn-after", min=0.0, help="Seconds a last line may stay "
                                               "unterminated before it is reported torn.")] = 10.0,

@@ -170,6 +170,8 @@ CASES = [
          "--cache-dir", 2),
     Case("watch --html on a folder", lambda r, t: ["watch", str(r), "--html", str(t), "--iterations", "1"],
          "is a folder; expected a file name for the page", 2),
+    Case("watch --interval inf", lambda r, t: ["watch", str(r), "--interval", "inf", "--iterations", "1"],
+         "--interval", 2),
     Case("watch on hostile lines", lambda r, t: (_insert(r, '{"step": 5, "x": 1' + "0" * 400 + "}", 2, "metrics.jsonl"),
                                                  _insert(r, "[" * 100_000, 3, "metrics.jsonl"),
                                                  ["watch", str(r), "--iterations", "1"])[-1],
@@ -218,6 +220,7 @@ def test_damaged_run(case: Case, tmp_path):
     assert result.exit_code == case.exit_code, output
     if case.exit_code == 2:
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        errors = errors or [line for line in result.stderr.splitlines() if "Invalid value for" in line]  # typer's
         assert len(errors) == 1 and case.expect in errors[0], result.stderr
     else:
         assert case.expect in result.stdout, result.stdout
