@@ -351,7 +351,7 @@ def current_names(metrics: pl.DataFrame) -> pl.DataFrame:
 
 def _finite(scores: pl.DataFrame, problems: list[dict]) -> pl.DataFrame:
     """Scores without NaN/inf: one such episode would make every aggregate of its method NaN or inf."""
-    if scores["value"].is_finite().all():
+    if np.isfinite(scores["value"].to_numpy()).all():  # numpy: no polars query per run
         return scores
     bad = scores.filter(~pl.col("value").is_finite()).group_by("key").len().sort("key")
     for key, count in bad.iter_rows():
