@@ -286,17 +286,12 @@ def runs_cli(
         _fail(_first_line(error))
     from rich.table import Table
 
-    last = dict(ingest.last_steps(data.scores, data.metrics).select("run", "last_step").iter_rows())
-    episodes = data.scores.filter(data.scores["key"] == "episode/score")["run"].value_counts()
-    episodes = dict(episodes.iter_rows())
-    problems = data.problems["run"].value_counts()
-    problems = dict(problems.iter_rows())
+    columns, rows = ingest.run_table(data)
     table = Table(title=f"{len(found)} run(s)")
-    for column in ("run", "task", "method", "seed", "last step", "episodes", "problems"):
+    for column in columns:
         table.add_column(column)
-    for run in found:
-        table.add_row(_literal(run.name), _literal(run.task), _literal(run.method), str(run.seed), f"{last.get(run.name, 0):,}",
-                      str(episodes.get(run.name, 0)), str(problems.get(run.name, 0)))
+    for row in rows:
+        table.add_row(*(_literal(cell) for cell in row))
     console = _console()
     console.print(table)
     for row in data.problems.iter_rows(named=True):
@@ -368,8 +363,7 @@ def watch_cli(
         pass
     except OSError as error:  # the --html page cannot be written
         _fail(_first_line(error))
-    console.print(f"watch stopped; {sum(t.bytes_read for ts in watcher.tails.values() for t in ts):,} bytes read",
-                  markup=False)
+    console.print(f"watch stopped; {watcher.bytes_read():,} bytes read", markup=False)
 
 
 if __name__ == "__main__":

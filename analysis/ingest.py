@@ -472,3 +472,16 @@ def _progress(items, enabled: bool, label: str):
 def finite_or_none(value: float) -> float | None:
     """JSON-safe float: NaN and inf become None."""
     return value if value is not None and math.isfinite(value) else None
+
+
+RUN_COLUMNS = ["run", "task", "method", "seed", "last step", "episodes", "problems"]
+
+
+def run_table(data: Ingested) -> tuple[list[str], list[list[str]]]:
+    """What `dreamer-report runs` lists: per run its labels, last step, episodes and problem count."""
+    last = dict(last_steps(data.scores, data.metrics).select("run", "last_step").iter_rows())
+    episodes = dict(data.scores.filter(pl.col("key") == "episode/score")["run"].value_counts().iter_rows())
+    problems = dict(data.problems["run"].value_counts().iter_rows())
+    rows = [[run.name, run.task, run.method, str(run.seed), f"{last.get(run.name, 0):,}",
+             str(episodes.get(run.name, 0)), str(problems.get(run.name, 0))] for run in data.runs]
+    return RUN_COLUMNS, rows

@@ -200,6 +200,10 @@ class Watcher:
             state.update(rows, now)
         return list(self.runs.values())
 
+    def bytes_read(self) -> int:
+        """Every byte read from disk so far (equals the logs' total size when each was read once)."""
+        return sum(tail.bytes_read for tails in self.tails.values() for tail in tails)
+
     def table(self) -> tuple[list[str], list[list[str]]]:
         return COLUMNS, [state.row() for state in sorted(self.runs.values(), key=lambda s: s.name)]
 

@@ -97,7 +97,7 @@ def main():
         proc = multiprocessing.Process(target=writer, args=(runs, args.seconds, args.rate, start))
         proc.start()
         cpu, wall, latency, read = [], [], [], []
-        before = sum(t.bytes_read for ts in watcher.tails.values() for t in ts)
+        before = watcher.bytes_read()
         while proc.is_alive():
             time.sleep(args.interval)
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -107,7 +107,7 @@ def main():
             wall.append(time.perf_counter() - wall0)
             latency += [shown - row["bench/t_write"] for state in watcher.runs.values()
                         for row in state.new_rows if "bench/t_write" in row]
-            now_read = sum(t.bytes_read for ts in watcher.tails.values() for t in ts)
+            now_read = watcher.bytes_read()
             read.append(now_read - before)
             before = now_read
         proc.join()
