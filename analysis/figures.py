@@ -28,11 +28,14 @@ FRAMES_LABEL = "env frames"
 DPI = 150
 
 
+LITERAL = {"text.parse_math": False}  # names from folders (`a$\foo$`) are drawn as written, never as mathtext
+
+
 def _style(plot):
     """Draw `plot` under seaborn's whitegrid/notebook theme without changing the global rcParams."""
     @functools.wraps(plot)
     def themed(*args, **kwargs):
-        with plt.rc_context({**sns.axes_style("whitegrid"), **sns.plotting_context("notebook")}):
+        with plt.rc_context({**sns.axes_style("whitegrid"), **sns.plotting_context("notebook"), **LITERAL}):
             return plot(*args, **kwargs)
 
     return themed
@@ -57,7 +60,10 @@ def render(fig) -> Rendered:
     out = []
     for fmt in ("png", "pdf"):
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight")
+        for text in fig.findobj(matplotlib.text.Text):  # figures made outside _style too (open-loop panels)
+            text.set_parse_math(False)
+        with plt.rc_context(LITERAL):  # tick labels are made at draw time
+            fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight")
         out.append(buffer.getvalue())
     plt.close(fig)
     return Rendered(*out)
@@ -160,8 +166,8 @@ def plot_profiles(profiles: dict, colors: dict):
         p = profiles[method]
         ax.plot(taus, p["point"], color=color, lw=2, label=method)
         ax.fill_between(taus, p["low"], p["high"], color=color, alpha=0.25, lw=0)
-    ax.set_xlabel(r"human-normalized score $\tau$")
-    ax.set_ylabel(r"fraction of runs with score > $\tau$")
+    ax.set_xlabel("human-normalized score τ")
+    ax.set_ylabel("fraction of runs with score > τ")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("Performance profile, 95% CI")
     ax.legend(loc="upper right")

@@ -388,6 +388,7 @@ def error_table(errors: dict[str, dict[str, np.ndarray]], reps: int = 2000) -> l
 def error_figure(table: list[dict], note: str = ""):
     """MSE and PSNR against the imagined step, mean and 95% bootstrap CI over sequences."""
     import matplotlib.pyplot as plt
+    import matplotlib.text
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for method in dict.fromkeys(row["method"] for row in table):
@@ -405,6 +406,8 @@ def error_figure(table: list[dict], note: str = ""):
     axes[0].legend(fontsize=8)
     n = table[0]["sequences"] if table else 0
     fig.suptitle(f"Open-loop prediction error, mean and 95% CI over {n} sequences. {note}", fontsize=9)
+    for text in fig.findobj(matplotlib.text.Text):  # method names are drawn as written, never as mathtext
+        text.set_parse_math(False)
     fig.tight_layout()
     return fig
 

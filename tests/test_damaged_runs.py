@@ -241,3 +241,16 @@ def test_value_damage_keeps_the_other_episodes(tmp_path):
     scores = data.scores.filter(data.scores["key"] == "episode/score")
     assert scores.height == EPISODES + 1 and 201 in scores["step"].to_list()
 
+
+
+def test_mathtext_in_a_method_name_is_drawn_literally(tmp_path):
+    """`a$\\foo$` as a folder name made matplotlib parse mathtext and the comparison fail."""
+    from runfactory import write_study
+
+    write_study(tmp_path, seeds=2, frames=20_000, episodes=20, log_lines=5)
+    weird = tmp_path / "atari100k_alien_$\\foo$"
+    (tmp_path / "atari100k_alien_adapt").rename(weird)
+    result = CliRunner().invoke(cli.app, ["compare", str(tmp_path / "atari100k_alien_baseline"), str(weird),
+                                          "--reps", "200", "--no-report", "--out", str(tmp_path / "out"), "--no-cache"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "$\\foo$" in result.stdout and (tmp_path / "out" / "figures" / "aggregates.png").is_file()
