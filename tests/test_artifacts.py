@@ -105,8 +105,6 @@ def test_cartpole_runs_reach_the_goal_within_30_minutes():
         assert logged["value"].to_list() == scores, run.name  # the curve is the run's own scores.jsonl
 
 
-@pytest.mark.skip(reason="checkpoints predate parity shapes (issue 12: decoder GridProj, GRU gates "
-                         "without norm); remade next")
 def test_shipped_checkpoints_load_and_predict_open_loop(tmp_path):
     """The best seeds' checkpoints load into the current agent (same parameter shapes)."""
     result = runner.invoke(app, ["openloop", str(BASE), str(ADAPT), "--source", "ckpt",
