@@ -183,7 +183,8 @@ class Agent:
     """The adaptive-horizon rule (SPEC section 4). When disabled the rule's state
     still tracks loss/dyn, but the logged active/mask_mean/horizon_eff are those
     of the mask actually applied: 0, 1 and H."""
-    mask, state, mets = imag_adapt.imag_mask(sg(l_dyn), state, self.adapt_cfg, self.H)
+    mask, state, mets = imag_adapt.imag_mask(
+        sg(l_dyn), state, self.adapt_cfg, self.H, int(self.config.seed) & 0xFFFFFFFF)
     if not enabled:
       mets = {**mets, 'active': jnp.zeros((), f32), 'mask_mean': jnp.ones((), f32),
               'horizon_eff': jnp.asarray(self.H, f32)}

@@ -7,6 +7,12 @@ takes the batch-mean `loss/dyn`, the rule's state and the config block
 `agent.imag_adapt`, and returns the mask of length H, the new state and the
 metrics logged under `train/imag_adapt/`.
 
+`mode: placebo` is the control arm of issue 15: the same mask shape, switched
+on at updates drawn at `placebo_rate` from (run seed, update count) alone, so
+independently of loss/dyn, with the fixed severity `placebo_severity`. It
+tells "the mask helps when the model is unreliable" apart from "any
+attenuation changes learning". The EMA and ratio are still tracked and logged.
+
 State (a dict of scalars, checkpointed with the agent):
   ema    float32  running average of loss/dyn (seeded with the first value)
   count  int32    gradient updates seen so far (the rule's `step`)
@@ -17,7 +23,9 @@ import jax.numpy as jnp
 
 FIELDS = (
     'enabled', 'mask_value', 'alpha', 'eps', 'warmup', 'abs_thresh',
-    'rel_thresh', 'rel_max', 'min_decay', 'min_horizon', 'tail_floor')
+    'rel_thresh', 'rel_max', 'min_decay', 'min_horizon', 'tail_floor',
+    'mode', 'placebo_rate', 'placebo_severity')
+MODES = ('rule', 'placebo')
 
 
 def init_state():
@@ -27,6 +35,12 @@ def init_state():
 
 def validate(cfg):
   """Refuse settings the rule cannot mean; returns an error line or None."""
+  if cfg['mode'] not in MODES:
+    return f"agent.imag_adapt.mode '{cfg['mode']}' is not one of {', '.join(MODES)}"
+  if not 0 <= cfg['placebo_rate'] <= 1:
+    return f"agent.imag_adapt.placebo_rate ({cfg['placebo_rate']}) must be in [0, 1]"
+  if not 0 <= cfg['placebo_severity'] <= 1:
+    return f"agent.imag_adapt.placebo_severity ({cfg['placebo_severity']}) must be in [0, 1]"
   if cfg['rel_max'] <= cfg['rel_thresh']:
     return (f"agent.imag_adapt.rel_max ({cfg['rel_max']}) must be greater than "
             f"agent.imag_adapt.rel_thresh ({cfg['rel_thresh']})")
@@ -56,6 +70,25 @@ def severity(ratio, rel_thresh, rel_max):
   return jnp.clip((ratio - rel_thresh) / (rel_max - rel_thresh), 0.0, 1.0)
 
 
+def _fmix32(h):
+  """MurmurHash3's 32-bit finalizer (uint32 in, uint32 out; multiplications wrap)."""
+  h = h ^ (h >> 16)
+  h = h * jnp.uint32(0x85EBCA6B)
+  h = h ^ (h >> 13)
+  h = h * jnp.uint32(0xC2B2AE35)
+  return h ^ (h >> 16)
+
+
+def placebo_draw(seed, count):
+  """A uniform number in [0, 1) from (seed, update count) alone: a counter-based
+  hash, so the placebo's updates are reproducible, need no PRNG key threaded
+  through the update, and can be recomputed in NumPy. Multiples of 2**-24."""
+  seed = jnp.asarray(seed, jnp.uint32)
+  count = jnp.asarray(count).astype(jnp.uint32)
+  h = _fmix32(_fmix32(seed) ^ (count * jnp.uint32(0x9E3779B1)))
+  return (h >> 8).astype(jnp.float32) / jnp.float32(2 ** 24)
+
+
 def step_mask(gamma, active, length, min_horizon, tail_floor):
   """m_k = 1 for k < min_horizon, else max(tail_floor, gamma**k); all ones if inactive."""
   k = jnp.arange(length, dtype=jnp.float32)
@@ -64,7 +97,7 @@ def step_mask(gamma, active, length, min_horizon, tail_floor):
   return jnp.where(active, decayed, jnp.ones_like(decayed))
 
 
-def imag_mask(l_dyn, state, cfg, length):
+def imag_mask(l_dyn, state, cfg, length, seed=0):
   """Apply the rule once per gradient update.
 
   Args:
@@ -72,16 +105,22 @@ def imag_mask(l_dyn, state, cfg, length):
     state: dict from `init_state()` or a previous call.
     cfg: mapping with the fields of `agent.imag_adapt`.
     length: H, the number of imagined steps the mask covers.
+    seed: the run's seed; only the placebo's draws read it.
   Returns:
     (mask [H] float32, new state, metrics dict of scalars).
   """
   l_dyn = jax.lax.stop_gradient(jnp.asarray(l_dyn, jnp.float32))
   ema = update_ema(state['ema'], l_dyn, state['count'], cfg['alpha'])
   ratio = l_dyn / jnp.maximum(cfg['eps'], ema)
-  active = ((state['count'] >= cfg['warmup'])
-            & (l_dyn > cfg['abs_thresh'])
-            & (ratio > cfg['rel_thresh']))
-  sev = severity(ratio, cfg['rel_thresh'], cfg['rel_max'])
+  if cfg['mode'] == 'placebo':
+    active = ((state['count'] >= cfg['warmup'])
+              & (placebo_draw(seed, state['count']) < cfg['placebo_rate']))
+    sev = jnp.asarray(cfg['placebo_severity'], jnp.float32)
+  else:
+    active = ((state['count'] >= cfg['warmup'])
+              & (l_dyn > cfg['abs_thresh'])
+              & (ratio > cfg['rel_thresh']))
+    sev = severity(ratio, cfg['rel_thresh'], cfg['rel_max'])
   gamma = 1.0 - sev * (1.0 - cfg['min_decay'])
   mask = step_mask(gamma, active, length, cfg['min_horizon'], cfg['tail_floor'])
   new_state = {'ema': ema, 'count': state['count'] + 1}

@@ -72,6 +72,13 @@ def parse(argv):
   problem = imag_adapt.validate(config.agent.imag_adapt)
   if problem:
     raise BadInput(problem)
+  from dreamerv3.envs import shift
+  problem = shift.check(config.env.gym.shift)
+  if problem:
+    raise BadInput(problem)
+  if config.env.gym.shift.step > 0 and not config.task.startswith('gym_'):
+    raise BadInput(f"env.gym.shift.step ({config.env.gym.shift.step}) is set but task "
+                   f"'{config.task}' is not a gym task (the shift changes gym physics)")
   from dreamerv3 import agent
   if config.jax.compute_dtype not in agent.COMPUTE_DTYPES:
     raise BadInput(f"unknown --jax.compute_dtype '{config.jax.compute_dtype}' "

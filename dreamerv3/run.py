@@ -189,6 +189,7 @@ def train(config, agent_cls=None, with_eval=False):
   for name, obj in (('step', step), ('agent', agent), ('replay', replay), ('book', book)):
     ckpt.register(name, obj)
   resume(ckpt, config, logdir, agent, step, book, repeat)
+  envlib.fast_forward(envs, int(step))  # a dynamics shift that was due stays applied
 
   logger = make_logger(config, logdir, step, repeat)
   driver = Driver(envs, act_space)

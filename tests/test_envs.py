@@ -145,3 +145,82 @@ def test_clip_action_wrapper_clips_and_maps_to_the_env_bounds():
     wrapped = envs.make_env("dummy_cont", CONFIG)
     assert isinstance(wrapped, envs.ClipAction)
     assert not isinstance(envs.make_env("dummy_disc", CONFIG), envs.ClipAction)
+
+
+# ---- dynamics shift (issue 15, envs/shift.py) ---------------------------------------
+
+def shift_config(step, gravity=1.0, length=1.0):
+    return CONFIG.update({"env.gym.shift.step": step, "env.gym.shift.gravity": gravity,
+                          "env.gym.shift.length": length})
+
+
+def vectors(env, actions):
+    """The observations of one episode under a fixed action sequence (no resets)."""
+    out = [env.step({"action": 0, "reset": True})["vector"]]
+    for a in actions:
+        obs = env.step({"action": int(a), "reset": False})
+        assert not obs["is_last"], "the test's action sequence must not end the episode"
+        out.append(obs["vector"])
+    return np.array(out)
+
+
+# Alternating pushes keep the pole up for the 12 steps the tests take.
+ACTIONS = [0, 1] * 6
+
+
+@pytest.mark.parametrize("gravity, length", [(1.0, 0.5), (2.0, 1.0), (2.0, 0.5)])
+def test_shift_changes_the_physics_at_its_step_and_not_before(gravity, length):
+    plain = vectors(envs.make_env("gym_CartPole-v1", shift_config(0)), ACTIONS)
+    shifted = vectors(envs.make_env("gym_CartPole-v1", shift_config(5, gravity, length)), ACTIONS)
+    # Row i is the obs after transition i; transitions 1..5 run the old physics.
+    np.testing.assert_array_equal(shifted[:6], plain[:6])
+    assert np.abs(shifted[6] - plain[6]).max() > 1e-3
+    assert np.all(np.abs(shifted[6:] - plain[6:]).max(1) > 0)
+
+
+def test_shift_off_is_the_plain_env_bit_for_bit():
+    from dreamerv3.envs import gym
+
+    env = envs.make_env("gym_CartPole-v1", CONFIG)
+    assert isinstance(env, gym.Gym)  # no wrapper at all with step 0
+    seed = hash((int(CONFIG.seed), 0)) % (2 ** 31)
+    np.testing.assert_array_equal(vectors(env, ACTIONS),
+                                  vectors(gym.Gym("CartPole-v1", seed=seed), ACTIONS))
+
+
+def test_shift_stays_for_later_episodes_and_sets_cartpole_physics():
+    env = envs.make_env("gym_CartPole-v1", shift_config(3, gravity=2.0, length=0.5))
+    physics = env.physics
+    rollout(env, 3, np.random.default_rng(0))
+    assert physics.gravity == 9.8 and physics.length == 0.5
+    rollout(env, 60, np.random.default_rng(0), first_reset=False)  # several episodes
+    assert physics.gravity == pytest.approx(19.6) and physics.length == pytest.approx(0.25)
+    assert physics.polemass_length == pytest.approx(physics.masspole * 0.25)
+
+
+def test_fast_forward_on_resume_applies_a_due_shift():
+    env = envs.make_env("gym_CartPole-v1", shift_config(100, length=0.5))
+    envs.fast_forward([env], 250)
+    env.step({"action": 0, "reset": True})
+    assert env.physics.length == 0.5  # resets do not count as transitions
+    env.step({"action": 0, "reset": False})
+    assert env.physics.length == 0.25 and env.count == 251
+
+
+@pytest.mark.parametrize("cfg, expected", [
+    ({"step": -1, "gravity": 1.0, "length": 1.0}, "env.gym.shift.step"),
+    ({"step": 2.5, "gravity": 1.0, "length": 1.0}, "env.gym.shift.step"),
+    ({"step": 10, "gravity": 0.0, "length": 1.0}, "env.gym.shift.gravity"),
+    ({"step": 10, "gravity": 1.0, "length": -2.0}, "env.gym.shift.length"),
+])
+def test_shift_check_refuses_meaningless_settings(cfg, expected):
+    from dreamerv3.envs import shift
+
+    assert expected in shift.check(cfg)
+    assert shift.check({"step": 0, "gravity": 1.0, "length": 1.0}) is None
+
+
+def test_shift_of_a_missing_physics_attribute_is_refused_when_built():
+    # MountainCar has a gravity but no pole length.
+    with pytest.raises(ValueError, match="env.gym.shift.length: .* no length or l"):
+        envs.make_env("gym_MountainCar-v0", shift_config(10, length=0.5))

@@ -13,7 +13,7 @@ H = 15
 DEFAULTS = dict(
     enabled=True, mask_value=False, alpha=0.01, eps=1e-6, warmup=1000,
     abs_thresh=1.0, rel_thresh=1.15, rel_max=1.5, min_decay=0.85,
-    min_horizon=3, tail_floor=0.1)
+    min_horizon=3, tail_floor=0.1, mode='rule', placebo_rate=0.0, placebo_severity=1.0)
 
 
 def reference_rule(l_dyns, cfg, length=H):
@@ -52,6 +52,7 @@ configs = st.fixed_dictionaries(dict(
     min_decay=st.floats(0.05, 1.0),
     min_horizon=st.integers(0, H + 2),
     tail_floor=st.floats(0.0, 1.0),
+    mode=st.just('rule'), placebo_rate=st.just(0.0), placebo_severity=st.just(1.0),
 ))
 
 
@@ -142,7 +143,8 @@ def test_first_value_seeds_the_ema_and_low_loss_never_activates():
 
 
 @pytest.mark.parametrize('field,value', [
-    ('rel_max', 1.15), ('min_decay', 0.0), ('min_decay', 1.2), ('tail_floor', -0.1),
+    ('mode', 'random'), ('placebo_rate', -0.1), ('placebo_rate', 1.5),
+    ('placebo_severity', 2.0), ('rel_max', 1.15), ('min_decay', 0.0), ('min_decay', 1.2), ('tail_floor', -0.1),
     ('tail_floor', 1.5), ('warmup', -1)])
 def test_validate_refuses_meaningless_settings(field, value):
     message = imag_adapt.validate(dict(DEFAULTS, **{field: value}))
@@ -151,3 +153,95 @@ def test_validate_refuses_meaningless_settings(field, value):
 
 def test_validate_accepts_defaults():
     assert imag_adapt.validate(DEFAULTS) is None
+
+
+# ---- placebo mode (issue 15) --------------------------------------------------------
+
+def reference_draw(seed, count):
+    """placebo_draw in plain Python integers: MurmurHash3's fmix32 of fmix32(seed)
+    xor count * 0x9E3779B1, top 24 bits as a fraction."""
+    M = 0xFFFFFFFF
+
+    def fmix(h):
+        h ^= h >> 16
+        h = (h * 0x85EBCA6B) & M
+        h ^= h >> 13
+        h = (h * 0xC2B2AE35) & M
+        return h ^ (h >> 16)
+
+    h = fmix(fmix(seed & M) ^ ((count * 0x9E3779B1) & M))
+    return (h >> 8) / 2 ** 24
+
+
+def reference_placebo(l_dyns, cfg, seed, length=H):
+    """The placebo arm as a loop: the EMA as in the rule, the mask on when the
+    update's draw is below the rate (after warmup), at the fixed severity."""
+    ema, out = None, []
+    gamma = 1 - cfg['placebo_severity'] * (1 - cfg['min_decay'])
+    for step, l_dyn in enumerate(l_dyns):
+        ema = l_dyn if ema is None else (1 - cfg['alpha']) * ema + cfg['alpha'] * l_dyn
+        active = step >= cfg['warmup'] and reference_draw(seed, step) < cfg['placebo_rate']
+        mask = [1.0 if (not active or k < cfg['min_horizon'])
+                else max(cfg['tail_floor'], gamma ** k) for k in range(length)]
+        out.append(dict(active=active, ema=ema, mask=mask, gamma=gamma))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), count=st.integers(0, 2 ** 31 - 1))
+def test_placebo_draw_matches_reference(seed, count):
+    got = float(imag_adapt.placebo_draw(np.uint32(seed), np.int32(count)))
+    assert got == reference_draw(seed, count)
+    assert 0.0 <= got < 1.0
+
+
+def test_placebo_draws_are_uniform_and_seeded():
+    counts = np.arange(20000, dtype=np.int32)
+    draws = np.asarray(imag_adapt.placebo_draw(np.uint32(7), counts))
+    assert abs(draws.mean() - 0.5) < 0.01
+    # Fraction below 0.1: binomial sd is 0.002 at n = 20000; 5 sd of slack.
+    assert abs((draws < 0.1).mean() - 0.1) < 0.011
+    other = np.asarray(imag_adapt.placebo_draw(np.uint32(8), counts))
+    assert (draws != other).mean() > 0.99
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 1000), rate=st.floats(0.0, 1.0), warmup=st.integers(0, 5),
+       sev=st.floats(0.0, 1.0), l_dyns=st.lists(st.floats(0.5, 20.0), min_size=1, max_size=12))
+def test_placebo_matches_reference(seed, rate, warmup, sev, l_dyns):
+    cfg = dict(DEFAULTS, mode='placebo', placebo_rate=rate, placebo_severity=sev, warmup=warmup)
+    assume(all(abs(reference_draw(seed, i) - rate) > 1e-6 for i in range(len(l_dyns))))
+    want = reference_placebo(l_dyns, cfg, seed)
+    state = imag_adapt.init_state()
+    for w, l_dyn in zip(want, l_dyns):
+        mask, state, metrics = imag_adapt.imag_mask(l_dyn, state, cfg, H, np.uint32(seed))
+        assert float(metrics['active']) == float(w['active'])
+        np.testing.assert_allclose(float(metrics['ema']), w['ema'], rtol=1e-5)
+        np.testing.assert_allclose(float(metrics['gamma']), w['gamma'], atol=1e-6)
+        np.testing.assert_allclose(np.asarray(mask), w['mask'], atol=2e-5)
+
+
+def test_placebo_ignores_loss_dyn_and_fires_at_its_rate():
+    """Same seed, wildly different loss/dyn: the same updates fire; the fraction
+    after warmup is the configured rate (binomial, 5 sd of slack)."""
+    cfg = dict(DEFAULTS, mode='placebo', placebo_rate=0.2, warmup=100)
+    n = 2100
+    flat = np.full(n, 1.2, np.float32)
+    jumpy = np.random.default_rng(0).uniform(0.5, 30.0, n).astype(np.float32)
+    a, b = jax_scan(cfg, flat), jax_scan(cfg, jumpy)
+    np.testing.assert_array_equal(a, b)
+    assert not a[:100].any()
+    assert abs(a[100:].mean() - 0.2) < 5 * math.sqrt(0.2 * 0.8 / 2000)
+    rule = jax_scan(dict(cfg, mode='rule'), flat)
+    assert not rule.any()  # a flat loss/dyn never fires the rule
+
+
+def jax_scan(cfg, l_dyns, seed=3):
+    import jax
+
+    def body(state, l_dyn):
+        _, state, metrics = imag_adapt.imag_mask(l_dyn, state, cfg, H, np.uint32(seed))
+        return state, metrics['active']
+
+    _, active = jax.lax.scan(body, imag_adapt.init_state(), l_dyns)
+    return np.asarray(active) > 0

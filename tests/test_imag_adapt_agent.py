@@ -68,3 +68,33 @@ def test_high_loss_dyn_activates_mask_and_normal_does_not(debug_agent, debug_bat
     assert normal["imag_adapt/active"] == 0.0
     np.testing.assert_array_equal(outs["pol_weight"], outs["weight"])
     assert normal["imag_adapt/horizon_eff"] == H
+
+
+
+def test_shorter_horizon_with_placebo_off_then_on(debug_config):
+    """The fixed-horizon arm (--agent.imag_length 5) trains; in placebo mode at
+    rate 1 with warmup 1 (one compile) the first update has the mask off (the
+    actor's weights untouched) and the second has it on: the placebo's mask
+    over the 5 imagined steps, whatever loss/dyn is."""
+    from conftest import make_batch, spaces
+    from dreamerv3.agent import Agent
+
+    config = debug_config.update({
+        "agent.imag_length": 5, "agent.imag_adapt.enabled": True,
+        "agent.imag_adapt.mode": "placebo", "agent.imag_adapt.placebo_rate": 1.0,
+        "agent.imag_adapt.placebo_severity": 1.0, "agent.imag_adapt.warmup": 1})
+    agent = Agent(*spaces(), config)
+    batch = make_batch(config.batch_size, config.batch_length, config=config)
+    carry = agent.init_train(config.batch_size)
+
+    carry, first, outs = agent.train_step(carry, batch)
+    assert outs["weight"].shape == (5,) and np.isfinite(first["loss/policy"])
+    assert first["imag_adapt/active"] == 0.0 and first["imag_adapt/horizon_eff"] == 5
+    np.testing.assert_array_equal(outs["pol_weight"], outs["weight"])
+
+    _, second, outs = agent.train_step(carry, batch)
+    expected = np.asarray(imag_adapt.step_mask(0.85, True, 5, 3, 0.1))  # severity 1: gamma = min_decay
+    np.testing.assert_allclose(outs["pol_weight"] / outs["weight"], expected, rtol=1e-5)
+    assert second["imag_adapt/active"] == 1.0
+    np.testing.assert_allclose(second["imag_adapt/horizon_eff"], expected.sum(), rtol=1e-6)
+    assert np.isfinite(second["loss/policy"])

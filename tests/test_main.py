@@ -29,6 +29,10 @@ def run_main(*argv, timeout=60):
     (["--agent.imag_adapt.enabled", "maybe"], "Expected bool"),
     (["--script", "play"], "unknown --script 'play'"),
     (["--task", "atari100k_pong", "--env.atari100k.lives", "discount"], "env.atari100k.lives"),
+    (["--agent.imag_adapt.mode", "oracle"], "agent.imag_adapt.mode"),
+    (["--agent.imag_adapt.placebo_rate", "1.5"], "agent.imag_adapt.placebo_rate"),
+    (["--task", "gym_CartPole-v1", "--env.gym.shift.length", "0"], "env.gym.shift.length"),
+    (["--env.gym.shift.step", "100"], "is not a gym task"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, extra, expected):
     result = run_main("--logdir", str(tmp_path / "run"), *extra)

@@ -90,11 +90,29 @@ class ClipAction:
 
 def make_env(task, config, index=0):
   """Build env number `index` of the run; each index gets its own seed.
-  Continuous-action envs come wrapped in ClipAction."""
+  Continuous-action envs come wrapped in ClipAction; with env.gym.shift.step > 0
+  a gym env changes its physics at that step (envs/shift.py)."""
   env = _make_env(task, config, index)
+  inner = env
   if not env.act_space['action'].discrete:
     env = ClipAction(env)
+  shift_cfg = config.env.gym.shift
+  if split_task(task)[0] == 'gym' and shift_cfg.step > 0:
+    from . import shift
+    problem = shift.check(shift_cfg)
+    if problem:
+      raise ValueError(problem)
+    env = shift.Shift(env, inner.env.unwrapped, shift_cfg.step, shift_cfg.gravity,
+                      shift_cfg.length, name=f' (env {index})')
   return env
+
+
+def fast_forward(envs, step):
+  """On resume: tell each env how many transitions it has made (agent step / envs),
+  so a dynamics shift (envs/shift.py) that was due has happened."""
+  for env in envs:
+    if hasattr(env, 'fast_forward'):
+      env.fast_forward(int(step) // len(envs))
 
 
 def _make_env(task, config, index):

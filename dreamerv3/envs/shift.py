@@ -1,0 +1,91 @@
+"""A dynamics shift: the env's physics change at a set env step (issue 15).
+
+The adaptive horizon is meant for the moment the world model becomes
+unreliable; a model that learns a fixed world never gets there. This wrapper
+makes that moment on purpose: after `step` transitions of this env, its
+gravity and/or pole length are multiplied by the configured factors, and stay
+so (episodes after it reset into the new world). Config: `env.gym.shift`
+(`step: 0` = off, the env is returned unwrapped).
+
+The step counts this env's transitions, i.e. the steps taken without the
+`reset` flag, which is the run's agent step when `run.envs` is 1 (with N envs
+each counts its own, so the world changes at agent step N x step). The
+counter is not checkpointed: the trainer calls `fast_forward` on resume.
+"""
+
+# Physics attribute names per factor, as gymnasium's classic-control envs call them
+# (CartPole: gravity, length; Pendulum: g, l).
+ATTRS = {'gravity': ('gravity', 'g'), 'length': ('length', 'l')}
+
+
+def check(cfg):
+  """An error line for settings the shift cannot mean, or None."""
+  if int(cfg['step']) != cfg['step'] or cfg['step'] < 0:
+    return f"env.gym.shift.step ({cfg['step']}) must be an integer >= 0 (0 = off)"
+  for key in ATTRS:
+    if not cfg[key] > 0:
+      return f"env.gym.shift.{key} ({cfg[key]}) must be > 0 (a factor; 1 = unchanged)"
+  return None
+
+
+def find_attr(physics, key):
+  """The physics attribute a factor applies to; ValueError if the env has none."""
+  for name in ATTRS[key]:
+    if hasattr(physics, name):
+      return name
+  raise ValueError(
+      f"env.gym.shift.{key}: {type(physics).__name__} has no "
+      + ' or '.join(ATTRS[key]) + ' to change')
+
+
+def apply(physics, gravity, length):
+  """Multiply the physics' gravity and length in place; CartPole also keeps its
+  derived pole mass x length in step. Returns the new values."""
+  changed = {}
+  for key, factor in (('gravity', gravity), ('length', length)):
+    if factor != 1.0:
+      name = find_attr(physics, key)
+      setattr(physics, name, getattr(physics, name) * factor)
+      changed[name] = getattr(physics, name)
+  if 'length' in changed and hasattr(physics, 'polemass_length'):
+    physics.polemass_length = physics.masspole * physics.length
+  return changed
+
+
+class Shift:
+  """Wraps an env of the protocol in envs/__init__; `physics` is the object whose
+  attributes change (gymnasium's unwrapped env)."""
+
+  def __init__(self, env, physics, step, gravity, length, name=''):
+    self.env, self.physics, self.at = env, physics, int(step)
+    self.gravity, self.length, self.name = float(gravity), float(length), name
+    for key, factor in (('gravity', gravity), ('length', length)):
+      if factor != 1.0:
+        find_attr(physics, key)  # fail at construction, not at the shift
+    self.count = 0
+    self.shifted = False
+
+  @property
+  def obs_space(self):
+    return self.env.obs_space
+
+  @property
+  def act_space(self):
+    return self.env.act_space
+
+  def fast_forward(self, count):
+    """Set the transition counter (on resume); the shift applies at the next step."""
+    self.count = int(count)
+
+  def step(self, action):
+    if not action['reset']:
+      if self.count >= self.at and not self.shifted:
+        changed = apply(self.physics, self.gravity, self.length)
+        self.shifted = True
+        print(f'Dynamics shift{self.name} at env step {self.count}: '
+              + ', '.join(f'{k} = {v:g}' for k, v in changed.items()), flush=True)
+      self.count += 1
+    return self.env.step(action)
+
+  def close(self):
+    self.env.close()
