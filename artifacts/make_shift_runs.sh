@@ -4,7 +4,7 @@
 # agent.imag_length, N seeds each, from a pinned commit. Usage (from the repo root):
 #   COMMIT=<hash> bash artifacts/make_shift_runs.sh            # the runs (about 10 min each on CPU)
 #   COMMIT=<hash> bash artifacts/make_shift_runs.sh --dry-run  # print one command per run, run none
-#   bash artifacts/make_shift_runs.sh --tiny                   # debug preset, seconds per run
+#   bash artifacts/make_shift_runs.sh --tiny                   # debug preset, ~1 min per run (compile)
 # Arms (same flags otherwise):
 #   baseline  --agent.imag_adapt.enabled False
 #   adapt     --agent.imag_adapt.enabled True  (mode rule: the seed's thresholds)
@@ -56,7 +56,7 @@ CONFIGS="cartpole size1m"
 EXTRA=()
 read -r -a USER_FLAGS <<< "${FLAGS:-}"
 if [ "$TINY" = 1 ]; then
-  # Seconds per run: the debug model on CartPole, shift after 40 steps, 2 updates after it.
+  # The debug model on CartPole, shift after 40 steps: about a minute per run, mostly compile.
   CONFIGS="cartpole debug"; STEPS=80; SHIFT_STEP=40; WARMUP=0
   [ "${SEEDS}" = "0 1 2 3 4" ] && SEEDS=0
   EXTRA=(--run.train_fill 32 --run.train_ratio 16 --run.log_every 0 --run.save_every 0)

@@ -66,7 +66,7 @@ def test_dry_run_gives_four_arms_that_differ_only_in_the_method(tmp_path):
     assert differs == {"seed", "logdir"}
 
 
-def test_tiny_mode_is_the_debug_model_for_seconds():
+def test_tiny_mode_is_the_debug_model_for_a_few_steps():
     (argv, *_) = dry_run("--tiny", ARMS="placebo")
     config = main.parse(argv)
     assert config.agent.rssm.deter == 32 and config.run.steps == 80  # debug preset
