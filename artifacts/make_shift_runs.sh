@@ -25,7 +25,8 @@
 # rule's EMA starts at the untrained loss/dyn (about 6.6) and at alpha 0.01 needs about 500
 # updates (about 9,000 env steps at the cartpole preset's train ratio 64) to come down to the
 # floor, so a shift at 3,000 steps cannot fire it whatever its size. The defaults shift after
-# that; whether adapt then fires in every seed is not measured yet (check before the full set).
+# that. Seed 0 at these defaults (2,000 steps after the shift): adapt fired at 0 of 517 updates
+# before the shift, 39 of 135 after it (29%), mean horizon_eff 14.3; other seeds not measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
