@@ -109,11 +109,13 @@ done
 
 # 3. The seed's two commands (SPEC s.2) with a time budget, both at once on the
 #    one device (each with 40% of its memory), from the same seed.
-RUNS="$WORK/runs"
+# Run from $WORK with a relative --logdir, so config.yaml and the logs name
+# artifacts/..., as the shipped runs do, and no path of the machine.
+RUNS="$WORK/artifacts"
 seed_command() {  # seed_command METHOD FLAGS...
   local method="$1"; shift
-  "$PY" dreamerv3/main.py \
-    --logdir "$RUNS/gpu_atari100k_alien_$method/seed0_{timestamp}" \
+  cd "$WORK" && "$PY" "$ROOT/dreamerv3/main.py" \
+    --logdir "artifacts/gpu_atari100k_alien_$method/seed0_{timestamp}" \
     --configs atari100k "$RUN_SIZE" --task atari100k_alien --script train \
     --jax.platform "$PLATFORM" --jax.train_devices [0] --jax.policy_devices [0] \
     --run.steps 110000 --run.envs 1 --run.train_ratio 256 \
@@ -133,7 +135,7 @@ both_runs() {
   return $((ra | rb))
 }
 export -f seed_command both_runs
-export PY RUN_SIZE PLATFORM RUN_SECONDS RUNS WORK LOG
+export PY RUN_SIZE PLATFORM RUN_SECONDS RUNS WORK LOG ROOT
 # The agent's tests (every test config on this platform) beside the two runs,
 # taking GPU memory as they need it.
 ( STEP_LOG="$WORK/tests.log" step tests "$LIMIT_TESTS" env DREAMER_TEST_PLATFORM="$PLATFORM" XLA_PYTHON_CLIENT_PREALLOCATE=false \

@@ -153,4 +153,7 @@ def test_gpu_runs_read_back_and_match_their_label():
         assert not any(key.startswith("train/") for row in rows for key in row)  # no update
         scores = [json.loads(line) for line in (run / "scores.jsonl").read_text().splitlines()]
         assert [s["episode/score"] for s in scores] == [90.0]
-        assert "size200m" in (run / "config.yaml").read_text() or "8192" in (run / "config.yaml").read_text()
+        config = (run / "config.yaml").read_text()
+        assert "deter: 8192" in config  # size200m
+        assert "logdir: artifacts/gpu_atari100k_alien_" in config
+        assert "/tmp/tmp" not in config + (run / "train.log").read_text()  # no machine paths
