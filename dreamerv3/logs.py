@@ -98,9 +98,9 @@ def scope_safe(metrics):
     value = np.asarray(value)
     if not SCOPE_KEY.match(key):
       continue
-    if value.ndim == 0 and np.issubdtype(value.dtype, np.number):
+    if scopefile.is_scalar(value):
       safe[key] = value
-    elif value.ndim == 4 and value.dtype == np.uint8 and value.shape[-1] in (1, 3):
+    elif scopefile.is_video(value):
       # libx264 needs even sizes: crop one row/column if needed.
       T, H, W, C = value.shape
       safe[key] = value[:, :H - H % 2, :W - W % 2]

@@ -43,6 +43,16 @@ def video_encoder():
   return None
 
 
+def is_scalar(value):
+  """A value scope stores as a `.float` row: a 0-d number."""
+  return value.ndim == 0 and np.issubdtype(value.dtype, np.number)
+
+
+def is_video(value):
+  """A value scope stores as an mp4: uint8 [T, H, W, 1 or 3]."""
+  return value.ndim == 4 and value.dtype == np.uint8 and value.shape[-1] in (1, 3)
+
+
 def file_name(key, extension):
   return key.replace('/', '-') + '.' + extension
 
@@ -87,8 +97,8 @@ def encode_mp4(frames, path, encoder, fps=FPS):
 class ScopeFiles:
   """An elements logger output: `summaries` [(step, name, value)] -> scope files.
 
-  Scalars (0-d numbers) and uint8 videos [T, H, W, 1|3] are written; other
-  values are ignored, as `logs.scope_safe` has already dropped what scope rejects.
+  Scalars (`is_scalar`) and videos (`is_video`) are written; other values are
+  ignored, where scope's own writer would raise.
   """
 
   def __init__(self, logdir, encoder='auto', seed=None):
@@ -102,11 +112,11 @@ class ScopeFiles:
     floats = {}
     for step, name, value in summaries:
       value = np.asarray(value)
-      if value.ndim == 0 and np.issubdtype(value.dtype, np.number):
+      if is_scalar(value):
         floats.setdefault(name, ([], []))
         floats[name][0].append(step)
         floats[name][1].append(value)
-      elif value.ndim == 4 and value.dtype == np.uint8 and value.shape[-1] in (1, 3):
+      elif is_video(value):
         self.write_video(int(step), name, value)
     for name, (steps, values) in floats.items():
       append_floats(self.folder / file_name(name, 'float'), steps, values)
