@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The shift experiment of issue 15 (artifacts/make_shift_runs.sh) on the GPU machine:
+# every run of every arm at once on the one GPU, each with a time budget, then the
+# run dirs (no checkpoints, no replay) and the terminal logs packed into $OUT.
+#
+#   On the device machine, from the repo root, with .whl carried (bench/gpu_wheels.sh):
+#     GIT_COMMIT=<sha> bash bench/device_shift.sh
+#   Here, on CPU, the same steps with the debug model and one seed (about 2 minutes):
+#     bash bench/device_shift.sh --dry-run          # OUT defaults to a fresh temp dir
+#
+# Settings (env): DURATION [470 s per run, counted from the run loop's start],
+# LIMIT [545 s for all runs together], SEEDS ["0 1 2 3 4"], LOG_EVERY [5 s].
+# The runs compute in float32 with full-precision matmuls on the GPU, as on CPU, so
+# that the mask thresholds meet the same numbers as in the CPU runs that chose them.
+# What comes back: shift_runs.tgz (artifacts/shift_cartpole_<arm>/seed<N>_*/ and
+# artifacts/logs/shift_*.log), progress.log (each run's step every 30 s and the GPU's
+# use), device_shift.log (everything else).
+set -uo pipefail
+
+DRY=0
+[[ "${1:-}" == "--dry-run" ]] && DRY=1
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$(mktemp -d)}"
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+LOG="$OUT/device_shift.log"
+PROGRESS="$OUT/progress.log"
+: >"$LOG"; : >"$PROGRESS"
+export PYTHONUNBUFFERED=1
+SEEDS=${SEEDS:-"0 1 2 3 4"}
+LOG_EVERY=${LOG_EVERY:-5}
+
+if ((DRY)); then
+  PY="${PYTHON:-$PWD/.venv/bin/python}"
+  PLATFORM=cpu DURATION=${DURATION:-60} LIMIT=${LIMIT:-240}
+  RUNS_OUT=$(mktemp -d)/artifacts  # the dry run writes nothing into this tree
+  TINY=(--tiny) SEEDS=0
+  export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+else
+  PY="${PYTHON:-python3}"
+  PLATFORM=cuda DURATION=${DURATION:-470} LIMIT=${LIMIT:-545}
+  RUNS_OUT=artifacts TINY=()
+  if [[ -d .whl ]]; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl >>"$LOG" 2>&1 || echo "wheel install failed" | tee -a "$LOG"
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  # Twenty processes share the GPU: each takes memory as it needs it. One compile
+  # cache, so identical programs are compiled once where the timing allows.
+  export XLA_PYTHON_CLIENT_PREALLOCATE=false
+  export JAX_COMPILATION_CACHE_DIR="$(mktemp -d)"
+  export JAX_DEFAULT_MATMUL_PRECISION=highest
+  nvidia-smi >>"$LOG" 2>&1
+fi
+echo "device_shift $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit ${GIT_COMMIT:-tree}" \
+  "platform $PLATFORM duration ${DURATION}s limit ${LIMIT}s seeds '$SEEDS'" | tee -a "$LOG"
+
+progress() {  # every 30 s: each run's last logged step, and the GPU's use
+  local t0=$SECONDS
+  while sleep 30; do
+    echo "--- $((SECONDS - t0)) s" >>"$PROGRESS"
+    for f in "$RUNS_OUT"/shift_cartpole_*/*/metrics.jsonl; do
+      [[ -f "$f" ]] || continue
+      local last
+      last=$(tail -n 1 "$f" | grep -o '"step": *[0-9]*' | grep -o '[0-9]*$')
+      echo "$(basename "$(dirname "$(dirname "$f")")")/$(basename "$(dirname "$f")") step ${last:-?}" >>"$PROGRESS"
+    done
+    ((DRY)) || nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$PROGRESS" 2>&1
+  done
+}
+progress &
+PROGRESS_PID=$!
+
+start=$SECONDS
+GIT_COMMIT=${GIT_COMMIT:-} PLATFORM=$PLATFORM PY=$PY OUT=$RUNS_OUT SEEDS=$SEEDS PARALLEL=64 \
+  FLAGS="--jax.compute_dtype float32 --run.duration $DURATION --run.log_every $LOG_EVERY --run.save_every 1e9" \
+  timeout --kill-after=10 "$LIMIT" bash artifacts/make_shift_runs.sh "${TINY[@]}" >>"$LOG" 2>&1
+rc=$?
+kill "$PROGRESS_PID" 2>/dev/null
+echo "runs: exit $rc after $((SECONDS - start)) s" | tee -a "$LOG"
+
+# Pack what there is, finished or not: the labels say how far each run got.
+(cd "$(dirname "$RUNS_OUT")" && tar --exclude=ckpt --exclude=replay -czf "$OUT/shift_runs.tgz" \
+  "$(basename "$RUNS_OUT")"/logs "$(basename "$RUNS_OUT")"/shift_cartpole_*) 2>>"$LOG"
+ls -la "$OUT" | tee -a "$LOG"
+grep -h "Stopping\|Error\|error" "$RUNS_OUT"/logs/shift_*.log 2>/dev/null | sort | uniq -c | tee -a "$LOG"
