@@ -54,7 +54,8 @@ def test_dry_run_gives_four_arms_that_differ_only_in_the_method(tmp_path):
     expected = {
         "adapt": {"agent.imag_adapt.enabled": True},
         "placebo": {"agent.imag_adapt.enabled": True, "agent.imag_adapt.mode": "placebo",
-                    "agent.imag_adapt.placebo_rate": 0.2},
+                    "agent.imag_adapt.placebo_rate": 0.2,
+                    "agent.imag_adapt.placebo_severity": 0.2},
         "fixed": {"agent.imag_length": 8},
     }
     for arm, want in expected.items():
@@ -81,3 +82,14 @@ def test_bad_options_exit_2(option, env, expected):
     result = subprocess.run(["bash", str(SCRIPT), option], capture_output=True, text=True,
                             timeout=60, cwd=ROOT, env={"PATH": "/usr/bin:/bin", **env})
     assert result.returncode == 2 and expected in result.stderr, result.stderr
+
+
+def test_platform_and_extra_flags_reach_every_run():
+    """bench/device_shift.sh runs the arms on cuda with a time budget through these."""
+    commands = dry_run(SEEDS="3", PLATFORM="cuda",
+                       FLAGS="--jax.compute_dtype float32 --run.duration 470 --run.log_every 5")
+    assert len(commands) == 4
+    for argv in commands:
+        config = main.parse(argv)
+        assert config.jax.platform == "cuda" and config.jax.compute_dtype == "float32"
+        assert config.run.duration == 470 and config.run.log_every == 5 and config.seed == 3
