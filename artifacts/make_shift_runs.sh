@@ -128,7 +128,7 @@ run() {  # arm seed
   local log="$OUT/logs/shift_${arm}_seed${seed}.log"
   mapfile -t flags < <(args "$arm" "$seed")
   echo "commit $COMMIT: python dreamerv3/main.py ${flags[*]}" > "$log"
-  PYTHONPATH="$SRC" $PY "$SRC/dreamerv3/main.py" "${flags[@]}" >> "$log" 2>&1
+  PYTHONPATH="$SRC${PYTHONPATH:+:$PYTHONPATH}" $PY "$SRC/dreamerv3/main.py" "${flags[@]}" >> "$log" 2>&1
 }
 
 status=0
