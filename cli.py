@@ -80,15 +80,18 @@ Names = Annotated[str, typer.Option("--names", help="Method labels, one per argu
                                                     "(default: from the folders).")]
 Window = Annotated[float, typer.Option("--window", help="Final score: mean over this last fraction of each "
                                                         "run's frames (a run with no episode there: its last).")]
+Frames = Annotated[str, typer.Option("--frames", help="Score instead: mean over the episodes ending in env "
+                                                     "frames (START, END], the same for every run, e.g. "
+                                                     "9500:13000 or 40k:50k.")]
 PowerDelta = Annotated[float, typer.Option("--power-delta", help="IQM difference for the power statement "
                                                                  "(default: each method's observed one).")]
 OpenloopSource = Annotated[str, typer.Option("--openloop-source", help="Report's open loop from auto, ckpt or scope.")]
 
 
 def _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
-                        cache) -> None:
+                        cache, frames=None) -> None:
     """`compare` and `report`: one pipeline (analysis.pipeline.run); print its table and files."""
-    from analysis import compare, pipeline
+    from analysis import compare, pipeline, stats
     from analysis.ingest import IngestError
 
     if len(methods) < 2:
@@ -97,8 +100,9 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
     metrics = [m.strip() for m in metric.split(",") if m.strip()]
     labels = None if names is None else [n.strip() for n in names.split(",")]
     try:
+        interval = None if frames is None else stats.parse_frames(frames)
         done = pipeline.run([[m] for m in methods], out, labels, reps, seed, metrics, window, power_delta,
-                            make_report, source, progress=True, cache=cache)
+                            make_report, source, progress=True, cache=cache, frames=interval)
     except (IngestError, ValueError, OSError) as error:
         _fail(_first_line(error))
     from rich.table import Table
@@ -106,8 +110,8 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
 
     result = done.result
     columns, rows = compare.table_rows(result)
-    table = Table(title=Text(_plain(f"{', '.join(result.others)} vs {result.reference}: human-normalized final "
-                                    "scores, 95% CIs")))
+    table = Table(title=Text(_plain(f"{', '.join(result.others)} vs {result.reference}: scores (human-normalized on "
+                                    "Atari100k, raw otherwise), 95% CIs")))
     for column in columns:
         table.add_column(Text(_plain(column)))
     for i, row in enumerate(rows):  # Text: names from disk print literally, never as markup
@@ -137,6 +141,7 @@ def compare_cli(
     metric: Metric = ",".join(defaults.METRICS),
     names: Names = None,
     window: Window = defaults.WINDOW,
+    frames: Frames = None,
     power_delta: PowerDelta = None,
     make_report: Annotated[bool, typer.Option("--report/--no-report", help="Also write report.html and report.pdf.")] = True,
     source: OpenloopSource = defaults.OPENLOOP_SOURCE,
@@ -146,7 +151,7 @@ def compare_cli(
     """Compare methods against the first: IQM, mean, median, optimality gap with 95% bootstrap CIs,
     probability of improvement and seeds needed; writes figures and the report."""
     _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
-                        _cache(cache_dir, no_cache))
+                        _cache(cache_dir, no_cache), frames)
 
 
 @app.command("report")
@@ -158,6 +163,7 @@ def report_cli(
     metric: Metric = ",".join(defaults.METRICS),
     names: Names = None,
     window: Window = defaults.WINDOW,
+    frames: Frames = None,
     power_delta: PowerDelta = None,
     source: OpenloopSource = defaults.OPENLOOP_SOURCE,
     cache_dir: str = CACHE_DIR,
@@ -165,7 +171,7 @@ def report_cli(
 ):
     """Write the full report (report.html, self-contained, and report.pdf): `compare` with the report."""
     _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, True, source,
-                        _cache(cache_dir, no_cache))
+                        _cache(cache_dir, no_cache), frames)
 
 
 @app.command("mask")
@@ -189,16 +195,27 @@ def mask_cli(
     from rich.table import Table
 
     table = Table(title="Adaptive horizon per run")
-    for column in ("run", "log lines", "updates active", "mean horizon_eff", "mean severity", "mean loss/dyn"):
+    shifted = result.summary["shift_step"].is_not_null().any()
+    columns = ["run", "log lines", "updates active", "mean horizon_eff", "mean severity", "mean loss/dyn"]
+    if shifted:
+        columns += ["shift at", "active before", "active after", "first on after"]
+    for column in columns:
         table.add_column(column)
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     for row in result.summary.iter_rows(named=True):
-        table.add_row(_literal(row["run"]), str(row["logged"]), fmt(row["frac_active"], ".1%"),
-                      fmt(row["mean_horizon_eff"], ".2f"), fmt(row["mean_severity"], ".3f"),
-                      fmt(row["mean_loss_dyn"], ".3f"))
+        cells = [_literal(row["run"]), str(row["logged"]), fmt(row["frac_active"], ".1%"),
+                 fmt(row["mean_horizon_eff"], ".2f"), fmt(row["mean_severity"], ".3f"),
+                 fmt(row["mean_loss_dyn"], ".3f")]
+        if shifted:
+            cells += [fmt(row["shift_step"], ","), fmt(row["active_before"], ".1%"),
+                      fmt(row["active_after"], ".1%"), fmt(row["first_active_after"], ",")]
+        table.add_row(*cells)
     console = _console()
     console.print(table)
     console.print("'-': the run logged no train/imag_adapt keys (mask disabled)")
+    if shifted:
+        console.print("around the shift (env.gym.shift.step): fractions of updates; 'first on after' is the "
+                      "end step of the first logged interval after the shift with the mask on", markup=False)
     console.print(f"wrote {len(written)} files to {_plain(out)}", markup=False)
 
 

@@ -23,7 +23,7 @@ from analysis.ingest import IngestError
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
 COMPARE_METRIC_KEYS = ("train/loss/dyn", "train/loss/rep", "train/loss/policy", "train/loss/value",
-                       "fps/policy", "fps/train") + mask.ADAPT_KEYS
+                       "fps/policy", "fps/train", mask.UPDATES_KEY) + mask.ADAPT_KEYS
 OVERALL = stats.OVERALL
 DEFAULT_REPS = defaults.REPS
 DEFAULT_WINDOW = defaults.WINDOW
@@ -49,6 +49,7 @@ class CompareResult:
     window: float
     metrics: tuple[str, ...]
     notes: list[str] = field(default_factory=list)
+    frames: tuple[int, int] | None = None  # scored env-frame interval; None: the last `window`
 
     @property
     def reference(self) -> str:
@@ -75,11 +76,21 @@ def compare(
     progress: bool = False,
     power_delta: float | None = None,
     cache: bool | str | Path | None = True,
+    frames: tuple[int, int] | None = None,
 ) -> CompareResult:
     """Compare the methods whose runs lie under each group of paths (the first group is the
-    reference); raises IngestError / CompareError on input that cannot work."""
+    reference); raises IngestError / CompareError on input that cannot work.
+
+    Each run's score is its mean episode score over the last `window` of its own frames, or,
+    with `frames` (start, end), over the episodes ending in that env-frame interval, the same
+    for every run (for example the frames after a dynamics shift)."""
     groups = [[g] if isinstance(g, str) else list(g) for g in groups]
     _check_options(groups, names, metrics, reps, window, power_delta)
+    if frames is not None:
+        try:
+            frames = stats.check_frames(frames)
+        except ValueError as error:
+            raise CompareError(str(error)) from None
     labels, found = [], []
     for i, paths in enumerate(groups):
         found.append(ingest.discover(paths, None if names is None else [names[i]] * len(paths)))
@@ -91,9 +102,12 @@ def compare(
     runs = [run for group in found for run in group]
     runs = ingest.with_unique_names(runs)
     data = ingest.ingest(runs, metric_keys=COMPARE_METRIC_KEYS, progress=progress, cache=cache)
-    final = stats.final_scores(data.scores, window, runs, ingest.last_steps(data.scores, data.metrics))
+    if frames is None:
+        final = stats.final_scores(data.scores, window, runs, ingest.last_steps(data.scores, data.metrics))
+    else:
+        final = stats.interval_scores(data.scores, frames, runs)
     tasks, notes = _shared_tasks(final, labels)
-    notes += stats.fallback_notes(final, window)
+    notes += stats.fallback_notes(final, window) if frames is None else stats.interval_notes(final, frames)
     matrices = {}
     for method in labels:
         matrices[method], dropped = stats.score_matrix(final, method, tasks)
@@ -106,7 +120,7 @@ def compare(
     curves = _curves(data.scores, final, labels, tasks, min(reps, CURVE_REPS), seed)
     profiles = _profiles(matrices, min(reps, CURVE_REPS), seed)
     return CompareResult(labels, data, final, tasks, aggregate, poi, power, curves, profiles,
-                         seed, reps, window, tuple(metrics), notes)
+                         seed, reps, window, tuple(metrics), notes, frames)
 
 
 def _check_options(groups, names, metrics, reps, window, power_delta) -> None:
@@ -144,7 +158,7 @@ def _need_two_seeds(final: pl.DataFrame, method: str, tasks: list[str], usable: 
         scored = rows.filter(pl.col("normalized").is_not_null()).height
         if scored < 2:
             empty = rows.height - scored
-            why = f" ({empty} more run(s) have no episode at all; see `dreamer-report runs`)" if empty else ""
+            why = f" ({empty} more run(s) have no episode in the scored frames; see the notes)" if empty else ""
             raise CompareError(f"method {method!r} has {scored} run(s) with episode scores on {task}{why}; "
                                "the bootstrap CIs need at least 2 seeds per method and task: add runs of "
                                "more seeds")
@@ -252,7 +266,7 @@ def power_sentences(result: CompareResult) -> list[str]:
 
 def bootstrap_sentence(result: CompareResult) -> str:
     return (f"bootstrap: seed {result.seed}, {result.reps:,} reps (stratified over runs, percentile CIs); "
-            + stats.final_score_definition(result.window))
+            + stats.final_score_definition(result.window, result.frames))
 
 
 FIGURE_TITLES = {"aggregates": "Aggregate metrics", "probability_of_improvement": "Probability of improvement",
@@ -284,7 +298,8 @@ def summary(result: CompareResult) -> dict:
     safe = ingest.finite_or_none
     return {
         "methods": result.methods, "reference": result.reference, "tasks": result.tasks,
-        "seed": result.seed, "reps": result.reps, "window": result.window, "ci": stats.CI_SIZE,
+        "seed": result.seed, "reps": result.reps, "window": result.window,
+        "frames": None if result.frames is None else list(result.frames), "ci": stats.CI_SIZE,
         "metrics": list(result.metrics),
         "aggregate": [{k: safe(v) if isinstance(v, float) else v for k, v in row.items()}
                       for row in result.aggregate.to_dicts()],

@@ -239,8 +239,9 @@ def plot_final_scores(final: pl.DataFrame, colors: dict):
 
 
 @_style
-def plot_mask(metrics: pl.DataFrame, runs, colors: dict):
-    """Per run: loss/dyn with mask activation shaded, severity, effective horizon (shared x)."""
+def plot_mask(metrics: pl.DataFrame, runs, colors: dict, shifts: dict | None = None):
+    """Per run: loss/dyn with mask activation shaded, severity, effective horizon (shared x);
+    `shifts` (run name -> env step) marks a dynamics shift with a dashed line."""
     fig, axes = plt.subplots(3, len(runs), figsize=(4.2 * len(runs) + 0.6, 7.5), sharex="col", squeeze=False)
     for col, run in enumerate(runs):
         own = metrics.filter(pl.col("run") == run.name)
@@ -252,6 +253,12 @@ def plot_mask(metrics: pl.DataFrame, runs, colors: dict):
         axes[0, col].set_title(run.name, fontsize=10)
         for ax in axes[:, col]:
             _shade_active(ax, active)
+            shift = (shifts or {}).get(run.name)
+            if shift is not None:
+                ax.axvline(shift, color="0.25", ls="--", lw=1.0)
+        if (shifts or {}).get(run.name) is not None:
+            axes[0, col].text(shifts[run.name], 0.97, " shift", transform=axes[0, col].get_xaxis_transform(),
+                              ha="left", va="top", fontsize=8, color="0.25")
         for row, key, label in ((1, "imag_adapt/severity", "severity"), (2, "imag_adapt/horizon_eff", "horizon_eff")):
             s = series[key]
             if s.height:

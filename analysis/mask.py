@@ -3,6 +3,10 @@
 Reads the `train/imag_adapt/*` keys and `train/loss/dyn` of each run, summarises how often the
 mask was active and the mean effective horizon, and draws them over training. Runs without the
 keys (baseline, mask disabled) are kept and shown with their loss alone, for contrast.
+
+A run whose config.yaml sets a dynamics shift (`env.gym.shift.step`, issue 15) also gets the
+fraction of its updates with the mask on before and after the shift, and the first logged
+interval after the shift in which the mask was on: whether the rule fired at the shift.
 """
 
 from __future__ import annotations
@@ -11,19 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import polars as pl
 
-from analysis import figures, ingest
+from analysis import figures, ingest, runconfig
 
 ADAPT_FIELDS = ("active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff")  # SPEC s.4
 ADAPT_KEYS = tuple(f"train/imag_adapt/{k}" for k in ADAPT_FIELDS)  # as the trainer logs them
-MASK_KEYS = ("train/loss/dyn",) + ADAPT_KEYS
+UPDATES_KEY = "train/opt/updates"  # cumulative gradient updates, the weight of each log line
+MASK_KEYS = ("train/loss/dyn", UPDATES_KEY) + ADAPT_KEYS
+SHIFT_KEY = "env.gym.shift.step"  # env step of the dynamics shift (0: none)
 
 
 @dataclass
 class MaskResult:
     data: ingest.Ingested
-    summary: pl.DataFrame  # run, method, task, seed, logged, frac_active, mean_horizon_eff, mean_severity, mean_loss_dyn
+    summary: pl.DataFrame  # run, method, task, seed, logged, frac_active, mean_horizon_eff, mean_severity,
+    # mean_loss_dyn, shift_step, active_before, active_after, first_active_after (see `summarize`)
 
 
 def mask_diagnostics(paths: Sequence[str], names: Sequence[str] | None = None, progress: bool = False,
@@ -38,6 +46,8 @@ def summarize(data: ingest.Ingested) -> pl.DataFrame:
 
     Each metrics line holds the mean over the updates since the previous line, so the mean of
     `active` over lines is the fraction of updates with the mask active (equal-sized intervals).
+    Around a dynamics shift (`shift_step`, from the run's config.yaml; null without one) the
+    fractions are weighted by each line's updates (`around_shift`).
     """
     means = (data.metrics.group_by("run", "key").agg(pl.col("value").mean(), pl.len().alias("n"))
              .pivot(on="key", index="run", values="value"))
@@ -52,11 +62,71 @@ def summarize(data: ingest.Ingested) -> pl.DataFrame:
                      "frac_active": row.get("train/imag_adapt/active"),
                      "mean_horizon_eff": row.get("train/imag_adapt/horizon_eff"),
                      "mean_severity": row.get("train/imag_adapt/severity"),
-                     "mean_loss_dyn": row.get("train/loss/dyn")})
+                     "mean_loss_dyn": row.get("train/loss/dyn"),
+                     **_around_run_shift(data.metrics, run)})
     schema = {"run": pl.String, "method": pl.String, "task": pl.String, "seed": pl.Int64, "logged": pl.Int64,
               "frac_active": pl.Float64, "mean_horizon_eff": pl.Float64, "mean_severity": pl.Float64,
-              "mean_loss_dyn": pl.Float64}
+              "mean_loss_dyn": pl.Float64, "shift_step": pl.Int64, "active_before": pl.Float64,
+              "active_after": pl.Float64, "first_active_after": pl.Int64}
     return pl.DataFrame(rows, schema=schema)
+
+
+def shift_step(run_dir: Path) -> int | None:
+    """The env step of the run's dynamics shift from its config.yaml; None without one (no
+    shift, no config, or a config that cannot be read: the other columns do not need it)."""
+    try:
+        value = runconfig.read_flat(Path(run_dir) / "config.yaml").get(SHIFT_KEY)
+    except (runconfig.ConfigError, OSError):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+        return None
+    return int(value)
+
+
+def around_shift(steps, active, updates, shift: int) -> dict:
+    """Fraction of updates with the mask on before and after `shift`, and where it first fired after.
+
+    Args:
+      steps: env step of each log line (ascending); line i covers the updates made in
+        (steps[i-1], steps[i]].
+      active: each line's fraction of its updates with the mask on.
+      updates: each line's cumulative update count, or None (then every line weighs the same).
+      shift: env step of the dynamics shift.
+    Returns:
+      active_before: over lines ending at or before the shift; active_after: over the lines
+      after it (a line that straddles the shift counts as after); first_active_after: the end
+      step of the first line after the shift with the mask on (None: it never fired after).
+      A side without lines (or without updates) is None.
+    """
+    steps, active = np.asarray(steps, float), np.asarray(active, float)
+    if updates is None:
+        weights = np.ones_like(active)
+    else:
+        weights = np.diff(np.asarray(updates, float), prepend=0.0)
+    before, after = steps <= shift, steps > shift
+
+    def share(side):
+        total = weights[side].sum()
+        return float((active[side] * weights[side]).sum() / total) if total > 0 else None
+
+    fired = np.flatnonzero(after & (active > 0))
+    return {"active_before": share(before), "active_after": share(after),
+            "first_active_after": int(steps[fired[0]]) if fired.size else None}
+
+
+def _around_run_shift(metrics: pl.DataFrame, run) -> dict:
+    shift = shift_step(run.path)
+    empty = {"shift_step": shift, "active_before": None, "active_after": None, "first_active_after": None}
+    if shift is None:
+        return empty
+    own = metrics.filter(pl.col("run") == run.name)
+    active = own.filter(pl.col("key") == "train/imag_adapt/active").select("step", "value").sort("step")
+    if active.height == 0:
+        return empty
+    updates = own.filter(pl.col("key") == UPDATES_KEY).select("step", pl.col("value").alias("updates"))
+    joined = active.join(updates, on="step", how="left")
+    counts = None if joined["updates"].null_count() else joined["updates"].to_numpy()
+    return {"shift_step": shift, **around_shift(joined["step"].to_numpy(), joined["value"].to_numpy(), counts, shift)}
 
 
 def write_outputs(result: MaskResult, out: Path) -> dict[str, Path]:
@@ -68,7 +138,9 @@ def write_outputs(result: MaskResult, out: Path) -> dict[str, Path]:
     runs = result.data.runs
     colors = figures.method_colors(list(dict.fromkeys(r.method for r in runs)))
     written = {}
-    for stem, fig in (("mask_over_training", figures.plot_mask(result.data.metrics, runs, colors)),
+    shifts = {row["run"]: row["shift_step"] for row in result.summary.iter_rows(named=True)
+              if row["shift_step"] is not None}
+    for stem, fig in (("mask_over_training", figures.plot_mask(result.data.metrics, runs, colors, shifts)),
                       ("mask_vs_loss", figures.plot_mask_scatter(result.data.metrics, runs, colors))):
         for path in figures.save(fig, out / stem):
             written[path.name] = path

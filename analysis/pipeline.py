@@ -36,13 +36,14 @@ class Outcome:
 def run(groups: Sequence[Sequence[str]], out: str | Path | None = None, names: Sequence[str] | None = None,
         reps: int = compare.DEFAULT_REPS, seed: int = 0, metrics: Sequence[str] = stats.METRICS,
         window: float = compare.DEFAULT_WINDOW, power_delta: float | None = None, make_report: bool = True,
-        openloop_source: str = "auto", progress: bool = False, cache: bool | str | Path | None = True) -> Outcome:
+        openloop_source: str = "auto", progress: bool = False, cache: bool | str | Path | None = True,
+        frames: tuple[int, int] | None = None) -> Outcome:
     """Compare, write figures and tables, and write the report; raises what `compare` raises."""
     from analysis import report
 
     groups = [[g] if isinstance(g, str) else list(g) for g in groups]
     result = compare.compare(groups, names=names, reps=reps, seed=seed, metrics=metrics, window=window,
-                             progress=progress, power_delta=power_delta, cache=cache)
+                             progress=progress, power_delta=power_delta, cache=cache, frames=frames)
     folder = Path(out) if out else REPORTS / result.name
     rendered = {stem: figures.render(fig) for stem, fig in compare.figures_of(result).items()}
     written = compare.write_outputs(result, folder, rendered)

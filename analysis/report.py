@@ -298,16 +298,21 @@ def mask_section(result, best: dict[str, Path]) -> tuple[Section, dict]:
     chosen = [r for r in data.runs if Path(r.path) in set(best.values())] or data.runs[:2]
     names = [r.name for r in chosen]
     colors = figures.method_colors(result.methods)
+    summary = mask.summarize(data)
+    shifts = {row["run"]: row["shift_step"] for row in summary.iter_rows(named=True) if row["shift_step"] is not None}
     rendered = {
         "mask_over_training": figures.render(
-            figures.plot_mask(data.metrics.filter(pl.col("run").is_in(names)), chosen, colors)),
+            figures.plot_mask(data.metrics.filter(pl.col("run").is_in(names)), chosen, colors, shifts)),
         "mask_vs_loss": figures.render(figures.plot_mask_scatter(data.metrics, data.runs, colors)),
     }
+    around = (" Runs with a dynamics shift (dashed line; env.gym.shift.step in their config.yaml) also get "
+              "the fraction of updates with the mask on before and after it, and the end step of the first "
+              "logged interval after it with the mask on (first_active_after)." if shifts else "")
     blocks = [Paragraph("Adaptive-horizon mask (SPEC section 4): shaded intervals are the fraction of updates "
-                        "with the mask active; the table gives per-run means over all logged lines."),
+                        "with the mask active; the table gives per-run means over all logged lines." + around),
               Figure("Mask over training (best run of each method)", rendered["mask_over_training"].png),
               Figure("Mask mean against loss/dyn (all runs)", rendered["mask_vs_loss"].png),
-              table_from_records(mask.summarize(data).to_dicts())]
+              table_from_records(summary.to_dicts())]
     return Section("mask", "Mask diagnostics", blocks), rendered
 
 
@@ -360,8 +365,7 @@ def build(result, rendered: dict, out: Path, paths: list[list[str]], openloop_so
         mask,
         openloop_section(result, best, out, openloop_source),
         Section("per-run", "Per-run table", [table_from_records(
-            result.final.to_dicts(), "fallback: no episode in the final window, so the run's last episode "
-            "stands in for its final score.")]),
+            result.final.to_dicts(), stats.final_score_definition(result.window, result.frames) + ".")]),
         Section("problems", "Ingest problems", [
             table_from_records(result.data.problems.to_dicts()) if result.data.problems.height else
             Paragraph("No problems were found while reading the runs.")]),

@@ -75,10 +75,82 @@ def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None,
              "normalized", "normalization").sort("method", "task", "seed", "run")
 
 
-def final_score_definition(window: float) -> str:
+def interval_scores(scores: pl.DataFrame, frames: tuple[int, int], runs=None) -> pl.DataFrame:
+    """Mean episode score over the episodes that end in env frames (start, end], the same
+    interval for every run (the published Atari100k curves are binned this way).
+
+    Same columns as `final_scores`; `fallback` is always false: a run with no episode in the
+    interval keeps a row with a null score (and `n_episodes` 0), so the comparison leaves it
+    out by name instead of scoring it on frames outside the interval. `last_step` is the
+    run's last episode, wherever it ends.
+    """
+    start, end = check_frames(frames)
+    scores = as_strings(scores)
+    episodes = scores.filter(pl.col("key") == "episode/score")
+    every_run = scores.select("run", "task", "method", "seed").unique()
+    if runs:
+        listed = pl.DataFrame([(r.name, r.task, r.method, r.seed) for r in runs],
+                              schema=every_run.schema, orient="row")
+        every_run = pl.concat([every_run, listed]).unique()
+    last = episodes.group_by("run").agg(pl.col("step").max().cast(pl.Int64).alias("last_step"))
+    inside = episodes.filter((pl.col("step") > start) & (pl.col("step") <= end)).group_by("run").agg(
+        pl.col("value").mean().alias("final_score"), pl.len().cast(pl.Int64).alias("n_episodes"))
+    table = every_run.join(last, on="run", how="left").join(inside, on="run", how="left").with_columns(
+        n_episodes=pl.col("n_episodes").fill_null(0), fallback=pl.lit(False))
+    normalized = [_normalize(t, s) for t, s in table.select("task", "final_score").iter_rows()]
+    return table.with_columns(
+        normalized=pl.Series(normalized, dtype=pl.Float64),
+        normalization=pl.Series(["human" if atari.game_of(t) else "raw" for t in table["task"]], dtype=pl.String),
+    ).select("run", "task", "method", "seed", "final_score", "n_episodes", "last_step", "fallback",
+             "normalized", "normalization").sort("method", "task", "seed", "run")
+
+
+def check_frames(frames) -> tuple[int, int]:
+    """(start, end) env frames with 0 <= start < end, as ints; ValueError naming the problem."""
+    try:
+        start, end = frames
+    except (TypeError, ValueError):
+        raise ValueError(f"frames {frames!r}: expected two numbers, start and end") from None
+    if not (np.isfinite(start) and np.isfinite(end) and 0 <= start < end):
+        raise ValueError(f"frames ({start}, {end}): expected 0 <= start < end env frames")
+    return int(start), int(end)
+
+
+def parse_frames(text: str) -> tuple[int, int]:
+    """'START:END' (env frames; 'k' multiplies by 1000, e.g. '40k:50k') -> (start, end)."""
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise ValueError(f"--frames {text!r}: expected START:END in env frames, e.g. 9500:13000 or 40k:50k")
+    values = []
+    for part in parts:
+        part = part.strip().lower().replace("_", "").replace(",", "")
+        scale = 1000 if part.endswith("k") else 1
+        try:
+            values.append(float(part.removesuffix("k")) * scale)
+        except ValueError:
+            raise ValueError(f"--frames {text!r}: {part!r} is not a number of env frames") from None
+    try:
+        return check_frames(values)
+    except ValueError as error:
+        raise ValueError(f"--frames {text!r}: expected START < END, both >= 0") from error
+
+
+def final_score_definition(window: float, frames: tuple[int, int] | None = None) -> str:
     """The sentence every table of final scores prints beside it."""
+    if frames is not None:
+        return (f"score = mean episode score over the episodes ending in env frames ({frames[0]:,}, "
+                f"{frames[1]:,}] of each run (a run with none there is left out, by name)")
     return (f"final score = mean episode score over the last {window:.0%} of each run's env frames "
             "(a run with no episode there: its last episode, flagged 'fallback')")
+
+
+def interval_notes(final: pl.DataFrame, frames: tuple[int, int]) -> list[str]:
+    """One sentence naming the runs with no episode in the scored interval."""
+    runs = final.filter(pl.col("n_episodes") == 0)["run"].to_list()
+    if not runs:
+        return []
+    return [f"{len(runs)} of {final.height} run(s) had no episode ending in env frames ({frames[0]:,}, "
+            f"{frames[1]:,}], so they have no score there: {', '.join(runs)}"]
 
 
 def fallback_notes(final: pl.DataFrame, window: float) -> list[str]:
@@ -112,7 +184,7 @@ def score_matrix(final: pl.DataFrame, method: str, tasks: list[str]) -> tuple[np
     notes, columns = [], []
     rows = final.filter(pl.col("method") == method)
     for run in rows.filter(pl.col("normalized").is_null())["run"]:
-        notes.append(f"{run}: no episode at all; left out")
+        notes.append(f"{run}: no episode in the scored frames; left out")
     rows = rows.filter(pl.col("normalized").is_not_null())
     for task in tasks:
         columns.append(rows.filter(pl.col("task") == task).sort("seed", "run")["normalized"].to_numpy())

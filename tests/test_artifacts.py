@@ -157,3 +157,36 @@ def test_gpu_runs_read_back_and_match_their_label():
         assert "deter: 8192" in config  # size200m
         assert "logdir: artifacts/gpu_atari100k_alien_" in config
         assert "/tmp/tmp" not in config + (run / "train.log").read_text()  # no machine paths
+
+
+SHIFT_ARMS = ("baseline", "adapt", "placebo", "fixed")
+
+
+def test_shift_runs_match_their_label():
+    """artifacts/shift_cartpole_<arm>/ (issue 15): each arm labelled, every run finished its
+    13,000 steps with the shift at 9,500 in its config, and the label's claim about the mask
+    holds in the data: adapt off at every update before the shift and on after it, in every
+    adapt run; baseline and fixed never on."""
+    from analysis import runconfig
+
+    summaries = {}
+    for arm in SHIFT_ARMS:
+        folder = ARTIFACTS / f"shift_cartpole_{arm}"
+        assert "**Label:" in (folder / "README.md").read_text()
+        runs = ingest.discover([str(folder)])
+        assert len(runs) >= 2
+        for run in runs:
+            config = runconfig.read_flat(Path(run.path) / "config.yaml")
+            assert config["env.gym.shift.step"] == 9500 and config["run.steps"] == 13000
+            assert config["agent.imag_length"] == (14 if arm == "fixed" else 15)
+            assert config["agent.imag_adapt.mode"] == ("placebo" if arm == "placebo" else "rule")
+            last = json.loads((Path(run.path) / "metrics.jsonl").read_text().splitlines()[-1])
+            assert last["step"] == 13000
+        summaries[arm] = mask.mask_diagnostics([str(folder)], cache=False).summary
+    for row in summaries["adapt"].iter_rows(named=True):
+        assert row["active_before"] == 0.0 and row["active_after"] > 0.1, row
+        assert 9500 < row["first_active_after"] <= 10500, row
+    for arm in ("baseline", "fixed"):
+        assert summaries[arm]["frac_active"].max() == 0.0
+    assert summaries["placebo"]["active_before"].min() > 0.0  # drawn regardless of the shift
+    assert "2 of the 5 planned seeds" in (ARTIFACTS / "SHIFT_EXPERIMENT.md").read_text()

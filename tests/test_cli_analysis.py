@@ -41,10 +41,26 @@ def test_compare_with_names(study, tmp_path):
     assert not (tmp_path / "report.html").exists()
 
 
+def test_compare_over_a_frame_interval(study, tmp_path):
+    """--frames scores every run on the same env frames and says so in the output and summary."""
+    result = runner.invoke(app, ["compare", str(study / "atari100k_alien_baseline"), str(study / "atari100k_alien_adapt"),
+                                 "--out", str(tmp_path), "--reps", "200", "--frames", "0:1e9", "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert "episodes ending in env frames (0, 1,000,000,000]" in " ".join(result.output.split())
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["frames"] == [0, 1_000_000_000]
+    # An interval no episode ends in leaves nothing to compare: one line, exit 2.
+    empty = runner.invoke(app, ["compare", str(study / "atari100k_alien_baseline"), str(study / "atari100k_alien_adapt"),
+                                "--out", str(tmp_path / "e"), "--reps", "200", "--frames", "1e12:2e12", "--no-report"])
+    assert empty.exit_code == 2 and len(empty.output.strip().splitlines()) == 1, empty.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--metric", "iqm,sharpe"], "unknown metric 'sharpe'"),
     (["--reps", "5"], "--reps 5"),
     (["--window", "0"], "--window 0"),
+    (["--frames", "9000"], "expected START:END"),
+    (["--frames", "50k:40k"], "START < END"),
     (["--power-delta", "nan"], "--power-delta nan"),
     (["--power-delta", "-1"], "--power-delta -1"),
     (["--names", "a,b,c"], "--names has 3 label(s) for 2 methods"),

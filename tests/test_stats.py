@@ -81,6 +81,43 @@ def test_final_scores_window_normalisation_and_runs_without_episodes():
     assert wide["n_episodes"][0] == 3
 
 
+def test_interval_scores_take_the_same_frames_of_every_run():
+    """--frames: episodes ending in (start, end], the same interval for each run; a run
+    with none there has no score (no fallback) and is named in the notes."""
+    rows = [("a/s0", "gym_cartpole", "a", 0, step, "episode/score", value)
+            for step, value in ((9000, 500.0), (9500, 400.0), (9600, 20.0), (12000, 40.0), (13500, 90.0))]
+    rows += [("a/s1", "gym_cartpole", "a", 1, step, "episode/score", value)
+             for step, value in ((4000, 30.0), (9400, 200.0))]
+    final = stats.interval_scores(_scores_table(rows), (9500, 13000))
+    s0 = final.filter(pl.col("run") == "a/s0").row(0, named=True)
+    # 9500 itself belongs to the interval before: (start, end] as the published bins.
+    assert s0["final_score"] == pytest.approx(30.0) and s0["n_episodes"] == 2 and not s0["fallback"]
+    assert s0["last_step"] == 13500 and s0["normalized"] == pytest.approx(30.0)
+    s1 = final.filter(pl.col("run") == "a/s1").row(0, named=True)
+    assert s1["final_score"] is None and s1["n_episodes"] == 0 and not s1["fallback"]
+    assert final.columns == stats.final_scores(_scores_table(rows)).columns
+    notes = stats.interval_notes(final, (9500, 13000))
+    assert len(notes) == 1 and "a/s1" in notes[0] and "(9,500, 13,000]" in notes[0]
+    assert "(9,500, 13,000]" in stats.final_score_definition(0.1, (9500, 13000))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("9500:13000", (9500, 13000)), ("40k:50k", (40000, 50000)), ("0:1.5k", (0, 1500)),
+    (" 1_000 : 2,000 ", (1000, 2000)),
+])
+def test_parse_frames(text, expected):
+    assert stats.parse_frames(text) == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("9500", "expected START:END"), ("1:2:3", "expected START:END"), ("a:100", "'a' is not a number"),
+    ("500:100", "START < END"), ("-5:100", "START < END"), ("nan:100", "START < END"),
+])
+def test_parse_frames_refuses_with_the_reason(text, message):
+    with pytest.raises(ValueError, match=message):
+        stats.parse_frames(text)
+
+
 def test_final_scores_window_ends_where_the_run_stopped_logging():
     """A run that logged until frame 2000 has its window at 1800-2000: its last episode
     (frame 1000) is outside, so its final score falls back to that episode, flagged."""
