@@ -224,3 +224,54 @@ def test_shift_of_a_missing_physics_attribute_is_refused_when_built():
     # MountainCar has a gravity but no pole length.
     with pytest.raises(ValueError, match="env.gym.shift.length: .* no length or l"):
         envs.make_env("gym_MountainCar-v0", shift_config(10, length=0.5))
+
+
+# ---- the Atari case: ALE game mode / difficulty (envs/shift.ModeShift) ----------------
+
+def mode_config(step, mode=-1, difficulty=-1):
+    return CONFIG.update({"env.atari100k.shift.step": step, "env.atari100k.shift.mode": mode,
+                          "env.atari100k.shift.difficulty": difficulty})
+
+
+def freeway_images(config, steps=8):
+    """Two episodes of Freeway under noops: `steps` steps, a reset, `steps` more."""
+    env = envs.make_env("atari100k_freeway", config)
+    images = [env.step({"action": 0, "reset": True})["image"]]
+    for i in range(2 * steps):
+        images.append(env.step({"action": 0, "reset": i == steps})["image"])
+    return np.array(images), env
+
+
+def test_atari_mode_shift_changes_the_game_from_the_next_episode(capsys):
+    """Freeway mode 3 (other traffic): the same frames as the plain game before the shift
+    and for the rest of that episode, different ones from the next episode on."""
+    plain, _ = freeway_images(mode_config(0))
+    shifted, env = freeway_images(mode_config(4, mode=3))
+    np.testing.assert_array_equal(shifted[:9], plain[:9])  # first episode: unchanged
+    assert all(np.abs(shifted[i].astype(int) - plain[i]).sum() > 0 for i in range(11, 17))
+    assert "Dynamics shift (env 0) at env step 4: mode = 3 (a mode from the next episode)" in capsys.readouterr().out
+    env.fast_forward(0)  # the counter is what resume sets; the shift happens once
+    assert env.shifted
+
+
+@pytest.mark.parametrize("task, cfg, expected", [
+    ("atari100k_road_runner", {"mode": 2}, "env.atari100k.shift.mode 2: this game has modes 0"),
+    ("atari100k_pong", {"difficulty": 7}, "env.atari100k.shift.difficulty 7: this game has difficulties 0, 1, 2, 3"),
+])
+def test_atari_mode_shift_refuses_values_the_game_lacks(task, cfg, expected):
+    with pytest.raises(ValueError, match=expected):
+        envs.make_env(task, mode_config(10, **cfg))
+
+
+@pytest.mark.parametrize("cfg, expected", [
+    ({"step": -3, "mode": 1, "difficulty": -1}, "env.atari100k.shift.step"),
+    ({"step": 10, "mode": 1.5, "difficulty": -1}, "env.atari100k.shift.mode"),
+    ({"step": 10, "mode": -1, "difficulty": -2}, "env.atari100k.shift.difficulty"),
+    ({"step": 10, "mode": -1, "difficulty": -1}, "nothing would change"),
+])
+def test_atari_mode_shift_check(cfg, expected):
+    from dreamerv3.envs import shift
+
+    assert expected in shift.check_mode(cfg)
+    assert shift.check_mode({"step": 0, "mode": 1, "difficulty": -1}) is None
+    assert shift.check_mode({"step": 0, "mode": -1, "difficulty": -1}) is None  # off

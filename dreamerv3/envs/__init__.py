@@ -91,19 +91,29 @@ class ClipAction:
 def make_env(task, config, index=0):
   """Build env number `index` of the run; each index gets its own seed.
   Continuous-action envs come wrapped in ClipAction; with env.gym.shift.step > 0
-  a gym env changes its physics at that step (envs/shift.py)."""
+  a gym env changes its physics at that step, with env.atari100k.shift.step > 0
+  an Atari game its mode or difficulty (envs/shift.py)."""
   env = _make_env(task, config, index)
   inner = env
   if not env.act_space['action'].discrete:
     env = ClipAction(env)
+  suite = split_task(task)[0]
   shift_cfg = config.env.gym.shift
-  if split_task(task)[0] == 'gym' and shift_cfg.step > 0:
+  if suite == 'gym' and shift_cfg.step > 0:
     from . import shift
     problem = shift.check(shift_cfg)
     if problem:
       raise ValueError(problem)
     env = shift.Shift(env, inner.env.unwrapped, shift_cfg.step, shift_cfg.gravity,
                       shift_cfg.length, name=f' (env {index})')
+  mode_cfg = config.env.atari100k.shift
+  if suite == 'atari100k' and mode_cfg.step > 0:
+    from . import shift
+    problem = shift.check_mode(mode_cfg)
+    if problem:
+      raise ValueError(problem)
+    env = shift.ModeShift(env, inner.ale, mode_cfg.step, mode_cfg.mode,
+                          mode_cfg.difficulty, name=f' (env {index})')
   return env
 
 

@@ -7,6 +7,14 @@ gravity and/or pole length are multiplied by the configured factors, and stay
 so (episodes after it reset into the new world). Config: `env.gym.shift`
 (`step: 0` = off, the env is returned unwrapped).
 
+Atari (`env.atari100k.shift: {step, mode, difficulty}`, the visual case): at
+`step` the ALE game mode and/or difficulty switch are set (-1 = unchanged). ALE
+applies a mode when the game is reset, so the new world starts with the next
+episode; the difficulty is a console switch that a game may read at any time
+(measured: Freeway mode 3 changes every frame of the next episode and none of
+the current one; Pong difficulty 1 changed 2 of 60 noop frames at once).
+`ModeShift` below; values a game lacks are refused with the ones it has.
+
 The step counts this env's transitions, i.e. the steps taken without the
 `reset` flag, which is the run's agent step when `run.envs` is 1 (with N envs
 each counts its own, so the world changes at agent step N x step). The
@@ -84,6 +92,72 @@ class Shift:
         self.shifted = True
         print(f'Dynamics shift{self.name} at env step {self.count}: '
               + ', '.join(f'{k} = {v:g}' for k, v in changed.items()), flush=True)
+      self.count += 1
+    return self.env.step(action)
+
+  def close(self):
+    self.env.close()
+
+
+def check_mode(cfg):
+  """An error line for Atari shift settings that cannot mean anything, or None."""
+  if int(cfg['step']) != cfg['step'] or cfg['step'] < 0:
+    return f"env.atari100k.shift.step ({cfg['step']}) must be an integer >= 0 (0 = off)"
+  for key in ('mode', 'difficulty'):
+    if int(cfg[key]) != cfg[key] or cfg[key] < -1:
+      return f"env.atari100k.shift.{key} ({cfg[key]}) must be an integer >= 0, or -1 (unchanged)"
+  if cfg['step'] > 0 and cfg['mode'] == -1 and cfg['difficulty'] == -1:
+    return ("env.atari100k.shift: step is set but mode and difficulty are both -1 "
+            "(nothing would change)")
+  return None
+
+
+class ModeShift:
+  """Wraps an Atari env (envs/atari.py): after `step` transitions, sets the ALE game
+  `mode` and/or `difficulty` (-1 = unchanged); a mode applies from the next episode
+  on. Values the game lacks are refused at construction, naming the ones it has."""
+
+  def __init__(self, env, ale, step, mode=-1, difficulty=-1, name=''):
+    self.env, self.ale, self.at, self.name = env, ale, int(step), name
+    self.mode, self.difficulty = int(mode), int(difficulty)
+    for key, value, available in (
+        ('mode', self.mode, ale.getAvailableModes()),
+        ('difficulty', self.difficulty, ale.getAvailableDifficulties())):
+      available = [int(v) for v in available]
+      if value != -1 and value not in available:
+        raise ValueError(
+            f"env.atari100k.shift.{key} {value}: this game has "
+            + {'mode': 'modes ', 'difficulty': 'difficulties '}[key]
+            + ', '.join(map(str, available)))
+    self.count = 0
+    self.shifted = False
+
+  @property
+  def obs_space(self):
+    return self.env.obs_space
+
+  @property
+  def act_space(self):
+    return self.env.act_space
+
+  def fast_forward(self, count):
+    """Set the transition counter (on resume); the shift applies at the next step."""
+    self.count = int(count)
+
+  def step(self, action):
+    if not action['reset']:
+      if self.count >= self.at and not self.shifted:
+        changed = {}
+        if self.mode != -1:
+          self.ale.setMode(self.mode)
+          changed['mode'] = self.mode
+        if self.difficulty != -1:
+          self.ale.setDifficulty(self.difficulty)
+          changed['difficulty'] = self.difficulty
+        self.shifted = True
+        print(f'Dynamics shift{self.name} at env step {self.count}: '
+              + ', '.join(f'{k} = {v}' for k, v in changed.items())
+              + ' (a mode from the next episode)', flush=True)
       self.count += 1
     return self.env.step(action)
 
