@@ -266,7 +266,8 @@ def plot_mask(metrics: pl.DataFrame, runs, colors: dict, shifts: dict | None = N
             else:
                 axes[row, col].text(0.5, 0.5, "not logged (mask off)", ha="center", va="center",
                                     transform=axes[row, col].transAxes, color="0.4")
-        axes[2, col].set_ylim(0, 16)
+        heff = series["imag_adapt/horizon_eff"]  # the run's imag_length when the mask is off
+        axes[2, col].set_ylim(0, (float(heff["value"].max()) if heff.height else 15.0) * 1.07 + 0.5)
         _frames(axes[2, col])
     for row, label in enumerate(("train/loss/dyn", "mask severity", "effective horizon (steps)")):
         axes[row, 0].set_ylabel(label)

@@ -317,6 +317,8 @@ def load_pair(baseline: Path, adapt: Path, source: str = "auto", step: int | Non
     """
     if source not in ("auto", "ckpt", "scope"):
         raise OpenLoopError(f"source must be auto, ckpt or scope, got {source!r}")
+    if Path(baseline).resolve() == Path(adapt).resolve():
+        raise OpenLoopError(f"both sides are the same run ({baseline}): a comparison needs two different runs")
     use_ckpt = source == "ckpt" or (
         source == "auto" and has_checkpoint(baseline) and has_checkpoint(adapt) and trainer_available())
     if use_ckpt:

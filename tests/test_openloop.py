@@ -1,6 +1,7 @@
 """Open-loop input: splitting the trainer's scope video, per-step errors, the exported files."""
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
@@ -114,17 +115,21 @@ def test_openloop_cli_writes_files_and_rejects_missing_paths(scope_run, tmp_path
     from cli import app
 
     run, _, _ = scope_run
+    other = tmp_path / "other" / run.name  # a second run with the same video
+    shutil.copytree(run, other)
     runner = CliRunner()
     out = tmp_path / "out"
-    result = runner.invoke(app, ["openloop", str(run), str(run), "--out", str(out), "--source", "scope",
+    result = runner.invoke(app, ["openloop", str(run), str(other), "--out", str(out), "--source", "scope",
                                  "--step", "1000"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.glob("panel_seq*.png")) == [f"panel_seq{i}.png" for i in range(1, 5)]
     assert (out / "openloop.mp4").exists() and (out / "error_vs_horizon.pdf").exists()
     result = runner.invoke(app, ["openloop", str(tmp_path / "missing"), str(run), "--out", str(out)])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
-    result = runner.invoke(app, ["openloop", str(run), str(run), "--step", "7", "--source", "scope"])
+    result = runner.invoke(app, ["openloop", str(run), str(other), "--step", "7", "--source", "scope"])
     assert result.exit_code == 2 and "no video at step 7" in result.output
+    result = runner.invoke(app, ["openloop", str(run), str(run), "--out", str(out), "--source", "scope"])
+    assert result.exit_code == 2 and "same run" in result.output, result.output
 
 
 def test_rollout_is_fixed_by_its_seed():
