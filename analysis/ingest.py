@@ -32,7 +32,6 @@ BATCH_RUNS = 64  # runs whose logs are parsed in one scan (a progress step; boun
 SKIP_DIRS = {"ckpt", "replay", "scope"}
 SHORT_RUN_FRACTION = 0.9  # a run ending before 90% of its task's longest run is reported
 PROBLEM_SCHEMA = {"run": pl.String, "file": pl.String, "line": pl.Int64, "problem": pl.String}
-TABLE_COLUMNS = ["run", "task", "method", "seed", "step", "key", "value"]
 # Metric keys the trainer wrote before it took the official DreamerV3's names (issue 12
 # item 11): runs written before the rename are read under the current names.
 KEY_ALIASES = {"train/loss/rec": "train/loss/image", "report/loss/rec": "report/loss/image",

@@ -34,9 +34,6 @@ def make_key(*ints):
   return jax.random.wrap_key_data(np.array(words, np.uint32), impl=RNG_IMPL)
 
 
-ADAPT_KEYS = ('active', 'ratio', 'ema', 'severity', 'gamma', 'mask_mean', 'horizon_eff')
-
-
 class Agent:
 
   def __init__(self, obs_space, act_space, config):
@@ -81,8 +78,7 @@ class Agent:
             for k in self.obskeys}
     space = self.act_space['action']
     data['action'] = jnp.zeros((B, T, *space.shape), space.dtype)
-    for k in ('reward',):
-      data[k] = jnp.zeros((B, T), f32)
+    data['reward'] = jnp.zeros((B, T), f32)
     for k in ('is_first', 'is_last', 'is_terminal'):
       data[k] = jnp.zeros((B, T), bool)
     return data

@@ -21,10 +21,6 @@ State (a dict of scalars, checkpointed with the agent):
 import jax
 import jax.numpy as jnp
 
-FIELDS = (
-    'enabled', 'mask_value', 'alpha', 'eps', 'warmup', 'abs_thresh',
-    'rel_thresh', 'rel_max', 'min_decay', 'min_horizon', 'tail_floor',
-    'mode', 'placebo_rate', 'placebo_severity')
 MODES = ('rule', 'placebo')
 
 

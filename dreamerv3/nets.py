@@ -155,7 +155,7 @@ class RMSNorm(nj.Module):
 class Conv(nj.Module):
   """Stride-1 'SAME' convolution (NHWC, HWIO kernel) through fastconv.
   upsample=True convolves the nearest 2x upsampled input, computed by fastconv
-  without building it (same result and parameters, 3-5x faster on CPU)."""
+  without building it (same result and parameters, 2-5x faster on CPU, as fastconv measures)."""
 
   channels: int = 1
   kernel: int = 5
