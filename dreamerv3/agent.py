@@ -34,6 +34,9 @@ def make_key(*ints):
   return jax.random.wrap_key_data(np.array(words, np.uint32), impl=RNG_IMPL)
 
 
+POLICY_CALLS = 'policy_calls'  # the save() entry of the policy-call counter
+
+
 class Agent:
 
   def __init__(self, obs_space, act_space, config):
@@ -377,8 +380,12 @@ class Agent:
   # ---- checkpoints ----------------------------------------------------------------
 
   def save(self):
+    """The agent's state as named arrays, with the policy-call counter that seeds the
+    policy's sampling keys, so a resumed run draws new keys instead of repeating them."""
     leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(self.state))[0]
-    return {jax.tree_util.keystr(path): np.asarray(x) for path, x in leaves}
+    saved = {jax.tree_util.keystr(path): np.asarray(x) for path, x in leaves}
+    saved[POLICY_CALLS] = np.asarray(self._policy_calls, np.int64)
+    return saved
 
   def load(self, data):
     paths, treedef = jax.tree_util.tree_flatten_with_path(self.state)
@@ -393,6 +400,8 @@ class Agent:
       leaves.append(new.astype(old.dtype))
     self.state = jax.device_put(jax.tree_util.tree_unflatten(treedef, leaves), self.repl)
     self._policy_params = None
+    # Checkpoints from before the counter was saved start it again at 0.
+    self._policy_calls = int(data[POLICY_CALLS]) if POLICY_CALLS in data else 0
 
 
 def tally(shapes):

@@ -110,6 +110,27 @@ def test_save_load_roundtrip(debug_agent, debug_batch):
     assert float(restored[ema]) > 0 and int(restored[count]) == 1
 
 
+def test_policy_key_counter_survives_save_and_load(debug_agent, debug_batch):
+    """The policy's sampling keys come from (seed, call count): a resumed run continues
+    the count instead of drawing the first run's keys again."""
+    agent = debug_agent
+    agent.load(agent.initial_save)
+    assert agent._policy_calls == 0
+    obs = {k: v[:1, 0] for k, v in debug_batch.items()}
+    carry = agent.init_policy(1)
+    for _ in range(3):
+        carry, _, _ = agent.policy(carry, obs)
+    saved = agent.save()
+    assert int(saved["policy_calls"]) == 3
+    agent.load(agent.initial_save)
+    assert agent._policy_calls == 0
+    agent.load(saved)
+    assert agent._policy_calls == 3
+    legacy = {k: v for k, v in saved.items() if k != "policy_calls"}
+    agent.load(legacy)  # a checkpoint written before the counter was saved
+    assert agent._policy_calls == 0
+
+
 def test_invalid_imag_adapt_config_raises(debug_config):
     from dreamerv3.agent import Agent
     from conftest import spaces
