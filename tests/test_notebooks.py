@@ -44,6 +44,7 @@ def test_runs_top_to_bottom(path, run_set, tmp_path):
                             f"BASELINE = {str(run_set / 'atari100k_alien_baseline')!r}\n"
                             f"ADAPT = {str(run_set / 'atari100k_alien_adapt')!r}\n"
                             f"ARMS = {[str(run_set / f'atari100k_alien_{m}') for m in ARMS]!r}\n"
+                            "FRAMES = (0, 20_000)\n"
                             "REPS = 200\n")
     client = NotebookClient(book, timeout=180, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
