@@ -258,9 +258,12 @@ def power_sentences(result: CompareResult) -> list[str]:
             continue
         n = power["seeds_needed"]
         needed = f"{n} seeds per method" if n else f"more than {power['max_seeds']} seeds per method"
+        few = power.get("observed_runs", stats.FEW_RUNS_FOR_POWER)
+        caveat = (f"; the spread comes from only {few} runs per method, so this figure is a rough guide"
+                  if few < stats.FEW_RUNS_FOR_POWER else "")
         out.append(f"power, {method} vs {result.reference}: to detect an IQM difference of {power['delta']:.3f} "
                    f"at {power['power']:.0%} power (alpha {power['alpha']}, {power['sims']:,} simulated "
-                   f"studies from the observed spread): {needed}")
+                   f"studies from the observed spread): {needed}{caveat}")
     return out
 
 

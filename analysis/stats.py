@@ -406,4 +406,8 @@ def seeds_needed(base: np.ndarray, adapt: np.ndarray, delta: float, power: float
             break
     needed = next((n for n, p in curve if p >= power), None)
     return {"delta": float(delta), "power": power, "alpha": alpha, "sims": sims, "seed": seed,
-            "curve": curve, "seeds_needed": needed, "max_seeds": max(grid)}
+            "curve": curve, "seeds_needed": needed, "max_seeds": max(grid),
+            "observed_runs": int(min(base.shape[0], adapt.shape[0]))}
+
+
+FEW_RUNS_FOR_POWER = 5  # below this many runs per method, the spread the power simulation resamples is itself a guess

@@ -25,6 +25,7 @@ def test_compare_prints_the_table_and_writes_files(study, tmp_path):
     assert result.exit_code == 0, result.output
     assert "IQM" in result.output and "Optimality gap" in result.output and "Median" not in result.output
     assert "seed 3, 300 reps" in result.output and "power, adapt vs baseline:" in result.output
+    assert "rough guide" in " ".join(result.output.split())  # 3 runs per method: the spread is a guess
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seed"] == 3 and summary["reps"] == 300 and summary["methods"] == ["baseline", "adapt"]
     assert (out / "per_run.csv").is_file() and (out / "figures" / "aggregates.png").is_file()

@@ -159,6 +159,7 @@ def test_power_needs_fewer_seeds_for_bigger_differences():
     assert small["seeds_needed"] is None or small["seeds_needed"] > big["seeds_needed"]
     with pytest.raises(ValueError, match="at least 2 runs"):
         stats.seeds_needed(base[:1], adapt, delta=0.1)
+    assert big["observed_runs"] == 5 and stats.seeds_needed(base[:2], adapt, 0.3, sims=50)["observed_runs"] == 2
 
 
 def test_mean_ci_brackets_the_mean():
