@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -123,8 +124,9 @@ CASES = [
          "config.yaml: 2,000,008 bytes, larger than the 1,048,576 a config can be"),
     Case("YAML alias bomb before a checkpoint load",
          lambda r, t: ((r / "config.yaml").write_text("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"),
-                       _checkpoint(r, pickle.dumps({})), ["openloop", str(r), str(r), "--source", "ckpt",
-                                                          "--out", str(t / "ol")])[-1],
+                       _checkpoint(r, pickle.dumps({})), shutil.copytree(r, t / "twin" / r.name),
+                       ["openloop", str(r), str(t / "twin" / r.name), "--source", "ckpt",
+                        "--out", str(t / "ol")])[-1],
          "YAML anchors and aliases are not accepted in a run config", 2),
     Case("recursive YAML alias", lambda r, t: ((r / "config.yaml").write_text("a: &a [*a]\n"),
                                                _checkpoint(r, pickle.dumps({})),
