@@ -47,11 +47,7 @@ def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None,
         raise ValueError(f"window must be in (0, 1], got {window}")
     scores = as_strings(scores)
     episodes = scores.filter(pl.col("key") == "episode/score")
-    every_run = scores.select("run", "task", "method", "seed").unique()
-    if runs:
-        listed = pl.DataFrame([(r.name, r.task, r.method, r.seed) for r in runs],
-                              schema=every_run.schema, orient="row")
-        every_run = pl.concat([every_run, listed]).unique()
+    every_run = _every_run(scores, runs)
     if run_ends is None:
         last = episodes.group_by("run").agg(pl.col("step").max().alias("last_step"))
     else:
@@ -63,16 +59,10 @@ def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None,
     table = (every_run.join(last, on="run", how="left").join(per_run, on="run", how="left")
              .join(last_episode, on="run", how="left"))
     fallback = pl.col("in_window").is_null() & pl.col("last_episode").is_not_null()
-    table = table.with_columns(
+    return _normalized(table.with_columns(
         final_score=pl.coalesce("in_window", "last_episode"),
         n_episodes=pl.when(fallback).then(1).otherwise(pl.col("n_window").fill_null(0)).cast(pl.Int64),
-        fallback=fallback)
-    normalized = [_normalize(t, s) for t, s in table.select("task", "final_score").iter_rows()]
-    return table.with_columns(
-        normalized=pl.Series(normalized, dtype=pl.Float64),
-        normalization=pl.Series(["human" if atari.game_of(t) else "raw" for t in table["task"]], dtype=pl.String),
-    ).select("run", "task", "method", "seed", "final_score", "n_episodes", "last_step", "fallback",
-             "normalized", "normalization").sort("method", "task", "seed", "run")
+        fallback=fallback))
 
 
 def interval_scores(scores: pl.DataFrame, frames: tuple[int, int], runs=None) -> pl.DataFrame:
@@ -87,16 +77,26 @@ def interval_scores(scores: pl.DataFrame, frames: tuple[int, int], runs=None) ->
     start, end = check_frames(frames)
     scores = as_strings(scores)
     episodes = scores.filter(pl.col("key") == "episode/score")
+    last = episodes.group_by("run").agg(pl.col("step").max().cast(pl.Int64).alias("last_step"))
+    inside = episodes.filter((pl.col("step") > start) & (pl.col("step") <= end)).group_by("run").agg(
+        pl.col("value").mean().alias("final_score"), pl.len().cast(pl.Int64).alias("n_episodes"))
+    table = _every_run(scores, runs).join(last, on="run", how="left").join(inside, on="run", how="left")
+    return _normalized(table.with_columns(n_episodes=pl.col("n_episodes").fill_null(0), fallback=pl.lit(False)))
+
+
+def _every_run(scores: pl.DataFrame, runs=None) -> pl.DataFrame:
+    """run, task, method, seed of every run with rows in `scores`, plus the listed `runs`."""
     every_run = scores.select("run", "task", "method", "seed").unique()
     if runs:
         listed = pl.DataFrame([(r.name, r.task, r.method, r.seed) for r in runs],
                               schema=every_run.schema, orient="row")
         every_run = pl.concat([every_run, listed]).unique()
-    last = episodes.group_by("run").agg(pl.col("step").max().cast(pl.Int64).alias("last_step"))
-    inside = episodes.filter((pl.col("step") > start) & (pl.col("step") <= end)).group_by("run").agg(
-        pl.col("value").mean().alias("final_score"), pl.len().cast(pl.Int64).alias("n_episodes"))
-    table = every_run.join(last, on="run", how="left").join(inside, on="run", how="left").with_columns(
-        n_episodes=pl.col("n_episodes").fill_null(0), fallback=pl.lit(False))
+    return every_run
+
+
+def _normalized(table: pl.DataFrame) -> pl.DataFrame:
+    """The score table's columns, with the normalised score of each run (human-normalised on
+    Atari100k, raw elsewhere), sorted."""
     normalized = [_normalize(t, s) for t, s in table.select("task", "final_score").iter_rows()]
     return table.with_columns(
         normalized=pl.Series(normalized, dtype=pl.Float64),

@@ -60,16 +60,13 @@ def apply(physics, gravity, length):
   return changed
 
 
-class Shift:
-  """Wraps an env of the protocol in envs/__init__; `physics` is the object whose
-  attributes change (gymnasium's unwrapped env)."""
+class AtStep:
+  """An env of the protocol in envs/__init__ that changes once, after `step` of its
+  transitions (steps without the `reset` flag): subclasses say what changes in
+  `change()`, which returns the changed settings for the printed line."""
 
-  def __init__(self, env, physics, step, gravity, length, name=''):
-    self.env, self.physics, self.at = env, physics, int(step)
-    self.gravity, self.length, self.name = float(gravity), float(length), name
-    for key, factor in (('gravity', gravity), ('length', length)):
-      if factor != 1.0:
-        find_attr(physics, key)  # fail at construction, not at the shift
+  def __init__(self, env, step, name=''):
+    self.env, self.at, self.name = env, int(step), name
     self.count = 0
     self.shifted = False
 
@@ -88,15 +85,33 @@ class Shift:
   def step(self, action):
     if not action['reset']:
       if self.count >= self.at and not self.shifted:
-        changed = apply(self.physics, self.gravity, self.length)
+        changed, note = self.change()
         self.shifted = True
         print(f'Dynamics shift{self.name} at env step {self.count}: '
-              + ', '.join(f'{k} = {v:g}' for k, v in changed.items()), flush=True)
+              + ', '.join(f'{k} = {v:g}' for k, v in changed.items()) + note, flush=True)
       self.count += 1
     return self.env.step(action)
 
+  def change(self):
+    raise NotImplementedError
+
   def close(self):
     self.env.close()
+
+
+class Shift(AtStep):
+  """Gravity and pole length; `physics` is the object whose attributes change
+  (gymnasium's unwrapped env)."""
+
+  def __init__(self, env, physics, step, gravity, length, name=''):
+    super().__init__(env, step, name)
+    self.physics, self.gravity, self.length = physics, float(gravity), float(length)
+    for key, factor in (('gravity', gravity), ('length', length)):
+      if factor != 1.0:
+        find_attr(physics, key)  # fail at construction, not at the shift
+
+  def change(self):
+    return apply(self.physics, self.gravity, self.length), ''
 
 
 def check_mode(cfg):
@@ -112,14 +127,14 @@ def check_mode(cfg):
   return None
 
 
-class ModeShift:
+class ModeShift(AtStep):
   """Wraps an Atari env (envs/atari.py): after `step` transitions, sets the ALE game
   `mode` and/or `difficulty` (-1 = unchanged); a mode applies from the next episode
   on. Values the game lacks are refused at construction, naming the ones it has."""
 
   def __init__(self, env, ale, step, mode=-1, difficulty=-1, name=''):
-    self.env, self.ale, self.at, self.name = env, ale, int(step), name
-    self.mode, self.difficulty = int(mode), int(difficulty)
+    super().__init__(env, step, name)
+    self.ale, self.mode, self.difficulty = ale, int(mode), int(difficulty)
     for key, value, available in (
         ('mode', self.mode, ale.getAvailableModes()),
         ('difficulty', self.difficulty, ale.getAvailableDifficulties())):
@@ -129,37 +144,13 @@ class ModeShift:
             f"env.atari100k.shift.{key} {value}: this game has "
             + {'mode': 'modes ', 'difficulty': 'difficulties '}[key]
             + ', '.join(map(str, available)))
-    self.count = 0
-    self.shifted = False
 
-  @property
-  def obs_space(self):
-    return self.env.obs_space
-
-  @property
-  def act_space(self):
-    return self.env.act_space
-
-  def fast_forward(self, count):
-    """Set the transition counter (on resume); the shift applies at the next step."""
-    self.count = int(count)
-
-  def step(self, action):
-    if not action['reset']:
-      if self.count >= self.at and not self.shifted:
-        changed = {}
-        if self.mode != -1:
-          self.ale.setMode(self.mode)
-          changed['mode'] = self.mode
-        if self.difficulty != -1:
-          self.ale.setDifficulty(self.difficulty)
-          changed['difficulty'] = self.difficulty
-        self.shifted = True
-        print(f'Dynamics shift{self.name} at env step {self.count}: '
-              + ', '.join(f'{k} = {v}' for k, v in changed.items())
-              + ' (a mode from the next episode)', flush=True)
-      self.count += 1
-    return self.env.step(action)
-
-  def close(self):
-    self.env.close()
+  def change(self):
+    changed = {}
+    if self.mode != -1:
+      self.ale.setMode(self.mode)
+      changed['mode'] = self.mode
+    if self.difficulty != -1:
+      self.ale.setDifficulty(self.difficulty)
+      changed['difficulty'] = self.difficulty
+    return changed, ' (a mode from the next episode)'
