@@ -190,3 +190,24 @@ def test_shift_runs_match_their_label():
         assert summaries[arm]["frac_active"].max() == 0.0
     assert summaries["placebo"]["active_before"].min() > 0.0  # drawn regardless of the shift
     assert "2 of the 5 planned seeds" in (ARTIFACTS / "SHIFT_EXPERIMENT.md").read_text()
+
+
+def test_road_runner_run_matches_its_label():
+    """artifacts/atari100k_road_runner_dreamerv3 (issue 12): the run reached 52,000 env frames
+    at the official's size1m parameter count, and the label's score table is its data's."""
+    folder = ARTIFACTS / "atari100k_road_runner_dreamerv3"
+    label = (folder / "README.md").read_text()
+    assert "**Label:" in label and "stayed at random level" in label
+    runs = ingest.discover([str(folder)])
+    assert len(runs) == 1 and runs[0].task == "atari100k_road_runner"
+    data = ingest.ingest(runs, cache=False)
+    assert data.problems.height == 0, data.problems.to_dicts()
+    scores = data.scores.filter(data.scores["key"] == "episode/score")
+    steps, values = scores["step"].to_list(), scores["value"].to_list()
+    assert len(values) == 78 and sorted(v for v in values if v) == [100.0, 100.0, 100.0]
+    in_bin = [v for s, v in zip(steps, values) if 40_000 < s <= 50_000]
+    assert len(in_bin) == 14 and sum(in_bin) == 0.0
+    lines = (runs[0].path / "metrics.jsonl").read_text().splitlines()
+    last = [json.loads(line) for line in lines if "train/opt/updates" in line][-1]
+    assert last["step"] == 52_000 and last["train/opt/updates"] == 2983
+    assert last["train/opt/param_count"] == 688_004 and last["train/rand/action"] > 0.99
