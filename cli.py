@@ -214,7 +214,7 @@ def mask_cli(
     console.print(table)
     console.print("'-': the run logged no train/imag_adapt keys (mask disabled)")
     if shifted:
-        console.print("around the shift (env.gym.shift.step): fractions of updates; 'first on after' is the "
+        console.print("around the shift (env.*.shift.step): fractions of updates; 'first on after' is the "
                       "end step of the first logged interval after the shift with the mask on", markup=False)
     console.print(f"wrote {len(written)} files to {_plain(out)}", markup=False)
 

@@ -251,13 +251,13 @@ def plot_mask(metrics: pl.DataFrame, runs, colors: dict, shifts: dict | None = N
         dyn, active = series["loss/dyn"], series["imag_adapt/active"]
         axes[0, col].plot(dyn["step"], dyn["value"], color=color, lw=1.2)
         axes[0, col].set_title(run.name, fontsize=10)
+        shift = (shifts or {}).get(run.name)
         for ax in axes[:, col]:
             _shade_active(ax, active)
-            shift = (shifts or {}).get(run.name)
             if shift is not None:
                 ax.axvline(shift, color="0.25", ls="--", lw=1.0)
-        if (shifts or {}).get(run.name) is not None:
-            axes[0, col].text(shifts[run.name], 0.97, " shift", transform=axes[0, col].get_xaxis_transform(),
+        if shift is not None:
+            axes[0, col].text(shift, 0.97, " shift", transform=axes[0, col].get_xaxis_transform(),
                               ha="left", va="top", fontsize=8, color="0.25")
         for row, key, label in ((1, "imag_adapt/severity", "severity"), (2, "imag_adapt/horizon_eff", "horizon_eff")):
             s = series[key]

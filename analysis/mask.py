@@ -4,7 +4,8 @@ Reads the `train/imag_adapt/*` keys and `train/loss/dyn` of each run, summarises
 mask was active and the mean effective horizon, and draws them over training. Runs without the
 keys (baseline, mask disabled) are kept and shown with their loss alone, for contrast.
 
-A run whose config.yaml sets a dynamics shift (`env.gym.shift.step`, issue 15) also gets the
+A run whose config.yaml sets a dynamics shift (`env.gym.shift.step` or
+`env.atari100k.shift.step`, issue 15) also gets the
 fraction of its updates with the mask on before and after the shift, and the first logged
 interval after the shift in which the mask was on: whether the rule fired at the shift.
 """
@@ -24,7 +25,7 @@ ADAPT_FIELDS = ("active", "ratio", "ema", "severity", "gamma", "mask_mean", "hor
 ADAPT_KEYS = tuple(f"train/imag_adapt/{k}" for k in ADAPT_FIELDS)  # as the trainer logs them
 UPDATES_KEY = "train/opt/updates"  # cumulative gradient updates, the weight of each log line
 MASK_KEYS = ("train/loss/dyn", UPDATES_KEY) + ADAPT_KEYS
-SHIFT_KEY = "env.gym.shift.step"  # env step of the dynamics shift (0: none)
+SHIFT_KEYS = ("env.gym.shift.step", "env.atari100k.shift.step")  # env step of a dynamics shift (0: none)
 
 
 @dataclass
@@ -75,12 +76,19 @@ def shift_step(run_dir: Path) -> int | None:
     """The env step of the run's dynamics shift from its config.yaml; None without one (no
     shift, no config, or a config that cannot be read: the other columns do not need it)."""
     try:
-        value = runconfig.read_flat(Path(run_dir) / "config.yaml").get(SHIFT_KEY)
+        config = runconfig.read_flat(Path(run_dir) / "config.yaml")
     except (runconfig.ConfigError, OSError):
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-        return None
-    return int(value)
+    for key in SHIFT_KEYS:  # the trainer applies the one of the run's suite
+        value = config.get(key)
+        if not isinstance(value, bool) and isinstance(value, (int, float)) and np.isfinite(value) and value > 0:
+            return int(value)
+    return None
+
+
+def shift_steps(summary: pl.DataFrame) -> dict[str, int]:
+    """Run name -> shift step, for the runs of a `summarize` table that have a shift."""
+    return {row["run"]: row["shift_step"] for row in summary.iter_rows(named=True) if row["shift_step"] is not None}
 
 
 def around_shift(steps, active, updates, shift: int) -> dict:
@@ -138,8 +146,7 @@ def write_outputs(result: MaskResult, out: Path) -> dict[str, Path]:
     runs = result.data.runs
     colors = figures.method_colors(list(dict.fromkeys(r.method for r in runs)))
     written = {}
-    shifts = {row["run"]: row["shift_step"] for row in result.summary.iter_rows(named=True)
-              if row["shift_step"] is not None}
+    shifts = shift_steps(result.summary)
     for stem, fig in (("mask_over_training", figures.plot_mask(result.data.metrics, runs, colors, shifts)),
                       ("mask_vs_loss", figures.plot_mask_scatter(result.data.metrics, runs, colors))):
         for path in figures.save(fig, out / stem):

@@ -299,13 +299,13 @@ def mask_section(result, best: dict[str, Path]) -> tuple[Section, dict]:
     names = [r.name for r in chosen]
     colors = figures.method_colors(result.methods)
     summary = mask.summarize(data)
-    shifts = {row["run"]: row["shift_step"] for row in summary.iter_rows(named=True) if row["shift_step"] is not None}
+    shifts = mask.shift_steps(summary)
     rendered = {
         "mask_over_training": figures.render(
             figures.plot_mask(data.metrics.filter(pl.col("run").is_in(names)), chosen, colors, shifts)),
         "mask_vs_loss": figures.render(figures.plot_mask_scatter(data.metrics, data.runs, colors)),
     }
-    around = (" Runs with a dynamics shift (dashed line; env.gym.shift.step in their config.yaml) also get "
+    around = (" Runs with a dynamics shift (dashed line; env.*.shift.step in their config.yaml) also get "
               "the fraction of updates with the mask on before and after it, and the end step of the first "
               "logged interval after it with the mask on (first_active_after)." if shifts else "")
     blocks = [Paragraph("Adaptive-horizon mask (SPEC section 4): shaded intervals are the fraction of updates "

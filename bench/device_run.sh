@@ -57,11 +57,8 @@ else
   BENCH_ARGS=(--updates 5 --reps 2)
   TESTS=(tests/test_compute_dtype.py tests/test_agent.py tests/test_scopefile.py)
   LIMIT_BENCH=270 LIMIT_RUNS=250 LIMIT_TESTS=240
-  if [[ -d .whl ]]; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target /tmp/site .whl/*.whl >>"$LOG" 2>&1 || echo "wheel install failed" | tee -a "$LOG"
-    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-  fi
+  source bench/carried_wheels.sh
+  install_carried_wheels "$PY" "$LOG"
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 

@@ -41,11 +41,8 @@ else
   PY="${PYTHON:-python3}"
   PLATFORM=cuda DURATION=${DURATION:-470} LIMIT=${LIMIT:-545}
   RUNS_OUT=artifacts TINY=()
-  if [[ -d .whl ]]; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target /tmp/site .whl/*.whl >>"$LOG" 2>&1 || echo "wheel install failed" | tee -a "$LOG"
-    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-  fi
+  source bench/carried_wheels.sh
+  install_carried_wheels "$PY" "$LOG"
   # Twenty processes share the GPU: each takes memory as it needs it. One compile
   # cache, so identical programs are compiled once where the timing allows.
   export XLA_PYTHON_CLIENT_PREALLOCATE=false

@@ -33,6 +33,7 @@ def test_around_shift_with_no_firing_or_no_lines_after():
 @pytest.mark.parametrize("text, expected", [
     ("env:\n  gym:\n    shift: {step: 9500, gravity: 4.0}\n", 9500),
     ("env:\n  gym:\n    shift: {step: 0}\n", None),
+    ("env:\n  atari100k:\n    shift: {step: 4000, mode: 3}\n", 4000),  # the visual case
     ("env:\n  gym:\n    shift: {step: 'soon'}\n", None),
     ("seed: 0\n", None),
     ("env: [unclosed\n", None),  # unreadable: the summary goes on without the shift
