@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Issue 12 on the GPU machine: Road Runner with the official Atari100k preset (train
+# ratio 256, batch 16 x 64, lr 4e-5, bfloat16 compute as the official on GPU) at size12m,
+# SEEDS side by side on the one GPU, each with a time budget, then the run dirs (no
+# checkpoints, no replay) and their terminal logs packed into $OUT.
+#
+#   On the device machine, from the repo root, with .whl carried (bench/gpu_wheels.sh):
+#     GIT_COMMIT=<sha> bash bench/device_roadrunner.sh
+#   Here, on CPU, the same steps with the debug model for a few hundred steps (~2 min):
+#     bash bench/device_roadrunner.sh --dry-run        # OUT defaults to a fresh temp dir
+#
+# Settings (env): SEEDS ["0 1"], STEPS [13000 agent steps = 52,000 env frames, the CPU
+# run's length], SIZE [size12m], DURATION [380 s per run, from the run loop's start],
+# LIMIT [430 s for all together], LOG_EVERY [15 s].
+# What comes back: roadrunner_runs.tgz (artifacts/gpu_road_runner_<size>/seed<N>_*/ and
+# artifacts/logs/gpu_road_runner_<size>_seed<N>.log), progress.log (each run's step
+# every 30 s and the GPU's use), device_roadrunner.log (everything else).
+set -uo pipefail
+
+DRY=0
+[[ "${1:-}" == "--dry-run" ]] && DRY=1
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$(mktemp -d)}"
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+LOG="$OUT/device_roadrunner.log"
+PROGRESS="$OUT/progress.log"
+: >"$LOG"; : >"$PROGRESS"
+export PYTHONUNBUFFERED=1
+SEEDS=${SEEDS:-"0 1"}
+LOG_EVERY=${LOG_EVERY:-15}
+
+if git rev-parse --git-dir >/dev/null 2>&1 && [[ -z "${GIT_COMMIT:-}" ]]; then
+  COMMIT=$(git rev-parse --short HEAD)
+else
+  COMMIT=${GIT_COMMIT:?"no .git here: set GIT_COMMIT to the commit this tree is a copy of"}
+fi
+
+if ((DRY)); then
+  PY="${PYTHON:-$PWD/.venv/bin/python}"
+  PLATFORM=cpu SIZE=debug STEPS=${STEPS:-120} DURATION=${DURATION:-60} LIMIT=${LIMIT:-240}
+  RUNS_OUT=$(mktemp -d)/artifacts  # the dry run writes nothing into this tree
+  SEEDS=0
+  EXTRA=(--run.train_fill 32 --run.train_ratio 16)
+  export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+else
+  PY="${PYTHON:-python3}"
+  PLATFORM=cuda SIZE=${SIZE:-size12m} STEPS=${STEPS:-13000}
+  DURATION=${DURATION:-380} LIMIT=${LIMIT:-430}
+  RUNS_OUT=artifacts EXTRA=()
+  source bench/carried_wheels.sh
+  install_carried_wheels "$PY" "$LOG"
+  export XLA_PYTHON_CLIENT_PREALLOCATE=false
+  export JAX_COMPILATION_CACHE_DIR="$(mktemp -d)"
+  # As in device_shift.sh: without Triton GEMM fusions and autotuning XLA compiles in
+  # seconds what took minutes with its defaults (measured at size1m; untested at 12m).
+  export XLA_FLAGS="${XLA_FLAGS:---xla_gpu_enable_triton_gemm=false --xla_gpu_autotune_level=0}"
+  nvidia-smi >>"$LOG" 2>&1
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+NAME="gpu_road_runner_${SIZE}"
+mkdir -p "$RUNS_OUT/logs"
+echo "device_roadrunner $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit $COMMIT" \
+  "platform $PLATFORM size $SIZE steps $STEPS duration ${DURATION}s limit ${LIMIT}s seeds '$SEEDS'" | tee -a "$LOG"
+
+progress() {  # every 30 s: each run's last logged step, and the GPU's use
+  local t0=$SECONDS
+  while sleep 30; do
+    echo "--- $((SECONDS - t0)) s" >>"$PROGRESS"
+    for f in "$RUNS_OUT/$NAME"/*/metrics.jsonl; do
+      [[ -f "$f" ]] || continue
+      local last
+      last=$(tail -n 1 "$f" | grep -o '"step": *[0-9]*' | grep -o '[0-9]*$')
+      echo "$(basename "$(dirname "$f")") step ${last:-?}" >>"$PROGRESS"
+    done
+    ((DRY)) || nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$PROGRESS" 2>&1
+  done
+}
+progress &
+PROGRESS_PID=$!
+
+start=$SECONDS
+pids=()
+for seed in $SEEDS; do
+  flags=(--logdir "$RUNS_OUT/$NAME/seed${seed}_{timestamp}"
+    --configs atari100k "$SIZE" --task atari100k_road_runner --script train
+    --jax.platform "$PLATFORM" --jax.train_devices '[0]' --jax.policy_devices '[0]'
+    --run.steps "$STEPS" --run.duration "$DURATION" --seed "$seed"
+    --run.log_every "$LOG_EVERY" --run.report_every 1e9 --run.save_every 1e9 "${EXTRA[@]}")
+  runlog="$RUNS_OUT/logs/${NAME}_seed${seed}.log"
+  echo "commit $COMMIT: python dreamerv3/main.py ${flags[*]}" >"$runlog"
+  timeout --kill-after=10 "$LIMIT" "$PY" dreamerv3/main.py "${flags[@]}" >>"$runlog" 2>&1 &
+  pids+=($!)
+done
+rc=0
+for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
+kill "$PROGRESS_PID" 2>/dev/null
+echo "runs: last nonzero exit ${rc} after $((SECONDS - start)) s" | tee -a "$LOG"
+
+# Pack what there is, finished or not: the labels say how far each run got.
+(cd "$(dirname "$RUNS_OUT")" && tar --exclude=ckpt --exclude=replay -czf "$OUT/roadrunner_runs.tgz" \
+  "$(basename "$RUNS_OUT")/$NAME" "$(basename "$RUNS_OUT")"/logs/"${NAME}"_seed*.log) 2>>"$LOG"
+ls -la "$OUT" | tee -a "$LOG"
+grep -h "Stopping\|Error\|error\|Parameter count" "$RUNS_OUT"/logs/"${NAME}"_seed*.log 2>/dev/null \
+  | sort | uniq -c | tee -a "$LOG"
