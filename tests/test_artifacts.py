@@ -165,8 +165,9 @@ SHIFT_ARMS = ("baseline", "adapt", "placebo", "fixed")
 def test_shift_runs_match_their_label():
     """artifacts/shift_cartpole_<arm>/ (issue 15): each arm labelled, every run finished its
     13,000 steps with the shift at 9,500 in its config, and the label's claim about the mask
-    holds in the data: adapt off at every update before the shift and on after it, in every
-    adapt run; baseline and fixed never on."""
+    holds in the data: in every adapt run on at a tenth or more of the updates after the shift,
+    first within 1,000 frames of it, and off before it but for one update of one run;
+    baseline and fixed never on."""
     from analysis import runconfig
 
     summaries = {}
@@ -174,7 +175,7 @@ def test_shift_runs_match_their_label():
         folder = ARTIFACTS / f"shift_cartpole_{arm}"
         assert "**Label:" in (folder / "README.md").read_text()
         runs = ingest.discover([str(folder)])
-        assert len(runs) >= 2
+        assert len(runs) == 5 and {run.seed for run in runs} == {0, 1, 2, 3, 4}
         for run in runs:
             config = runconfig.read_flat(Path(run.path) / "config.yaml")
             assert config["env.gym.shift.step"] == 9500 and config["run.steps"] == 13000
@@ -184,12 +185,13 @@ def test_shift_runs_match_their_label():
             assert last["step"] == 13000
         summaries[arm] = mask.mask_diagnostics([str(folder)], cache=False).summary
     for row in summaries["adapt"].iter_rows(named=True):
-        assert row["active_before"] == 0.0 and row["active_after"] > 0.1, row
+        assert row["active_before"] < 0.005 and row["active_after"] > 0.1, row
         assert 9500 < row["first_active_after"] <= 10500, row
+    assert (summaries["adapt"]["active_before"] > 0).sum() == 1  # seed 3, one update at ~8,240
     for arm in ("baseline", "fixed"):
         assert summaries[arm]["frac_active"].max() == 0.0
     assert summaries["placebo"]["active_before"].min() > 0.0  # drawn regardless of the shift
-    assert "2 of the 5 planned seeds" in (ARTIFACTS / "SHIFT_EXPERIMENT.md").read_text()
+    assert "all 5 planned seeds per arm" in (ARTIFACTS / "SHIFT_EXPERIMENT.md").read_text()
 
 
 def test_road_runner_run_matches_its_label():
