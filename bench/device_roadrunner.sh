@@ -37,7 +37,7 @@ fi
 
 if ((DRY)); then
   PY="${PYTHON:-$PWD/.venv/bin/python}"
-  PLATFORM=cpu SIZE=debug STEPS=${STEPS:-120} DURATION=${DURATION:-60} LIMIT=${LIMIT:-240}
+  PLATFORM=cpu SIZE=debug STEPS=${STEPS:-120} DURATION=${DURATION:-400} LIMIT=${LIMIT:-500}
   RUNS_OUT=$(mktemp -d)/artifacts  # the dry run writes nothing into this tree
   SEEDS=0
   EXTRA=(--run.train_fill 32 --run.train_ratio 16)
