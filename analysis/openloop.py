@@ -233,9 +233,9 @@ def from_checkpoints(runs: dict[str, Path], context: int = 5, horizon: int = 45,
     The sequences come from a fresh rollout of the first run's task with a fixed seed and
     a fixed random action sequence, so every model sees exactly the same frames and actions.
     """
-    from dreamerv3 import envs, run as trainer
+    from dreamerv3 import envs, restore
 
-    loaded = {name: _load_agent(trainer, Path(path)) for name, path in runs.items()}
+    loaded = {name: _load_agent(restore, Path(path)) for name, path in runs.items()}
     tasks = {name: cfg.task for name, (_, cfg) in loaded.items()}
     if len(set(tasks.values())) > 1:
         raise OpenLoopError(f"the runs are of different tasks: {tasks}")
@@ -253,7 +253,7 @@ def from_checkpoints(runs: dict[str, Path], context: int = 5, horizon: int = 45,
     return truth, result
 
 
-def _load_agent(trainer, path: Path):
+def _load_agent(restore, path: Path):
     """(agent, config) of a run's newest checkpoint; anything wrong with it is one OpenLoopError.
 
     The config is checked first (size, no YAML aliases) and the weights load through the
@@ -265,8 +265,8 @@ def _load_agent(trainer, path: Path):
         raise OpenLoopError(f"{path / 'ckpt'}: no finished checkpoint")
     try:
         runconfig.load(path / "config.yaml")
-        return trainer.load_agent(path)
-    except (runconfig.ConfigError, trainer.UsageError, ValueError, KeyError, TypeError, OSError) as error:
+        return restore.load_agent(path)
+    except (runconfig.ConfigError, restore.UsageError, ValueError, KeyError, TypeError, OSError) as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OpenLoopError(f"{path}: cannot load its checkpoint ({detail})") from None
 
@@ -297,12 +297,12 @@ def step_errors(ol: OpenLoop) -> dict[str, np.ndarray]:
 
 
 def trainer_available() -> bool:
-    """True when the trainer exposes `dreamerv3.run.load_agent` (needed for checkpoints)."""
+    """True when the trainer exposes `dreamerv3.restore.load_agent` (needed for checkpoints)."""
     try:
-        from dreamerv3 import run as trainer
+        from dreamerv3 import restore
     except ImportError:
         return False
-    return hasattr(trainer, "load_agent")
+    return hasattr(restore, "load_agent")
 
 
 def load_pair(baseline: Path, adapt: Path, source: str = "auto", step: int | None = None,

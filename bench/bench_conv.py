@@ -25,7 +25,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from dreamerv3 import agent as agentlib  # noqa: E402
 from dreamerv3 import fastconv  # noqa: E402
-from dreamerv3 import main as mainlib  # noqa: E402
+from dreamerv3 import configs as configlib  # noqa: E402
 
 DEPTHS = {'size1m': 4, 'size12m': 16, 'size25m': 24}
 MULTS = (2, 3, 4, 4)
@@ -70,7 +70,7 @@ def implementations(up):
 
 def compiler_options(ynn):
     """The trainer's compiler options (CPU), or XLA's defaults for ynn='default'."""
-    config = mainlib.from_presets([]).update({'jax.platform': 'cpu'})
+    config = configlib.from_presets([]).update({'jax.platform': 'cpu'})
     if ynn:
         config = config.update({'jax.cpu_ynn_fusions': [ynn]})
     return agentlib.compiler_options(config)

@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 
 from dreamerv3 import agent as agentlib  # noqa: E402
 from dreamerv3 import envs  # noqa: E402
+from dreamerv3 import configs as configlib  # noqa: E402
 from dreamerv3 import main as mainlib  # noqa: E402
 from dreamerv3 import model as modellib  # noqa: E402
 from flops import count_flops  # noqa: E402
@@ -51,7 +52,7 @@ def load_config(size, impl, ynn=None, task='alien', platform='cpu'):
     XLA (convs included) instead of `jax.cpu_ynn_fusions`."""
     presets = ('atari100k', size) if task == 'alien' else ('cartpole', size)
     name = 'atari100k_alien' if task == 'alien' else 'gym_CartPole-v1'
-    config = mainlib.from_presets(presets).update({
+    config = configlib.from_presets(presets).update({
         'task': name, 'jax.platform': platform, 'jax.conv_impl': impl})
     return config.update({'jax.cpu_ynn_fusions': [ynn]}) if ynn else config
 

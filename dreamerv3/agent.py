@@ -237,11 +237,11 @@ class Agent:
     _, traj = nj.pure(self.model.imagine)(params, starts, self.H, seeds[1])
     traj['con'] = traj['con'].at[:, 0].set(1.0 - data['is_terminal'].reshape(-1).astype(f32))
     _, slowval = nj.pure(self.model.value_mean)({**params, **state['slowval']}, traj['feat'])
-    disc = self.model.disc * traj['con']
-    ret = losses.lambda_return(traj['rew'][:, 1:], disc[:, 1:], traj['val'], a.return_lambda)
-    retnorm, scale = losses.retnorm_update(state['retnorm'], ret, **dict(a.retnorm))
-    weight = jnp.cumprod(disc, 1)[:, :-1] / self.model.disc
-    targets = {'ret': ret, 'slowval': slowval, 'weight': weight, 'scale': scale}
+    targets, retnorm = losses.imag_targets(
+        rew=traj['rew'], con=traj['con'], val=traj['val'], retnorm_state=state['retnorm'],
+        discount=self.model.disc, lam=a.return_lambda, retnorm=dict(a.retnorm))
+    targets['slowval'] = slowval
+    ret, weight, scale = targets['ret'], targets['weight'], targets['scale']
 
     # Actor and critic; the replay value loss's gradient on the replayed
     # features goes back through the world model's backward pass.

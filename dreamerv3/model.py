@@ -130,9 +130,10 @@ class Model(nj.Module):
     logpi, ent = dist.logp(index), dist.entropy()
     vdist = self.val(feat)
     lossd, outs, mets = losses.imag_loss(
-        logpi, ent, vdist.logits, targets['ret'], traj['val'][:, :-1],
-        targets['slowval'][:, :-1], targets['weight'], targets['scale'],
-        a.actent, a.slowreg, imag_mask, mask_value)
+        logpi=logpi, ent=ent, val_logits=vdist.logits, ret=targets['ret'],
+        val=traj['val'][:, :-1], slowval=targets['slowval'][:, :-1],
+        weight=targets['weight'], scale=targets['scale'], actent=a.actent,
+        slowreg=a.slowreg, imag_mask=imag_mask, mask_value=mask_value)
     B, T = data['is_first'].shape
     vrep = self.val(targets['rep_feat'])
     repval, rmets = losses.repl_loss(

@@ -1,4 +1,4 @@
-"""The run loops: `train`, `train_eval`, `eval_only`, and `load_agent`.
+"""The run loops: `train`, `train_eval` and `eval_only` (SCRIPTS).
 
 Envs are stepped in lock-step; every agent step adds one transition per env
 to replay (obs plus the action chosen at that obs, the official convention,
@@ -26,25 +26,12 @@ import numpy as np
 from dreamerv3 import checkpoint as ckptlib
 from dreamerv3 import envs as envlib
 from dreamerv3 import logs
-from dreamerv3 import main as mainlib
 from dreamerv3 import metrics as metricslib
 from dreamerv3 import replay as replaylib
+from dreamerv3.configs import UsageError
+from dreamerv3.restore import build_agent
 
 OPPORTUNITY = 10  # loop iterations between checks of the log/report/save clocks
-
-
-class UsageError(Exception):
-  """A bad setting the user can fix; main prints it as one line, exit code 2."""
-
-
-def build_agent(obs_space, act_space, config, agent_cls=None):
-  if agent_cls is None:
-    from dreamerv3.agent import Agent as agent_cls
-  act_space = {k: v for k, v in act_space.items() if k != 'reset'}
-  try:
-    return agent_cls(obs_space, act_space, config)
-  except ValueError as e:
-    raise UsageError(str(e).strip().splitlines()[0] if str(e).strip() else repr(e))
 
 
 def make_envs(config, count, offset=0):
@@ -60,25 +47,6 @@ def make_logger(config, logdir, step, repeat):
     return logs.make_logger(logdir, step, repeat, cfg=config.logger)
   except ValueError as e:
     raise UsageError(str(e))
-
-
-def load_agent(logdir, agent_cls=None):
-  """Rebuild a run's agent from `<logdir>/config.yaml` + its newest checkpoint.
-  Keys that configs.yaml gained after the run was made take their defaults;
-  keys it has since dropped are ignored."""
-  logdir = pathlib.Path(logdir)
-  saved = elements.Config.load(elements.Path(logdir / 'config.yaml'))
-  defaults = mainlib.from_presets([])
-  config = defaults.update({k: v for k, v in saved.flat.items() if k in defaults.flat})
-  source = ckptlib.resolve(logdir)
-  data = ckptlib.read_item(source, 'agent')  # first: a bad file fails before a build
-  if not isinstance(data, dict):
-    raise ckptlib.CheckpointError(
-        f'{source}/agent.pkl: holds a {type(data).__name__}, expected a dict of arrays')
-  obs_space, act_space = envlib.spaces(config.task, config)
-  agent = build_agent(obs_space, act_space, config, agent_cls)
-  agent.load(data)
-  return agent, config
 
 
 class Bookkeeping:
@@ -204,6 +172,7 @@ def train(config, agent_cls=None, with_eval=False):
   agg = elements.Agg()
   epstats = elements.Agg()  # per-episode statistics, logged as epstats/*
   usage = elements.Usage(**config.usage)
+  timer = elements.Timer()  # wall time per part of the loop, logged as timer/<part>/*
   fps = {'policy': [time.time(), int(step)], 'train': [time.time(), 0]}
   policy_carry = agent.init_policy(len(envs))
   train_carry = agent.init_train(B)
@@ -222,17 +191,23 @@ def train(config, agent_cls=None, with_eval=False):
     if config.run.duration and time.time() - start >= config.run.duration:
       print(f'Stopping: run.duration of {config.run.duration}s reached.')
       break
-    policy_carry, acts = policy_acts(agent, policy_carry, driver.batch(), 'train')
+    with timer.section('policy'):
+      policy_carry, acts = policy_acts(agent, policy_carry, driver.batch(), 'train')
     step.increment(len(envs))  # before the callbacks: episodes log the step they end at
-    driver.step(acts, replay.add, on_episode)
+    with timer.section('env'):
+      driver.step(acts, replay.add, on_episode)
 
     if int(step) >= fill and replay.ready(T + K):
       book.budget += len(envs) * config.run.train_ratio / (B * T)
       while book.budget >= 1:
-        train_carry, outs, metrics = agent.train(train_carry, replay.sample(B))
+        with timer.section('sample'):
+          batch = replay.sample(B)
+        with timer.section('train'):  # scalars() waits for the update to finish
+          train_carry, outs, metrics = agent.train(train_carry, batch)
+          agg.add(scalars(metrics))
         if 'replay' in outs:
-          replay.update(outs['replay'])
-        agg.add(scalars(metrics))
+          with timer.section('writeback'):
+            replay.update(outs['replay'])
         book.budget -= 1
         book.updates += 1
         fps['train'][1] += B * T
@@ -245,7 +220,7 @@ def train(config, agent_cls=None, with_eval=False):
     if eval_driver and eval_clock():
       log_eval(agent, eval_driver, config, logger)
     if clocks['log_every']():
-      log_train(logger, agg, replay, fps, step, epstats, usage)
+      log_train(logger, agg, replay, fps, step, epstats, usage, timer)
     if clocks['save_every']():
       save(ckpt, logger, step)
 
@@ -253,7 +228,7 @@ def train(config, agent_cls=None, with_eval=False):
     log_eval(agent, eval_driver, config, logger)
     eval_driver.close()
   if int(step) != fps['policy'][1]:
-    log_train(logger, agg, replay, fps, step, epstats, usage)
+    log_train(logger, agg, replay, fps, step, epstats, usage, timer)
   if ckpt.latest() is None or ckpt.saved_step != int(step):
     save(ckpt, logger, step)
   logs.close(logger)
@@ -289,12 +264,16 @@ def log_eval(agent, driver, config, logger):
     logger.write()
 
 
-def log_train(logger, agg, replay, fps, step, epstats, usage):
-  """train/*, epstats/*, fps/*, replay/*, usage/* as the official logs them."""
+def log_train(logger, agg, replay, fps, step, epstats, usage, timer):
+  """train/*, epstats/*, fps/*, replay/*, usage/* as the official logs them, and
+  timer/<part>/{mean,frac,count}: seconds per call, share of the interval's wall time
+  and calls of each part of the loop (policy, env, sample, train, writeback)."""
   now = time.time()
   logger.add(agg.result(), prefix='train')
   logger.add(epstats.result(), prefix='epstats')
   logger.add(usage.stats(), prefix='usage')
+  logger.add({k: v for k, v in timer.stats().items()
+              if k.rsplit('/', 1)[-1] in ('mean', 'frac', 'count')}, prefix='timer')
   policy_time, policy_step = fps['policy']
   logger.add({
       'policy': (int(step) - policy_step) / max(1e-9, now - policy_time),

@@ -20,7 +20,8 @@ import elements  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from dreamerv3 import envs, main  # noqa: E402
+from dreamerv3 import configs as configlib  # noqa: E402
+from dreamerv3 import envs  # noqa: E402
 
 # The toolkit's ingest cache goes to a folder of this test session, not the user's cache.
 os.environ["DREAMER_REPORT_CACHE"] = tempfile.mkdtemp(prefix="dreamer-report-test-cache-")
@@ -37,7 +38,7 @@ TEST_PLATFORM = os.environ.get("DREAMER_TEST_PLATFORM", "")
 
 
 def load_config(*presets):
-    config = main.from_presets(presets)
+    config = configlib.from_presets(presets)
     return config.update({"jax.platform": TEST_PLATFORM}) if TEST_PLATFORM else config
 
 

@@ -10,12 +10,13 @@ import elements
 import numpy as np
 import pytest
 
+from dreamerv3 import configs as configlib
 from dreamerv3 import logs, main
 from fakes import FakeAgent
 
 
 def logger_cfg(*outputs):
-    return main.from_presets([]).logger.update(outputs=list(outputs))
+    return configlib.from_presets([]).logger.update(outputs=list(outputs))
 
 
 def write_one(logdir, cfg):
@@ -29,7 +30,7 @@ def write_one(logdir, cfg):
 
 
 def test_default_outputs_are_jsonl_and_scope():
-    assert list(main.from_presets([]).logger.outputs) == ["jsonl", "scope"]
+    assert list(configlib.from_presets([]).logger.outputs) == ["jsonl", "scope"]
 
 
 def test_jsonl_only_writes_no_scope(tmp_path):

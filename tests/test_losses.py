@@ -136,6 +136,32 @@ def test_lambda_return_lambda_one_and_zero():
     np.testing.assert_allclose(losses.lambda_return(rew, disc, value, 0.0)[0], [2.0, 2.0, 5.0])
 
 
+def test_imag_targets_match_a_loop_over_the_trajectory():
+    """Returns from step 1 on, the weight of step k = disc_0 ... disc_k / gamma (disc =
+    gamma * con), and the normaliser moved once by these returns."""
+    B, H, gamma, lam = 4, 6, 0.997, 0.95
+    rew = RNG.normal(size=(B, H + 1)).astype(np.float32)
+    con = RNG.uniform(0.3, 1, size=(B, H + 1)).astype(np.float32)
+    val = RNG.normal(size=(B, H + 1)).astype(np.float32)
+    state = losses.retnorm_init()
+    targets, new_state = losses.imag_targets(
+        rew=rew, con=con, val=val, retnorm_state=state, discount=gamma, lam=lam,
+        retnorm={"rate": 0.01, "limit": 1.0, "plo": 5.0, "phi": 95.0})
+    disc = gamma * con
+    ret = lambda_return_reference(rew[:, 1:], disc[:, 1:], val, lam)
+    weight = np.empty((B, H))  # weight_k = disc_0 ... disc_k / gamma
+    weight[:, 0] = con[:, 0]
+    for k in range(1, H):
+        weight[:, k] = weight[:, k - 1] * disc[:, k]
+    lo, hi = 0.01 * np.percentile(ret, 5), 0.01 * np.percentile(ret, 95)
+    np.testing.assert_allclose(targets["ret"], ret, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(targets["weight"], weight, rtol=1e-5)
+    np.testing.assert_allclose(targets["weight"][:, 0], con[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(new_state["lo"], lo, rtol=1e-4)
+    np.testing.assert_allclose(new_state["hi"], hi, rtol=1e-4)
+    assert float(targets["scale"]) == max(1.0, hi - lo)
+
+
 @pytest.mark.parametrize("debias", [False, True])
 def test_percentile_normaliser_matches_loop(debias):
     state = losses.retnorm_init()

@@ -103,10 +103,10 @@ def test_load_agent_rebuilds_the_real_agent(real_run):
     """The analysis toolkit's entry: config.yaml + newest checkpoint -> agent."""
     import numpy as np
 
-    from dreamerv3 import checkpoint, envs, run
+    from dreamerv3 import checkpoint, envs, restore
 
     logdir, _ = real_run
-    agent, config = run.load_agent(logdir)
+    agent, config = restore.load_agent(logdir)
     assert config.task == "dummy_disc" and config.agent.imag_adapt.enabled
     saved = checkpoint.read_item(checkpoint.resolve(logdir), "agent")
     loaded = agent.save()
@@ -134,7 +134,7 @@ def test_load_agent_fills_keys_added_since_the_run_and_drops_removed_ones(real_r
 
     import ruamel.yaml
 
-    from dreamerv3 import run
+    from dreamerv3 import restore
 
     logdir = tmp_path / "old_run"
     shutil.copytree(real_run[0], logdir)
@@ -144,6 +144,6 @@ def test_load_agent_fills_keys_added_since_the_run_and_drops_removed_ones(real_r
     saved["run"]["episode_timeout"] = 0  # a key configs.yaml no longer has
     with open(logdir / "config.yaml", "w") as f:
         yaml.dump(saved, f)
-    _, config = run.load_agent(logdir)
+    _, config = restore.load_agent(logdir)
     assert list(config.jax.cpu_ynn_fusions) == ["LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"]
     assert "run.episode_timeout" not in config.flat and config.task == "dummy_disc"

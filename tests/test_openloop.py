@@ -144,9 +144,9 @@ def test_rollout_is_fixed_by_its_seed():
 
 
 def _debug_config():
-    from dreamerv3 import main
+    from dreamerv3 import configs as configlib
 
-    parsed = main.parse(["--configs", "debug", "--task", "dummy_disc", "--logdir", "unused"])
+    parsed = configlib.parse(["--configs", "debug", "--task", "dummy_disc", "--logdir", "unused"])
     return parsed[0] if isinstance(parsed, tuple) else parsed
 
 

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from dreamerv3 import checkpoint, main, run
+from dreamerv3 import checkpoint, main, restore, run
+from dreamerv3 import configs as configlib
 from fakes import IMAG_ADAPT_KEYS, FakeAgent
 
 TESTS = pathlib.Path(__file__).parent
@@ -56,6 +57,12 @@ def test_run_writes_every_file(resumed_run):
     keys = set().union(*metrics)
     assert {"train/loss/dyn", "fps/policy", "fps/train", "replay/size"} <= keys
     assert {f"train/imag_adapt/{k}" for k in IMAG_ADAPT_KEYS} <= keys
+    parts = ("policy", "env", "sample", "train", "writeback")
+    assert {f"timer/{p}/{s}" for p in parts for s in ("mean", "frac", "count")} <= keys
+    timed = [m for m in metrics if m.get("timer/train/count")]
+    assert timed and all(0 <= sum(m[f"timer/{p}/frac"] for p in parts) <= 1.01 for m in timed)
+    assert sum(m["timer/train/count"] for m in timed) == sum(
+        m["timer/sample/count"] for m in timed)  # one sample per update
     scores = read_jsonl(logdir / "scores.jsonl")
     assert scores and all(set(s) == {"step", "episode/score", "episode/length"} for s in scores)
     scope = logdir / "scope"
@@ -132,7 +139,7 @@ def test_train_eval_and_eval_only_and_load_agent(tmp_path):
     assert len(evals) == 2
     assert all("eval_episode/score" not in s for s in read_jsonl(logdir / "scores.jsonl"))
 
-    agent, config = run.load_agent(logdir, agent_cls=FakeAgent)
+    agent, config = restore.load_agent(logdir, agent_cls=FakeAgent)
     assert config.task == "dummy_disc"
     assert agent.weights["w"][0] > 0  # trained weights, not a fresh agent
 
@@ -144,7 +151,7 @@ def test_train_eval_and_eval_only_and_load_agent(tmp_path):
 
 
 def test_update_schedule_follows_train_ratio(tmp_path):
-    config = main.parse(args(tmp_path / "ratio", 400, "--run.train_ratio", "16"))
+    config = configlib.parse(args(tmp_path / "ratio", 400, "--run.train_ratio", "16"))
     agents = []
 
     def make(*a):
@@ -192,7 +199,7 @@ def test_from_checkpoint_loads_weights_into_a_new_run(tmp_path):
         agents.append(FakeAgent(*a))
         return agents[-1]
 
-    config = main.parse(args(tmp_path / "new", 40, "--run.from_checkpoint", str(source)))
+    config = configlib.parse(args(tmp_path / "new", 40, "--run.from_checkpoint", str(source)))
     run.train(config, agent_cls=make)
     # Loaded the source's weights, then trained on: (40 - 32) / 2 = 4 more updates.
     assert agents[0].weights["w"][0] == trained + 4

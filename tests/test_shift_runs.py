@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from dreamerv3 import main
+from dreamerv3 import configs as configlib
 
 ROOT = pathlib.Path(__file__).parent.parent
 SCRIPT = ROOT / "artifacts" / "make_shift_runs.sh"
@@ -43,7 +43,7 @@ def test_dry_run_gives_four_arms_that_differ_only_in_the_method(tmp_path):
     assert len(commands) == 8
     configs = {}
     for argv in commands:
-        config = main.parse(argv)
+        config = configlib.parse(argv)
         arm = pathlib.Path(config.logdir).parent.name.removeprefix("shift_cartpole_")
         configs[(arm, config.seed)] = flat(config)
     assert {arm for arm, _ in configs} == set(ARMS) and {s for _, s in configs} == {0, 1}
@@ -69,7 +69,7 @@ def test_dry_run_gives_four_arms_that_differ_only_in_the_method(tmp_path):
 
 def test_tiny_mode_is_the_debug_model_for_a_few_steps():
     (argv, *_) = dry_run("--tiny", ARMS="placebo")
-    config = main.parse(argv)
+    config = configlib.parse(argv)
     assert config.agent.rssm.deter == 32 and config.run.steps == 80  # debug preset
     assert 0 < config.env.gym.shift.step < config.run.steps
 
@@ -90,6 +90,6 @@ def test_platform_and_extra_flags_reach_every_run():
                        FLAGS="--jax.compute_dtype float32 --run.duration 470 --run.log_every 5")
     assert len(commands) == 4
     for argv in commands:
-        config = main.parse(argv)
+        config = configlib.parse(argv)
         assert config.jax.platform == "cuda" and config.jax.compute_dtype == "float32"
         assert config.run.duration == 470 and config.run.log_every == 5 and config.seed == 3

@@ -138,9 +138,11 @@ def _make_env(task, config, index):
   if suite == 'gym':
     from . import gym
     return gym.Gym(name, obs_key=config.env.gym.obs_key, seed=seed)
-  from . import dummy
-  cfg = config.env.dummy
-  return dummy.Dummy(name, size=tuple(cfg.size), length=cfg.length, seed=seed)
+  if suite == 'dummy':
+    from . import dummy
+    cfg = config.env.dummy
+    return dummy.Dummy(name, size=tuple(cfg.size), length=cfg.length, seed=seed)
+  raise ValueError(f"task '{task}': suite '{suite}' has no constructor (known: {', '.join(SUITES)})")
 
 
 def frames_per_step(task, config):
