@@ -17,15 +17,8 @@
 # every 30 s and the GPU's use), device_roadrunner.log (everything else).
 set -uo pipefail
 
-DRY=0
-[[ "${1:-}" == "--dry-run" ]] && DRY=1
-cd "$(dirname "$0")/.."
-OUT="${OUT:-$(mktemp -d)}"
-mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
-LOG="$OUT/device_roadrunner.log"
-PROGRESS="$OUT/progress.log"
-: >"$LOG"; : >"$PROGRESS"
-export PYTHONUNBUFFERED=1
+source "$(dirname "$0")/device_common.sh"
+device_start device_roadrunner "${1:-}"
 SEEDS=${SEEDS:-"0 1"}
 LOG_EVERY=${LOG_EVERY:-15}
 
@@ -47,7 +40,6 @@ else
   PLATFORM=cuda SIZE=${SIZE:-size12m} STEPS=${STEPS:-13000}
   DURATION=${DURATION:-380} LIMIT=${LIMIT:-430}
   RUNS_OUT=artifacts EXTRA=()
-  source bench/carried_wheels.sh
   install_carried_wheels "$PY" "$LOG"
   export XLA_PYTHON_CLIENT_PREALLOCATE=false
   export JAX_COMPILATION_CACHE_DIR="$(mktemp -d)"
@@ -62,21 +54,7 @@ mkdir -p "$RUNS_OUT/logs"
 echo "device_roadrunner $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit $COMMIT" \
   "platform $PLATFORM size $SIZE steps $STEPS duration ${DURATION}s limit ${LIMIT}s seeds '$SEEDS'" | tee -a "$LOG"
 
-progress() {  # every 30 s: each run's last logged step, and the GPU's use
-  local t0=$SECONDS
-  while sleep 30; do
-    echo "--- $((SECONDS - t0)) s" >>"$PROGRESS"
-    for f in "$RUNS_OUT/$NAME"/*/metrics.jsonl; do
-      [[ -f "$f" ]] || continue
-      local last
-      last=$(tail -n 1 "$f" | grep -o '"step": *[0-9]*' | grep -o '[0-9]*$')
-      echo "$(basename "$(dirname "$f")") step ${last:-?}" >>"$PROGRESS"
-    done
-    ((DRY)) || nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$PROGRESS" 2>&1
-  done
-}
-progress &
-PROGRESS_PID=$!
+watch_runs "$OUT/progress.log" "$RUNS_OUT/$NAME/*"
 
 start=$SECONDS
 pids=()
@@ -93,7 +71,7 @@ for seed in $SEEDS; do
 done
 rc=0
 for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
-kill "$PROGRESS_PID" 2>/dev/null
+kill "$WATCH_PID" 2>/dev/null
 echo "runs: last nonzero exit ${rc} after $((SECONDS - start)) s" | tee -a "$LOG"
 
 # Pack what there is, finished or not: the labels say how far each run got.

@@ -57,7 +57,7 @@ else
   BENCH_ARGS=(--updates 5 --reps 2)
   TESTS=(tests/test_compute_dtype.py tests/test_agent.py tests/test_scopefile.py)
   LIMIT_BENCH=270 LIMIT_RUNS=250 LIMIT_TESTS=240
-  source bench/carried_wheels.sh
+  source bench/device_common.sh
   install_carried_wheels "$PY" "$LOG"
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"

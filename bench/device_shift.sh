@@ -19,15 +19,8 @@
 # use), device_shift.log (everything else).
 set -uo pipefail
 
-DRY=0
-[[ "${1:-}" == "--dry-run" ]] && DRY=1
-cd "$(dirname "$0")/.."
-OUT="${OUT:-$(mktemp -d)}"
-mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
-LOG="$OUT/device_shift.log"
-PROGRESS="$OUT/progress.log"
-: >"$LOG"; : >"$PROGRESS"
-export PYTHONUNBUFFERED=1
+source "$(dirname "$0")/device_common.sh"
+device_start device_shift "${1:-}"
 SEEDS=${SEEDS:-"0 1 2 3 4"}
 LOG_EVERY=${LOG_EVERY:-5}
 
@@ -41,7 +34,6 @@ else
   PY="${PYTHON:-python3}"
   PLATFORM=cuda DURATION=${DURATION:-470} LIMIT=${LIMIT:-545}
   RUNS_OUT=artifacts TINY=()
-  source bench/carried_wheels.sh
   install_carried_wheels "$PY" "$LOG"
   # Twenty processes share the GPU: each takes memory as it needs it. One compile
   # cache, so identical programs are compiled once where the timing allows.
@@ -58,28 +50,14 @@ fi
 echo "device_shift $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit ${GIT_COMMIT:-tree}" \
   "platform $PLATFORM duration ${DURATION}s limit ${LIMIT}s seeds '$SEEDS'" | tee -a "$LOG"
 
-progress() {  # every 30 s: each run's last logged step, and the GPU's use
-  local t0=$SECONDS
-  while sleep 30; do
-    echo "--- $((SECONDS - t0)) s" >>"$PROGRESS"
-    for f in "$RUNS_OUT"/shift_cartpole_*/*/metrics.jsonl; do
-      [[ -f "$f" ]] || continue
-      local last
-      last=$(tail -n 1 "$f" | grep -o '"step": *[0-9]*' | grep -o '[0-9]*$')
-      echo "$(basename "$(dirname "$(dirname "$f")")")/$(basename "$(dirname "$f")") step ${last:-?}" >>"$PROGRESS"
-    done
-    ((DRY)) || nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$PROGRESS" 2>&1
-  done
-}
-progress &
-PROGRESS_PID=$!
+watch_runs "$OUT/progress.log" "$RUNS_OUT/shift_cartpole_*/*"
 
 start=$SECONDS
 GIT_COMMIT=${GIT_COMMIT:-} PLATFORM=$PLATFORM PY=$PY OUT=$RUNS_OUT SEEDS=$SEEDS PARALLEL=64 \
   FLAGS="--jax.compute_dtype float32 --run.duration $DURATION --run.log_every $LOG_EVERY --run.save_every 1e9" \
   timeout --kill-after=10 "$LIMIT" bash artifacts/make_shift_runs.sh "${TINY[@]}" >>"$LOG" 2>&1
 rc=$?
-kill "$PROGRESS_PID" 2>/dev/null
+kill "$WATCH_PID" 2>/dev/null
 echo "runs: exit $rc after $((SECONDS - start)) s" | tee -a "$LOG"
 
 # Pack what there is, finished or not: the labels say how far each run got.

@@ -19,15 +19,10 @@
 # and the bench's tables).
 set -uo pipefail
 
-DRY=0
-[[ "${1:-}" == "--dry-run" ]] && DRY=1
-cd "$(dirname "$0")/.."
-OUT="${OUT:-$(mktemp -d)}"
-mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
-LOG="$OUT/device_speed.log"
+source "$(dirname "$0")/device_common.sh"
+device_start device_speed "${1:-}"
 SUMMARY="$OUT/speed.md"
-: >"$LOG"; : >"$SUMMARY"
-export PYTHONUNBUFFERED=1
+: >"$SUMMARY"
 SETS=${SETS:-"notriton_noautotune notriton defaults"}
 
 flags_of() {  # a set's name -> its XLA_FLAGS (the dry run: the tests' fast-compile CPU flags)
@@ -52,7 +47,6 @@ else
   PY="${PYTHON:-python3}"
   PLATFORM=cuda SIZE=${SIZE:-size12m} LIMIT=${LIMIT:-150}
   ARGS=(--updates 5 --reps 2)
-  source bench/carried_wheels.sh
   install_carried_wheels "$PY" "$LOG"
   nvidia-smi >>"$LOG" 2>&1
 fi

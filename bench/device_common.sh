@@ -1,0 +1,49 @@
+# Sourced by the device scripts (bench/device_*.sh), on the GPU machine and in their
+# --dry-run on CPU. What each of them needs the same way:
+#   device_start NAME [--dry-run]   DRY (1 with --dry-run), the repo root as the working
+#                                   folder, OUT (absolute; a fresh temp folder by default)
+#                                   and LOG=$OUT/NAME.log, emptied
+#   install_carried_wheels PY LOG   the wheels carried in .whl (bench/gpu_wheels.sh) into a
+#                                   fresh temp folder put on PYTHONPATH; nothing without .whl
+#   watch_runs FILE GLOB            in the background, every 30 s: the last logged step of
+#                                   each run dir matching GLOB (its metrics.jsonl), and the
+#                                   GPU's use unless DRY; WATCH_PID names the watcher
+
+device_start() {
+  local name="$1"
+  DRY=0
+  [[ "${2:-}" == "--dry-run" ]] && DRY=1
+  cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+  OUT="${OUT:-$(mktemp -d)}"
+  mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+  LOG="$OUT/$name.log"
+  : >"$LOG"
+  export PYTHONUNBUFFERED=1
+}
+
+install_carried_wheels() {
+  local py="$1" log="$2" site
+  [[ -d .whl ]] || return 0
+  site="$(mktemp -d)"
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$site" .whl/*.whl >>"$log" 2>&1 || echo "wheel install failed" | tee -a "$log"
+  export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+}
+
+watch_runs() {
+  local file="$1" glob="$2"
+  : >"$file"
+  (
+    t0=$SECONDS
+    while sleep 30; do
+      echo "--- $((SECONDS - t0)) s" >>"$file"
+      for f in $glob/metrics.jsonl; do
+        [[ -f "$f" ]] || continue
+        last=$(tail -n 1 "$f" | grep -o '"step": *[0-9]*' | grep -o '[0-9]*$')
+        echo "$(basename "$(dirname "$(dirname "$f")")")/$(basename "$(dirname "$f")") step ${last:-?}" >>"$file"
+      done
+      ((DRY)) || nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$file" 2>&1
+    done
+  ) &
+  WATCH_PID=$!
+}
