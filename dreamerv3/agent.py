@@ -315,7 +315,7 @@ class Agent:
     float metrics). With replay_context, outs['replay'] holds the fresh
     posteriors of the T trained steps and their 'stepid' (when data has one)
     for replay.update()."""
-    carry, metrics, outs = self.train_step(carry, data)
+    carry, outs, metrics = self.train_step(carry, data)
     if not self.context:
       return carry, {}, metrics
     replay = dict(outs['replay'])
@@ -324,12 +324,13 @@ class Agent:
     return carry, {'replay': replay}, metrics
 
   def train_step(self, carry, data, hook='config'):
-    """Like train() but also returns per-step actor weights (for tests and tools)."""
+    """Like train(), (carry, outs, metrics), with every output of the update in outs:
+    the per-step actor weights too (for tests and tools). hook: as in _update."""
     fn = self._train_fn(hook)
     self.state, carry, metrics, outs = fn(self.state, carry, self._put_data(data))
     self._policy_params = None
     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    return carry, metrics, jax.device_get(outs)
+    return carry, jax.device_get(outs), metrics
 
   # ---- report and open loop -------------------------------------------------------
 

@@ -23,10 +23,10 @@ def test_disabled_is_bit_exact_dreamerv3(debug_agent, debug_batch):
     assert not agent.config.agent.imag_adapt.enabled
     carry = agent.init_train(debug_batch["is_first"].shape[0])
     agent.load(agent.initial_save)
-    _, with_hook, _ = agent.train_step(carry, debug_batch, hook="config")
+    _, _, with_hook = agent.train_step(carry, debug_batch, hook="config")
     state_hook = agent.save()
     agent.load(agent.initial_save)
-    _, without, _ = agent.train_step(carry, debug_batch, hook="off")
+    _, _, without = agent.train_step(carry, debug_batch, hook="off")
     state_plain = agent.save()
     for key, value in without.items():
         assert with_hook[key] == value, (key, with_hook[key], value)  # bit for bit
@@ -48,7 +48,7 @@ def test_high_loss_dyn_activates_mask_and_normal_does_not(debug_agent, debug_bat
     state[ema_key] = np.float32(0.1)
     state[count_key] = np.int32(cfg["warmup"] + 5)
     agent.load(state)
-    _, metrics, outs = agent.train_step(carry, debug_batch, hook="on")
+    _, outs, metrics = agent.train_step(carry, debug_batch, hook="on")
     assert metrics["loss/dyn"] > cfg["abs_thresh"], metrics["loss/dyn"]
     assert metrics["imag_adapt/active"] == 1.0
     ema = 0.99 * 0.1 + 0.01 * metrics["loss/dyn"]
@@ -64,7 +64,7 @@ def test_high_loss_dyn_activates_mask_and_normal_does_not(debug_agent, debug_bat
     # An EMA at the current level: nothing changes.
     state[ema_key] = np.float32(metrics["loss/dyn"])
     agent.load(state)
-    _, normal, outs = agent.train_step(carry, debug_batch, hook="on")
+    _, outs, normal = agent.train_step(carry, debug_batch, hook="on")
     assert normal["imag_adapt/active"] == 0.0
     np.testing.assert_array_equal(outs["pol_weight"], outs["weight"])
     assert normal["imag_adapt/horizon_eff"] == H
@@ -87,12 +87,12 @@ def test_shorter_horizon_with_placebo_off_then_on(debug_config):
     batch = make_batch(config.batch_size, config.batch_length, config=config)
     carry = agent.init_train(config.batch_size)
 
-    carry, first, outs = agent.train_step(carry, batch)
+    carry, outs, first = agent.train_step(carry, batch)
     assert outs["weight"].shape == (5,) and np.isfinite(first["loss/policy"])
     assert first["imag_adapt/active"] == 0.0 and first["imag_adapt/horizon_eff"] == 5
     np.testing.assert_array_equal(outs["pol_weight"], outs["weight"])
 
-    _, second, outs = agent.train_step(carry, batch)
+    _, outs, second = agent.train_step(carry, batch)
     expected = np.asarray(imag_adapt.step_mask(0.85, True, 5, 3, 0.1))  # severity 1: gamma = min_decay
     np.testing.assert_allclose(outs["pol_weight"] / outs["weight"], expected, rtol=1e-5)
     assert second["imag_adapt/active"] == 1.0

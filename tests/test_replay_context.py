@@ -11,7 +11,7 @@ from conftest import make_batch
 def train_once(agent, data):
     agent.load(agent.initial_save)
     carry = agent.init_train(data["is_first"].shape[0])
-    _, metrics, outs = agent.train_step(carry, data)
+    _, outs, metrics = agent.train_step(carry, data)
     return metrics, outs
 
 
