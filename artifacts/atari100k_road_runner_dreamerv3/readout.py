@@ -1,19 +1,21 @@
 """The Road Runner runs against the published DreamerV3 curve (issue 12), through the toolkit.
 
     .venv/bin/python artifacts/atari100k_road_runner_dreamerv3/readout.py [RUN_OR_FOLDER ...]
+        [--out PNG] [--label TEXT]
 
 Prints, per 10k-env-frame bin, the mean episode score of each seed (episodes ending in the
 bin) beside the published one, then the diagnostics that say whether the agent is healthy:
 imagined against replayed reward per step, the imagined return target (train/tar) against
-the replayed return (train/repval/ret), and the policy's entropy. Writes curve.png beside
-this file. Default input: the runs in this folder.
+the replayed return (train/repval/ret), and the policy's entropy. Writes the curve to --out
+(default: curve.png beside this file), each seed's line labelled "this trainer, LABEL, seed
+N" (default label: size1m). Default input: the runs in this folder.
 
 Published (the official repository's scores/atari100k-dreamerv3.json.gz, 5 seeds, the
 paper's model): the mean over seeds of each seed's mean episode score, with the seeds'
 range, in (40k, 50k] and (50k, 60k] env frames; Road Runner's random score is 11.5.
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -54,7 +56,7 @@ def metric_bins(metrics: pl.DataFrame) -> pl.DataFrame:
     return rows.group_by("bin", "key").agg(pl.col("value").mean()).pivot(on="key", index="bin", values="value").sort("bin")
 
 
-def main(paths):
+def main(paths, out=HERE / "curve.png", label="size1m"):
     runs = ingest.discover(paths or [str(HERE)], names=["dreamerv3"] * len(paths or [HERE]))
     data = ingest.ingest(runs, metric_keys=DIAGNOSTICS, cache=False)
     scores = data.scores.with_columns(pl.col(pl.Categorical).cast(pl.String))
@@ -91,7 +93,7 @@ def main(paths):
     for s in seeds:
         rows = per_run.filter(pl.col("seed") == s).sort("bin")
         ax.plot((rows["bin"] + BIN).to_numpy() / 1000, rows["score"].to_numpy(), "o-", lw=1.2, ms=3,
-                label=f"this trainer, size1m, seed {s}")
+                label=f"this trainer, {label}, seed {s}")
     for (start, end), (mean, low, high) in PUBLISHED.items():
         ax.errorbar(end / 1000, mean, yerr=[[mean - low], [high - mean]], fmt="s", color="black", capsize=4,
                     label="published DreamerV3 (5 seeds: mean, range)" if start == 40_000 else None)
@@ -101,9 +103,14 @@ def main(paths):
     ax.set_title("Road Runner: this trainer against the published curve", fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(HERE / "curve.png", dpi=110)
-    print(f"\nwrote {HERE / 'curve.png'}")
+    fig.savefig(out, dpi=110)
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="*", help="run dirs or folders of runs (default: this folder)")
+    parser.add_argument("--out", type=Path, default=HERE / "curve.png", help="where the figure goes")
+    parser.add_argument("--label", default="size1m", help="what the seeds' lines are called")
+    args = parser.parse_args()
+    main(args.paths, args.out, args.label)
