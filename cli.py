@@ -199,8 +199,8 @@ def mask_cli(
     columns = ["run", "log lines", "updates active", "mean horizon_eff", "mean severity", "mean loss/dyn"]
     if shifted:
         columns += ["shift at", "active before", "active after", "first on after"]
-    for column in columns:
-        table.add_column(column)
+    for column in columns:  # a long run name wraps instead of being cut to "shift_cartpole_b…"
+        table.add_column(column, overflow="fold" if column == "run" else "ellipsis")
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     for row in result.summary.iter_rows(named=True):
         cells = [_literal(row["run"]), str(row["logged"]), fmt(row["frac_active"], ".1%"),
