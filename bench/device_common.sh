@@ -8,6 +8,17 @@
 #   watch_runs FILE GLOB            in the background, every 30 s: the last logged step of
 #                                   each run dir matching GLOB (its metrics.jsonl), and the
 #                                   GPU's use unless DRY; WATCH_PID names the watcher
+#   tree_commit                     the commit this tree is: GIT_COMMIT (the device copy's
+#                                   .git can be stale), else git's HEAD, else "unknown"
+# and two flag sets:
+#   GPU_XLA_FLAGS   no Triton GEMM fusions, no autotuning. Measured on an H200 (2026-11-27):
+#                   with XLA's defaults, 20 size1m runs compiling the update at once were
+#                   still compiling Triton GEMM fusions after 480 s, GPU idle; with these, 4
+#                   runs compiled and finished 13,000 steps in 118 s (bench/README.md)
+#   DRY_XLA_FLAGS   the tests' fast-compile CPU flags (tests/conftest.py), for --dry-run
+
+GPU_XLA_FLAGS="--xla_gpu_enable_triton_gemm=false --xla_gpu_autotune_level=0"
+DRY_XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 device_start() {
   local name="$1"
@@ -46,4 +57,8 @@ watch_runs() {
     done
   ) &
   WATCH_PID=$!
+}
+
+tree_commit() {
+  echo "${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 }

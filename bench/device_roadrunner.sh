@@ -22,10 +22,9 @@ device_start device_roadrunner "${1:-}"
 SEEDS=${SEEDS:-"0 1"}
 LOG_EVERY=${LOG_EVERY:-15}
 
-if git rev-parse --git-dir >/dev/null 2>&1 && [[ -z "${GIT_COMMIT:-}" ]]; then
-  COMMIT=$(git rev-parse --short HEAD)
-else
-  COMMIT=${GIT_COMMIT:?"no .git here: set GIT_COMMIT to the commit this tree is a copy of"}
+COMMIT=$(tree_commit)
+if [[ "$COMMIT" == unknown ]]; then
+  echo "error: no .git here: set GIT_COMMIT to the commit this tree is a copy of" >&2; exit 2
 fi
 
 if ((DRY)); then
@@ -34,7 +33,7 @@ if ((DRY)); then
   RUNS_OUT=$(mktemp -d)/artifacts  # the dry run writes nothing into this tree
   SEEDS=0
   EXTRA=(--run.train_fill 32 --run.train_ratio 16)
-  export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+  export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
 else
   PY="${PYTHON:-python3}"
   PLATFORM=cuda SIZE=${SIZE:-size12m} STEPS=${STEPS:-13000}
@@ -43,9 +42,9 @@ else
   install_carried_wheels "$PY" "$LOG"
   export XLA_PYTHON_CLIENT_PREALLOCATE=false
   export JAX_COMPILATION_CACHE_DIR="$(mktemp -d)"
-  # As in device_shift.sh: without Triton GEMM fusions and autotuning XLA compiles in
-  # seconds what took minutes with its defaults (measured at size1m; untested at 12m).
-  export XLA_FLAGS="${XLA_FLAGS:---xla_gpu_enable_triton_gemm=false --xla_gpu_autotune_level=0}"
+  # GPU_XLA_FLAGS (device_common.sh), measured at size1m; at size12m they gave 4.1 s per
+  # update with two runs sharing an H200 (bench/README.md), which device_speed.sh examines.
+  export XLA_FLAGS="${XLA_FLAGS:-$GPU_XLA_FLAGS}"
   nvidia-smi >>"$LOG" 2>&1
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"

@@ -20,6 +20,7 @@ DRY=0
 [[ "${1:-}" == "--dry-run" ]] && DRY=1
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+source bench/device_common.sh
 OUT="${OUT:-$(mktemp -d)}"
 mkdir -p "$OUT"
 WORK="$(mktemp -d)"
@@ -42,7 +43,7 @@ if ((DRY)); then
   TESTS=(tests/test_compute_dtype.py -k auto)
   LIMIT_BENCH=240 LIMIT_RUNS=240 LIMIT_TESTS=120
   # Tests' fast-compile XLA flags (tests/conftest.py), so the dry run is quick.
-  export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+  export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
 else
   PY="${PYTHON:-python3}"
   PLATFORM=cuda
@@ -57,7 +58,6 @@ else
   BENCH_ARGS=(--updates 5 --reps 2)
   TESTS=(tests/test_compute_dtype.py tests/test_agent.py tests/test_scopefile.py)
   LIMIT_BENCH=270 LIMIT_RUNS=250 LIMIT_TESTS=240
-  source bench/device_common.sh
   install_carried_wheels "$PY" "$LOG"
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
@@ -76,7 +76,7 @@ step() {  # step NAME LIMIT_S CMD...: run with a time limit, log, record status 
   echo "| $name | $status | $took |" >>"$SUMMARY"
 }
 
-echo "# device_run $( ((DRY)) && echo '--dry-run' ) on $(date -u +%Y-%m-%dT%H:%MZ), commit ${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}" >>"$SUMMARY"
+echo "# device_run $( ((DRY)) && echo '--dry-run' ) on $(date -u +%Y-%m-%dT%H:%MZ), commit $(tree_commit)" >>"$SUMMARY"
 echo >>"$SUMMARY"
 echo "| step | status | seconds |" >>"$SUMMARY"
 echo "|---|---|---|" >>"$SUMMARY"

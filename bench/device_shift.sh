@@ -29,7 +29,7 @@ if ((DRY)); then
   PLATFORM=cpu DURATION=${DURATION:-60} LIMIT=${LIMIT:-240}
   RUNS_OUT=$(mktemp -d)/artifacts  # the dry run writes nothing into this tree
   TINY=(--tiny) SEEDS=0
-  export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+  export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
 else
   PY="${PYTHON:-python3}"
   PLATFORM=cuda DURATION=${DURATION:-470} LIMIT=${LIMIT:-545}
@@ -40,11 +40,9 @@ else
   export XLA_PYTHON_CLIENT_PREALLOCATE=false
   export JAX_COMPILATION_CACHE_DIR="$(mktemp -d)"
   export JAX_DEFAULT_MATMUL_PRECISION=highest
-  # Measured on an H200 (2026-11-27): with XLA's defaults, 20 processes compiling the
-  # update at once were still compiling Triton GEMM fusions after 480 s ("Very slow
-  # compile?"), GPU idle. Without Triton GEMMs and autotuning, 4 runs compiled and
-  # finished all 13,000 steps in 118 s. At size1m the matmuls are tiny; cuBLAS is enough.
-  export XLA_FLAGS="${XLA_FLAGS:---xla_gpu_enable_triton_gemm=false --xla_gpu_autotune_level=0}"
+  # GPU_XLA_FLAGS (device_common.sh says what they fixed here): at size1m the matmuls are
+  # tiny and cuBLAS is enough.
+  export XLA_FLAGS="${XLA_FLAGS:-$GPU_XLA_FLAGS}"
   nvidia-smi >>"$LOG" 2>&1
 fi
 echo "device_shift $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit ${GIT_COMMIT:-tree}" \

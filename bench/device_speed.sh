@@ -28,13 +28,13 @@ SETS=${SETS:-"notriton_noautotune notriton defaults"}
 flags_of() {  # a set's name -> its XLA_FLAGS (the dry run: the tests' fast-compile CPU flags)
   local flags
   case "$1" in
-    notriton_noautotune) flags="--xla_gpu_enable_triton_gemm=false --xla_gpu_autotune_level=0" ;;
+    notriton_noautotune) flags="$GPU_XLA_FLAGS" ;;
     notriton) flags="--xla_gpu_enable_triton_gemm=false" ;;
     defaults) flags="" ;;
     *) echo "error: unknown flag set '$1' in SETS (known: notriton_noautotune notriton defaults)" >&2
        return 2 ;;
   esac
-  ((DRY)) && flags="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+  ((DRY)) && flags="$DRY_XLA_FLAGS"
   echo "$flags"
 }
 for set in $SETS; do flags_of "$set" >/dev/null || exit 2; done  # before any install or timing
@@ -52,8 +52,7 @@ else
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
-
-echo "# device_speed $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ), commit ${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}, $SIZE on $PLATFORM" >>"$SUMMARY"
+echo "# device_speed $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ), commit $(tree_commit), $SIZE on $PLATFORM" >>"$SUMMARY"
 for set in $SETS; do
   flags=$(flags_of "$set") || exit 2
   start=$SECONDS

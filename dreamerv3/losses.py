@@ -143,11 +143,12 @@ def imag_targets(rew, con, val, retnorm_state, discount, lam, retnorm):
   """The returns, step weights and return scale of an imagined trajectory of H+1 states.
 
   rew, con, val: [B, H+1] predicted reward, continue probability and critic mean
-  of each state (state 0 is the replayed start; its reward is not used). discount: gamma; lam: lambda; retnorm: retnorm_update's
-  keyword settings. With disc_k = gamma * con_k: the lambda returns of steps 1..H
-  (lambda_return), and the weight of step k < H, disc_0 ... disc_k / gamma, so
-  that steps after a predicted episode end count less (con_0 is 1 - is_terminal
-  of the replayed start). Returns (targets {'ret', 'weight', 'scale'}, ret and
+  of each state (state 0 is the replayed start; its reward is not used).
+  discount: gamma; lam: lambda; retnorm: retnorm_update's keyword settings.
+  With disc_k = gamma * con_k: the lambda returns of steps 1..H (lambda_return),
+  and the weight of step k < H, disc_0 ... disc_k / gamma, so that steps after a
+  predicted episode end count less (con_0 is 1 - is_terminal of the replayed
+  start). Returns (targets {'ret', 'weight', 'scale'}, ret and
   weight [B, H], and the new return-normaliser state).
   """
   disc = discount * con
