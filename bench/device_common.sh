@@ -10,14 +10,21 @@
 #                                   GPU's use unless DRY; WATCH_PID names the watcher
 #   tree_commit                     the commit this tree is: GIT_COMMIT (the device copy's
 #                                   .git can be stale), else git's HEAD, else "unknown"
-# and two flag sets:
-#   GPU_XLA_FLAGS   no Triton GEMM fusions, no autotuning. Measured on an H200 (2026-11-27):
-#                   with XLA's defaults, 20 size1m runs compiling the update at once were
-#                   still compiling Triton GEMM fusions after 480 s, GPU idle; with these, 4
-#                   runs compiled and finished 13,000 steps in 118 s (bench/README.md)
+# and three flag sets:
+#   GPU_XLA_FLAGS   no Triton GEMM fusions; XLA still autotunes (picks cuDNN's convolution
+#                   algorithms). Measured on an H200: with XLA's defaults, 20 size1m runs
+#                   compiling the update at once were still compiling Triton GEMM fusions
+#                   after 480 s, GPU idle (2026-11-27). Also turning autotuning off
+#                   (--xla_gpu_autotune_level=0, what the shift runs used) made a size12m
+#                   update 2.683 s instead of 0.035 s: the image encoder and decoder ran
+#                   ~200x slower without a chosen conv algorithm (device_speed.sh, 2026-11-28;
+#                   bench/README.md)
+#   GPU_XLA_FLAGS_NOAUTOTUNE  the same with autotuning off: what the shift runs used (MLPs
+#                   only, no convolution to choose an algorithm for, 20 compiles at once)
 #   DRY_XLA_FLAGS   the tests' fast-compile CPU flags (tests/conftest.py), for --dry-run
 
-GPU_XLA_FLAGS="--xla_gpu_enable_triton_gemm=false --xla_gpu_autotune_level=0"
+GPU_XLA_FLAGS="--xla_gpu_enable_triton_gemm=false"
+GPU_XLA_FLAGS_NOAUTOTUNE="$GPU_XLA_FLAGS --xla_gpu_autotune_level=0"
 DRY_XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 device_start() {

@@ -9,9 +9,10 @@
 #   Here, on CPU, the same steps with the debug model for a few hundred steps (~2 min):
 #     bash bench/device_roadrunner.sh --dry-run        # OUT defaults to a fresh temp dir
 #
-# Settings (env): SEEDS ["0 1"], STEPS [13000 agent steps = 52,000 env frames, the CPU
-# run's length], SIZE [size12m], DURATION [380 s per run, from the run loop's start],
-# LIMIT [430 s for all together], LOG_EVERY [15 s].
+# Settings (env): SEEDS ["0 1 2"], STEPS [13000 agent steps = 52,000 env frames, the CPU
+# run's length], SIZE [size12m], DURATION [500 s per run, from the run loop's start],
+# LIMIT [550 s for all together], LOG_EVERY [15 s]. Three size12m seeds at once made 139
+# env frames/s each after a ~60 s start (2026-11-28), so 500 s reach about 52,000 frames.
 # What comes back: roadrunner_runs.tgz (artifacts/gpu_road_runner_<size>/seed<N>_*/ and
 # artifacts/logs/gpu_road_runner_<size>_seed<N>.log), progress.log (each run's step
 # every 30 s and the GPU's use), device_roadrunner.log (everything else).
@@ -19,7 +20,7 @@ set -uo pipefail
 
 source "$(dirname "$0")/device_common.sh"
 device_start device_roadrunner "${1:-}"
-SEEDS=${SEEDS:-"0 1"}
+SEEDS=${SEEDS:-"0 1 2"}
 LOG_EVERY=${LOG_EVERY:-15}
 
 COMMIT=$(tree_commit)
@@ -37,13 +38,13 @@ if ((DRY)); then
 else
   PY="${PYTHON:-python3}"
   PLATFORM=cuda SIZE=${SIZE:-size12m} STEPS=${STEPS:-13000}
-  DURATION=${DURATION:-380} LIMIT=${LIMIT:-430}
+  DURATION=${DURATION:-500} LIMIT=${LIMIT:-550}
   RUNS_OUT=artifacts EXTRA=()
   install_carried_wheels "$PY" "$LOG"
   export XLA_PYTHON_CLIENT_PREALLOCATE=false
   export JAX_COMPILATION_CACHE_DIR="$(mktemp -d)"
-  # GPU_XLA_FLAGS (device_common.sh), measured at size1m; at size12m they gave 4.1 s per
-  # update with two runs sharing an H200 (bench/README.md), which device_speed.sh examines.
+  # GPU_XLA_FLAGS (device_common.sh): autotuning on, so cuDNN picks its convolution
+  # algorithms; without it a size12m update took 2.7 s instead of 0.035 s (bench/README.md).
   export XLA_FLAGS="${XLA_FLAGS:-$GPU_XLA_FLAGS}"
   nvidia-smi >>"$LOG" 2>&1
 fi

@@ -40,9 +40,9 @@ else
   export XLA_PYTHON_CLIENT_PREALLOCATE=false
   export JAX_COMPILATION_CACHE_DIR="$(mktemp -d)"
   export JAX_DEFAULT_MATMUL_PRECISION=highest
-  # GPU_XLA_FLAGS (device_common.sh says what they fixed here): at size1m the matmuls are
-  # tiny and cuBLAS is enough.
-  export XLA_FLAGS="${XLA_FLAGS:-$GPU_XLA_FLAGS}"
+  # GPU_XLA_FLAGS_NOAUTOTUNE (device_common.sh says what they fixed here), the flags of the
+  # shipped shift runs: their MLPs have no convolution whose algorithm autotuning would pick.
+  export XLA_FLAGS="${XLA_FLAGS:-$GPU_XLA_FLAGS_NOAUTOTUNE}"
   nvidia-smi >>"$LOG" 2>&1
 fi
 echo "device_shift $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit ${GIT_COMMIT:-tree}" \

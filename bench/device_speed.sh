@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Why a size12m update is slow on the GPU (issue 12): the Road Runner runs of
+# Why a size12m update was slow on the GPU (issue 12): the first Road Runner runs of
 # bench/device_roadrunner.sh trained at 247 frames/s, about 4 s per update with two runs
-# sharing an H200 (bench/README.md). This times one update, and its parts
+# sharing an H200 (bench/README.md); this found the cause (2026-11-28: autotuning off,
+# 2.683 s per update; on, 0.035 s). It times one update, and its parts
 # (bench_train.py --breakdown: encoder, decoder, RSSM observe, heads, imagination,
 # optimizer), under three XLA flag sets, one process at a time:
 #   notriton_noautotune  --xla_gpu_enable_triton_gemm=false --xla_gpu_autotune_level=0
-#                        (what the Road Runner and shift runs used)
-#   notriton             --xla_gpu_enable_triton_gemm=false (cuDNN/cuBLAS autotuned)
+#                        (what the shift runs and the first Road Runner runs used)
+#   notriton             --xla_gpu_enable_triton_gemm=false (cuDNN/cuBLAS autotuned; the
+#                        device scripts' GPU_XLA_FLAGS since this measured it 77x faster)
 #   defaults             XLA's defaults
 #
 #   On the device machine, from the repo root, with .whl carried (bench/gpu_wheels.sh):
@@ -28,8 +30,8 @@ SETS=${SETS:-"notriton_noautotune notriton defaults"}
 flags_of() {  # a set's name -> its XLA_FLAGS (the dry run: the tests' fast-compile CPU flags)
   local flags
   case "$1" in
-    notriton_noautotune) flags="$GPU_XLA_FLAGS" ;;
-    notriton) flags="--xla_gpu_enable_triton_gemm=false" ;;
+    notriton_noautotune) flags="$GPU_XLA_FLAGS_NOAUTOTUNE" ;;
+    notriton) flags="$GPU_XLA_FLAGS" ;;
     defaults) flags="" ;;
     *) echo "error: unknown flag set '$1' in SETS (known: notriton_noautotune notriton defaults)" >&2
        return 2 ;;

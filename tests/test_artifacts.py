@@ -244,3 +244,44 @@ def test_road_runner_at_lr_3e4_learns_as_labelled():
     late = [row["train/rand/action"] for row in rows
             if "train/rand/action" in row and 30_000 < row["step"] <= 50_000]
     assert late and max(late) < 0.05
+
+
+def test_road_runner_size12m_on_gpu_learns_as_labelled():
+    """artifacts/gpu_road_runner_size12m (issue 12): the official Atari100k preset unchanged at
+    size12m, three seeds on a GPU, stopped at 46.6-47.2k env frames; its label's numbers are
+    the data's: random level to 20k frames, every episode after 38k at 500-900, 733.3 over the
+    seeds in (40k, ~47k], and the policy leaving uniform at lr 4e-5."""
+    from analysis import runconfig
+
+    folder = ARTIFACTS / "gpu_road_runner_size12m"
+    label = (folder / "README.md").read_text()
+    assert "**Label:" in label and "It learns: mean episode score 733 over the three seeds" in label
+    runs = sorted(ingest.discover([str(folder)]), key=lambda r: r.seed)
+    assert [r.seed for r in runs] == [0, 1, 2] and {r.task for r in runs} == {"atari100k_road_runner"}
+    data = ingest.ingest(runs, cache=False)
+    assert data.problems.height == 0, data.problems.to_dicts()
+    bin_means, finals = [], []
+    for run in runs:
+        config = runconfig.read_flat(Path(run.path) / "config.yaml")
+        assert config["agent.opt.lr"] == 4e-5 and config["agent.opt.warmup"] == 1000
+        assert config["run.train_ratio"] == 256 and config["jax.platform"] == "cuda"
+        assert config["logdir"].startswith("artifacts/gpu_road_runner_size12m/")
+        scores = data.scores.filter((data.scores["run"] == run.name) & (data.scores["key"] == "episode/score"))
+        pairs = list(zip(scores["step"].to_list(), scores["value"].to_list()))
+        assert sum(v for s, v in pairs if s <= 20_000) / len([s for s, _ in pairs if s <= 20_000]) < 40
+        assert all(500 <= v <= 900 for s, v in pairs if s > 38_000)
+        in_bin = [v for s, v in pairs if 40_000 < s <= 50_000]
+        assert len(in_bin) == 2
+        bin_means.append(sum(in_bin) / 2)
+        rows = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+        last = [row for row in rows if "train/opt/updates" in row][-1]
+        assert last["train/opt/param_count"] == 10_498_772
+        assert last["train/rand/action"] < 0.4  # the policy left uniform (size1m at lr 4e-5: > 0.99)
+        finals.append(rows[-1]["step"])
+    assert bin_means == [650.0, 900.0, 650.0] and finals == [46_608, 47_212, 46_732]
+
+
+def test_artifacts_stay_within_the_size_budget():
+    """The working tree travels to the GPU machine: artifacts/ stays at or under 30 MB."""
+    total = sum(f.stat().st_size for f in ARTIFACTS.rglob("*") if f.is_file())
+    assert total <= 30_000_000, f"artifacts/ holds {total / 1e6:.1f} MB"
