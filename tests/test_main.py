@@ -33,6 +33,9 @@ def run_main(*argv, timeout=60):
     (["--agent.imag_adapt.placebo_rate", "1.5"], "agent.imag_adapt.placebo_rate"),
     (["--task", "gym_CartPole-v1", "--env.gym.shift.length", "0"], "env.gym.shift.length"),
     (["--env.gym.shift.step", "100"], "is not a gym task"),
+    (["--task", "atari100k_pong", "--env.atari100k.shift.step", "100"], "nothing would change"),
+    (["--task", "gym_CartPole-v1", "--env.atari100k.shift.step", "100", "--env.atari100k.shift.mode", "1"],
+     "is not an atari100k task"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, extra, expected):
     result = run_main("--logdir", str(tmp_path / "run"), *extra)
