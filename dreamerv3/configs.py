@@ -70,19 +70,9 @@ def parse(argv):
   if problem:
     raise BadInput(problem)
   from dreamerv3.envs import shift
-  problem = shift.check(config.env.gym.shift)
+  problem = shift.check_config(config)
   if problem:
     raise BadInput(problem)
-  if config.env.gym.shift.step > 0 and not config.task.startswith('gym_'):
-    raise BadInput(f"env.gym.shift.step ({config.env.gym.shift.step}) is set but task "
-                   f"'{config.task}' is not a gym task (the shift changes gym physics)")
-  problem = shift.check_mode(config.env.atari100k.shift)
-  if problem:
-    raise BadInput(problem)
-  if config.env.atari100k.shift.step > 0 and not config.task.startswith('atari100k_'):
-    raise BadInput(f"env.atari100k.shift.step ({config.env.atari100k.shift.step}) is set but "
-                   f"task '{config.task}' is not an atari100k task (the shift sets an ALE mode "
-                   f"or difficulty)")
   from dreamerv3 import agent
   if config.jax.compute_dtype not in agent.COMPUTE_DTYPES:
     raise BadInput(f"unknown --jax.compute_dtype '{config.jax.compute_dtype}' "

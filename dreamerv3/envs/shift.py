@@ -127,6 +127,22 @@ def check_mode(cfg):
   return None
 
 
+def check_config(config):
+  """An error line for a shift (env.gym.shift, env.atari100k.shift) that is malformed or
+  set for another suite than config.task's, or None: parse() calls it before a run starts."""
+  for suite, checker, noun, what in (
+      ('gym', check, 'a gym task', 'the shift changes gym physics'),
+      ('atari100k', check_mode, 'an atari100k task', 'the shift sets an ALE mode or difficulty')):
+    cfg = config.env[suite].shift
+    problem = checker(cfg)
+    if problem:
+      return problem
+    if cfg.step > 0 and not config.task.startswith(suite + '_'):
+      return (f"env.{suite}.shift.step ({cfg.step}) is set but task '{config.task}' "
+              f"is not {noun} ({what})")
+  return None
+
+
 class ModeShift(AtStep):
   """Wraps an Atari env (envs/atari.py): after `step` transitions, sets the ALE game
   `mode` and/or `difficulty` (-1 = unchanged); a mode applies from the next episode
