@@ -28,7 +28,7 @@ from dreamerv3 import agent as agentlib  # noqa: E402
 
 def compile_update(agent, hook, data):
     carry = agent.init_train(data['is_first'].shape[0])
-    return agent._train_fn(hook).lower(agent.state, carry, data).compile(), carry
+    return agent._train_fn(hook).lower(agent.state, carry, data, agent.scalars).compile(), carry
 
 
 def main():
@@ -47,7 +47,7 @@ def main():
             # Each call gets its own copy: the update donates the state it is given.
             state = jax.block_until_ready(jax.tree.map(lambda x: x.copy(), agent.state))
             start = time.perf_counter()
-            out = fn(state, carry, data)
+            out = fn(state, carry, data, agent.scalars)
             jax.block_until_ready(out[2])
             if round_:  # round 0 warms caches up
                 times[hook].append(time.perf_counter() - start)

@@ -161,7 +161,7 @@ class CompiledUpdate:
         self.batch = data  # host copy, for the breakdown
         self.data = agent._put_data(data)
         start = time.perf_counter()
-        self.compiled = self.fn.lower(agent.state, self.carry, self.data).compile()
+        self.compiled = self.fn.lower(agent.state, self.carry, self.data, agent.scalars).compile()
         self.compile_s = time.perf_counter() - start
         self.times = []
 
@@ -171,7 +171,8 @@ class CompiledUpdate:
 
     def step(self):
         start = time.perf_counter()
-        state, _, metrics, _ = self.compiled(self.agent.state, self.carry, self.data)
+        state, _, metrics, _ = self.compiled(
+            self.agent.state, self.carry, self.data, self.agent.scalars)
         jax.block_until_ready(metrics)
         self.agent.state = state
         self.times.append(time.perf_counter() - start)
@@ -191,7 +192,7 @@ def breakdown(agent, data, reps):
     data = {k: v[:, K:] for k, v in data.items() if k not in ext}  # the trained steps
     B, T = data['is_first'].shape
     data = jax.device_put(data)
-    key = agentlib.make_key(0)
+    key = agentlib.stream_key(0, 'train')
     sub = lambda part: {k: v for k, v in params.items() if k.split('/')[1] == part}
     rest = lambda part: {k: v for k, v in params.items() if k.split('/')[1] != part}
 

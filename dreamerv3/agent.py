@@ -7,6 +7,8 @@ the jitted update can donate it. Data parallel: a Mesh over
 `jax.train_devices`, batch dimension sharded, everything else replicated.
 """
 
+import dataclasses
+
 import elements
 import jax
 import jax.numpy as jnp
@@ -23,15 +25,31 @@ from dreamerv3 import opt as optlib
 
 f32 = jnp.float32
 sg = jax.lax.stop_gradient
-RNG_IMPL = 'unsafe_rbg'
+
+# A run's random numbers come from separate streams, each key a function of
+# (seed, stream, count) alone. Threefry keys draw the same bits inside and
+# outside jax.vmap (XLA's RngBitGenerator keys do not: their bits depend on a
+# member's position in the batch), so member k of a population draws exactly
+# what a solo run with seed k draws.
+RNG_IMPL = 'threefry2x32'
+STREAMS = {'init': 0, 'train': 1, 'policy': 2, 'report': 3, 'openloop': 4}
 
 
-def make_key(*ints):
-  """Typed PRNG key. XLA's RngBitGenerator ('unsafe_rbg') instead of threefry:
-  threefry's hash graphs made the debug update compile ~2x longer on CPU."""
-  words = [int(i) & 0xFFFFFFFF for i in ints][:4]
-  words += [0] * (4 - len(words))
-  return jax.random.wrap_key_data(np.array(words, np.uint32), impl=RNG_IMPL)
+def stream_key(seed, stream, count=0):
+  """Typed key of draw `count` in `stream` (a STREAMS name) of the run with `seed`.
+  seed and count: Python ints or uint32 arrays (traced, batched) alike."""
+  key = jax.random.key(jnp.asarray(seed, jnp.uint32), impl=RNG_IMPL)
+  key = jax.random.fold_in(key, STREAMS[stream])
+  return jax.random.fold_in(key, jnp.asarray(count, jnp.uint32))
+
+
+def run_scalars(config):
+  """The per-run values the update and the policy read as arrays instead of
+  constants (so that a population's members may differ in them, population.py):
+  the seed, the learning rate and the `agent.imag_adapt` block."""
+  return {'seed': np.uint32(int(config.seed) & 0xFFFFFFFF),
+          'lr': np.float32(config.agent.opt.lr),
+          'adapt': imag_adapt.as_arrays(config.agent.imag_adapt)}
 
 
 POLICY_CALLS = 'policy_calls'  # the save() entry of the policy-call counter
@@ -55,6 +73,7 @@ class Agent:
         self.acfg.policy.maxstd)
     self.obskeys = self.model.imgkeys + self.model.veckeys
     self.optimizer = optlib.make(self.acfg.opt)
+    self.scalars = run_scalars(config)
     self._setup_devices()
     self.param_counts = self._count_params()
     self.state = jax.device_put(self._init_state(), self.repl)
@@ -94,15 +113,20 @@ class Agent:
       kwargs['compiler_options'] = options
     return jax.jit(nets.with_settings(self.net_settings, fn), **kwargs)
 
-  def _init_params(self):
-    init = nets.with_settings(self.net_settings, nj.init(self.model.touch))
-    return init({}, self._dummy_data(), make_key(self.config.seed))
+  def _init_params(self, seed=None):
+    """Fresh parameters of the run with `seed` (default: this agent's)."""
+    seed = int(self.config.seed if seed is None else seed)
+    settings = dataclasses.replace(self.net_settings, init_seed=seed)
+    init = nets.with_settings(settings, nj.init(self.model.touch))
+    return init({}, self._dummy_data(), stream_key(seed & 0xFFFFFFFF, 'init'))
 
   def _count_params(self):
     return tally(jax.eval_shape(self._init_params))
 
-  def _init_state(self):
-    params = self._init_params()
+  def _init_state(self, seed=None):
+    """The state before the first update of the run with `seed` (default: this
+    agent's); a population builds each member's with its own seed."""
+    params = self._init_params(seed)
     val = {k: v for k, v in params.items() if k.startswith('model/val/')}
     return {'params': params, 'opt': self.optimizer.init(params),
             'slowval': jax.tree.map(jnp.copy, val),
@@ -146,8 +170,10 @@ class Agent:
 
   # ---- policy ---------------------------------------------------------------------
 
-  def _policy(self, params, carry, obs, seed):
-    _, (carry, action) = nj.pure(self.model.policy_step)(params, carry, obs, seed)
+  def _policy(self, params, carry, obs, seed, count):
+    """One policy step; its key is draw `count` of the run's policy stream."""
+    key = stream_key(seed, 'policy', count)
+    _, (carry, action) = nj.pure(self.model.policy_step)(params, carry, obs, key)
     return carry, action, self._entries(carry)
 
   def _entries(self, state):
@@ -168,9 +194,9 @@ class Agent:
         self._policy_params = jax.device_put(self.state['params'], self.policy_repl)
       params = self._policy_params
     obs = {k: np.asarray(obs[k]) for k in (*self.obskeys, 'is_first')}
-    seed = make_key(self.config.seed, self._policy_calls)
+    count = np.uint32(self._policy_calls & 0xFFFFFFFF)
     self._policy_calls += 1
-    carry, action, entries = self._policy_fn(params, carry, obs, seed)
+    carry, action, entries = self._policy_fn(params, carry, obs, self.scalars['seed'], count)
     action = np.asarray(action)
     if self.model.discrete:
       action = action.astype(np.int32)
@@ -178,15 +204,15 @@ class Agent:
 
   # ---- training -------------------------------------------------------------------
 
-  def _imag_mask(self, l_dyn, state, enabled):
-    """The adaptive-horizon rule (SPEC section 4). When disabled the rule's state
-    still tracks loss/dyn, but the logged active/mask_mean/horizon_eff are those
-    of the mask actually applied: 0, 1 and H."""
-    mask, state, mets = imag_adapt.imag_mask(
-        sg(l_dyn), state, self.adapt_cfg, self.H, int(self.config.seed) & 0xFFFFFFFF)
-    if not enabled:
-      mets = {**mets, 'active': jnp.zeros((), f32), 'mask_mean': jnp.ones((), f32),
-              'horizon_eff': jnp.asarray(self.H, f32)}
+  def _imag_mask(self, l_dyn, state, adapt, seed, enabled):
+    """The adaptive-horizon rule (SPEC section 4); returns the mask applied (all
+    ones when `enabled`, a bool or a bool array, is off), the rule's new state and
+    metrics. When disabled the rule's state still tracks loss/dyn, but the logged
+    active/mask_mean/horizon_eff are those of the mask applied: 0, 1 and H."""
+    mask, state, mets = imag_adapt.imag_mask(sg(l_dyn), state, adapt, self.H, seed)
+    mask = jnp.where(enabled, mask, jnp.ones_like(mask))
+    mets = {**mets, 'active': jnp.where(enabled, mets['active'], 0.0),
+            'mask_mean': mask.mean(), 'horizon_eff': mask.sum()}
     return mask, state, {f'imag_adapt/{k}': v for k, v in mets.items()}
 
   def _apply_context(self, data):
@@ -204,14 +230,16 @@ class Agent:
     rest = {k: v[:, K:] for k, v in data.items() if k not in self.ext_space}
     return rest, start
 
-  def _update(self, state, carry, data, hook='config'):
-    """One gradient update. hook: 'config' follows agent.imag_adapt.enabled, 'on'
-    forces the mask, 'off' removes the hook code entirely (reference path)."""
+  def _update(self, state, carry, data, scalars, hook='config'):
+    """One gradient update. scalars: run_scalars() of the run (arrays; a
+    population vmaps this function over its members' state, batches and
+    scalars). hook: 'config' follows agent.imag_adapt.enabled of the config,
+    'mixed' follows scalars['adapt']['enabled'] (a population whose members differ
+    in it), 'on' forces the mask, 'off' removes the hook code entirely (reference path)."""
     a = self.acfg
     data, start = self._apply_context(data)
     params = state['params']
-    seed = jax.random.fold_in(make_key(self.config.seed), state['step'])
-    seeds = jax.random.split(seed, 3)
+    seeds = jax.random.split(stream_key(scalars['seed'], 'train', state['step']), 3)
     split = lambda prefix: {k: v for k, v in params.items() if k.split('/')[1] in prefix}
     wm_params, ac_params = split(modellib.WM_PARTS), split(modellib.AC_PARTS)
 
@@ -223,13 +251,14 @@ class Agent:
     (wm_total, rep_feat), wm_vjp, wm_aux = jax.vjp(wm_fn, wm_params, has_aux=True)
 
     # Adaptive imagination horizon: the one call site (SPEC section 4).
-    enabled = self.adapt_cfg['enabled'] if hook == 'config' else hook == 'on'
+    adapt = scalars['adapt']
+    enabled = {'config': bool(self.adapt_cfg['enabled']), 'on': True, 'off': False,
+               'mixed': adapt['enabled']}[hook]
     if hook == 'off':
       imag_mask, adapt_state, adapt_mets = None, state['adapt'], {}
     else:
-      mask, adapt_state, adapt_mets = self._imag_mask(
-          wm_aux['losses']['dyn'], state['adapt'], enabled)
-      imag_mask = mask if enabled else None
+      imag_mask, adapt_state, adapt_mets = self._imag_mask(
+          wm_aux['losses']['dyn'], state['adapt'], adapt, scalars['seed'], enabled)
 
     # Imagination from every replayed posterior state (no gradients into the model)
     B, T = data['is_first'].shape
@@ -245,19 +274,25 @@ class Agent:
 
     # Actor and critic; the replay value loss's gradient on the replayed
     # features goes back through the world model's backward pass.
-    def ac_fn(ac_p, rep_feat):
+    def ac_fn(ac_p, rep_feat, mask):
       rep_feat = rep_feat if a.repval_grad else sg(rep_feat)
       _, (loss, aux) = nj.pure(self.model.ac_loss)(
-          {**params, **ac_p}, traj, {**targets, 'rep_feat': rep_feat}, data, imag_mask,
-          self.adapt_cfg['mask_value'])
+          {**params, **ac_p}, traj, {**targets, 'rep_feat': rep_feat}, data, mask,
+          adapt['mask_value'])
       return loss, aux
-    (ac_total, ac_aux), (ac_grads, feat_grad) = jax.value_and_grad(
-        ac_fn, (0, 1), has_aux=True)(ac_params, rep_feat)
+    ac_grad = lambda mask: jax.value_and_grad(ac_fn, (0, 1), has_aux=True)(
+        ac_params, rep_feat, mask)
+    if hook == 'mixed':  # enabled is an array: the plain path exactly where it is off
+      (ac_total, ac_aux), (ac_grads, feat_grad) = jax.lax.cond(
+          enabled, lambda: ac_grad(imag_mask), lambda: ac_grad(None))
+    else:
+      (ac_total, ac_aux), (ac_grads, feat_grad) = ac_grad(imag_mask if enabled else None)
     (wm_grads,) = wm_vjp((jnp.ones_like(wm_total), feat_grad))
 
     # Optimizer, slow critic, counters
     grads = {**wm_grads, **ac_grads}
-    updates, opt_state = self.optimizer.update(grads, state['opt'], params)
+    optimizer = optlib.make(a.opt, lr=scalars['lr'])  # this run's lr, as an array
+    updates, opt_state = optimizer.update(grads, state['opt'], params)
     new_params = {**params, **jax.tree.map(lambda p, u: p + u, params, updates)}
     rate = a.slow_rate
     slow = {k: (1 - rate) * v + rate * new_params[k] for k, v in state['slowval'].items()}
@@ -281,7 +316,7 @@ class Agent:
         'loss/total': wm_total + ac_total, 'rew': traj['rew'][:, 1:].mean(),
         'con': traj['con'][:, 1:].mean(), 'retnorm/scale': scale,
         'opt/grad_norm': optlib.global_norm(grads),
-        'opt/lr': optlib.schedule(a.opt.lr, a.opt.warmup)(state['step']),
+        'opt/lr': optlib.schedule(scalars['lr'], a.opt.warmup)(state['step']),
         'opt/update_norm': optlib.global_norm(updates)})
     outs = {'pol_weight': ac_aux['outs']['pol_weight'].mean(0), 'weight': weight.mean(0),
             'replay': self._entries(wm_aux['states'])}
@@ -290,9 +325,9 @@ class Agent:
 
   def _train_fn(self, hook):
     if hook not in self._train_fns:
-      fn = lambda state, carry, data: self._update(state, carry, data, hook)
+      fn = lambda state, carry, data, scalars: self._update(state, carry, data, scalars, hook)
       self._train_fns[hook] = self._jit(
-          fn, in_shardings=(self.repl, self.batch, self.batch),
+          fn, in_shardings=(self.repl, self.batch, self.batch, self.repl),
           out_shardings=(self.repl, self.batch, self.repl, self.repl),
           donate_argnums=(0,))
     return self._train_fns[hook]
@@ -327,7 +362,8 @@ class Agent:
     """Like train(), (carry, outs, metrics), with every output of the update in outs:
     the per-step actor weights too (for tests and tools). hook: as in _update."""
     fn = self._train_fn(hook)
-    self.state, carry, metrics, outs = fn(self.state, carry, self._put_data(data))
+    self.state, carry, metrics, outs = fn(
+        self.state, carry, self._put_data(data), self.scalars)
     self._policy_params = None
     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
     return carry, jax.device_get(outs), metrics
@@ -342,9 +378,10 @@ class Agent:
       self._openloop_fns[context] = self._jit(fn)
     return self._openloop_fns[context]
 
-  def openloop(self, data, context, start=None):
+  def openloop(self, data, context, start=None, params=None, seed=None):
     """Observe `context` steps, imagine the rest under data['action'] (uint8 outputs).
-    start: None (from a zero state) or the replay context's start state."""
+    start: None (from a zero state) or the replay context's start state.
+    params, seed: another run's parameters and seed (a population member's)."""
     if not self.model.imgkeys:
       raise ValueError('agent.openloop needs an image observation')
     T = np.asarray(data['is_first']).shape[1]
@@ -352,12 +389,16 @@ class Agent:
       raise ValueError(f'agent.openloop: context must be in [1, {T - 1}], got {context}')
     keys = (*self.obskeys, 'action', 'reward', 'is_first', 'is_last', 'is_terminal')
     data = {k: np.asarray(data[k]) for k in keys}
-    seed = make_key(self.config.seed, 7)
+    params = self.state['params'] if params is None else params
+    key = stream_key(self.scalars['seed'] if seed is None else seed, 'openloop')
     fn = self._openloop_jit(context)
-    return jax.device_get(fn(self.state['params'], data, seed, start))
+    return jax.device_get(fn(params, data, key, start))
 
-  def report(self, carry, data):
-    """World-model losses on a held batch plus the open-loop video (SPEC s.3)."""
+  def report(self, carry, data, params=None, seed=None):
+    """World-model losses on a held batch plus the open-loop video (SPEC s.3).
+    params, seed: another run's parameters and seed (a population member's)."""
+    params = self.state['params'] if params is None else params
+    seed = self.scalars['seed'] if seed is None else seed
     if self._report_fn is None:
       def fn(params, data, seed):
         data, start = self._apply_context(data)
@@ -365,8 +406,7 @@ class Agent:
         return aux['losses']
       self._report_fn = self._jit(fn)
     data = self._host_data(data)
-    seed = make_key(self.config.seed, 11)
-    lossd = jax.device_get(self._report_fn(self.state['params'], data, seed))
+    lossd = jax.device_get(self._report_fn(params, data, stream_key(seed, 'report')))
     data, start = self._apply_context(data)  # the video starts where the loss does
     metrics = {f'loss/{k}': float(v) for k, v in lossd.items()}
     if self.model.imgkeys:
@@ -374,7 +414,7 @@ class Agent:
       T = data['is_first'].shape[1]
       sub = {k: np.asarray(v[:n]) for k, v in data.items()}
       start = start and {k: np.asarray(v[:n]) for k, v in start.items()}
-      out = self.openloop(sub, max(1, T // 2), start)
+      out = self.openloop(sub, max(1, T // 2), start, params, seed)
       metrics['openloop/image'] = compose_video(out['truth'], out['pred'], max(1, T // 2))
     return carry, metrics
 

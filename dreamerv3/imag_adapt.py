@@ -20,6 +20,7 @@ State (a dict of scalars, checkpointed with the agent):
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 MODES = ('rule', 'placebo')
 
@@ -53,6 +54,24 @@ def validate(cfg):
   if cfg['min_horizon'] < 0:
     return f"agent.imag_adapt.min_horizon ({cfg['min_horizon']}) must be >= 0"
   return None
+
+
+# The fields of `agent.imag_adapt` as the update reads them: arrays, not constants,
+# so that members of a population (population.py) may differ in any of them.
+FLOATS = ('alpha', 'eps', 'abs_thresh', 'rel_thresh', 'rel_max', 'min_decay',
+          'min_horizon', 'tail_floor', 'placebo_rate', 'placebo_severity')
+
+
+def as_arrays(cfg):
+  """`agent.imag_adapt` -> the dict of numpy scalars the agent's update takes:
+  the FLOATS as float32, warmup as int32, and the flags enabled, mask_value and
+  placebo (mode == 'placebo') as bools."""
+  arrays = {k: np.float32(cfg[k]) for k in FLOATS}
+  arrays['warmup'] = np.int32(cfg['warmup'])
+  arrays['enabled'] = np.bool_(cfg['enabled'])
+  arrays['mask_value'] = np.bool_(cfg['mask_value'])
+  arrays['placebo'] = np.bool_(cfg['mode'] == 'placebo')
+  return arrays
 
 
 def update_ema(ema, l_dyn, count, alpha):
@@ -99,24 +118,23 @@ def imag_mask(l_dyn, state, cfg, length, seed=0):
   Args:
     l_dyn: scalar, batch mean of the dynamics loss (gradients are stopped here).
     state: dict from `init_state()` or a previous call.
-    cfg: mapping with the fields of `agent.imag_adapt`.
+    cfg: mapping with the fields of `agent.imag_adapt` (its `mode` a string), or
+      `as_arrays(cfg)` (its `placebo` flag an array; what the agent passes).
     length: H, the number of imagined steps the mask covers.
     seed: the run's seed; only the placebo's draws read it.
   Returns:
     (mask [H] float32, new state, metrics dict of scalars).
   """
+  placebo = cfg['placebo'] if 'placebo' in cfg else cfg['mode'] == 'placebo'
   l_dyn = jax.lax.stop_gradient(jnp.asarray(l_dyn, jnp.float32))
   ema = update_ema(state['ema'], l_dyn, state['count'], cfg['alpha'])
   ratio = l_dyn / jnp.maximum(cfg['eps'], ema)
-  if cfg['mode'] == 'placebo':
-    active = ((state['count'] >= cfg['warmup'])
-              & (placebo_draw(seed, state['count']) < cfg['placebo_rate']))
-    sev = jnp.asarray(cfg['placebo_severity'], jnp.float32)
-  else:
-    active = ((state['count'] >= cfg['warmup'])
-              & (l_dyn > cfg['abs_thresh'])
-              & (ratio > cfg['rel_thresh']))
-    sev = severity(ratio, cfg['rel_thresh'], cfg['rel_max'])
+  warm = state['count'] >= cfg['warmup']
+  placebo_on = placebo_draw(seed, state['count']) < cfg['placebo_rate']
+  rule_on = (l_dyn > cfg['abs_thresh']) & (ratio > cfg['rel_thresh'])
+  active = warm & jnp.where(placebo, placebo_on, rule_on)
+  sev = jnp.where(placebo, jnp.asarray(cfg['placebo_severity'], jnp.float32),
+                  severity(ratio, cfg['rel_thresh'], cfg['rel_max']))
   gamma = 1.0 - sev * (1.0 - cfg['min_decay'])
   mask = step_mask(gamma, active, length, cfg['min_horizon'], cfg['tail_floor'])
   new_state = {'ema': ema, 'count': state['count'] + 1}

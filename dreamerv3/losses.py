@@ -178,8 +178,7 @@ def imag_loss(logpi, ent, val_logits, ret, val, slowval, weight, scale,
   val_weight = weight
   if imag_mask is not None:
     pol_weight = weight * sg(imag_mask)[None, :]
-    if mask_value:
-      val_weight = weight * sg(imag_mask)[None, :]
+    val_weight = jnp.where(mask_value, pol_weight, weight)  # mask_value: bool or array
   policy = -(logpi * sg(adv) + actent * ent) * pol_weight
   value = (twohot_loss(val_logits, ret) + slowreg * twohot_loss(val_logits, slowval))
   value = value * val_weight

@@ -58,12 +58,15 @@ def schedule(lr, warmup):
   return lambda count: lr * jnp.minimum(1.0, (count.astype(f32) + 1) / warmup)
 
 
-def make(cfg):
-  """Build the optax chain from the `agent.opt` config block."""
+def make(cfg, lr=None):
+  """Build the optax chain from the `agent.opt` config block. lr: the block's lr,
+  or an array standing in for it (the agent passes its run's lr as an array, so
+  that members of a population may differ in it; the state's layout is the same)."""
+  lr = cfg.lr if lr is None else lr
   return optax.chain(
       clip_by_agc(cfg.agc, cfg.pmin),
       scale_by_laprop(cfg.beta1, cfg.beta2, cfg.eps),
-      optax.scale_by_learning_rate(schedule(cfg.lr, cfg.warmup)))
+      optax.scale_by_learning_rate(schedule(lr, cfg.warmup)))
 
 
 def global_norm(tree):

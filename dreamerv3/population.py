@@ -1,0 +1,164 @@
+"""A population: many runs of DreamerV3 trained in one process, one vmapped update.
+
+The seed's command line, plus two flags, starts one:
+
+  python dreamerv3/main.py --logdir runs/cartpole_{arm}/seed{seed} \\
+    --configs cartpole size1m --population.seeds 0-3 --population.arms arms.yaml
+
+Every (arm, seed) pair is a member: the config of the command line, then the arm's
+values (arms.yaml: arm name -> {dotted flag: value}), then its seed; `{arm}` and
+`{seed}` in --logdir give each member its own ordinary run dir. Members share the
+schedule and every value that fixes array shapes; they may differ only in the
+values the update reads as arrays (agent.run_scalars: seed, learning rate,
+`agent.imag_adapt.*`) and in what only their own envs, replay and logs read
+(VARYING). Members that differ in anything else are separate populations: start
+one command for each (the message names the keys).
+
+This module turns a parsed config into the member configs and refuses what a
+population cannot be, with one line (BadInput). The vmapped agent is popagent.py,
+the training loop poprun.py.
+"""
+
+import fnmatch
+import os
+import pathlib
+import re
+
+import ruamel.yaml
+
+from dreamerv3 import imag_adapt
+from dreamerv3.configs import BadInput
+from dreamerv3.envs import shift
+
+# Config keys (fnmatch patterns) in which members may differ.
+VARYING = (
+    'seed', 'logdir', 'method', 'population.*',
+    'agent.opt.lr', 'agent.imag_adapt.*',        # read as arrays by the update
+    'env.gym.shift.*', 'env.atari100k.shift.*',  # read by each member's own envs
+)
+ALLOWED = 'the seed, agent.opt.lr, agent.imag_adapt.* and env.*.shift.*'
+SEEDS = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
+MAX_MEMBERS = 4096
+
+
+def is_population(config):
+  return bool(str(config.population.seeds).strip() or str(config.population.arms).strip())
+
+
+def parse_seeds(text):
+  """'0,1,2' or '0-7' or '0-3,8' (ranges inclusive) -> [int]; '' -> []."""
+  text = str(text).replace(' ', '')
+  if not text:
+    return []
+  if not SEEDS.match(text):
+    raise BadInput(f"--population.seeds '{text}': expected seeds like 0,1,2 or 0-7 or 0-3,8")
+  seeds = []
+  for part in text.split(','):
+    first, _, last = part.partition('-')
+    seeds += list(range(int(first), int(last or first) + 1))
+  if len(set(seeds)) != len(seeds):
+    raise BadInput(f"--population.seeds '{text}': a seed is listed twice")
+  if not seeds or len(seeds) > MAX_MEMBERS:
+    raise BadInput(f"--population.seeds '{text}': expected 1 to {MAX_MEMBERS} seeds")
+  return seeds
+
+
+def load_arms(path):
+  """The arms file -> {arm name: {dotted key: value}} in file order."""
+  path = pathlib.Path(path)
+  try:
+    data = ruamel.yaml.YAML(typ='safe').load(path.read_text())
+  except OSError as e:
+    raise BadInput(f'--population.arms {path}: cannot read it ({e.strerror or e})')
+  except Exception as e:  # ruamel raises many types for bad YAML
+    where = getattr(e, 'problem_mark', None)
+    line = f', line {where.line + 1}' if where else ''
+    raise BadInput(f'--population.arms {path}{line}: not valid YAML')
+  if not isinstance(data, dict) or not data:
+    raise BadInput(f'--population.arms {path}: expected a mapping of arm name -> '
+                   '{dotted flag: value}, e.g. "adapt: {agent.imag_adapt.enabled: True}"')
+  arms = {}
+  for name, values in data.items():
+    if not isinstance(name, str) or not re.match(r'^[A-Za-z0-9][A-Za-z0-9._-]*$', name):
+      raise BadInput(f"--population.arms {path}: arm name {name!r} must be letters, "
+                     "digits, '.', '_' or '-' (it becomes part of a folder name)")
+    if values is None:
+      values = {}
+    if not isinstance(values, dict):
+      raise BadInput(f"--population.arms {path}: arm '{name}' must map dotted flags to "
+                     f'values, got {type(values).__name__}')
+    arms[name] = {str(k).lstrip('-'): v for k, v in values.items()}
+  return arms
+
+
+def member_configs(config):
+  """The members of the population that `config` asks for, as full configs,
+  arm by arm and seed by seed; raises BadInput with one line."""
+  seeds = parse_seeds(config.population.seeds) or [int(config.seed)]
+  arms = (load_arms(config.population.arms) if str(config.population.arms).strip()
+          else {'': {}})
+  pattern = str(config.logdir)
+  if len(seeds) > 1 and '{seed}' not in pattern:
+    raise BadInput(f"--logdir {pattern}: a population of several seeds needs '{{seed}}' "
+                   'in it, so that each member gets its own run dir')
+  if len(arms) > 1 and '{arm}' not in pattern:
+    raise BadInput(f"--logdir {pattern}: a population of several arms needs '{{arm}}' "
+                   'in it, so that each member gets its own run dir')
+  members = []
+  for arm, values in arms.items():
+    for key in values:
+      if not _varies(key) and key in config.flat:
+        raise BadInput(f"--population.arms: arm '{arm}' sets {key}, which members of one "
+                       f'population cannot differ in ({ALLOWED}); start a separate '
+                       'population for it')
+    try:
+      member = config.update(values)
+    except (KeyError, ValueError, TypeError) as e:
+      raise BadInput(f"--population.arms: arm '{arm}': {_message(e)}")
+    for seed in seeds:
+      logdir = pattern.replace('{seed}', str(seed)).replace('{arm}', arm)
+      members.append(member.update({
+          'seed': seed, 'logdir': logdir, 'method': arm or member.method,
+          'population.seeds': '', 'population.arms': ''}))
+  check_members(members)
+  return members
+
+
+def check_members(members):
+  """Refuse members that one process cannot train together (one line)."""
+  logdirs = [os.path.normpath(m.logdir) for m in members]
+  if len(set(logdirs)) != len(logdirs):
+    raise BadInput('population: two members would share one --logdir; put {seed} and '
+                   '{arm} in it')
+  base = members[0]
+  if base.script != 'train':
+    raise BadInput(f"population: --script {base.script} is not supported; a population "
+                   'runs --script train (evaluate members one by one with eval_only)')
+  if base.run.from_checkpoint:
+    raise BadInput('population: --run.from_checkpoint is not supported (each member '
+                   'resumes from its own run dir when the command is run again)')
+  if len(base.jax.train_devices) != 1 or list(base.jax.train_devices) != list(
+      base.jax.policy_devices):
+    raise BadInput('population: runs on one device; give one and the same '
+                   '--jax.train_devices and --jax.policy_devices')
+  for member in members:
+    problem = imag_adapt.validate(member.agent.imag_adapt) or shift.check_config(member)
+    if problem:
+      raise BadInput(f'population member {member.logdir}: {problem}')
+  for member in members[1:]:
+    differ = [k for k, v in base.flat.items()
+              if not _varies(k) and member.flat.get(k) != v]
+    if differ:
+      key = differ[0]
+      raise BadInput(
+          f'population: members {base.logdir} and {member.logdir} differ in {key} '
+          f'({base.flat[key]!r} vs {member.flat.get(key)!r}); members of one population '
+          f'may differ only in {ALLOWED}: start a separate population for each value')
+
+
+def _varies(key):
+  return any(fnmatch.fnmatchcase(key, pattern) for pattern in VARYING)
+
+
+def _message(error):
+  return str(error.args[0]) if getattr(error, 'args', None) else repr(error)
