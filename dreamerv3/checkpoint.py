@@ -167,6 +167,21 @@ def _folders(directory):
 
 
 def _remove_tree(folder):
+  # `done` first: a removal cut short must not leave a folder that looks complete.
+  (folder / 'done').unlink(missing_ok=True)
   for child in folder.iterdir():
     child.unlink()
   folder.rmdir()
+
+
+def complete_folders(directory):
+  """The complete checkpoint folders under `directory`, oldest first ([] if none)."""
+  directory = pathlib.Path(directory)
+  if not directory.is_dir():
+    return []
+  return [p for p in _folders(directory) if (p / 'done').exists()]
+
+
+def remove_folder(folder):
+  """Delete one checkpoint folder (a population's save that its other members lack)."""
+  _remove_tree(pathlib.Path(folder))

@@ -57,17 +57,29 @@ def main(argv=None, agent_cls=None):
   except BadInput as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  from dreamerv3 import run
-  logdir = elements.Path(config.logdir)
+  from dreamerv3 import population
   try:
-    logdir.mkdir(parents=True)
-    config.save(logdir / 'config.yaml')
-  except OSError as e:  # a parent that is a file, no permission, a full disk
-    print(f'error: --logdir {config.logdir}: cannot write there ({e.strerror or e})', file=sys.stderr)
+    members = population.member_configs(config) if population.is_population(config) else None
+  except BadInput as e:
+    print(f'error: {e}', file=sys.stderr)
     return 2
-  print('Logdir:', logdir)
+  for member in members or [config]:
+    logdir = elements.Path(member.logdir)
+    try:
+      logdir.mkdir(parents=True)
+      member.save(logdir / 'config.yaml')
+    except OSError as e:  # a parent that is a file, no permission, a full disk
+      print(f'error: --logdir {member.logdir}: cannot write there ({e.strerror or e})',
+            file=sys.stderr)
+      return 2
+    print('Logdir:', logdir)
   try:
-    run.SCRIPTS[config.script](config, agent_cls)
+    if members:
+      from dreamerv3 import poprun
+      poprun.train(members, *([agent_cls] if agent_cls else []))
+    else:
+      from dreamerv3 import run
+      run.SCRIPTS[config.script](config, agent_cls)
   except UsageError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -42,9 +42,9 @@ def make_envs(config, count, offset=0):
     raise UsageError(str(e))
 
 
-def make_logger(config, logdir, step, repeat):
+def make_logger(config, logdir, step, repeat, terminal=True):
   try:
-    return logs.make_logger(logdir, step, repeat, cfg=config.logger)
+    return logs.make_logger(logdir, step, repeat, terminal=terminal, cfg=config.logger)
   except ValueError as e:
     raise UsageError(str(e))
 

@@ -8,13 +8,23 @@ DREAMER_TEST_FULL_XLA=1 to keep XLA's defaults).
 import atexit
 import os
 import shutil
+import tempfile
 
 _FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 if not os.environ.get("DREAMER_TEST_FULL_XLA"):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FAST_COMPILE).strip()
 
+# XLA's persistent compilation cache, for this test session only: agents of one config
+# with other seeds, learning rates or imag_adapt values trace to the same program (those
+# are arguments of the update), so after the first such compile the rest load it from
+# disk. Environment variables, so the trainer's subprocesses share the cache too.
+_CACHE = tempfile.mkdtemp(prefix="dreamer-test-xla-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 import pathlib  # noqa: E402
-import tempfile  # noqa: E402
 
 import elements  # noqa: E402
 import numpy as np  # noqa: E402
