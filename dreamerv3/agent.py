@@ -268,7 +268,7 @@ class Agent:
     _, slowval = nj.pure(self.model.value_mean)({**params, **state['slowval']}, traj['feat'])
     targets, retnorm = losses.imag_targets(
         rew=traj['rew'], con=traj['con'], val=traj['val'], retnorm_state=state['retnorm'],
-        discount=self.model.disc, lam=a.return_lambda, retnorm=dict(a.retnorm))
+        discount=self.model.imag_disc, lam=a.return_lambda, retnorm=dict(a.retnorm))
     targets['slowval'] = slowval
     ret, weight, scale = targets['ret'], targets['weight'], targets['scale']
 

@@ -139,6 +139,13 @@ def retnorm_update(state, ret, rate=0.01, limit=1.0, plo=5.0, phi=95.0, debias=F
   return {'lo': lo, 'hi': hi, 'corr': corr}, scale
 
 
+def con_target(is_terminal, discount=1.0):
+  """What the continue head learns: discount x (1 - is_terminal). With the official's
+  contdisc the discount is gamma, so imagination multiplies by the predicted continue
+  alone; 1.0 gives the plain continue flag (and imagination applies gamma itself)."""
+  return discount * (1.0 - is_terminal.astype(f32))
+
+
 def imag_targets(rew, con, val, retnorm_state, discount, lam, retnorm):
   """The returns, step weights and return scale of an imagined trajectory of H+1 states.
 

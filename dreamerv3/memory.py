@@ -78,3 +78,26 @@ def device_limit():
 
 def _gb(n):
   return f'{n / 1024 ** 3:.1f} GiB'
+
+
+def main(argv=None):
+  """python -m dreamerv3.memory [trainer flags]: one member's replay and agent state in
+  bytes for a config, and how many members fit in a given amount of memory."""
+  import sys
+  from dreamerv3 import configs as configlib
+  from dreamerv3 import envs as envlib
+  argv = sys.argv[1:] if argv is None else argv
+  config = configlib.parse([*argv, '--logdir', '.'] if '--logdir' not in argv else argv)
+  obs_space, act_space = envlib.spaces(config.task, config)
+  act_space = {k: v for k, v in act_space.items() if k != 'reset'}
+  replay = replay_steps(config) * step_bytes(obs_space, act_space, config)
+  state = state_bytes(obs_space, act_space, config)
+  print(f'{config.task}, {replay_steps(config):,} replay steps per member: replay '
+        f'{_gb(replay)}, agent state {_gb(state)} per member')
+  for gib in (24, 128):
+    print(f'members that fit in {gib} GiB of host memory at {HEADROOM:.0%}: '
+          f'{int(HEADROOM * gib * 1024 ** 3 // (replay + state))}')
+
+
+if __name__ == '__main__':
+  main()

@@ -46,6 +46,9 @@ class Model(nj.Module):
     self.val = nets.Head(kind='twohot', **kwargs(a.value), name='val')
     self.scales = dict(a.loss_scales)
     self.disc = 1.0 - 1.0 / a.horizon
+    # With contdisc the continue head predicts the discount too (the official's).
+    self.con_discount = self.disc if a.contdisc else 1.0
+    self.imag_disc = 1.0 if a.contdisc else self.disc
 
   # ---- actions --------------------------------------------------------------------
 
@@ -89,7 +92,7 @@ class Model(nj.Module):
     per_step = {
         'dyn': dyn, 'rep': rep, **recs,
         'rew': self.rew(feat).loss(data['reward']),
-        'con': self.con(feat).loss(1.0 - data['is_terminal'].astype(f32)),
+        'con': self.con(feat).loss(losses.con_target(data['is_terminal'], self.con_discount)),
     }
     scale = lambda k: self.scales['rec'] if k in recs else self.scales[k]
     total = sum(scale(k) * v.mean() for k, v in per_step.items())

@@ -92,16 +92,18 @@ def init_kernel(path, shape, fan_in, outscale):
 # ---- Layers -------------------------------------------------------------------
 
 class Linear(nj.Module):
-  """Dense layer; `outscale` scales the initial weights (0 = zero init)."""
+  """Dense layer; `outscale` scales the initial weights (0 = zero init). fan_in: the
+  init's fan-in (0 = the input size; a layer split in parts gives the whole's)."""
 
   units: int = 1
   outscale: float = 1.0
   bias: bool = True
+  fan_in: int = 0
 
   def __call__(self, x):
     kernel = self.value(
         'kernel', init_kernel, self.path + '/kernel', (x.shape[-1], self.units),
-        x.shape[-1], self.outscale)
+        self.fan_in or x.shape[-1], self.outscale)
     x = cast(x) @ cast(kernel)
     if self.bias:
       x = x + cast(self.value('bias', jnp.zeros, (self.units,), f32))

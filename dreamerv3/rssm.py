@@ -83,9 +83,11 @@ class RSSM(nj.Module):
     x = self.sub('imgout', nets.Linear, units=self.stoch * self.classes)(x)
     return x.astype(f32).reshape((*deter.shape[:-1], self.stoch, self.classes))
 
-  def post_logits(self, deter, tok_proj):
-    """Posterior from deter and the (pre-projected) encoder token."""
-    x = self.sub('obs0', nets.Linear, units=self.hidden)(deter) + tok_proj
+  def post_logits(self, deter, tok_proj, fan_in):
+    """Posterior from deter and the (pre-projected) encoder token. The first layer
+    is the official's one Linear on concat(deter, token), split in two matmuls;
+    both parts are initialised by that layer's fan-in (deter + token size)."""
+    x = self.sub('obs0', nets.Linear, units=self.hidden, fan_in=fan_in)(deter) + tok_proj
     x = jax.nn.silu(self.sub('obsnorm0', nets.RMSNorm)(x))
     for i in range(1, self.obslayers):
       x = self.sub(f'obs{i}', nets.Linear, units=self.hidden)(x)
@@ -113,7 +115,8 @@ class RSSM(nj.Module):
     B, T = resets.shape
     # The posterior layer on concat(deter, token) is split in two matmuls: the
     # token's half runs batched over T outside the scan. One bias (obs0's).
-    tok = self.sub('obstok', nets.Linear, units=self.hidden, bias=False)(tokens)
+    fan_in = self.deter + tokens.shape[-1]
+    tok = self.sub('obstok', nets.Linear, units=self.hidden, bias=False, fan_in=fan_in)(tokens)
     swap = lambda x: jnp.swapaxes(x, 0, 1)
 
     def step(carry, inputs):
@@ -122,7 +125,7 @@ class RSSM(nj.Module):
       deter = carry['deter'] * keep
       stoch = carry['stoch'] * keep[:, :, None]
       deter = self.core(deter, stoch, act_t * keep)
-      post = self.post_logits(deter, tok_t)
+      post = self.post_logits(deter, tok_t, fan_in)
       stoch = self.sample(post, seed_t)
       carry = {'deter': deter, 'stoch': stoch}
       return carry, {'deter': deter, 'stoch': stoch, 'post': post}
