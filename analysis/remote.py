@@ -41,7 +41,7 @@ README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
 LIGHT_FILES = ("config.yaml",) + README_NAMES  # fetched when a run is found (labels, report)
 STAGE_MARK = ".dreamer-report-stage"  # the staging root: a README search stops here
 DEADLINE = float(os.environ.get("DREAMER_REPORT_REMOTE_TIMEOUT", "60"))  # seconds for one call
-BATCH_BYTES = 256 << 20  # fetched per concurrent batch, so memory stays bounded
+BATCH_BYTES = 64 << 20  # fetched per concurrent batch, so memory stays bounded
 
 
 class RemoteError(OSError):
