@@ -167,7 +167,7 @@ def test_missing_bucket_and_dead_endpoints_give_one_line(servers, monkeypatch):
     assert "not found" in _one_line_exit_2(["runs", "s3://no-such-bkt/x"], {}, monkeypatch)
     assert "no runs found" in _one_line_exit_2(["compare", "gs://runs-bkt/empty", "gs://runs-bkt/x"], {}, monkeypatch)
     dead = f"http://127.0.0.1:{object_servers.free_port()}"
-    monkeypatch.setattr(remote, "DEADLINE", 10.0)
+    monkeypatch.setattr(remote, "DEADLINE", 4.0)
     line = _one_line_exit_2(["runs", "s3://runs-bkt/study"], {"AWS_ENDPOINT_URL": dead}, monkeypatch)
     assert line.startswith("error: s3://runs-bkt/study")
     line = _one_line_exit_2(["watch", "gs://runs-bkt/study", "--iterations", "1"],
@@ -176,7 +176,7 @@ def test_missing_bucket_and_dead_endpoints_give_one_line(servers, monkeypatch):
 
 
 def test_azure_paths_without_a_server(monkeypatch):
-    monkeypatch.setattr(remote, "DEADLINE", 8.0)
+    monkeypatch.setattr(remote, "DEADLINE", 4.0)
     assert remote.is_remote("az://container/runs") and remote.is_remote("abfs://c/x")
     assert not remote.is_remote("runs/az:/x") and not remote.is_remote("file:///tmp")
     for key in [k for k in os.environ if k.startswith("AZURE_")]:
