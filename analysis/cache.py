@@ -18,6 +18,8 @@ from typing import Sequence
 
 import polars as pl
 
+from analysis import remote
+
 VERSION = "4"
 ENV = "DREAMER_REPORT_CACHE"
 TAG = "CACHEDIR.TAG"  # marks the folder as a cache for backup tools (bford.info/cachedir)
@@ -55,8 +57,8 @@ def content_key(sources: Sequence[Path]) -> str:
 
 
 def entry(cache: Path, run_dir: Path) -> Path:
-    """The cache file of one run dir: named by its real path, so two runs never share one."""
-    name = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:24]
+    """The cache file of one run dir: named by its real path (a remote run: its URL), so two runs never share one."""
+    name = hashlib.sha1(remote.identity(run_dir).encode()).hexdigest()[:24]
     return cache / f"run-{name}.parquet"
 
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import defaults, figures, ingest, mask, stats
+from analysis import defaults, figures, ingest, mask, remote, stats
 from analysis.ingest import IngestError
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
@@ -308,7 +308,7 @@ def summary(result: CompareResult) -> dict:
                       for row in result.aggregate.to_dicts()],
         "probability_of_improvement": result.poi.to_dicts(),
         "power": result.power,
-        "runs": [{"name": r.name, "task": r.task, "method": r.method, "seed": r.seed, "path": str(r.path)}
+        "runs": [{"name": r.name, "task": r.task, "method": r.method, "seed": r.seed, "path": remote.shown(r.path)}
                  for r in result.data.runs],
         "problems": result.data.problems.to_dicts(),
         "notes": result.notes,

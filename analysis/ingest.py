@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import atari, jsonl, runconfig
+from analysis import atari, jsonl, remote, runconfig
 from analysis import cache as cache_lib
 from analysis.jsonl import LONG_SCHEMA, IngestError, problem, read_jsonl  # noqa: F401 (re-exported)
 
@@ -104,6 +104,8 @@ def _run_dirs(spec: str) -> list[Path]:
     `new [v2]`); only a path that does not exist is a glob. Globs and folder walks follow
     symlinks but enter each real folder once, so a link loop ends.
     """
+    if remote.is_remote(spec):
+        return remote.run_dirs(spec)
     root = Path(spec)
     if not root.exists():
         if not any(ch in spec for ch in "*?["):
@@ -307,6 +309,7 @@ def read_runs(run_dirs: Sequence[Path]) -> list[Tables]:
     The JSONL files of all the runs are parsed together (jsonl.read_many): one scan over many
     files is several times faster than one scan per file.
     """
+    remote.fetch_logs(run_dirs)
     files = [d / name for d in run_dirs for name in RUN_FILES if (d / name).is_file()]
     logs = dict(zip(files, jsonl.read_many(files)))
     return [_assemble_run(d, logs) for d in run_dirs]
@@ -378,6 +381,7 @@ def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None =
     folder = cache_lib.folder(cache)
     if folder is None:
         return read_runs(run_dirs)
+    remote.fetch_logs(run_dirs)
     keys = {d: _content_key(d) for d in run_dirs}
     found = {d: cache_lib.read(cache_lib.entry(folder, d), keys[d]) if keys[d] else None for d in run_dirs}
     missing = [d for d, tables in found.items() if tables is None]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import stats
+from analysis import remote, stats
 
 VIDEO_KEY = "report/openloop/image"
 ROWS = ("truth", "model", "error")
@@ -57,6 +57,7 @@ def video_steps(run: Path, key: str = VIDEO_KEY) -> list[tuple[int, Path]]:
     from scope import formats
 
     folder = video_dir(run, key)
+    remote.fetch_folder(run, f"scope/{folder.name}")
     index = folder / "index"
     if not index.exists():
         raise OpenLoopError(f"{folder}: no open-loop video (expected an 'index' file from scope)")
@@ -200,6 +201,7 @@ def from_scope(run: Path, step: int | None = None, key: str = VIDEO_KEY) -> Open
 def has_checkpoint(run: Path) -> bool:
     """True when the run kept a complete checkpoint (a folder under ckpt/ with its 'done' file)."""
     folder = Path(run) / "ckpt"
+    remote.fetch_folder(run, "ckpt")
     return folder.is_dir() and any((child / "done").exists() for child in folder.iterdir() if child.is_dir())
 
 

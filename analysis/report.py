@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis import openloop, stats
+from analysis import openloop, remote, stats
 
 TEMPLATES = Path(__file__).parent / "templates"
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
@@ -86,7 +86,7 @@ def nearest_readme(run: Path) -> Path | None:
     """The README closest above a run (its own folder first), never the repository's own."""
     folder = Path(run).resolve()
     while folder != folder.parent:
-        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
+        if any((folder / mark).exists() for mark in ("pyproject.toml", ".git", remote.STAGE_MARK)):
             return None
         for name in README_NAMES:
             if (folder / name).is_file():

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from analysis import jsonl
+from analysis import jsonl, remote
 
 RECENT = 10  # episodes (and mask log lines) in the "recent" means
 LOGS = ("scores.jsonl", "metrics.jsonl")
@@ -50,8 +50,9 @@ class Tail:
     def poll(self, now: float) -> tuple[list[dict], list[str]]:
         """Rows of the lines completed since the last poll, and problems found in them."""
         problems: list[str] = []
+        url = remote.origin(self.path)  # a run in object storage: its size and new bytes by range
         try:
-            size = self.path.stat().st_size
+            size = self.path.stat().st_size if url is None else remote.size(url)
         except OSError:
             return [], []  # not written yet
         if size < self.offset:
@@ -59,9 +60,13 @@ class Tail:
             self.offset, self.pending, self.pending_since, self.lines = 0, b"", None, 0
         if size == self.offset:
             return [], problems + self._check_torn(now)
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            new = f.read(min(size - self.offset, MAX_POLL_BYTES))  # the rest on the next refresh
+        end = self.offset + min(size - self.offset, MAX_POLL_BYTES)  # the rest on the next refresh
+        if url is not None:
+            new = remote.read_range(url, self.offset, end)
+        else:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                new = f.read(end - self.offset)
         self.offset += len(new)
         self.bytes_read += len(new)
         data = self.pending + new

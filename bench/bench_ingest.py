@@ -1,10 +1,12 @@
 """Ingest throughput: this toolkit's reader vs a plain pandas read_json(lines=True) loop.
 
-Run: .venv/bin/python bench/bench_ingest.py [--seeds 5] [--games 26] [--repeats 3] [--root DIR]
+Run: .venv/bin/python bench/bench_ingest.py [--seeds 5] [--games 26] [--repeats 3] [--root DIR] [--s3]
 Writes 26 games x 5 seeds x 2 methods synthetic runs (metrics.jsonl ~400-800 lines of ~50 keys,
 scores.jsonl ~100-300 episodes) into a temp dir (or DIR, reused if it already holds runs), then
 times, `--repeats` times each, interleaved: pandas, our ingest without cache, our ingest from
 the parquet cache; prints medians and the load average (the machine may be shared).
+With --s3, the same runs are also uploaded to a local S3 server (moto, tests/object_servers.py)
+and found + read from s3:// (listing, concurrent fetches, parse), against local find + read.
 Synthetic data: it measures reading, never results.
 """
 
@@ -22,7 +24,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from analysis import atari, ingest  # noqa: E402
+import object_servers  # noqa: E402
+from analysis import atari, ingest, remote  # noqa: E402
 from runfactory import write_run  # noqa: E402
 
 
@@ -57,12 +60,39 @@ def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def measure(root: Path, repeats: int) -> None:
+def object_storage_row(root: Path, repeats: int, runs, mb: float) -> None:
+    """Runs/s and MB/s of discover + ingest from a local moto S3 server against the local folder."""
+    import fsspec
+
+    server = object_servers.start_s3()
+    try:
+        object_servers.set_env(server.env)
+        fs = fsspec.filesystem("s3", skip_instance_cache=True)
+        fs.mkdir("bench-runs")
+        fs.put(str(root) + "/", "bench-runs/runs", recursive=True)
+        times = {"local": [], "s3": []}
+        for _ in range(repeats):
+            times["local"].append(timed(lambda: ingest.ingest(ingest.discover([str(root)]), cache=False))[0])
+            remote._RUNS.clear()  # a fresh process's state: nothing fetched yet
+            remote._STAGE.clear()
+            t, far = timed(lambda: ingest.ingest(ingest.discover(["s3://bench-runs/runs"]), cache=False))
+            times["s3"].append(t)
+            assert len(far.runs) == len(runs) and far.scores.height > 0
+        for name, label in (("local", "local folder"), ("s3", "s3:// (moto)")):
+            med = statistics.median(times[name])
+            print(f"find + ingest, {label:13}: {med:6.2f} s  {len(runs) / med:6.0f} runs/s  {mb / med:6.1f} MB/s  "
+                  f"(runs: {' '.join(f'{v:.2f}' for v in times[name])} s)")
+        print(f"s3:// / local rate: {statistics.median(times['local']) / statistics.median(times['s3']):.2f}")
+    finally:
+        server.stop()
+
+
+def measure(root: Path, repeats: int, s3: bool = False) -> None:
     with tempfile.TemporaryDirectory() as cache:  # the parquet cache of this benchmark only
-        _measure(root, repeats, Path(cache))
+        _measure(root, repeats, Path(cache), s3)
 
 
-def _measure(root: Path, repeats: int, cache: Path) -> None:
+def _measure(root: Path, repeats: int, cache: Path, s3: bool) -> None:
     runs = ingest.discover([str(root)])
     mb = jsonl_bytes(runs) / 1e6
     print(f"{len(runs)} runs, {mb:.0f} MB of JSONL; load average before: {load_average()}")
@@ -84,6 +114,8 @@ def _measure(root: Path, repeats: int, cache: Path) -> None:
           f"{data.metrics.height:,} metric rows, {data.scores.height:,} score rows)")
     print(f"dreamer-report ingest (from cache): {med['cached']:5.2f} s  {mb / med['cached']:6.0f} MB/s equivalent  "
           f"{med['pandas'] / med['cached']:.0f}x pandas  (runs: {runs_of['cached']} s)")
+    if s3:
+        object_storage_row(root, repeats, runs, mb)
     print(f"load average after: {load_average()} (medians of {repeats}; the machine may be shared)")
 
 
@@ -93,15 +125,16 @@ def main():
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--root", type=Path, help="keep the synthetic runs here (reused when present)")
+    parser.add_argument("--s3", action="store_true", help="also read the runs from a local S3 server (moto)")
     args = parser.parse_args()
     if args.root is not None:
         if not args.root.is_dir() or not any(args.root.iterdir()):
             make_runs(args.root, args.games, args.seeds)
-        measure(args.root, args.repeats)
+        measure(args.root, args.repeats, args.s3)
         return
     with tempfile.TemporaryDirectory() as tmp:
         make_runs(Path(tmp), args.games, args.seeds)
-        measure(Path(tmp), args.repeats)
+        measure(Path(tmp), args.repeats, args.s3)
 
 
 if __name__ == "__main__":

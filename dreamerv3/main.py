@@ -57,7 +57,16 @@ def main(argv=None, agent_cls=None):
   except BadInput as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  from dreamerv3 import population
+  from dreamerv3 import population, storage
+  mirror = None
+  if storage.is_remote(config.logdir):  # written locally, kept in step with the bucket
+    try:
+      mirror = storage.Mirror(config.logdir)
+      print(f'Remote logdir: {mirror.url} ({mirror.pull()} files pulled)')
+    except storage.StorageError as e:
+      print(f'error: --logdir {e}', file=sys.stderr)
+      return 2
+    config = config.update(logdir=str(mirror.local))
   try:
     members = population.member_configs(config) if population.is_population(config) else None
   except BadInput as e:
@@ -74,15 +83,19 @@ def main(argv=None, agent_cls=None):
       return 2
     print('Logdir:', logdir)
   try:
-    if members:
-      from dreamerv3 import poprun
-      poprun.train(members, *([agent_cls] if agent_cls else []))
-    else:
-      from dreamerv3 import run
-      run.SCRIPTS[config.script](config, agent_cls)
+    with storage.syncing(mirror, config.run.sync_every):
+      if members:
+        from dreamerv3 import poprun
+        poprun.train(members, *([agent_cls] if agent_cls else []))
+      else:
+        from dreamerv3 import run
+        run.SCRIPTS[config.script](config, agent_cls)
   except UsageError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except storage.StorageError as e:
+    print(f'error: {e}; the local copy is in {mirror.local}', file=sys.stderr)
+    return 1
   return 0
 
 

@@ -1,0 +1,309 @@
+"""Runs in object storage: `s3://`, `gs://` and `az://` paths read through fsspec (docs/storage.md).
+
+A remote path is listed once (one recursive listing per path or glob match); its run dirs are
+found from the key names by the rules a local walk uses (a folder holding scores.jsonl or
+metrics.jsonl; nothing below a run, in ckpt/, replay/, scope/ or a hidden folder, is another
+run). Each run is mirrored into a private staging folder that exists for this process only,
+`<stage>/<scheme>/<bucket>/<key>`, so every later stage (ingest, cache, report, open loop) reads
+local files and labels runs exactly as it labels a local copy. Files are fetched when a stage
+asks for them, many at once (`fetch_logs`, `fetch_folder`), never more than once; `watch` reads
+appended bytes by range instead (`origin`). Only keys at or below a listed run, and READMEs of
+its parent folders, are read; a key whose name would leave its folder ("..", empty parts) is
+never copied. Remote inputs are never written.
+
+Credentials and endpoints come from each cloud's standard environment variables (AWS_*,
+including AWS_ENDPOINT_URL; GOOGLE_APPLICATION_CREDENTIALS or STORAGE_EMULATOR_HOST;
+AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_NAME/_KEY). Any failure of a call (bad
+credentials, a missing bucket, no network) is one RemoteError (an OSError) naming the URL, and
+every call has a deadline, so a command never hangs on a dead endpoint.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fnmatch
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fsspec
+
+# gcsfs's default "zonal/HNS" layer probes every bucket through a second API with the default
+# credentials (a warning per bucket against an emulator); the plain JSON API reads runs.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+PROTOCOLS = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "az": "az", "abfs": "az"}  # URL scheme -> fsspec's
+RUN_FILES = ("scores.jsonl", "metrics.jsonl")
+SKIP_DIRS = {"ckpt", "replay", "scope"}
+README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
+LIGHT_FILES = ("config.yaml",) + README_NAMES  # fetched when a run is found (labels, report)
+STAGE_MARK = ".dreamer-report-stage"  # the staging root: a README search stops here
+DEADLINE = float(os.environ.get("DREAMER_REPORT_REMOTE_TIMEOUT", "60"))  # seconds for one call
+BATCH_BYTES = 64 << 20  # fetched per concurrent batch, so memory stays bounded
+
+
+class RemoteError(OSError):
+    """A remote call failed; the message is one line naming the URL."""
+
+
+@dataclass(eq=False)  # a dict key by identity
+class Staged:
+    """One remote run dir and its local mirror."""
+
+    url: str  # scheme://bucket/prefix/run, as the user would write it
+    fs: fsspec.AbstractFileSystem
+    keys: dict[str, int]  # key relative to the run -> size, from the listing
+    fetched: set[str] = field(default_factory=set)
+
+    def key(self, rel: str) -> str:
+        return _bare(self.url) + "/" + rel
+
+
+_RUNS: dict[Path, Staged] = {}  # local mirror of a run -> where it comes from
+_STAGE: list[Path] = []  # the staging root, made on first use
+_FS: dict[str, fsspec.AbstractFileSystem] = {}
+
+
+def is_remote(spec) -> bool:
+    return _scheme(str(spec)) in PROTOCOLS
+
+
+def _scheme(spec: str) -> str | None:
+    found = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", spec)
+    return found.group(1).lower() if found else None
+
+
+def _bare(url: str) -> str:
+    """'bucket/key' of a URL (what fsspec's calls take and return)."""
+    return url.split("://", 1)[1].strip("/")
+
+
+def _url(scheme: str, bare: str) -> str:
+    return f"{scheme}://{bare}"
+
+
+def filesystem(scheme: str) -> fsspec.AbstractFileSystem:
+    """The fsspec filesystem of a URL scheme, with few retries and short connect timeouts."""
+    protocol = PROTOCOLS[scheme]
+    if protocol not in _FS:
+        options = {
+            "s3": {"config_kwargs": {"connect_timeout": 5, "read_timeout": 30,
+                                     "retries": {"max_attempts": 2, "mode": "standard"}}},
+            "gcs": {"requests_timeout": 30},
+            "az": {"connection_timeout": 5, "read_timeout": 30, "retry_total": 1},
+        }[protocol]
+        try:
+            fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+        except Exception as error:  # no credentials, a malformed connection string, a missing package
+            raise RemoteError(f"{scheme}://: cannot connect ({_first_line(error)})") from None
+        if hasattr(fs, "retries"):
+            fs.retries = 2  # s3fs's own retry loop (botocore's is set above)
+        _FS[protocol] = fs
+    return _FS[protocol]
+
+
+def call(url: str, method: str, *args, **kwargs):
+    """`fs.<method>(*args)` with the deadline; any failure becomes one RemoteError naming `url`."""
+    fs = filesystem(_scheme(url))
+    try:
+        return getattr(fs, method)(*args, timeout=DEADLINE, **kwargs) if getattr(fs, "async_impl", False) \
+            else getattr(fs, method)(*args, **kwargs)
+    except FileNotFoundError as error:
+        raise RemoteError(f"{url}: not found ({_first_line(error)})") from None
+    except Exception as error:  # botocore, aiohttp, azure and fsspec errors have no common base
+        raise RemoteError(f"{url}: {type(error).__name__}: {_first_line(error)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+# ---------------------------------------------------------------- finding runs
+
+
+def run_dirs(spec: str) -> list[Path]:
+    """The local mirrors of the runs under a remote path or glob (config and READMEs fetched)."""
+    scheme, bare = _scheme(spec), _bare(spec)
+    if "/" not in bare and any(ch in bare for ch in "*?["):
+        raise RemoteError(f"{spec}: a glob in the bucket name is not supported")
+    roots = [bare]
+    if any(ch in bare.split("/", 1)[-1] for ch in "*?[") and not call(spec, "exists", bare):
+        roots = sorted(call(spec, "glob", bare))
+        if not roots:
+            raise RemoteError(f"{spec}: no path matches this glob")
+    found: dict[str, Staged] = {}
+    filesystem(scheme).invalidate_cache()  # listed afresh: `watch` looks again for new runs
+    for root in roots:
+        listing = call(_url(scheme, root), "find", root, detail=True)
+        if not listing and call(_url(scheme, root), "isfile", root):
+            listing = {root: call(_url(scheme, root), "info", root)}
+        if root in listing and root.rsplit("/", 1)[-1] in RUN_FILES:  # a run file names its folder
+            root = root.rsplit("/", 1)[0]
+            listing = call(_url(scheme, root), "find", root, detail=True)
+        for run, keys in _runs_in(root, listing).items():
+            found.setdefault(run, Staged(_url(scheme, run), filesystem(scheme), keys))
+    if not found:
+        return []
+    runs = []
+    for run in (found[name] for name in sorted(found, key=lambda name: name.split("/"))):
+        known = _RUNS.setdefault(local_path(run.url), run)  # found again (watch): keep what was fetched
+        known.keys = run.keys
+        runs.append(known)
+    _fetch_readmes(scheme, runs)
+    _fetch({run: [rel for rel in LIGHT_FILES if rel in run.keys] for run in runs})
+    return [local_path(run.url) for run in runs]
+
+
+def _runs_in(root: str, listing: dict) -> dict[str, dict[str, int]]:
+    """run prefix -> {key below it: size} for the runs in a listing under `root`, as a walk finds them."""
+    sizes = {name.strip("/"): int(info.get("size") or 0) for name, info in listing.items()
+             if info.get("type", "file") == "file"}
+    below = {name[len(root) + 1:]: size for name, size in sizes.items() if name.startswith(root + "/")}
+    folders = {rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in below if rel.rsplit("/", 1)[-1] in RUN_FILES}
+    runs = []
+    for folder in sorted(folders):
+        parts = folder.split("/") if folder else []
+        if any(not part or part in (".", "..") or part.startswith(".") or part in SKIP_DIRS for part in parts):
+            continue
+        if any("/".join(parts[:i]) in folders for i in range(len(parts))):
+            continue  # inside another run
+        runs.append(folder)
+    out = {}
+    for folder in runs:
+        prefix = folder + "/" if folder else ""
+        keys = {rel[len(prefix):]: size for rel, size in below.items() if rel.startswith(prefix)}
+        out[f"{root}/{folder}" if folder else root] = {rel: size for rel, size in keys.items() if _safe(rel)}
+    return out
+
+
+def _safe(rel: str) -> bool:
+    """A key that stays inside its folder when mirrored: no empty, '.' or '..' parts."""
+    return all(part not in ("", ".", "..") for part in rel.split("/"))
+
+
+def _fetch_readmes(scheme: str, runs: list[Staged]) -> None:
+    """READMEs of the folders above the runs (up to the bucket), as a local report looks for them."""
+    wanted = set()
+    for run in runs:
+        parts = _bare(run.url).split("/")
+        wanted |= {"/".join(parts[:i]) + "/" + name for i in range(1, len(parts)) for name in README_NAMES}
+    wanted = sorted(wanted)
+    for bare, data in zip(wanted, _cat(_url(scheme, wanted[0]), wanted) if wanted else []):
+        if not isinstance(data, Exception):  # most folders have no README
+            _write(local_path(_url(scheme, bare)), data)
+
+
+# ---------------------------------------------------------------- fetching into the mirror
+
+
+def local_path(url: str) -> Path:
+    """Where the object or folder at `url` is mirrored."""
+    return _stage() / _scheme(url) / Path(*_bare(url).split("/"))
+
+
+def _stage() -> Path:
+    if not _STAGE:
+        root = Path(tempfile.mkdtemp(prefix="dreamer-report-remote-"))
+        (root / STAGE_MARK).write_text("a process's copy of remote runs; removed when it exits\n")
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _STAGE.append(root)
+    return _STAGE[0]
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _fetch(wanted: dict[Staged, list[str]]) -> None:
+    """Copy these keys (relative to their runs) into the mirror: concurrent reads, in batches."""
+    todo = [(run, rel) for run, rels in wanted.items() for rel in rels if rel not in run.fetched]
+    for batch in _batches(todo):
+        data = _cat(batch[0][0].url, [run.key(rel) for run, rel in batch])
+        for (run, rel), got in zip(batch, data):
+            if isinstance(got, Exception):
+                raise RemoteError(f"{run.url}/{rel}: {type(got).__name__}: {_first_line(got)}")
+            _write(local_path(run.url) / Path(*rel.split("/")), got)
+            run.fetched.add(rel)
+
+
+def _batches(todo: list) -> list[list]:
+    """`todo` cut into batches of about BATCH_BYTES (by the listed sizes)."""
+    batches, size = [[]], 0
+    for run, rel in todo:
+        if batches[-1] and size + run.keys.get(rel, 0) > BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append((run, rel))
+        size += run.keys.get(rel, 0)
+    return [batch for batch in batches if batch]
+
+
+def _cat(url: str, keys: list[str], start: int | None = None, end: int | None = None) -> list:
+    """The bytes of each key, or the exception reading it raised; read concurrently.
+
+    `cat_ranges`, not `cat`: `cat` would read a key with `[` or `*` in its name as a glob.
+    """
+    return call(url, "cat_ranges", keys, start, end, on_error="return")
+
+
+def fetch_logs(run_dirs) -> None:
+    """The files ingest parses (the JSONL logs and scope/*.float) of the staged runs among `run_dirs`."""
+    wanted = {}
+    for run_dir in run_dirs:
+        run = _staged(run_dir)
+        if run is not None:
+            wanted[run] = [rel for rel in run.keys if rel in RUN_FILES
+                           or fnmatch.fnmatchcase(rel, "scope/*.float") and rel.count("/") == 1]
+    _fetch(wanted)
+
+
+def fetch_folder(run_dir, folder: str) -> None:
+    """Every file under `folder` (e.g. 'ckpt', 'scope/openloop-video.mp4') of a staged run."""
+    run = _staged(run_dir)
+    if run is not None:
+        _fetch({run: [rel for rel in run.keys if rel.startswith(folder.strip("/") + "/")]})
+
+
+def _staged(run_dir) -> Staged | None:
+    if not _STAGE:
+        return None
+    return _RUNS.get(Path(run_dir))
+
+
+def origin(path) -> str | None:
+    """The URL a mirrored run's file comes from, None for a local file."""
+    run = _staged(Path(path).parent)
+    return None if run is None else f"{run.url}/{Path(path).name}"
+
+
+def size(url: str) -> int:
+    """The current size of a remote file (listing caches bypassed: it may be growing)."""
+    filesystem(_scheme(url)).invalidate_cache(_bare(url))
+    return int(call(url, "info", _bare(url))["size"])
+
+
+def read_range(url: str, start: int, end: int) -> bytes:
+    """Bytes [start, end) of a remote file: what `watch` reads of an appended log."""
+    got = _cat(url, [_bare(url)], start, end)[0]
+    if isinstance(got, Exception):
+        raise RemoteError(f"{url}: {type(got).__name__}: {_first_line(got)}")
+    return got
+
+
+def shown(path) -> str:
+    """A path as the user named it: the URL for a mirrored run, else the path itself."""
+    path = Path(path)
+    if _STAGE and path.is_relative_to(_STAGE[0]) and len(path.relative_to(_STAGE[0]).parts) >= 2:
+        scheme, *rest = path.relative_to(_STAGE[0]).parts
+        return f"{scheme}://" + "/".join(rest)
+    return str(path)
+
+
+def identity(run_dir) -> str:
+    """A run's name that outlives this process (its URL, or its real local path): the cache's entry name."""
+    run = _staged(run_dir)
+    return run.url if run is not None else str(Path(run_dir).resolve())

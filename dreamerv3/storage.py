@@ -1,0 +1,152 @@
+"""A logdir in object storage (`--logdir gs://...`, `s3://...`, `az://...`), through fsspec.
+
+Object stores can neither append to an object nor rename one, and the trainer relies on both:
+JSONL logs grow line by line, scope files grow record by record, and a checkpoint is published
+by renaming its `latest` pointer after its folder is complete. So a run with a remote logdir
+writes, unchanged, into a local mirror folder, and `Mirror` keeps the remote copy in step:
+
+- `pull` copies the remote logdir down before the run starts (a resume from a remote checkpoint);
+- `push` uploads what changed since the last push: a checkpoint folder only once its `done`
+  file exists, `ckpt/latest` only after the folder it names, and checkpoint folders the
+  trainer removed are removed remotely; nothing outside the logdir's prefix is touched;
+- `syncing` pushes every `run.sync_every` seconds on a thread and once when the run ends.
+
+Credentials and endpoints come from each cloud's environment variables (AWS_*, including
+AWS_ENDPOINT_URL; GOOGLE_APPLICATION_CREDENTIALS or STORAGE_EMULATOR_HOST;
+AZURE_STORAGE_CONNECTION_STRING). Failures are `StorageError`, one line naming the URL.
+"""
+
+import contextlib
+import os
+import pathlib
+import re
+import shutil
+import sys
+import tempfile
+import threading
+
+import fsspec
+
+os.environ.setdefault('GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT', 'false')  # see analysis/remote.py
+
+PROTOCOLS = {'s3': 's3', 'gs': 'gcs', 'gcs': 'gcs', 'az': 'az', 'abfs': 'az'}
+DEADLINE = 120.0  # seconds for one remote call (a whole batch of uploads)
+
+
+class StorageError(OSError):
+  """A remote call failed; the message is one line naming the URL."""
+
+
+def is_remote(path):
+  found = re.match(r'^([A-Za-z][A-Za-z0-9+.-]*)://', str(path))
+  return bool(found) and found.group(1).lower() in PROTOCOLS
+
+
+def _first_line(error):
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  return lines[0] if lines else type(error).__name__
+
+
+class Mirror:
+  """A remote logdir and the local folder the trainer writes instead."""
+
+  def __init__(self, url, local=None):
+    self.url = str(url).rstrip('/')
+    scheme, self.prefix = self.url.split('://', 1)
+    options = {
+        's3': {'config_kwargs': {'connect_timeout': 5, 'read_timeout': 30,
+                                 'retries': {'max_attempts': 2, 'mode': 'standard'}}},
+        'gcs': {'requests_timeout': 30},
+        'az': {'connection_timeout': 5, 'read_timeout': 30, 'retry_total': 1},
+    }[PROTOCOLS[scheme.lower()]]
+    try:
+      self.fs = fsspec.filesystem(PROTOCOLS[scheme.lower()], skip_instance_cache=True, **options)
+    except Exception as e:  # no credentials, a bad connection string
+      raise StorageError(f'{self.url}: cannot connect ({_first_line(e)})') from None
+    self.local = pathlib.Path(local or tempfile.mkdtemp(prefix='dreamer-logdir-'))
+    self.sent = {}  # relative path -> (size, mtime_ns) last uploaded
+    self.lock = threading.Lock()
+
+  def _call(self, method, *args, **kwargs):
+    try:
+      if getattr(self.fs, 'async_impl', False):
+        kwargs['timeout'] = DEADLINE
+      return getattr(self.fs, method)(*args, **kwargs)
+    except Exception as e:  # botocore, aiohttp, azure and fsspec errors share no base
+      raise StorageError(f'{self.url}: {type(e).__name__}: {_first_line(e)}') from None
+
+  def pull(self):
+    """Copy the remote logdir into the local folder (nothing there: a new run)."""
+    keys = [k for k in self._call('find', self.prefix) if k.startswith(self.prefix + '/')]
+    rels = [k[len(self.prefix) + 1:] for k in keys]
+    safe = [(k, r) for k, r in zip(keys, rels) if all(p not in ('', '.', '..') for p in r.split('/'))]
+    for _, rel in safe:
+      (self.local / rel).parent.mkdir(parents=True, exist_ok=True)
+    if safe:
+      self._call('get', [k for k, _ in safe], [str(self.local / r) for _, r in safe])
+    for _, rel in safe:
+      st = (self.local / rel).stat()
+      self.sent[rel] = (st.st_size, st.st_mtime_ns)
+    return len(safe)
+
+  def push(self):
+    """Upload what changed since the last push, checkpoints only when complete."""
+    with self.lock:
+      ckpt = self.local / 'ckpt'
+      latest = (ckpt / 'latest').read_text().strip() if (ckpt / 'latest').is_file() else None
+      complete = {p.name for p in ckpt.iterdir() if (p / 'done').is_file()} if ckpt.is_dir() else set()
+      changed = {}
+      for path in sorted(self.local.rglob('*')):
+        rel = path.relative_to(self.local).as_posix()
+        if path.is_symlink() or not path.is_file() or path.name.endswith('.tmp') or rel == 'ckpt/latest':
+          continue
+        parts = rel.split('/')
+        if parts[0] == 'ckpt' and len(parts) > 2 and parts[1] not in complete:
+          continue  # being written; the next push takes it
+        st = path.stat()
+        if self.sent.get(rel) != (st.st_size, st.st_mtime_ns):
+          changed[rel] = (st.st_size, st.st_mtime_ns)
+      if changed:
+        self._call('put', [str(self.local / r) for r in changed], [f'{self.prefix}/{r}' for r in changed])
+        self.sent.update(changed)
+      if latest in complete:
+        self._call('pipe_file', f'{self.prefix}/ckpt/latest', latest.encode())
+        self._drop_removed_checkpoints(complete)
+      return len(changed)
+
+  def _drop_removed_checkpoints(self, complete):
+    """Remove remote checkpoint folders the trainer removed locally (old-checkpoint cleanup)."""
+    remote = self._call('ls', f'{self.prefix}/ckpt', detail=False)
+    for key in remote:
+      name = key.rstrip('/').rsplit('/', 1)[-1]
+      if name != 'latest' and name not in complete and key.rstrip('/').startswith(self.prefix + '/ckpt/'):
+        self._call('rm', key.rstrip('/'), recursive=True)
+        self.sent = {r: s for r, s in self.sent.items() if not r.startswith(f'ckpt/{name}/')}
+
+
+@contextlib.contextmanager
+def syncing(mirror, every):
+  """Push every `every` seconds while the block runs (0: only at the end), and once after it."""
+  if mirror is None:
+    yield
+    return
+  stop = threading.Event()
+
+  def loop():
+    while not stop.wait(every):
+      try:
+        mirror.push()
+      except StorageError as e:  # the run goes on; the final push tries again
+        print(f'warning: {e}', file=sys.stderr)
+
+  thread = threading.Thread(target=loop, daemon=True) if every > 0 else None
+  if thread:
+    thread.start()
+  try:
+    yield
+  finally:
+    stop.set()
+    if thread:
+      thread.join()
+    mirror.push()
+  shutil.rmtree(mirror.local, ignore_errors=True)  # everything is remote now
