@@ -423,26 +423,38 @@ class Agent:
   def save(self):
     """The agent's state as named arrays, with the policy-call counter that seeds the
     policy's sampling keys, so a resumed run draws new keys instead of repeating them."""
-    leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(self.state))[0]
-    saved = {jax.tree_util.keystr(path): np.asarray(x) for path, x in leaves}
-    saved[POLICY_CALLS] = np.asarray(self._policy_calls, np.int64)
-    return saved
+    return to_saved(jax.device_get(self.state), self._policy_calls)
 
   def load(self, data):
-    paths, treedef = jax.tree_util.tree_flatten_with_path(self.state)
-    leaves = []
-    for path, old in paths:
-      key = jax.tree_util.keystr(path)
-      if key not in data:
-        raise ValueError(f'agent.load: checkpoint lacks {key}')
-      new = np.asarray(data[key])
-      if new.shape != old.shape:
-        raise ValueError(f'agent.load: {key} has shape {new.shape}, expected {old.shape}')
-      leaves.append(new.astype(old.dtype))
-    self.state = jax.device_put(jax.tree_util.tree_unflatten(treedef, leaves), self.repl)
+    state, self._policy_calls = from_saved(data, self.state)
+    self.state = jax.device_put(state, self.repl)
     self._policy_params = None
-    # Checkpoints from before the counter was saved start it again at 0.
-    self._policy_calls = int(data[POLICY_CALLS]) if POLICY_CALLS in data else 0
+
+
+def to_saved(state, policy_calls):
+  """A state pytree of host arrays -> the checkpoint's named arrays."""
+  leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+  saved = {jax.tree_util.keystr(path): np.asarray(x) for path, x in leaves}
+  saved[POLICY_CALLS] = np.asarray(policy_calls, np.int64)
+  return saved
+
+
+def from_saved(data, like):
+  """The checkpoint's named arrays -> (a state pytree of numpy arrays shaped and typed as
+  `like`'s leaves, the policy-call counter). A missing or misshapen leaf is a ValueError;
+  checkpoints from before the counter was saved start it again at 0."""
+  paths, treedef = jax.tree_util.tree_flatten_with_path(like)
+  leaves = []
+  for path, old in paths:
+    key = jax.tree_util.keystr(path)
+    if key not in data:
+      raise ValueError(f'agent.load: checkpoint lacks {key}')
+    new = np.asarray(data[key])
+    if new.shape != tuple(old.shape):
+      raise ValueError(f'agent.load: {key} has shape {new.shape}, expected {tuple(old.shape)}')
+    leaves.append(new.astype(old.dtype))
+  calls = int(data[POLICY_CALLS]) if POLICY_CALLS in data else 0
+  return jax.tree_util.tree_unflatten(treedef, leaves), calls
 
 
 def tally(shapes):

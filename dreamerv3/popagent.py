@@ -12,7 +12,6 @@ Shape letters: M members, E envs per member, B batch, T time.
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dreamerv3 import agent as agentlib
@@ -118,33 +117,20 @@ class PopulationAgent:
   def member(self, k):
     """A view with save()/load() of member k in the solo agent's checkpoint format,
     so each member's ckpt/ is an ordinary run's."""
-    return Member(self, k)
+    return MemberView(self, k)
 
 
-class Member:
+class MemberView:
 
   def __init__(self, population, k):
     self.population, self.k = population, k
 
   def save(self):
     pop, k = self.population, self.k
-    state = jax.device_get(unstack(pop.state, k))
-    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
-    saved = {jax.tree_util.keystr(path): np.asarray(x) for path, x in leaves}
-    saved[agentlib.POLICY_CALLS] = np.asarray(pop.policy_calls[k], np.int64)
-    return saved
+    return agentlib.to_saved(jax.device_get(unstack(pop.state, k)), pop.policy_calls[k])
 
   def load(self, data):
     pop, k = self.population, self.k
-    paths, treedef = jax.tree_util.tree_flatten_with_path(pop.state)
-    leaves = []
-    for path, full in paths:
-      key = jax.tree_util.keystr(path)
-      if key not in data:
-        raise ValueError(f'agent.load: checkpoint lacks {key}')
-      new = np.asarray(data[key])
-      if new.shape != full.shape[1:]:
-        raise ValueError(f'agent.load: {key} has shape {new.shape}, expected {full.shape[1:]}')
-      leaves.append(full.at[k].set(jnp.asarray(new, full.dtype)))
-    pop.state = jax.tree_util.tree_unflatten(treedef, leaves)
-    pop.policy_calls[k] = int(data[agentlib.POLICY_CALLS]) if agentlib.POLICY_CALLS in data else 0
+    like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), pop.state)
+    state, pop.policy_calls[k] = agentlib.from_saved(data, like)
+    pop.state = jax.tree.map(lambda full, new: full.at[k].set(new), pop.state, state)

@@ -14,6 +14,8 @@ folders, and trims the logs to that step, so the population stays in
 lock-step and no episode is written twice.
 """
 
+import concurrent.futures
+import os
 import pathlib
 import time
 
@@ -108,6 +110,13 @@ def train(configs, agent_cls=popagent.PopulationAgent):
   policy_carry = agent.init_policy(E)
   train_carry = agent.init_train(B)
   lead = members[0]  # every member's counters equal the lead's
+  threads = int(base.run.env_threads) or min(len(members), os.cpu_count() or 1)
+  pool = concurrent.futures.ThreadPoolExecutor(threads) if threads > 1 else None
+
+  def step_member(k, acts):  # one member's envs, replay and episode logs (a thread's task)
+    m = members[k]
+    m.step.increment(E)
+    m.driver.step({key: v[k] for key, v in acts.items()}, m.replay.add, m.on_episode)
   start = time.time()
 
   iteration = 0
@@ -120,9 +129,11 @@ def train(configs, agent_cls=popagent.PopulationAgent):
       policy_carry, acts, outs = agent.policy(policy_carry, obs)
       acts = {**outs, **acts}
     with timer.section('env'):
-      for k, m in enumerate(members):
-        m.step.increment(E)
-        m.driver.step({key: v[k] for key, v in acts.items()}, m.replay.add, m.on_episode)
+      if pool:
+        list(pool.map(step_member, range(len(members)), [acts] * len(members)))
+      else:
+        for k in range(len(members)):
+          step_member(k, acts)
 
     if int(lead.step) >= fill and lead.replay.ready(T + K):
       for m in members:
@@ -156,6 +167,7 @@ def train(configs, agent_cls=popagent.PopulationAgent):
     log_all(members, fps, usage, timer)
   if lead.ckpt.latest() is None or lead.ckpt.saved_step != int(lead.step):
     save_all(members)
+  pool and pool.shutdown()
   for m in members:
     logs.close(m.logger)
     m.driver.close()

@@ -131,6 +131,9 @@ def check_members(members):
     raise BadInput('population: two members would share one --logdir; put {seed} and '
                    '{arm} in it')
   base = members[0]
+  if int(base.run.env_threads) < 0:
+    raise BadInput(f'--run.env_threads {base.run.env_threads}: expected 0 (one per CPU core) '
+                   'or a positive count')
   if base.script != 'train':
     raise BadInput(f"population: --script {base.script} is not supported; a population "
                    'runs --script train (evaluate members one by one with eval_only)')
