@@ -267,10 +267,13 @@ def _load_agent(restore, path: Path):
         raise OpenLoopError(f"{path / 'ckpt'}: no finished checkpoint")
     try:
         runconfig.load(path / "config.yaml")
-        return restore.load_agent(path)
+        agent, config = restore.load_agent(path)
     except (runconfig.ConfigError, restore.UsageError, ValueError, KeyError, TypeError, OSError) as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OpenLoopError(f"{path}: cannot load its checkpoint ({detail})") from None
+    if not agent.model.imgkeys:
+        raise OpenLoopError(f"{path}: its task ({config.task}) has no image observation to predict")
+    return agent, config
 
 
 # ---- error against the imagined step ---------------------------------------------------
