@@ -180,7 +180,8 @@ class CompiledUpdate:
     def flops(self):
         """(matmul + conv FLOPs with loops counted per iteration, XLA's FLOPs)."""
         state = self.agent.state
-        return count_flops(self.fn, state, self.carry, self.data), xla_flops_of(self.compiled)
+        return (count_flops(self.fn, state, self.carry, self.data, self.agent.scalars),
+                xla_flops_of(self.compiled))
 
 
 def breakdown(agent, data, reps):
