@@ -1,0 +1,80 @@
+"""A sweep from file to finished runs: plan, skip what is finished, run the rest on a backend.
+
+    from sweep import launch
+    plan = launch.prepare('sweeps/shift_cartpole.yaml', overrides=['budget.steps=40'])
+    results = launch.run(plan, backend='local')
+
+Finished runs (plan.is_finished) are skipped; every other run is started, and one whose
+run dir holds a checkpoint resumes from it (the trainer's own resume).
+"""
+
+import dataclasses
+import os
+import shlex
+
+from sweep import code, execute, local, plan, slurm, spec
+from sweep.spec import SweepError
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+  sweep: spec.Sweep
+  root: str
+  runs: list           # every run of the sweep (after --arms), in order
+  todo: list           # the runs still to make
+  jobs: list           # the processes that make them
+
+
+def prepare(path, overrides=(), root=None, arms=None, commit=None, cwd=None):
+  """Read, check and expand a sweep; SweepError (one line) for anything wrong.
+  root: overrides the file's; arms: run only these; commit: run the code of this commit."""
+  sweep = spec.load(path, overrides)
+  root = root or sweep.root
+  if arms:
+    unknown = [a for a in arms if a not in sweep.arms]
+    if unknown:
+      raise SweepError(f"--arms: no arm '{unknown[0]}' in {path} (arms: {', '.join(sweep.arms)})")
+  runs = [r for r in plan.runs(sweep, root) if not arms or r.arm in arms]
+  todo = [r for r in runs if not plan.is_finished(r)]
+  if commit:
+    folder, sha = code.pinned(commit, root) if todo else ('', commit)
+  else:
+    folder, sha = str(code.REPO), code.tree_commit()
+  jobs = plan.solo_jobs(todo, sweep.env, sweep.time_limit, os.path.abspath(cwd or os.getcwd()),
+                        folder, sha)
+  return Prepared(sweep, root, runs, todo, jobs)
+
+
+def dry_run(prepared):
+  """One line per run: its state and the command that would make it."""
+  todo = set(r.name for r in prepared.todo)
+  lines = []
+  for run in prepared.runs:
+    state = ('resume' if plan.has_checkpoint(run) else 'start') if run.name in todo else 'finished'
+    lines.append(f'{state:8s} ' + shlex.join(('python', 'dreamerv3/main.py') + run.argv))
+  return lines
+
+
+def run(prepared, backend='local', workers=None, on_tick=None, out=None, wait=True):
+  """Make the runs still to make; returns one Result per run of the sweep (finished ones
+  'skipped'), or the submitted SLURM job ids when wait is False."""
+  skipped = {r.name: execute.Result(r.name, 'skipped', 0, 0.0, False, r.log)
+             for r in prepared.runs if r not in prepared.todo}
+  if backend == 'local':
+    workers = workers or prepared.sweep.jobs or local.default_workers()
+    kwargs = {'out': out} if out else {}
+    made = local.run_pool(prepared.jobs, workers, on_tick=on_tick, **kwargs)
+  elif backend == 'slurm':
+    folder = os.path.join(prepared.root, '.sweep', 'slurm')
+    try:
+      submitted = slurm.submit(prepared.jobs, prepared.sweep.slurm, folder)
+    except slurm.SubmitError as e:
+      raise SweepError(f'sbatch refused the sweep: {e}')
+    if not wait:
+      return [s.job_id for s in submitted]
+    made = slurm.wait(submitted, prepared.jobs)
+  else:
+    raise SweepError(f"--backend {backend}: expected local or slurm")
+  by_name = {result.name: result for result in made}
+  by_name.update(skipped)
+  return [by_name[r.name] for r in prepared.runs]
