@@ -9,6 +9,7 @@ docs/sweeps.md describes the file. This module parses options and prints; the wo
 in sweep/launch.py. Exit codes: 0 every run finished, 1 a run failed, 2 bad input.
 """
 
+import signal
 import sys
 
 import typer
@@ -64,11 +65,16 @@ def run_cli(
   typer.echo(f'sweep: {len(prepared.runs)} runs, {len(prepared.runs) - len(prepared.todo)} '
              f'finished, {len(prepared.jobs)} to run on {backend}'
              + (f' (commit {prepared.jobs[0].commit})' if prepared.jobs else ''))
+  # SIGTERM (kill, a scheduler) stops the running trainers too; their runs resume next time.
+  signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
   try:
     results = launch.run(prepared, backend, workers=jobs or None, wait=not no_wait,
                          out=sys.stdout)
   except SweepError as e:
     _fail(e)
+  except KeyboardInterrupt:
+    typer.echo('sweep: interrupted; the same command resumes the unfinished runs', err=True)
+    raise typer.Exit(code=130)
   if no_wait:
     typer.echo(f"sweep: submitted SLURM job {', '.join(sorted(set(j.split('_')[0] for j in results)))}; "
                'run the same command again later: it skips what is finished')

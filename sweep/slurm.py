@@ -63,7 +63,7 @@ def queued(job_ids):
   return set(out.stdout.split()) if out.returncode == 0 else set(job_ids)
 
 
-def wait(submitted, jobs, poll=2.0, on_result=None):
+def wait(submitted, jobs, poll=1.0, on_result=None):
   """Block until every task has a result or has left the queue without one."""
   results, gone = {}, {}
   while len(results) < len(submitted):
@@ -72,7 +72,7 @@ def wait(submitted, jobs, poll=2.0, on_result=None):
     in_queue = queued([submitted[i].job_id for i in pending])
     for i in pending:
       task = submitted[i]
-      if task.done():
+      if task.paths.result_pickle.exists():  # not task.done(): that polls sacct
         results[i] = _outcome(task, jobs[i])
       elif task.job_id not in in_queue:
         gone.setdefault(i, time.time())

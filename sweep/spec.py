@@ -133,7 +133,10 @@ class Where:
     for part in parts:
       if not isinstance(node, CommentedMap) or part not in node:
         break
-      line = node.lc.key(part)[0] + 1
+      try:
+        line = node.lc.key(part)[0] + 1
+      except (KeyError, TypeError):  # a key an override added has no position in the file
+        break
       node = node[part]
     return line
 

@@ -1,0 +1,152 @@
+"""dreamer-sweep for real: the shift experiment's sweep file (four arms) at a tiny budget on
+the local backend and on a single-node SLURM brought up here; re-runs skip finished runs,
+a killed run resumes from its checkpoint, a run over its time limit is stopped.
+
+The runs are the trainer's own (debug model on CartPole: built, acting, logging and saving
+checkpoints), stopped before their first update: each arm's update is a program of its own,
+and compiling them takes minutes on 2 cores (the trainer's training and resume have their
+own tests). The runs share one JAX compile cache."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from slurm_cluster import SlurmCluster, missing
+
+ROOT = pathlib.Path(__file__).parent.parent
+SHIFT = "sweeps/shift_cartpole.yaml"
+ARMS = ("baseline", "adapt", "placebo", "fixed")
+TINY = ["configs=[cartpole,debug]", "budget.steps=24", "seeds=[0]", "flags.env.gym.shift.step=12",
+        "flags.agent.imag_adapt.warmup=0", "flags.run.train_ratio=16", "flags.run.log_every=0",
+        "flags.run.save_every=0", "backend.slurm.cpus_per_job=1"]
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+def sweep(root, *options, cache, sets=TINY, wait=True):
+    argv = [sys.executable, "-m", "sweep.cli", "run", SHIFT, "--root", str(root)]
+    for item in [*sets, f"env.JAX_COMPILATION_CACHE_DIR={cache}"]:
+        argv += ["--set", item]
+    argv += list(options)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if not wait:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def config_of(run):
+    return (run / "config.yaml").read_text()
+
+
+def check_finished_shift_sweep(root, result):
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for arm in ARMS:
+        run = root / f"shift_cartpole_{arm}" / "seed0"
+        config = config_of(run)
+        assert "task: gym_CartPole-v1" in config and f"method: {arm}" in config
+        assert (run / "ckpt" / "latest").read_text().strip().endswith("-000000000024")
+        assert (run / "metrics.jsonl").stat().st_size > 0
+        log = (root / "logs" / f"shift_cartpole_{arm}_seed0.log").read_text()
+        assert log.startswith("commit ") and "Finished at agent step 24" in log
+        done = json.loads((root / ".sweep" / "done" / f"shift_cartpole_{arm}" / "seed0.json").read_text())
+        assert f"--method {arm}" in " ".join(done["flags"])
+    assert "imag_length: 14" in config_of(root / "shift_cartpole_fixed" / "seed0")
+    assert "mode: placebo" in config_of(root / "shift_cartpole_placebo" / "seed0")
+    assert "placebo_rate: 0.11" in config_of(root / "shift_cartpole_placebo" / "seed0")
+    folders = " ".join(str(root / f"shift_cartpole_{arm}") for arm in ARMS)
+    assert f"dreamer-report compare {folders} --names baseline,adapt,placebo,fixed" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory, compile_cache):
+    root = tmp_path_factory.mktemp("local") / "artifacts"
+    return root, sweep(root, "--jobs", "2", cache=compile_cache)
+
+
+def test_local_backend_makes_the_four_arms(local_sweep):
+    root, result = local_sweep
+    check_finished_shift_sweep(root, result)
+    assert "4 ok" in result.stdout
+
+
+def test_rerun_skips_finished_runs(local_sweep, compile_cache):
+    root, _ = local_sweep
+    logs = {p: p.read_text() for p in (root / "logs").iterdir()}
+    started = time.time()
+    again = sweep(root, cache=compile_cache)
+    assert again.returncode == 0 and "4 skipped" in again.stdout, again.stdout + again.stderr
+    assert time.time() - started < 20  # no trainer started
+    assert {p: p.read_text() for p in (root / "logs").iterdir()} == logs
+    # A larger budget makes a run unfinished again: the trainer resumes it from step 24.
+    more = sweep(root, "--arms", "baseline", cache=compile_cache,
+                 sets=[s for s in TINY if not s.startswith("budget.")] + ["budget.steps=30"])
+    assert more.returncode == 0, more.stdout[-3000:]
+    log = (root / "logs" / "shift_cartpole_baseline_seed0.log").read_text()
+    assert "(resume from its checkpoint)" in log and "Finished at agent step 30" in log
+    assert "at agent step 24." in log.split("(resume from its checkpoint)")[1]
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path, compile_cache):
+    root = tmp_path / "runs"
+    run = root / "shift_cartpole_baseline" / "seed0"
+    sets = [s for s in TINY if not s.startswith("budget.")] + [
+        "budget.steps=1000", "flags.run.train_fill=2000"]  # ~6 s of acting, no update
+    proc = sweep(root, "--arms", "baseline", cache=compile_cache, sets=sets, wait=False)
+    try:
+        deadline = time.time() + 120
+        while not (run / "ckpt" / "latest").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert (run / "ckpt" / "latest").exists(), "no checkpoint within 120 s"
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)  # the sweep stops its trainer, as on Ctrl-C
+        output = proc.communicate(timeout=60)[0]
+    assert proc.returncode != 0, output
+    killed_at = int((run / "ckpt" / "latest").read_text().strip().rsplit("-", 1)[1])
+    assert killed_at < 1000
+    assert not (root / ".sweep" / "done" / "shift_cartpole_baseline" / "seed0.json").exists()
+    result = sweep(root, "--arms", "baseline", cache=compile_cache, sets=sets)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "ok (resumed)" in result.stdout
+    log = (root / "logs" / "shift_cartpole_baseline_seed0.log").read_text()
+    assert "Resumed from" in log and f"at agent step {killed_at}." in log
+    assert "Finished at agent step 1000" in log
+    steps = [json.loads(line)["step"] for line in (run / "scores.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))  # resume wrote no episode twice
+
+
+def test_time_limit_stops_a_run(tmp_path, compile_cache):
+    root = tmp_path / "runs"
+    result = sweep(root, "--arms", "adapt", cache=compile_cache, sets=TINY + ["budget.time_limit=0.5"])
+    assert result.returncode == 1, result.stdout
+    assert "timed out" in result.stdout and "did not finish" in result.stdout
+    log = (root / "logs" / "shift_cartpole_adapt_seed0.log").read_text()
+    assert log.startswith("commit ") and "stopped after the time limit of 0.5 s" in log
+    assert not (root / ".sweep" / "done").exists()
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
+    with SlurmCluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
+
+
+def test_slurm_backend_makes_the_four_arms(slurm, tmp_path, compile_cache):
+    root = tmp_path / "artifacts"
+    result = sweep(root, "--backend", "slurm", cache=compile_cache)
+    check_finished_shift_sweep(root, result)
+    assert list((root / ".sweep" / "slurm").glob("*_0_log.out")), "no submitit task logs"
+    again = sweep(root, "--backend", "slurm", cache=compile_cache)
+    assert again.returncode == 0 and "4 skipped" in again.stdout, again.stdout
