@@ -114,16 +114,15 @@ class Where:
   """'<file>, line N: ' for a dotted position in the file, or '--set KEY: ' for an override."""
 
   def __init__(self, path, data):
-    self.path, self.data, self.overridden, self._lines = str(path), data, set(), {}
+    self.path, self.data, self.overridden = str(path), data, set()
 
   def __call__(self, position, message):
     return f'{self.prefix(position)}: {message}'
 
   def prefix(self, position):
-    parts = position.split('.', 1) if position.split('.')[0] in ('flags', 'env') else (
-        position.split('.', 2) if position.startswith('arms.') else position.split('.'))
+    parts = tuple(position) if isinstance(position, tuple) else split(position)
     for i in range(len(parts), 0, -1):
-      if '.'.join(parts[:i]) in self.overridden:
+      if parts[:i] in self.overridden:
         return f"--set {'.'.join(parts[:i])}"
     line = self.line(parts)
     return f'{self.path}, line {line}' if line else self.path
@@ -145,6 +144,16 @@ class Where:
     for arm in (self.data.get('arms') or {}) if isinstance(self.data.get('arms'), dict) else {}:
       out[f'arms.{arm}'] = self.line(['arms', arm])
     return out
+
+
+def split(key):
+  """A dotted position -> its parts; a flag name (after flags., env. or arms.<arm>.) is one part."""
+  head = key.split('.', 1)[0]
+  if head in ('flags', 'env'):
+    return tuple(key.split('.', 1))
+  if head == 'arms':
+    return tuple(key.split('.', 2))
+  return tuple(key.split('.'))
 
 
 def _read(path):
@@ -179,19 +188,14 @@ def _override(data, text, where):
   head = key.split('.', 1)[0]
   if head not in TOP:
     raise SweepError(f"--set {text}: unknown key '{head}' (known: {', '.join(TOP)})")
-  if head in ('flags', 'env'):
-    parts = key.split('.', 1)
-  elif head == 'arms':
-    parts = key.split('.', 2)
-  else:
-    parts = key.split('.')
+  parts = split(key)
   node = data
   for part in parts[:-1]:
     if not isinstance(node.get(part), dict):
       node[part] = CommentedMap()
     node = node[part]
   node[parts[-1]] = value
-  where.overridden.add(key)
+  where.overridden.add(parts)
 
 
 def _mapping(value, position, where):
@@ -241,7 +245,7 @@ def _tasks(value, where):
     raise SweepError(where('tasks', 'expected a list of trainer tasks or a mapping of folder '
                            f'label -> trainer task, got {_kind(value)}'))
   return {_name(label, 'tasks', where, 'task label'):
-          _name(task, f'tasks.{label}', where, 'task') for label, task in value.items()}
+          _name(task, ('tasks', label), where, 'task') for label, task in value.items()}
 
 
 def _scalar_ok(value):
@@ -253,7 +257,7 @@ def _flags(value, position, where):
   value = _mapping(value, position, where)
   flags = {}
   for key, item in value.items():
-    at = f'{position}.{key}'
+    at = (*(position if isinstance(position, tuple) else (position,)), key)
     key = str(key).lstrip('-') if isinstance(key, str) else key
     if not isinstance(key, str) or not FLAG.match(key):
       raise SweepError(where(at, f'flag {key!r}: expected a dotted trainer flag such as '
@@ -274,11 +278,11 @@ def _arms(value, where):
                            f'e.g. "adapt: {{agent.imag_adapt.enabled: true}}", got {_kind(value)}'))
   arms = {}
   for name, flags in value.items():
-    _name(name, f'arms.{name}', where, 'arm name')
+    _name(name, ('arms', name), where, 'arm name')
     flags = dict(flags) if isinstance(flags, dict) else ({} if flags is None else flags)
-    configs = _names(flags.pop('configs', []) or [], f'arms.{name}.configs', where) if isinstance(
+    configs = _names(flags.pop('configs', []) or [], ('arms', name, 'configs'), where) if isinstance(
         flags, dict) else ()
-    arms[name] = {'configs': configs, 'flags': _flags(flags, f'arms.{name}', where)}
+    arms[name] = {'configs': configs, 'flags': _flags(flags, ('arms', name), where)}
   return arms
 
 
@@ -313,10 +317,10 @@ def _env(value, where):
   env = {}
   for key, item in value.items():
     if not isinstance(key, str) or not ENV_NAME.match(key):
-      raise SweepError(where(f'env.{key}', f'environment variable {key!r}: expected a name '
+      raise SweepError(where(('env', key), f'environment variable {key!r}: expected a name '
                              'of letters, digits and _'))
     if not _scalar_ok(item):
-      raise SweepError(where(f'env.{key}', f'{key}: expected a text or number, got {_kind(item)}'))
+      raise SweepError(where(('env', key), f'{key}: expected a text or number, got {_kind(item)}'))
     env[key] = ('true' if item else 'false') if isinstance(item, bool) else str(item)
   return env
 
