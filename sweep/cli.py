@@ -33,9 +33,9 @@ def _fail(message):
   raise typer.Exit(code=2)
 
 
-def _prepare(path, overrides, root, arms, commit=None):
+def _prepare(path, overrides, root, arms, commit=None, population=None):
   try:
-    return launch.prepare(path, overrides, root=root, commit=commit,
+    return launch.prepare(path, overrides, root=root, commit=commit, population=population,
                           arms=[a for a in arms.split(',') if a] if arms else None)
   except SweepError as e:
     _fail(e)
@@ -53,17 +53,21 @@ def run_cli(
     dry_run: bool = typer.Option(False, '--dry-run', help='Print each run and its command; '
                                  'run none.'),
     no_wait: bool = typer.Option(False, '--no-wait', help='slurm: submit and return.'),
+    population: bool = typer.Option(None, '--population/--solo', help='Train the runs that '
+                                    'differ only in seed, lr, imag_adapt.* or the env shift '
+                                    "in one population process per task and shape (default: "
+                                    "the file's population:)."),
 ):
   """Make every run of the sweep not finished yet; resume the ones with a checkpoint."""
   if backend not in ('local', 'slurm'):
     _fail(f"--backend {backend}: expected local or slurm")
-  prepared = _prepare(path, overrides, root, arms, None if dry_run else commit)
+  prepared = _prepare(path, overrides, root, arms, None if dry_run else commit, population)
   if dry_run:
     for line in launch.dry_run(prepared):
       typer.echo(line)
     return
   typer.echo(f'sweep: {len(prepared.runs)} runs, {len(prepared.runs) - len(prepared.todo)} '
-             f'finished, {len(prepared.jobs)} to run on {backend}'
+             f'finished, {len(prepared.todo)} to make in {len(prepared.jobs)} processes on {backend}'
              + (f' (commit {prepared.jobs[0].commit})' if prepared.jobs else ''))
   # SIGTERM (kill, a scheduler) stops the running trainers too; their runs resume next time.
   signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

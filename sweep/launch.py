@@ -5,7 +5,9 @@
     results = launch.run(plan, backend='local')
 
 Finished runs (plan.is_finished) are skipped; every other run is started, and one whose
-run dir holds a checkpoint resumes from it (the trainer's own resume).
+run dir holds a checkpoint resumes from it (the trainer's own resume). With population
+(the file's `population: true` or population=True here) the runs to make are grouped into
+population processes (plan.population_jobs); each run still gets its own Result.
 """
 
 import dataclasses
@@ -25,9 +27,10 @@ class Prepared:
   jobs: list           # the processes that make them
 
 
-def prepare(path, overrides=(), root=None, arms=None, commit=None, cwd=None):
+def prepare(path, overrides=(), root=None, arms=None, commit=None, cwd=None, population=None):
   """Read, check and expand a sweep; SweepError (one line) for anything wrong.
-  root: overrides the file's; arms: run only these; commit: run the code of this commit."""
+  root: overrides the file's; arms: run only these; commit: run the code of this commit;
+  population: True/False overrides the file's `population:`."""
   sweep = spec.load(path, overrides)
   root = root or sweep.root
   if arms:
@@ -40,18 +43,18 @@ def prepare(path, overrides=(), root=None, arms=None, commit=None, cwd=None):
     folder, sha = code.pinned(commit, root) if todo else ('', commit)
   else:
     folder, sha = str(code.REPO), code.tree_commit()
-  jobs = plan.solo_jobs(todo, sweep.env, sweep.time_limit, os.path.abspath(cwd or os.getcwd()),
-                        folder, sha)
+  where = (sweep.env, sweep.time_limit, os.path.abspath(cwd or os.getcwd()), folder, sha)
+  grouped = sweep.population if population is None else population
+  jobs = plan.population_jobs(todo, root, *where) if grouped else plan.solo_jobs(todo, *where)
   return Prepared(sweep, root, runs, todo, jobs)
 
 
 def dry_run(prepared):
-  """One line per run: its state and the command that would make it."""
-  todo = set(r.name for r in prepared.todo)
-  lines = []
-  for run in prepared.runs:
-    state = ('resume' if plan.has_checkpoint(run) else 'start') if run.name in todo else 'finished'
-    lines.append(f'{state:8s} ' + shlex.join(('python', 'dreamerv3/main.py') + run.argv))
+  """One line per finished run and per process to start: its state and its command."""
+  lines = [f'finished {run.name}' for run in prepared.runs if run not in prepared.todo]
+  for job in prepared.jobs:
+    state = 'resume' if any(plan.has_checkpoint(r) for r in job.runs) else 'start'
+    lines.append(f'{state:8s} ' + shlex.join(('python', 'dreamerv3/main.py') + job.argv))
   return lines
 
 
@@ -75,6 +78,8 @@ def run(prepared, backend='local', workers=None, on_tick=None, out=None, wait=Tr
     made = slurm.wait(submitted, prepared.jobs)
   else:
     raise SweepError(f"--backend {backend}: expected local or slurm")
-  by_name = {result.name: result for result in made}
-  by_name.update(skipped)
+  by_name = dict(skipped)
+  for job, result in zip(prepared.jobs, made):
+    for run in job.runs:
+      by_name[run.name] = dataclasses.replace(result, name=run.name)
   return [by_name[r.name] for r in prepared.runs]

@@ -10,22 +10,31 @@ Layout under the sweep's root (every run dir an ordinary trainer run dir):
                                               flags it ran with; a run is finished when this
                                               names the flags the sweep would run now
 
-A job is one trainer process. Today every job holds one run; `groups` already says which
-runs could share one population process (members that differ only in values a population
-may vary), the seam for starting one process per (task, shape) instead.
+A job is one trainer process: one run (`solo_jobs`), or with `population: true` the runs
+that one population process can train together (`population_jobs`: members of one task
+that differ only in values a population may vary, dreamerv3/population.py), started as
+
+    python dreamerv3/main.py --logdir <root>/<task>_{arm}/seed{seed} ... \
+      --population.seeds 0,1,2 --population.arms <root>/.sweep/population/<name>.yaml
+
+so that each member still writes its ordinary run dir, marker and (shared) log.
 """
 
 import dataclasses
 import fnmatch
+import hashlib
 import json
 import os
 
+import ruamel.yaml
+
 from dreamerv3 import configs as configlib
+from dreamerv3 import population
 from sweep.spec import SweepError
 
-# Trainer flags members of one population may differ in (dreamerv3/population.py VARYING).
-VARYING = ('seed', 'logdir', 'method', 'agent.opt.lr', 'agent.imag_adapt.*',
-           'env.gym.shift.*', 'env.atari100k.shift.*')
+# Trainer flags members of one population may differ in (with the sweep's own per-run ones).
+VARYING = population.VARYING
+PER_RUN = ('--seed', '--method')  # set per member by the population itself
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +148,116 @@ def solo_jobs(runs, env, time_limit, cwd, code, commit):
 
 def _varies(key):
   return any(fnmatch.fnmatchcase(key, pattern) for pattern in VARYING)
+
+
+def population_jobs(runs, root, env, time_limit, cwd, code, commit):
+  """One population process per group of runs (`groups`) whose arms share one seed list.
+  Writes each population's arms file under <root>/.sweep/population/."""
+  jobs = []
+  for group in groups(runs):
+    seeds_of = {}
+    for run in group:
+      seeds_of.setdefault(run.arm, []).append(run.seed)
+    by_seeds = {}
+    for arm, seeds in seeds_of.items():
+      by_seeds.setdefault(tuple(seeds), []).append(arm)
+    for seeds, arms in by_seeds.items():
+      members = [r for r in group if r.arm in arms]
+      jobs.append(_population_job(members, arms, seeds, root, env, time_limit, cwd, code, commit))
+  return jobs
+
+
+def _population_job(members, arms, seeds, root, env, time_limit, cwd, code, commit):
+  task = members[0].task
+  first = {arm: next(r for r in members if r.arm == arm) for arm in arms}
+  resolved = {arm: configlib.parse(run.argv).flat for arm, run in first.items()}
+  varying = sorted(k for k in resolved[arms[0]] if _varies(k) and k not in (
+      'seed', 'logdir', 'method') and not k.startswith('population.') and len(
+      {repr(resolved[a].get(k)) for a in arms}) > 1)
+  values = {arm: {k: resolved[arm][k] for k in varying} for arm in arms}
+  key = hashlib.sha256(json.dumps([task, seeds, values, first[arms[0]].flags], sort_keys=True,
+                                  default=str).encode()).hexdigest()[:10]
+  name = f'{task}_population_{key}'
+  arms_file = os.path.join(root, '.sweep', 'population', f'{name}.yaml')
+  os.makedirs(os.path.dirname(arms_file), exist_ok=True)
+  with open(arms_file, 'w') as f:
+    ruamel.yaml.YAML(typ='safe', pure=True).dump(values, f)
+  flags, args = [], list(first[arms[0]].flags)
+  while args:
+    flag = args.pop(0)
+    if flag in PER_RUN:
+      args.pop(0)
+    else:
+      flags.append(flag)
+  argv = ('--logdir', os.path.join(root, f'{task}_{{arm}}', 'seed{seed}'), *flags,
+          '--population.seeds', ','.join(map(str, seeds)), '--population.arms', arms_file)
+  return Job(name=name, runs=tuple(members), argv=argv,
+             log=os.path.join(root, 'logs', f'{name}.log'), env=tuple(sorted(env.items())),
+             time_limit=time_limit, cwd=cwd, code=code, commit=commit)
+
+
+def groups(runs):
+  """Runs that one population process could train together: [[Run]], in sweep order. Two
+  runs belong together when their task is the same and their resolved configs agree on
+  every key outside VARYING (so presets, sizes, imag_length, the schedule)."""
+  keys, out = {}, {}
+  for run in runs:
+    if (run.task, run.arm) not in keys:
+      flat = configlib.parse(run.argv).flat
+      keys[(run.task, run.arm)] = (run.task, tuple(sorted(
+          (k, repr(v)) for k, v in flat.items() if not _varies(k))))
+    out.setdefault(keys[(run.task, run.arm)], []).append(run)
+  return list(out.values())
+
+
+def _varies(key):
+  return any(fnmatch.fnmatchcase(key, pattern) for pattern in VARYING)
+
+
+def population_jobs(runs, root, env, time_limit, cwd, code, commit):
+  """One population process per group of runs (`groups`) whose arms share one seed list.
+  Writes each population's arms file under <root>/.sweep/population/."""
+  jobs = []
+  for group in groups(runs):
+    seeds_of = {}
+    for run in group:
+      seeds_of.setdefault(run.arm, []).append(run.seed)
+    by_seeds = {}
+    for arm, seeds in seeds_of.items():
+      by_seeds.setdefault(tuple(seeds), []).append(arm)
+    for seeds, arms in by_seeds.items():
+      members = [r for r in group if r.arm in arms]
+      jobs.append(_population_job(members, arms, seeds, root, env, time_limit, cwd, code, commit))
+  return jobs
+
+
+def _population_job(members, arms, seeds, root, env, time_limit, cwd, code, commit):
+  task = members[0].task
+  first = {arm: next(r for r in members if r.arm == arm) for arm in arms}
+  resolved = {arm: configlib.parse(run.argv).flat for arm, run in first.items()}
+  varying = sorted(k for k in resolved[arms[0]] if _varies(k) and k not in (
+      'seed', 'logdir', 'method') and not k.startswith('population.') and len(
+      {repr(resolved[a].get(k)) for a in arms}) > 1)
+  values = {arm: {k: resolved[arm][k] for k in varying} for arm in arms}
+  key = hashlib.sha256(json.dumps([task, seeds, values, first[arms[0]].flags], sort_keys=True,
+                                  default=str).encode()).hexdigest()[:10]
+  name = f'{task}_population_{key}'
+  arms_file = os.path.join(root, '.sweep', 'population', f'{name}.yaml')
+  os.makedirs(os.path.dirname(arms_file), exist_ok=True)
+  with open(arms_file, 'w') as f:
+    ruamel.yaml.YAML(typ='safe', pure=True).dump(values, f)
+  flags, args = [], list(first[arms[0]].flags)
+  while args:
+    flag = args.pop(0)
+    if flag in PER_RUN:
+      args.pop(0)
+    else:
+      flags.append(flag)
+  argv = ('--logdir', os.path.join(root, f'{task}_{{arm}}', 'seed{seed}'), *flags,
+          '--population.seeds', ','.join(map(str, seeds)), '--population.arms', arms_file)
+  return Job(name=name, runs=tuple(members), argv=argv,
+             log=os.path.join(root, 'logs', f'{name}.log'), env=tuple(sorted(env.items())),
+             time_limit=time_limit, cwd=cwd, code=code, commit=commit)
 
 
 def shape_key(run):

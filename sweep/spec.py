@@ -10,6 +10,7 @@
     budget: {steps: 13000, duration: 0, time_limit: 3600}
     env: {XLA_PYTHON_CLIENT_PREALLOCATE: 'false'}
     root: artifacts                            # where the run dirs go
+    population: false                          # true: one process per (task, shape)
     backend:
       local: {jobs: auto}
       slurm: {partition: gpu, gpus_per_job: 1, cpus_per_job: 4, time_limit_min: 70}
@@ -30,7 +31,8 @@ NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')  # becomes part of a folder n
 FLAG = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$')
 SEEDS = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
 ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
-TOP = ('tasks', 'configs', 'flags', 'arms', 'seeds', 'budget', 'env', 'root', 'backend')
+TOP = ('tasks', 'configs', 'flags', 'arms', 'seeds', 'budget', 'env', 'root', 'backend',
+       'population')
 # Set by the sweep for each run: a sweep file may not set them itself.
 OWNED = {'logdir': 'the sweep sets it: <root>/<task>_<arm>/seed<k>', 'seed': 'use seeds:',
          'task': 'use tasks:', 'method': 'the sweep sets it to the arm name',
@@ -67,6 +69,7 @@ class Sweep:
   env: dict                    # environment variables of every run
   root: str
   jobs: int                    # local pool size (0 = the machine's cores)
+  population: bool             # runs that can share one population process do
   slurm: Slurm
   lines: dict                  # 'arms.<arm>', 'flags', 'tasks', ... -> line (for messages)
 
@@ -102,6 +105,7 @@ def load(path, overrides=()):
       env=_env(data.get('env') or {}, where),
       root=_text(data.get('root', 'runs'), 'root', where),
       jobs=_jobs(local.get('jobs', 'auto'), where),
+      population=_flag(data.get('population', False), 'population', where),
       slurm=_slurm(backend.get('slurm') or {}, where),
       lines=where.lines())
   runs = len(sweep.tasks) * len(sweep.arms) * len(sweep.seeds)
@@ -323,6 +327,12 @@ def _env(value, where):
       raise SweepError(where(('env', key), f'{key}: expected a text or number, got {_kind(item)}'))
     env[key] = ('true' if item else 'false') if isinstance(item, bool) else str(item)
   return env
+
+
+def _flag(value, position, where):
+  if not isinstance(value, bool):
+    raise SweepError(where(position, f'expected true or false, got {_kind(value)}'))
+  return value
 
 
 def _jobs(value, where):

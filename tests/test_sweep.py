@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dreamerv3 import configs as configlib
-from sweep import launch, pack, plan, spec
+from dreamerv3 import population
+from sweep import execute, launch, pack, plan, spec
 from sweep.cli import app
 
 ROOT = pathlib.Path(__file__).parent.parent
@@ -50,9 +51,11 @@ def flat(config):
 
 
 def dry_run(path, *options):
+    """The trainer flags of each process the sweep would start (finished runs: their names)."""
     result = runner.invoke(app, ["run", str(path), "--dry-run", *options])
     assert result.exit_code == 0, result.output
-    return [shlex.split(line)[3:] for line in result.output.splitlines()]
+    return [shlex.split(line)[3:] if not line.startswith("finished") else line.split()[1:]
+            for line in result.output.splitlines()]
 
 
 def test_shift_sweep_gives_four_arms_that_differ_only_in_the_method(tmp_path):
@@ -102,6 +105,35 @@ def test_members_that_differ_only_in_varying_values_form_one_group(tmp_path):
     arms = [sorted({r.arm for r in group}) for group in groups]
     assert arms == [["adapt", "baseline", "placebo"], ["fixed"]]  # imag_length fixes shapes
     assert [len(g) for g in groups] == [15, 5]
+
+
+def test_population_processes_make_the_same_members_as_the_solo_runs(tmp_path):
+    """Each population command's members (the trainer's own expansion) have exactly the
+    configs of the solo runs they replace."""
+    root = str(tmp_path / "runs")
+    solo = {}
+    for argv in dry_run(SHIFT, "--root", root, "--set", "seeds=0-1"):
+        config = configlib.parse(argv)
+        solo[config.logdir] = flat(config)
+    commands = dry_run(SHIFT, "--root", root, "--set", "seeds=0-1", "--population")
+    assert len(commands) == 2
+    members = {}
+    for argv in commands:
+        assert "--population.seeds" in argv and argv[argv.index("--population.seeds") + 1] == "0,1"
+        for member in population.member_configs(configlib.parse(argv)):
+            members[member.logdir] = flat(member)
+    assert set(members) == set(solo)
+    for logdir, config in members.items():
+        differs = {k for k, v in config.items() if solo[logdir].get(k) != v}
+        assert differs <= {"population.seeds", "population.arms"}, (logdir, differs)
+    # Half of the seeds finished: the rest is one population per group again, seed 1 only.
+    for run in plan.runs(spec.load(SHIFT, ["seeds=0-1"]), root):
+        if run.seed == 0:
+            execute.mark_finished(run, "abc", 1.0)
+    again = dry_run(SHIFT, "--root", root, "--set", "seeds=0-1", "--population")
+    assert len([a for a in again if a[0] != "--logdir"]) == 4  # the finished runs' lines
+    rest = [a for a in again if a[0] == "--logdir"]
+    assert len(rest) == 2 and all(a[a.index("--population.seeds") + 1] == "1" for a in rest)
 
 
 def test_finished_means_a_marker_with_the_same_flags(tmp_path):

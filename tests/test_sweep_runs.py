@@ -5,7 +5,7 @@ a killed run resumes from its checkpoint, a run over its time limit is stopped.
 The runs are the trainer's own (debug model on CartPole: built, acting, logging and saving
 checkpoints), stopped before their first update: each arm's update is a program of its own,
 and compiling them takes minutes on 2 cores (the trainer's training and resume have their
-own tests). The runs share one JAX compile cache."""
+own tests). The runs share the test session's JAX compile cache (conftest.py)."""
 
 import json
 import os
@@ -27,14 +27,9 @@ TINY = ["configs=[cartpole,debug]", "budget.steps=24", "seeds=[0]", "flags.env.g
         "flags.run.save_every=0", "backend.slurm.cpus_per_job=1"]
 
 
-@pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("jax_cache"))
-
-
-def sweep(root, *options, cache, sets=TINY, wait=True):
+def sweep(root, *options, sets=TINY, wait=True):
     argv = [sys.executable, "-m", "sweep.cli", "run", SHIFT, "--root", str(root)]
-    for item in [*sets, f"env.JAX_COMPILATION_CACHE_DIR={cache}"]:
+    for item in sets:
         argv += ["--set", item]
     argv += list(options)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -48,7 +43,7 @@ def config_of(run):
     return (run / "config.yaml").read_text()
 
 
-def check_finished_shift_sweep(root, result):
+def check_finished_shift_sweep(root, result, run_logs=True):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for arm in ARMS:
         run = root / f"shift_cartpole_{arm}" / "seed0"
@@ -56,8 +51,9 @@ def check_finished_shift_sweep(root, result):
         assert "task: gym_CartPole-v1" in config and f"method: {arm}" in config
         assert (run / "ckpt" / "latest").read_text().strip().endswith("-000000000024")
         assert (run / "metrics.jsonl").stat().st_size > 0
-        log = (root / "logs" / f"shift_cartpole_{arm}_seed0.log").read_text()
-        assert log.startswith("commit ") and "Finished at agent step 24" in log
+        if run_logs:
+            log = (root / "logs" / f"shift_cartpole_{arm}_seed0.log").read_text()
+            assert log.startswith("commit ") and "Finished at agent step 24" in log
         done = json.loads((root / ".sweep" / "done" / f"shift_cartpole_{arm}" / "seed0.json").read_text())
         assert f"--method {arm}" in " ".join(done["flags"])
     assert "imag_length: 14" in config_of(root / "shift_cartpole_fixed" / "seed0")
@@ -68,9 +64,9 @@ def check_finished_shift_sweep(root, result):
 
 
 @pytest.fixture(scope="module")
-def local_sweep(tmp_path_factory, compile_cache):
+def local_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("local") / "artifacts"
-    return root, sweep(root, "--jobs", "2", cache=compile_cache)
+    return root, sweep(root, "--jobs", "2")
 
 
 def test_local_backend_makes_the_four_arms(local_sweep):
@@ -79,16 +75,16 @@ def test_local_backend_makes_the_four_arms(local_sweep):
     assert "4 ok" in result.stdout
 
 
-def test_rerun_skips_finished_runs(local_sweep, compile_cache):
+def test_rerun_skips_finished_runs(local_sweep):
     root, _ = local_sweep
     logs = {p: p.read_text() for p in (root / "logs").iterdir()}
     started = time.time()
-    again = sweep(root, cache=compile_cache)
+    again = sweep(root)
     assert again.returncode == 0 and "4 skipped" in again.stdout, again.stdout + again.stderr
     assert time.time() - started < 20  # no trainer started
     assert {p: p.read_text() for p in (root / "logs").iterdir()} == logs
     # A larger budget makes a run unfinished again: the trainer resumes it from step 24.
-    more = sweep(root, "--arms", "baseline", cache=compile_cache,
+    more = sweep(root, "--arms", "baseline",
                  sets=[s for s in TINY if not s.startswith("budget.")] + ["budget.steps=30"])
     assert more.returncode == 0, more.stdout[-3000:]
     log = (root / "logs" / "shift_cartpole_baseline_seed0.log").read_text()
@@ -96,12 +92,12 @@ def test_rerun_skips_finished_runs(local_sweep, compile_cache):
     assert "at agent step 24." in log.split("(resume from its checkpoint)")[1]
 
 
-def test_killed_run_resumes_from_its_checkpoint(tmp_path, compile_cache):
+def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     root = tmp_path / "runs"
     run = root / "shift_cartpole_baseline" / "seed0"
     sets = [s for s in TINY if not s.startswith("budget.")] + [
         "budget.steps=1000", "flags.run.train_fill=2000"]  # ~6 s of acting, no update
-    proc = sweep(root, "--arms", "baseline", cache=compile_cache, sets=sets, wait=False)
+    proc = sweep(root, "--arms", "baseline", sets=sets, wait=False)
     try:
         deadline = time.time() + 120
         while not (run / "ckpt" / "latest").exists() and time.time() < deadline:
@@ -114,7 +110,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, compile_cache):
     killed_at = int((run / "ckpt" / "latest").read_text().strip().rsplit("-", 1)[1])
     assert killed_at < 1000
     assert not (root / ".sweep" / "done" / "shift_cartpole_baseline" / "seed0.json").exists()
-    result = sweep(root, "--arms", "baseline", cache=compile_cache, sets=sets)
+    result = sweep(root, "--arms", "baseline", sets=sets)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "ok (resumed)" in result.stdout
     log = (root / "logs" / "shift_cartpole_baseline_seed0.log").read_text()
@@ -124,14 +120,28 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, compile_cache):
     assert steps == sorted(set(steps))  # resume wrote no episode twice
 
 
-def test_time_limit_stops_a_run(tmp_path, compile_cache):
+def test_time_limit_stops_a_run(tmp_path):
     root = tmp_path / "runs"
-    result = sweep(root, "--arms", "adapt", cache=compile_cache, sets=TINY + ["budget.time_limit=0.5"])
+    result = sweep(root, "--arms", "adapt", sets=TINY + ["budget.time_limit=0.5"])
     assert result.returncode == 1, result.stdout
     assert "timed out" in result.stdout and "did not finish" in result.stdout
     log = (root / "logs" / "shift_cartpole_adapt_seed0.log").read_text()
     assert log.startswith("commit ") and "stopped after the time limit of 0.5 s" in log
     assert not (root / ".sweep" / "done").exists()
+
+
+def test_population_processes_make_the_four_arms(tmp_path):
+    """--population: baseline, adapt and placebo in one process, fixed (another imag_length,
+    other shapes) in a second; every member an ordinary run dir with its marker."""
+    root = tmp_path / "artifacts"
+    result = sweep(root, "--population")
+    check_finished_shift_sweep(root, result, run_logs=False)
+    assert "4 to make in 2 processes" in result.stdout
+    logs = sorted(p.name for p in (root / "logs").iterdir())
+    assert len(logs) == 2 and all("_population_" in name for name in logs), logs
+    texts = [(root / "logs" / name).read_text() for name in logs]
+    assert sorted(t.count("Logdir: ") for t in texts) == [1, 3]
+    assert all(t.startswith("commit ") and "Finished at agent step 24" in t for t in texts)
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +153,10 @@ def slurm(tmp_path_factory):
         yield cluster
 
 
-def test_slurm_backend_makes_the_four_arms(slurm, tmp_path, compile_cache):
+def test_slurm_backend_makes_the_four_arms(slurm, tmp_path):
     root = tmp_path / "artifacts"
-    result = sweep(root, "--backend", "slurm", cache=compile_cache)
+    result = sweep(root, "--backend", "slurm")
     check_finished_shift_sweep(root, result)
     assert list((root / ".sweep" / "slurm").glob("*_0_log.out")), "no submitit task logs"
-    again = sweep(root, "--backend", "slurm", cache=compile_cache)
+    again = sweep(root, "--backend", "slurm")
     assert again.returncode == 0 and "4 skipped" in again.stdout, again.stdout
