@@ -83,20 +83,13 @@ def test_rerun_skips_finished_runs(local_sweep):
     assert again.returncode == 0 and "4 skipped" in again.stdout, again.stdout + again.stderr
     assert time.time() - started < 20  # no trainer started
     assert {p: p.read_text() for p in (root / "logs").iterdir()} == logs
-    # A larger budget makes a run unfinished again: the trainer resumes it from step 24.
-    more = sweep(root, "--arms", "baseline",
-                 sets=[s for s in TINY if not s.startswith("budget.")] + ["budget.steps=30"])
-    assert more.returncode == 0, more.stdout[-3000:]
-    log = (root / "logs" / "shift_cartpole_baseline_seed0.log").read_text()
-    assert "(resume from its checkpoint)" in log and "Finished at agent step 30" in log
-    assert "at agent step 24." in log.split("(resume from its checkpoint)")[1]
 
 
 def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     root = tmp_path / "runs"
     run = root / "shift_cartpole_baseline" / "seed0"
     sets = [s for s in TINY if not s.startswith("budget.")] + [
-        "budget.steps=1000", "flags.run.train_fill=2000"]  # ~6 s of acting, no update
+        "budget.steps=500", "flags.run.train_fill=1000"]  # ~3 s of acting, no update
     proc = sweep(root, "--arms", "baseline", sets=sets, wait=False)
     try:
         deadline = time.time() + 120
@@ -108,14 +101,14 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
         output = proc.communicate(timeout=60)[0]
     assert proc.returncode != 0, output
     killed_at = int((run / "ckpt" / "latest").read_text().strip().rsplit("-", 1)[1])
-    assert killed_at < 1000
+    assert killed_at < 500
     assert not (root / ".sweep" / "done" / "shift_cartpole_baseline" / "seed0.json").exists()
     result = sweep(root, "--arms", "baseline", sets=sets)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "ok (resumed)" in result.stdout
     log = (root / "logs" / "shift_cartpole_baseline_seed0.log").read_text()
     assert "Resumed from" in log and f"at agent step {killed_at}." in log
-    assert "Finished at agent step 1000" in log
+    assert "Finished at agent step 500" in log
     steps = [json.loads(line)["step"] for line in (run / "scores.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps))  # resume wrote no episode twice
 
