@@ -60,26 +60,32 @@ def dry_run(prepared):
 
 def run(prepared, backend='local', workers=None, on_tick=None, out=None, wait=True):
   """Make the runs still to make; returns one Result per run of the sweep (finished ones
-  'skipped'), or the submitted SLURM job ids when wait is False."""
+  'skipped', ones an earlier call's SLURM task still makes 'in queue'), or the submitted
+  SLURM job ids when wait is False."""
   skipped = {r.name: execute.Result(r.name, 'skipped', 0, 0.0, False, r.log)
              for r in prepared.runs if r not in prepared.todo}
   if backend == 'local':
     workers = workers or prepared.sweep.jobs or local.default_workers()
     kwargs = {'out': out} if out else {}
     made = local.run_pool(prepared.jobs, workers, on_tick=on_tick, **kwargs)
+    jobs = prepared.jobs
   elif backend == 'slurm':
     folder = os.path.join(prepared.root, '.sweep', 'slurm')
+    running = slurm.busy(folder)
+    jobs = [j for j in prepared.jobs if not any(r.name in running for r in j.runs)]
+    skipped.update({r.name: execute.Result(r.name, 'in queue', None, 0.0, False, r.log)
+                    for j in prepared.jobs if j not in jobs for r in j.runs})
     try:
-      submitted = slurm.submit(prepared.jobs, prepared.sweep.slurm, folder)
+      submitted = slurm.submit(jobs, prepared.sweep.slurm, folder)
     except slurm.SubmitError as e:
       raise SweepError(f'sbatch refused the sweep: {e}')
     if not wait:
       return [s.job_id for s in submitted]
-    made = slurm.wait(submitted, prepared.jobs)
+    made = slurm.wait(submitted, jobs)
   else:
     raise SweepError(f"--backend {backend}: expected local or slurm")
   by_name = dict(skipped)
-  for job, result in zip(prepared.jobs, made):
+  for job, result in zip(jobs, made):
     for run in job.runs:
       by_name[run.name] = dataclasses.replace(result, name=run.name)
   return [by_name[r.name] for r in prepared.runs]

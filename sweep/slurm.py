@@ -4,9 +4,12 @@ Each array task runs one job with execute.run_job (its log, time limit and marke
 the local backend), on the resources the sweep file names (backend.slurm). submitit keeps
 its own files (the pickled job, stdout/stderr of each task) in <root>/.sweep/slurm/.
 `wait` polls for the results; a task that ended without one (killed by SLURM at its time
-limit, a node lost) is reported as such once it has left the queue.
+limit, a node lost) is reported as such once it has left the queue. submitted.json there
+records which array task makes which run, so a second call does not submit a run again
+while its task is still queued or running (`busy`).
 """
 
+import json
 import math
 import os
 import subprocess
@@ -43,12 +46,36 @@ def submit(jobs, settings, folder):
   os.makedirs(folder, exist_ok=True)
   ex = executor(settings, folder, max(job.time_limit for job in jobs))
   try:
-    return ex.map_array(execute.run_job, jobs)
+    submitted = ex.map_array(execute.run_job, jobs)
   except (subprocess.CalledProcessError, OSError, submitit.core.utils.FailedJobError) as e:
     detail = getattr(e, 'stderr', None) or getattr(e, 'output', None) or e
     if isinstance(detail, bytes):
       detail = detail.decode(errors='replace')
     raise SubmitError(' '.join(str(detail).split())[:300]) from None
+  record = _record(folder)
+  record.update({run.name: task.job_id for job, task in zip(jobs, submitted) for run in job.runs})
+  with open(os.path.join(folder, 'submitted.json.partial'), 'w') as f:
+    json.dump(record, f, indent=1)
+  os.replace(os.path.join(folder, 'submitted.json.partial'), os.path.join(folder, 'submitted.json'))
+  return submitted
+
+
+def _record(folder):
+  try:
+    with open(os.path.join(folder, 'submitted.json')) as f:
+      record = json.load(f)
+    return record if isinstance(record, dict) else {}
+  except (OSError, ValueError):
+    return {}
+
+
+def busy(folder):
+  """Names of the runs whose array task from an earlier call is still queued or running."""
+  record = _record(folder)
+  if not record:
+    return set()
+  in_queue = queued(list(record.values()))
+  return {name for name, job_id in record.items() if job_id in in_queue}
 
 
 class SubmitError(Exception):
@@ -57,6 +84,8 @@ class SubmitError(Exception):
 
 def queued(job_ids):
   """The ids among `job_ids` that squeue still lists (pending or running)."""
+  if not job_ids:
+    return set()
   ids = ','.join(sorted({j.split('_')[0] for j in job_ids}))
   out = subprocess.run(['squeue', '-h', '-r', '-o', '%i', '-j', ids], capture_output=True,
                        text=True, timeout=60)

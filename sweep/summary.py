@@ -50,6 +50,10 @@ def report(prepared, results):
     lines.append(f'sweep: {len(bad)} runs did not finish; their logs say why. Run the same '
                  'command again to resume them from their checkpoints.')
     return lines, 1
+  queued = [r for r in results if r.status == 'in queue']
+  if queued:
+    lines.append(f'sweep: {len(queued)} runs are still queued or running from an earlier call '
+                 '(not submitted again); run the same command later.')
   if all(plan.is_finished(r) for r in prepared.runs):
     lines.append('sweep: finished. Compare the arms with:')
     lines += ['  ' + c for c in compare_commands(prepared.runs, prepared.root)]

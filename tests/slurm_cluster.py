@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 
-PROGRAMS = ('munged', 'slurmctld', 'slurmd', 'sbatch', 'squeue', 'sinfo', 'srun')
+PROGRAMS = ('munged', 'slurmctld', 'slurmd', 'sbatch', 'squeue', 'sinfo', 'srun', 'scancel')
 NODE = 'sweepnode'
 PARTITION = 'sweeptest'
 SBIN = ('/usr/sbin', '/usr/local/sbin')

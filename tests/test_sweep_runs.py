@@ -153,3 +153,18 @@ def test_slurm_backend_makes_the_four_arms(slurm, tmp_path):
     assert list((root / ".sweep" / "slurm").glob("*_0_log.out")), "no submitit task logs"
     again = sweep(root, "--backend", "slurm")
     assert again.returncode == 0 and "4 skipped" in again.stdout, again.stdout
+
+
+def test_slurm_does_not_submit_a_run_twice_while_its_task_is_queued(slurm, tmp_path):
+    root = tmp_path / "artifacts"
+    first = sweep(root, "--backend", "slurm", "--arms", "adapt", "--no-wait")
+    assert first.returncode == 0 and "submitted SLURM job" in first.stdout, first.stdout + first.stderr
+    record = json.loads((root / ".sweep" / "slurm" / "submitted.json").read_text())
+    (job_id,) = set(record.values())
+    try:
+        again = sweep(root, "--backend", "slurm", "--arms", "adapt")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "in queue" in again.stdout and "still queued or running" in again.stdout
+        assert json.loads((root / ".sweep" / "slurm" / "submitted.json").read_text()) == record
+    finally:
+        subprocess.run(["scancel", job_id.split("_")[0]], check=False)
