@@ -54,8 +54,11 @@ def pinned(rev, root):
   if archive.returncode:
     raise SweepError(f'--commit {rev}: git archive failed: '
                      f'{archive.stderr.decode().strip().splitlines()[0]}')
-  dest.mkdir(parents=True, exist_ok=True)
-  with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-    tar.extractall(dest, filter='data')
-  (dest / '.complete').write_text(sha + '\n')
+  try:
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+      tar.extractall(dest, filter='data')
+    (dest / '.complete').write_text(sha + '\n')
+  except OSError as e:
+    raise SweepError(f'--commit {rev}: cannot write its code under {root} ({e.strerror or e})')
   return str(dest.resolve()), sha

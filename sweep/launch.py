@@ -43,10 +43,21 @@ def prepare(path, overrides=(), root=None, arms=None, commit=None, cwd=None, pop
     folder, sha = code.pinned(commit, root) if todo else ('', commit)
   else:
     folder, sha = str(code.REPO), code.tree_commit()
-  where = (sweep.env, sweep.time_limit, os.path.abspath(cwd or os.getcwd()), folder, sha)
   grouped = sweep.population if population is None else population
+  if todo and grouped:
+    writable(root)
+  where = (sweep.env, sweep.time_limit, os.path.abspath(cwd or os.getcwd()), folder, sha)
   jobs = plan.population_jobs(todo, root, *where) if grouped else plan.solo_jobs(todo, *where)
   return Prepared(sweep, root, runs, todo, jobs)
+
+
+def writable(root):
+  """SweepError (one line) unless the sweep can write under `root`."""
+  try:
+    os.makedirs(os.path.join(root, '.sweep'), exist_ok=True)
+    os.makedirs(os.path.join(root, 'logs'), exist_ok=True)
+  except OSError as e:
+    raise SweepError(f'root {root}: cannot write there ({e.strerror or e})')
 
 
 def dry_run(prepared):
@@ -64,6 +75,8 @@ def run(prepared, backend='local', workers=None, on_tick=None, out=None, wait=Tr
   SLURM job ids when wait is False."""
   skipped = {r.name: execute.Result(r.name, 'skipped', 0, 0.0, False, r.log)
              for r in prepared.runs if r not in prepared.todo}
+  if prepared.todo:
+    writable(prepared.root)
   if backend == 'local':
     workers = workers or prepared.sweep.jobs or local.default_workers()
     kwargs = {'out': out} if out else {}

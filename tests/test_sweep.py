@@ -190,6 +190,9 @@ def test_missing_file_and_bad_commit_exit_2(tmp_path):
                                  "--commit", "no-such-commit"])
     assert result.exit_code == 2 and "--commit no-such-commit: not a commit" in result.output
     assert not (tmp_path / "r").exists()
+    (tmp_path / "file").write_text("")
+    result = runner.invoke(app, ["run", str(write(tmp_path, GOOD)), "--root", str(tmp_path / "file")])
+    assert result.exit_code == 2 and "cannot write there" in result.output, result.output
 
 
 def test_commit_pinning_exports_the_trainer_code_of_that_commit(tmp_path):
