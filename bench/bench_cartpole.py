@@ -1,49 +1,44 @@
 """Does the trainer learn? CartPole-v1 on CPU against a wall-clock budget.
 
         .venv/bin/python bench/bench_cartpole.py [--seeds 0,1,2] [--parallel 3]
-                [--minutes 30] [--out artifacts/cartpole_dreamerv3] [--configs cartpole,size1m]
+                [--minutes 30] [--root artifacts] [--configs cartpole,size1m]
 
-Runs `dreamerv3/main.py --configs cartpole size1m` once per seed (all at once
-with --parallel 3, so the seeds share the 2 cores: a harder budget than one at a
-time), each stopped by `run.duration` after --minutes. While they run it polls
-every scores.jsonl and writes `wall_clock.csv` (step, seconds since launch,
-score) beside it, so the time to the goal counts Python start-up, JIT compiles
-and env steps, not only updates. Prints per seed the first time the mean return
-of the last 10 episodes reached 200 (random play: about 22) and the final mean.
-Not a test.
+Runs the sweep sweeps/cartpole_learning.yaml (`--configs cartpole size1m`, one run
+per seed into <root>/cartpole_dreamerv3/seed<N>/, all at once with --parallel 3,
+so the seeds share the 2 cores: a harder budget than one at a time), each stopped
+by `run.duration` after --minutes. While they run it polls every scores.jsonl and
+writes `wall_clock.csv` (step, seconds since launch, score) beside it, so the time
+to the goal counts Python start-up, JIT compiles and env steps, not only updates.
+Prints per seed the first time the mean return of the last 10 episodes reached 200
+(random play: about 22) and the final mean. Not a test.
 """
 
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from sweep import launch  # noqa: E402
+
+SWEEP = ROOT / 'sweeps' / 'cartpole_learning.yaml'
 GOAL, WINDOW = 200.0, 10
 
 
-def launch(seed, args):
-    logdir = Path(args.out) / f'seed{seed}_{{timestamp}}'
-    command = [sys.executable, str(ROOT / 'dreamerv3' / 'main.py'), '--logdir', str(logdir),
-                          '--configs', *args.configs.split(','), '--seed', str(seed),
-                          '--run.duration', str(int(args.minutes * 60)), '--jax.platform', 'cpu']
-    log = open(Path(args.out) / f'seed{seed}.log', 'w')
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-
-
 def run_dir(out, seed):
-    found = sorted(Path(out).glob(f'seed{seed}_*/'))
+    """seed<N>/ (a sweep's run), else the newest seed<N>_<timestamp>/ (older runs)."""
+    found = sorted(Path(out).glob(f'seed{seed}/')) or sorted(Path(out).glob(f'seed{seed}_*/'))
     return found[-1] if found else None
 
 
 def poll(seeds, started, seen, out):
     """Append the new episodes of each seed to its wall_clock.csv, timed now."""
     for seed in seeds:
-        folder = run_dir(out, seed)
-        if folder is None or not (folder / 'scores.jsonl').is_file():
+        folder = Path(out) / f'seed{seed}'
+        if not (folder / 'scores.jsonl').is_file():
             continue
         lines = (folder / 'scores.jsonl').read_text().splitlines()
         done = [json.loads(line) for line in lines[seen.get(seed, 0):] if line.endswith('}')]
@@ -76,20 +71,23 @@ def summary(out, seed):
 
 
 def run_all(seeds, args):
-    waiting, running, started, seen = list(seeds), {}, {}, {}
-    while waiting or running:
-        while waiting and len(running) < args.parallel:
-            seed = waiting.pop(0)
-            started[seed] = time.time()
-            running[seed] = launch(seed, args)
-        time.sleep(2)
-        poll(list(running), started, seen, args.out)
-        for seed, proc in list(running.items()):
-            if proc.poll() is not None:
-                poll([seed], started, seen, args.out)
-                if proc.returncode:
-                    print(f'seed {seed}: trainer exited with code {proc.returncode}; see {args.out}/seed{seed}.log')
-                del running[seed]
+    """The sweep, with a poll of every running seed's scores each tick."""
+    started, seen = {}, {}
+    prepared = launch.prepare(SWEEP, [f'seeds=[{",".join(map(str, seeds))}]',
+                                      f'configs=[{args.configs}]',
+                                      f'budget.duration={int(args.minutes * 60)}'],
+                              root=args.root)
+
+    def tick(running):
+        for process in running.values():
+            started.setdefault(process.job.runs[0].seed, process.started)
+        poll(list(started), started, seen, args.out)
+
+    results = launch.run(prepared, 'local', workers=args.parallel, on_tick=tick)
+    poll(list(started), started, seen, args.out)
+    for result in results:
+        if result.status not in ('ok', 'skipped'):
+            print(f'{result.name}: {result.status}; see {result.log}')
 
 
 def report(seeds, args):
@@ -130,12 +128,13 @@ def main():
     parser.add_argument('--seeds', default='0,1,2')
     parser.add_argument('--parallel', type=int, default=3)
     parser.add_argument('--minutes', type=float, default=30)
-    parser.add_argument('--out', default='artifacts/cartpole_dreamerv3')
+    parser.add_argument('--root', default='artifacts', help='the sweep root: runs go to '
+                        '<root>/cartpole_dreamerv3/seed<N>/')
     parser.add_argument('--configs', default='cartpole,size1m')
     parser.add_argument('--report-only', action='store_true',
                                             help='no runs: print the table and draw curve.png from the runs in --out')
     args = parser.parse_args()
-    Path(args.out).mkdir(parents=True, exist_ok=True)
+    args.out = str(Path(args.root) / 'cartpole_dreamerv3')
     seeds = [int(s) for s in args.seeds.split(',')]
     if not args.report_only:
         run_all(seeds, args)

@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# Issue 12 on the GPU machine: Road Runner with the official Atari100k preset (train
-# ratio 256, batch 16 x 64, lr 4e-5, bfloat16 compute as the official on GPU) at size12m,
-# SEEDS side by side on the one GPU, each with a time budget, then the run dirs (no
-# checkpoints, no replay) and their terminal logs packed into $OUT.
+# Road Runner on the GPU machine: the sweep sweeps/gpu_road_runner.yaml (the official
+# Atari100k preset at size12m, SEEDS side by side on the one GPU, each with a time budget;
+# its settings and why are there), run by dreamer-sweep, then the run dirs (no checkpoints,
+# no replay) and their terminal logs packed into $OUT.
 #
 #   On the device machine, from the repo root, with .whl carried (bench/gpu_wheels.sh):
 #     GIT_COMMIT=<sha> bash bench/device_roadrunner.sh
 #   Here, on CPU, the same steps with the debug model for a few hundred steps (~2 min):
 #     bash bench/device_roadrunner.sh --dry-run        # OUT defaults to a fresh temp dir
 #
-# Settings (env): SEEDS ["0 1 2"], STEPS [13000 agent steps = 52,000 env frames, the CPU
-# run's length], SIZE [size12m], DURATION [500 s per run, from the run loop's start],
-# LIMIT [550 s for all together], LOG_EVERY [15 s]. Three size12m seeds at once made 139
-# env frames/s each after a ~60 s start (2026-11-28), so 500 s reach about 52,000 frames.
-# What comes back: roadrunner_runs.tgz (artifacts/gpu_road_runner_<size>/seed<N>_*/ and
+# Settings (env, defaults as in the sweep file): SEEDS ["0 1 2"], STEPS [13000 agent
+# steps], SIZE [size12m], DURATION [500 s per run, from the run loop's start], LIMIT [550 s
+# per run, all at once], LOG_EVERY [15 s].
+# What comes back: roadrunner_runs.tgz (artifacts/gpu_road_runner_<size>/seed<N>/ and
 # artifacts/logs/gpu_road_runner_<size>_seed<N>.log), progress.log (each run's step
 # every 30 s and the GPU's use), device_roadrunner.log (everything else).
 set -uo pipefail
@@ -33,7 +32,7 @@ if ((DRY)); then
   PLATFORM=cpu SIZE=debug STEPS=${STEPS:-120} DURATION=${DURATION:-400} LIMIT=${LIMIT:-500}
   RUNS_OUT=$(mktemp -d)/artifacts  # the dry run writes nothing into this tree
   SEEDS=0
-  EXTRA=(--run.train_fill 32 --run.train_ratio 16)
+  EXTRA=(--set flags.run.train_fill=32 --set flags.run.train_ratio=16)
   export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
 else
   PY="${PYTHON:-python3}"
@@ -41,7 +40,6 @@ else
   DURATION=${DURATION:-500} LIMIT=${LIMIT:-550}
   RUNS_OUT=artifacts EXTRA=()
   install_carried_wheels "$PY" "$LOG"
-  export XLA_PYTHON_CLIENT_PREALLOCATE=false
   export JAX_COMPILATION_CACHE_DIR="$(mktemp -d)"
   # GPU_XLA_FLAGS (device_common.sh): autotuning on, so cuDNN picks its convolution
   # algorithms; without it a size12m update took 2.7 s instead of 0.035 s (bench/README.md).
@@ -49,6 +47,7 @@ else
   nvidia-smi >>"$LOG" 2>&1
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export GIT_COMMIT=$COMMIT  # what each run's log names (the sweep reads it)
 NAME="gpu_road_runner_${SIZE}"
 mkdir -p "$RUNS_OUT/logs"
 echo "device_roadrunner $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit $COMMIT" \
@@ -56,27 +55,17 @@ echo "device_roadrunner $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit 
 
 watch_runs "$OUT/progress.log" "$RUNS_OUT/$NAME/*"
 
+SETS=(--root "$RUNS_OUT" --set "seeds=[${SEEDS// /,}]" --set "arms={$SIZE: {configs: [$SIZE]}}"
+  --set "flags.jax.platform=$PLATFORM" --set "budget.steps=$STEPS" --set "budget.duration=$DURATION"
+  --set "budget.time_limit=$LIMIT" --set "flags.run.log_every=$LOG_EVERY" "${EXTRA[@]}")
 start=$SECONDS
-pids=()
-for seed in $SEEDS; do
-  flags=(--logdir "$RUNS_OUT/$NAME/seed${seed}_{timestamp}"
-    --configs atari100k "$SIZE" --task atari100k_road_runner --script train
-    --jax.platform "$PLATFORM" --jax.train_devices '[0]' --jax.policy_devices '[0]'
-    --run.steps "$STEPS" --run.duration "$DURATION" --seed "$seed"
-    --run.log_every "$LOG_EVERY" --run.report_every 1e9 --run.save_every 1e9 "${EXTRA[@]}")
-  runlog="$RUNS_OUT/logs/${NAME}_seed${seed}.log"
-  echo "commit $COMMIT: python dreamerv3/main.py ${flags[*]}" >"$runlog"
-  timeout --kill-after=10 "$LIMIT" "$PY" dreamerv3/main.py "${flags[@]}" >>"$runlog" 2>&1 &
-  pids+=($!)
-done
-rc=0
-for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
+"$PY" -m sweep.cli run sweeps/gpu_road_runner.yaml "${SETS[@]}" --jobs 64 >>"$LOG" 2>&1
+rc=$?
 kill "$WATCH_PID" 2>/dev/null
-echo "runs: last nonzero exit ${rc} after $((SECONDS - start)) s" | tee -a "$LOG"
+echo "runs: exit ${rc} after $((SECONDS - start)) s" | tee -a "$LOG"
 
 # Pack what there is, finished or not: the labels say how far each run got.
-(cd "$(dirname "$RUNS_OUT")" && tar --exclude=ckpt --exclude=replay -czf "$OUT/roadrunner_runs.tgz" \
-  "$(basename "$RUNS_OUT")/$NAME" "$(basename "$RUNS_OUT")"/logs/"${NAME}"_seed*.log) 2>>"$LOG"
+"$PY" -m sweep.cli pack sweeps/gpu_road_runner.yaml "${SETS[@]}" --out "$OUT/roadrunner_runs.tgz" >>"$LOG" 2>&1
 ls -la "$OUT" | tee -a "$LOG"
 grep -h "Stopping\|Error\|error\|Parameter count" "$RUNS_OUT"/logs/"${NAME}"_seed*.log 2>/dev/null \
   | sort | uniq -c | tee -a "$LOG"

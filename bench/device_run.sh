@@ -105,33 +105,21 @@ for size in "${SIZES[@]}"; do
 done
 
 # 3. The seed's two commands (SPEC s.2) with a time budget, both at once on the
-#    one device (each with 40% of its memory), from the same seed.
-# Run from $WORK with a relative --logdir, so config.yaml and the logs name
-# artifacts/..., as the shipped runs do, and no path of the machine.
+#    one device (each with 40% of its memory), from the same seed: the sweep
+#    sweeps/gpu_alien.yaml. It runs from $WORK with a relative root, so config.yaml
+#    and the logs name artifacts/..., as the shipped runs do, and no path of the machine.
 RUNS="$WORK/artifacts"
-seed_command() {  # seed_command METHOD FLAGS...
-  local method="$1"; shift
-  cd "$WORK" && "$PY" "$ROOT/dreamerv3/main.py" \
-    --logdir "artifacts/gpu_atari100k_alien_$method/seed0_{timestamp}" \
-    --configs atari100k "$RUN_SIZE" --task atari100k_alien --script train \
-    --jax.platform "$PLATFORM" --jax.train_devices [0] --jax.policy_devices [0] \
-    --run.steps 110000 --run.envs 1 --run.train_ratio 256 \
-    --run.duration "$RUN_SECONDS" --run.log_every 20 --run.report_every 60 --run.save_every 1e9 \
-    "$@"
-}
 both_runs() {
-  export XLA_PYTHON_CLIENT_MEM_FRACTION=0.4
-  seed_command baseline --agent.imag_adapt.enabled False >"$WORK/baseline.log" 2>&1 &
-  local a=$!
-  seed_command adapt --agent.imag_adapt.enabled True \
-    --agent.imag_adapt.abs_thresh 1.0 --agent.imag_adapt.rel_thresh 1.15 >"$WORK/adapt.log" 2>&1 &
-  local b=$!
-  wait $a; local ra=$?
-  wait $b; local rb=$?
-  for m in baseline adapt; do echo "--- $m (last lines)"; tail -n 25 "$WORK/$m.log"; done
-  return $((ra | rb))
+  cd "$WORK" && "$PY" -m sweep.cli run "$ROOT/sweeps/gpu_alien.yaml" --root artifacts \
+    --set "configs=[atari100k,$RUN_SIZE]" --set "flags.jax.platform=$PLATFORM" \
+    --set "budget.duration=$RUN_SECONDS"
+  local rc=$?
+  for m in baseline adapt; do
+    echo "--- $m (last lines)"; tail -n 25 "$RUNS/logs/gpu_atari100k_alien_${m}_seed0.log"
+  done
+  return $rc
 }
-export -f seed_command both_runs
+export -f both_runs
 export PY RUN_SIZE PLATFORM RUN_SECONDS RUNS WORK LOG ROOT
 # The agent's tests (every test config on this platform) beside the two runs,
 # taking GPU memory as they need it.
@@ -145,8 +133,9 @@ cat "$WORK/tests.log" >>"$LOG"
 # 4. Pack the run dirs (no checkpoints, no replay) and the tables.
 if [[ -d "$RUNS" ]]; then
   for m in baseline adapt; do
-    for d in "$RUNS"/gpu_atari100k_alien_$m/*/; do cp "$WORK/$m.log" "$d/train.log" 2>/dev/null; done
+    cp "$RUNS/logs/gpu_atari100k_alien_${m}_seed0.log" "$RUNS/gpu_atari100k_alien_$m/seed0/train.log" 2>/dev/null
   done
+  rm -rf "$RUNS/logs" "$RUNS/.sweep"  # the logs travel inside the run dirs, as train.log
   tar -C "$RUNS" --exclude=ckpt --exclude=replay -czf "$OUT/gpu_runs.tgz" . 2>>"$LOG"
 fi
 {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The shift experiment of issue 15 (artifacts/make_shift_runs.sh) on the GPU machine:
-# every run of every arm at once on the one GPU, each with a time budget, then the
-# run dirs (no checkpoints, no replay) and the terminal logs packed into $OUT.
+# The shift experiment (sweeps/shift_cartpole.yaml, run by dreamer-sweep) on the GPU
+# machine: every run of every arm at once on the one GPU, each with a time budget, then
+# the run dirs (no checkpoints, no replay) and the terminal logs packed into $OUT.
 #
 #   On the device machine, from the repo root, with .whl carried (bench/gpu_wheels.sh):
 #     GIT_COMMIT=<sha> bash bench/device_shift.sh
@@ -28,7 +28,10 @@ if ((DRY)); then
   PY="${PYTHON:-$PWD/.venv/bin/python}"
   PLATFORM=cpu DURATION=${DURATION:-60} LIMIT=${LIMIT:-240}
   RUNS_OUT=$(mktemp -d)/artifacts  # the dry run writes nothing into this tree
-  TINY=(--tiny) SEEDS=0
+  # The debug model on CartPole, shift after 40 steps: about a minute per run, mostly compile.
+  TINY=(--set "configs=[cartpole,debug]" --set budget.steps=80 --set flags.env.gym.shift.step=40
+        --set flags.agent.imag_adapt.warmup=0 --set flags.run.train_fill=32
+        --set flags.run.train_ratio=16) SEEDS=0
   export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
 else
   PY="${PYTHON:-python3}"
@@ -50,16 +53,18 @@ echo "device_shift $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit ${GIT
 
 watch_runs "$OUT/progress.log" "$RUNS_OUT/shift_cartpole_*/*"
 
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+SETS=(--root "$RUNS_OUT" --set "seeds=[${SEEDS// /,}]" "${TINY[@]}")
 start=$SECONDS
-GIT_COMMIT=${GIT_COMMIT:-} PLATFORM=$PLATFORM PY=$PY OUT=$RUNS_OUT SEEDS=$SEEDS PARALLEL=64 \
-  FLAGS="--jax.compute_dtype float32 --run.duration $DURATION --run.log_every $LOG_EVERY --run.save_every 1e9" \
-  timeout --kill-after=10 "$LIMIT" bash artifacts/make_shift_runs.sh "${TINY[@]}" >>"$LOG" 2>&1
+timeout --kill-after=10 "$LIMIT" "$PY" -m sweep.cli run sweeps/shift_cartpole.yaml "${SETS[@]}" \
+  --set "flags.jax.platform=$PLATFORM" --set flags.jax.compute_dtype=float32 \
+  --set "budget.duration=$DURATION" --set "flags.run.log_every=$LOG_EVERY" \
+  --set flags.run.save_every=1e9 --jobs 64 >>"$LOG" 2>&1
 rc=$?
 kill "$WATCH_PID" 2>/dev/null
 echo "runs: exit $rc after $((SECONDS - start)) s" | tee -a "$LOG"
 
 # Pack what there is, finished or not: the labels say how far each run got.
-(cd "$(dirname "$RUNS_OUT")" && tar --exclude=ckpt --exclude=replay -czf "$OUT/shift_runs.tgz" \
-  "$(basename "$RUNS_OUT")"/logs "$(basename "$RUNS_OUT")"/shift_cartpole_*) 2>>"$LOG"
+"$PY" -m sweep.cli pack sweeps/shift_cartpole.yaml "${SETS[@]}" --out "$OUT/shift_runs.tgz" >>"$LOG" 2>&1
 ls -la "$OUT" | tee -a "$LOG"
-grep -h "Stopping\|Error\|error" "$RUNS_OUT"/logs/shift_*.log 2>/dev/null | sort | uniq -c | tee -a "$LOG"
+grep -h "Stopping\|Error\|error" "$RUNS_OUT"/logs/shift_cartpole_*.log 2>/dev/null | sort | uniq -c | tee -a "$LOG"

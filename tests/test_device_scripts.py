@@ -28,7 +28,7 @@ def test_roadrunner_dry_run_trains_and_packs_the_run_without_its_checkpoint(tmp_
     assert not (run / "ckpt").exists()
     config = (run / "config.yaml").read_text()
     assert "task: atari100k_road_runner" in config
-    assert "artifacts/gpu_road_runner_debug/seed0_" in config  # (relative on the device)
+    assert "artifacts/gpu_road_runner_debug/seed0\n" in config  # (relative on the device)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("train/loss/image" in row for row in rows), rows[-1:]
     log = (tmp_path / "runs" / "artifacts" / "logs" / "gpu_road_runner_debug_seed0.log").read_text()
