@@ -236,7 +236,7 @@ def openloop_cli(
     """Open-loop comparison panels: truth / baseline / adapt / error."""
     from pathlib import Path
 
-    from analysis import openloop, ranking
+    from analysis import confine, openloop, ranking
 
     _check_seed(seed)
     try:
@@ -244,14 +244,15 @@ def openloop_cli(
         for side, path in (("baseline", baseline), ("adapt", adapt)):
             runs[side], why = ranking.resolve_run(path, cache=_cache(cache_dir, no_cache))
             typer.echo(_plain(f"{side}: {runs[side]} ({why})"))
+        confine.refuse_inside(out, runs.values(), "--out")
         b, a, same = openloop.load_pair(runs["baseline"], runs["adapt"], source, step, context, horizon,
                                         sequences, seed)
-        paths = openloop.export(b, a, same, Path(out))
+        written = openloop.export(b, a, same, Path(out))
     except (ValueError, OSError) as error:
         _fail(_first_line(error))
     typer.echo(_plain(f"source: {b.source} | {a.source}; {b.context} observed + {b.horizon} imagined frames"))
     for kind in ("panels", "video", "errors"):
-        typer.echo(_plain(f"{kind}: {len(paths[kind])} file(s) in {Path(out)}"))
+        typer.echo(_plain(f"{kind}: {len(written[kind])} file(s) in {Path(out)}"))
 
 
 @app.command("best-seed")
@@ -266,7 +267,7 @@ def best_seed_cli(
     """Pick the best seed by final score and export its open-loop video."""
     from pathlib import Path
 
-    from analysis import openloop, ranking
+    from analysis import confine, openloop, ranking
 
     try:
         ranked = ranking.seed_table(runs, cache=_cache(cache_dir, no_cache))
@@ -280,6 +281,7 @@ def best_seed_cli(
             raise ValueError("no run has episode scores; cannot pick a best seed")
         typer.echo(_plain(f"best: {best['run']} ({best['path']})"))
         if video:
+            confine.refuse_inside(video, [row["path"] for row in ranked], "--video")
             ol = openloop.load_single(best["path"], source, step)
             written = openloop.single_video(ol, Path(video))
             typer.echo(_plain(f"video: {written} ({ol.source}; {ol.context} observed + {ol.horizon} imagined)"))
@@ -339,6 +341,7 @@ def watch_cli(
 
     from analysis import watch
     from analysis.ingest import IngestError
+    from analysis.confine import OutputInInput, refuse_inside
 
     if html and Path(html).is_dir():
         _fail(f"--html {html}: is a folder; expected a file name for the page")
@@ -354,6 +357,7 @@ def watch_cli(
         columns, rows = watcher.table()
         stamp = datetime.datetime.now().strftime("%H:%M:%S")
         if html:
+            refuse_inside(html, watcher.runs, "--html")
             watch.write_atomic(Path(html), watch.render_html(columns, rows, interval, stamp))
         more = f"; {len(rows) - fits} more below (all in --html)" if fits and len(rows) > fits else ""
         table = Table(title=f"{len(rows)} run(s) at {stamp}{more}; Ctrl-C to stop")
@@ -378,7 +382,7 @@ def watch_cli(
                     time.sleep(interval)
     except KeyboardInterrupt:
         pass
-    except OSError as error:  # the --html page cannot be written
+    except (OSError, OutputInInput) as error:  # the --html page cannot or may not be written
         _fail(_first_line(error))
     console.print(f"watch stopped; {watcher.bytes_read():,} bytes read", markup=False)
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import defaults, figures, ingest, mask, stats
+from analysis import confine, defaults, figures, ingest, mask, stats
 from analysis.ingest import IngestError
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
@@ -61,9 +61,10 @@ class CompareResult:
 
     @property
     def name(self) -> str:
-        """Default output folder name: the task (or '<n>tasks') and the methods, reference first."""
+        """Default output folder name: the task (or '<n>tasks') and the methods, reference first,
+        as one plain path component (task and method labels can come from a run's config.yaml)."""
         scope = self.tasks[0] if len(self.tasks) == 1 else f"{len(self.tasks)}tasks"
-        return f"{scope}_{self.reference}_vs_{'_'.join(self.others)}"
+        return confine.safe_component(f"{scope}_{self.reference}_vs_{'_'.join(self.others)}", "comparison")
 
 
 def compare(

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis import openloop, stats
+from analysis import confine, openloop, stats
 
 TEMPLATES = Path(__file__).parent / "templates"
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
@@ -89,7 +89,7 @@ def nearest_readme(run: Path) -> Path | None:
         if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
             return None
         for name in README_NAMES:
-            if (folder / name).is_file():
+            if confine.run_file(folder, folder / name):  # a link out of the folder is never shown
                 return folder / name
         folder = folder.parent
     return None

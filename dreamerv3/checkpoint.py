@@ -94,12 +94,20 @@ def read_item(folder, name):
   (a list of shards for sharded items), through `load_pickle`."""
   folder = pathlib.Path(folder)
   single = folder / f'{name}.pkl'
-  if single.exists():
-    return load_pickle(single)
+  if single.exists() or single.is_symlink():
+    return load_pickle(_inside(single, folder))
   shards = sorted(folder.glob(f'{name}-*.pkl'))
   if not shards:
     raise KeyError(f"checkpoint {folder} has no '{name}'")
-  return [load_pickle(s) for s in shards]
+  return [load_pickle(_inside(s, folder)) for s in shards]
+
+
+def _inside(path, folder):
+  """`path`, refused when a link takes it out of its checkpoint folder (never read from elsewhere)."""
+  real, base = pathlib.Path(path).resolve(), pathlib.Path(folder).resolve()
+  if base not in real.parents:
+    raise CheckpointError(f'{path}: a link to a file outside the checkpoint folder; not read')
+  return path
 
 
 class CheckpointError(ValueError):
@@ -162,15 +170,20 @@ def _scalar(dtype, data=None):
 
 
 def _folders(directory):
-  # Names start with a sortable timestamp, so name order is time order.
-  return sorted(p for p in directory.iterdir() if p.is_dir())
+  """The checkpoint folders: real folders only, never a link (it may lead out of the logdir,
+  where cleanup would delete). Names start with a sortable timestamp: name order is time order."""
+  return sorted(p for p in directory.iterdir() if p.is_dir() and not p.is_symlink())
 
 
 def _remove_tree(folder):
+  """Delete a checkpoint folder's files; a link inside is removed as a link, its target untouched."""
   # `done` first: a removal cut short must not leave a folder that looks complete.
   (folder / 'done').unlink(missing_ok=True)
   for child in folder.iterdir():
-    child.unlink()
+    if child.is_dir() and not child.is_symlink():
+      _remove_tree(child)
+    else:
+      child.unlink()
   folder.rmdir()
 
 
