@@ -102,7 +102,16 @@ def compare(
     ingest.one_method_per_run(dict(zip(labels, found)))
     runs = [run for group in found for run in group]
     runs = ingest.with_unique_names(runs)
+    copies = ingest.copies(runs)
+    if copies:
+        a, b = copies[0]
+        raise CompareError(f"{a.path} and {b.path}: byte-identical logs under method {a.method!r}; a copy of "
+                           "one run is not another seed (remove one)")
     data = ingest.ingest(runs, metric_keys=COMPARE_METRIC_KEYS, progress=progress, cache=cache)
+    try:
+        stats.check_magnitude(data.scores, {r.name: r.path for r in runs})
+    except ValueError as error:
+        raise CompareError(str(error)) from None
     if frames is None:
         final = stats.final_scores(data.scores, window, runs, ingest.last_steps(data.scores, data.metrics))
     else:

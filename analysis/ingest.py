@@ -261,6 +261,21 @@ def _number_missing_seeds(runs: list[Run]) -> list[Run]:
     return out
 
 
+def copies(runs: list[Run]) -> list[tuple[Run, Run]]:
+    """Pairs of runs of one method whose log files are byte-identical (a copied folder is not
+    another seed); empty when every run's logs differ. Runs without readable logs are skipped."""
+    first: dict[tuple[str, str], Run] = {}
+    pairs = []
+    for run in runs:
+        key = _content_key(run.path)
+        if key is None or not _sources(run.path):
+            continue
+        other = first.setdefault((run.method, key), run)
+        if other is not run:
+            pairs.append((other, run))
+    return pairs
+
+
 def with_unique_names(runs: list[Run]) -> list[Run]:
     out, counts = [], {}
     for run in runs:
@@ -291,7 +306,7 @@ def read_scope_scalars(scope_dir: Path, problems: list[dict], run_dir: Path | No
             problems.append(problem(path, None, f"torn last record ({len(data) - whole} bytes) skipped"))
         rows = np.frombuffer(data[:whole], dtype=[("step", ">i8"), ("value", ">f8")])
         steps = rows["step"].astype(np.int64)
-        again = jsonl.resume_repeats(steps, steps, np.arange(len(steps)))  # each record is one step
+        again = jsonl.resume_repeats(steps, np.zeros(len(steps)), steps, np.arange(len(steps)))  # one key
         key = path.name[: -len(".float")].replace("-", "/")
         frame = pl.DataFrame({"step": steps[~again], "value": rows["value"][~again].astype(np.float64)})
         frame = frame.with_columns(key=pl.lit(key, pl.Categorical)).select("step", "key", "value")

@@ -413,24 +413,23 @@ def _add_values(row: dict, step: int, number: int, codes: dict, columns: tuple, 
         values.append(value)
 
 
-def resume_repeats(steps: np.ndarray, record_steps: np.ndarray, record_of: np.ndarray) -> np.ndarray:
+def resume_repeats(steps: np.ndarray, keys: np.ndarray, record_steps: np.ndarray,
+                   record_of: np.ndarray) -> np.ndarray:
     """Which values a resumed process wrote again: bool per value.
 
-    steps: (N,) step of each value; record_steps: (R,) step of each record (line) in file order;
-    record_of: (N,) the record of each value. The step going back marks a new process (a resume
-    not trimmed, as this trainer's `logs.trim` would have); that process logs every step from its
-    first one again, so an earlier process's values at or after that step are repeats. Values of
-    one process at one step all stay: with several envs, episodes end at the same step.
+    steps, keys: (N,) step and key code of each value; record_steps: (R,) step of each record
+    (line) in file order; record_of: (N,) the record of each value. The step going back marks a
+    new process (a resume whose log was not trimmed, as this trainer's `logs.trim` does); an
+    earlier process's values of a key at a step are repeats when a later process logged that
+    key at that step again. Values of one process at one step all stay: with several envs,
+    episodes end at the same step.
     """
-    if not record_steps.size:
+    if not record_steps.size or not (np.diff(record_steps) < 0).any():
         return np.zeros(len(steps), bool)
-    process = np.concatenate([[0], np.cumsum(np.diff(record_steps) < 0)])
-    if not process[-1]:
-        return np.zeros(len(steps), bool)
-    first = np.full(process[-1] + 1, np.iinfo(np.int64).max)
-    np.minimum.at(first, process, record_steps)
-    later = np.append(np.minimum.accumulate(first[::-1])[::-1][1:], np.iinfo(np.int64).max)  # min over later ones
-    return steps >= later[process[record_of]]
+    process = np.concatenate([[0], np.cumsum(np.diff(record_steps) < 0)])[record_of]
+    table = pl.DataFrame({"step": steps, "key": keys, "process": process})
+    newest = pl.col("process").max().over("step", "key")
+    return table.select(pl.col("process") < newest).to_series().to_numpy()
 
 
 EPISODE_KEY = r"^[a-z_]*episode/"  # episode/score, eval_episode/length: one value per finished episode
@@ -474,7 +473,7 @@ def _to_long(path: Path, columns: tuple, keys: list[str], lines: tuple, problems
     back = np.flatnonzero(np.diff(line_steps) < 0)
     if back.size:
         problems.append(problem(path, int(line_numbers[back[0] + 1]), f"step goes backwards {back.size}x (resumed run?)"))
-    logged_again = resume_repeats(steps, line_steps, value_lines)
+    logged_again = resume_repeats(steps, codes, line_steps, value_lines)
     if logged_again.any():
         problems.append(problem(path, None, f"{int(logged_again.sum())} values logged again after a resume "
                                             "(their steps were written twice); kept the newest"))
