@@ -224,11 +224,14 @@ def openloop_cli(
     baseline: str = typer.Argument(..., help="Baseline run dir (or a folder of runs: its best seed)."),
     adapt: str = typer.Argument(..., help="Adapt run dir (or a folder of runs: its best seed)."),
     out: str = typer.Option("reports/openloop", "--out", help="Output folder."),
-    context: int = typer.Option(5, "--context", min=1, help="Observed frames (checkpoint source)."),
-    horizon: int = typer.Option(45, "--horizon", min=1, help="Imagined frames (checkpoint source)."),
+    context: int = typer.Option(5, "--context", min=1, max=defaults.MAX_FRAMES, help="Observed frames "
+                                "(checkpoint source)."),
+    horizon: int = typer.Option(45, "--horizon", min=1, max=defaults.MAX_FRAMES, help="Imagined frames "
+                                "(checkpoint source)."),
     step: int = typer.Option(None, "--step", help="Scope video step (default: the last)."),
     source: str = typer.Option("auto", "--source", help="auto (checkpoints if both have one), ckpt or scope."),
-    sequences: int = typer.Option(4, "--sequences", min=1, help="Sequences to roll out (checkpoint source)."),
+    sequences: int = typer.Option(4, "--sequences", min=1, max=defaults.MAX_SEQUENCES,
+                                  help="Sequences to roll out (checkpoint source)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the rollout's env and actions (checkpoint source)."),
     cache_dir: str = CACHE_DIR,
     no_cache: bool = NO_CACHE,
@@ -282,6 +285,8 @@ def best_seed_cli(
         typer.echo(_plain(f"best: {best['run']} ({best['path']})"))
         if video:
             confine.refuse_inside(video, [row["path"] for row in ranked], "--video")
+            if Path(video).exists() and not Path(video).is_file():  # a FIFO would block the writer forever
+                raise ValueError(f"--video {video}: exists and is not a regular file; expected an .mp4 file name")
             ol = openloop.load_single(best["path"], source, step)
             written = openloop.single_video(ol, Path(video))
             typer.echo(_plain(f"video: {written} ({ol.source}; {ol.context} observed + {ol.horizon} imagined)"))
@@ -345,6 +350,8 @@ def watch_cli(
 
     if html and Path(html).is_dir():
         _fail(f"--html {html}: is a folder; expected a file name for the page")
+    if html and Path(html).exists() and not Path(html).is_file():  # a device or FIFO: never replaced
+        _fail(f"--html {html}: exists and is not a regular file; expected a file name for the page")
     try:
         watcher = watch.Watcher(paths, torn_after=torn_after)
     except (IngestError, ValueError, OSError) as error:

@@ -143,8 +143,8 @@ def _check_options(groups, names, metrics, reps, window, power_delta) -> None:
                            f"{','.join(stats.METRICS)}")
     if names is not None and len(names) != len(groups):
         raise CompareError(f"--names has {len(names)} label(s) for {len(groups)} methods; expected one per method")
-    if reps < 100:
-        raise CompareError(f"--reps {reps}: expected at least 100 bootstrap replications")
+    if not 100 <= reps <= defaults.MAX_REPS:
+        raise CompareError(f"--reps {reps}: expected 100 .. {defaults.MAX_REPS:,} bootstrap replications")
     if not 0 < window <= 1:
         raise CompareError(f"--window {window}: expected a fraction in (0, 1]")
     if power_delta is not None and not (np.isfinite(power_delta) and power_delta > 0):

@@ -327,7 +327,7 @@ def openloop_section(result, best: dict[str, Path], out: Path, source: str = "au
         if method not in best:
             blocks.append(Paragraph(f"No open-loop figures for {method}: it has no scored run."))
             continue
-        folder = Path(out) / "openloop" / f"{reference}_vs_{method}"
+        folder = openloop_folder(out, reference, method)
         try:
             b, a, same = openloop.load_pair(best[reference], best[method], source)
             written = openloop.export(b, a, same, folder, names=(reference, method),
@@ -346,6 +346,12 @@ def openloop_section(result, best: dict[str, Path], out: Path, source: str = "au
         blocks += [Figure(f"{method} vs {reference}: {stem.replace('_', ' ')}", fig.png)
                    for stem, fig in list(rendered.items())[:OPENLOOP_PANELS]]
     return Section("openloop", "Open-loop predictions", blocks)
+
+
+def openloop_folder(out: Path, reference: str, method: str) -> Path:
+    """`out`/openloop/<reference>_vs_<method>: one folder whatever the labels hold (they can come
+    from a run's config.yaml)."""
+    return Path(out) / "openloop" / confine.safe_component(f"{reference}_vs_{method}", "openloop")
 
 
 def build(result, rendered: dict, out: Path, paths: list[list[str]], openloop_source: str = "auto"

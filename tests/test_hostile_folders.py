@@ -6,6 +6,7 @@ toolkit as it was before these were closed.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -16,7 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from analysis import confine, ingest, report, runconfig
+from analysis import confine, ingest, report, runconfig, watch
+from dreamerv3 import main as trainer
+from fakes import FakeAgent
 from runfactory import write_run, write_scope
 
 SECRET = "-----BEGIN PRIVATE KEY----- not for any report"
@@ -223,6 +226,19 @@ def test_episodes_ending_at_one_step_all_count(tmp_path):
     assert not [p for p in problems if "repeated" in p]
 
 
+def test_a_trainer_run_with_four_envs_counts_every_episode(tmp_path):
+    """The trainer itself, four envs in lock-step: every episode line it writes is one episode."""
+    logdir = tmp_path / "dummy_disc_fake" / "seed0"
+    argv = ["--logdir", str(logdir), "--configs", "debug", "--task", "dummy_disc", "--run.steps", "120",
+            "--env.dummy.length", "20", "--run.envs", "4"]
+    assert trainer.main(argv, agent_cls=FakeAgent) == 0
+    steps = [json.loads(line)["step"] for line in (logdir / "scores.jsonl").read_text().splitlines()]
+    assert len(steps) > len(set(steps))  # episodes ended together
+    for cache in (False, tmp_path / "cache", tmp_path / "cache"):  # the careful reader, the fast one, the cache
+        data = ingest.ingest(ingest.discover([str(logdir)]), cache=cache)
+        assert data.scores.filter(data.scores["key"] == "episode/score").height == len(steps)
+
+
 def test_only_what_a_resume_wrote_again_is_dropped(tmp_path):
     """Killed after step 300 and resumed from a checkpoint at 150 without trimming: the second
     process logged 200 and 300 again (two envs each); the first process's values from 200 on go."""
@@ -276,3 +292,46 @@ def test_byte_identical_copies_are_not_counted_as_seeds(tmp_path):
     line = _error_line(result)
     assert "byte-identical" in line and runs[0].name in line and copy.name in line
     assert not (tmp_path / "out").exists()
+
+
+def test_open_loop_folder_of_the_report_stays_in_out(tmp_path):
+    """The report's open-loop folder was `out/openloop/<reference>_vs_<method>` verbatim."""
+    folder = report.openloop_folder(tmp_path / "out", "../../../../ref", "x/../../y")
+    assert confine.inside(folder, tmp_path / "out" / "openloop") and folder.parent == tmp_path / "out" / "openloop"
+
+
+# ---------------------------------------------------------------- options that hung or replaced a device
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("make_args, expected", [
+    (lambda r, t: ["compare", str(r), str(r), "--reps", str(10**12)], "--reps 1000000000000: expected 100 .."),
+    (lambda r, t: ["openloop", str(r), str(r), "--horizon", str(10**9)], "--horizon"),
+    (lambda r, t: ["openloop", str(r), str(r), "--sequences", str(10**9)], "--sequences"),
+    (lambda r, t: ["watch", str(r), "--html", str(_fifo(t / "page")), "--iterations", "1"],
+     "exists and is not a regular file"),
+    (lambda r, t: ["best-seed", str(r), "--video", str(_fifo(t / "v.mp4")), "--no-cache"],
+     "exists and is not a regular file"),
+], ids=["reps 1e12 ran for hours", "horizon 1e9", "sequences 1e9", "--html a FIFO was replaced by a file",
+        "--video a FIFO blocked forever"])
+def test_options_that_hung_or_replaced_a_special_file(tmp_path, make_args, expected):
+    run = _small_run(tmp_path / "runs")
+    args = make_args(run, tmp_path)
+    result = _invoke(args)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:") or "Invalid value" in line]
+    assert result.exit_code == 2 and len(errors) == 1 and expected in errors[0], result.stderr
+    for special in ("page", "v.mp4"):
+        if (tmp_path / special).exists() or (tmp_path / special).is_symlink():
+            assert (tmp_path / special).is_fifo()
+
+
+def test_watch_page_never_written_through_a_planted_temporary_name(tmp_path):
+    secret = _secret(tmp_path)
+    page = tmp_path / "page.html"
+    (tmp_path / f".page.html.{os.getpid()}.tmp").symlink_to(secret)
+    watch.write_atomic(page, "<html></html>")
+    assert secret.read_text() == SECRET + "\n" and page.read_text() == "<html></html>"
