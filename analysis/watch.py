@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from analysis import jsonl
+from analysis import confine, jsonl
 
 RECENT = 10  # episodes (and mask log lines) in the "recent" means
 LOGS = ("scores.jsonl", "metrics.jsonl")
@@ -46,10 +46,14 @@ class Tail:
     lines: int = 0  # complete lines seen
     bytes_read: int = 0  # every byte read from disk, for the "nothing read twice" check
     skipping: bool = False  # inside an over-long line: drop bytes up to its newline
+    refused: bool = False  # the file links out of its run folder: never read (said once)
 
     def poll(self, now: float) -> tuple[list[dict], list[str]]:
         """Rows of the lines completed since the last poll, and problems found in them."""
         problems: list[str] = []
+        if confine.leaves_run(self.path.parent, self.path):
+            said, self.refused = self.refused, True
+            return [], [] if said else [f"{self.path.name}: a link to a file outside the run folder; not read"]
         try:
             size = self.path.stat().st_size
         except OSError:

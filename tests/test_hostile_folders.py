@@ -335,3 +335,16 @@ def test_watch_page_never_written_through_a_planted_temporary_name(tmp_path):
     (tmp_path / f".page.html.{os.getpid()}.tmp").symlink_to(secret)
     watch.write_atomic(page, "<html></html>")
     assert secret.read_text() == SECRET + "\n" and page.read_text() == "<html></html>"
+
+
+def test_watch_never_reads_a_log_linked_out_of_the_run(tmp_path):
+    run = _small_run(tmp_path / "runs")
+    (run / "scores.jsonl").unlink()
+    secret = _secret(tmp_path)
+    secret.write_text('{"step": 1, "episode/score": 424242.0}\n')
+    (run / "scores.jsonl").symlink_to(secret)
+    result = _invoke(["watch", str(run), "--iterations", "1"])
+    assert result.exit_code == 0 and "424242" not in result.stdout
+    watcher = watch.Watcher([str(run)])
+    watcher.refresh()
+    assert watcher.bytes_read() == (run / "metrics.jsonl").stat().st_size
