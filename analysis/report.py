@@ -22,6 +22,7 @@ from analysis import confine, openloop, stats
 TEMPLATES = Path(__file__).parent / "templates"
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
 LABEL_CHARS = 900  # a data label shows the README's opening, about this long
+README_BYTES = 64 * 1024  # read of a README: its opening is all a label needs, however large the file
 PER_RUN_KEYS = ("seed", "logdir")  # config keys that differ from run to run by design
 OPENLOOP_PANELS = 2  # panels per method pair embedded in the report (all are written to disk)
 
@@ -102,7 +103,9 @@ def find_labels(run_paths: list[Path]) -> list[Label]:
         readme = nearest_readme(run)
         if readme is not None and readme not in seen:
             seen.add(readme)
-            labels.append(Label(_short(readme), markdown_html(opening(readme.read_text(errors="replace")))))
+            with open(readme, "rb") as f:
+                text = f.read(README_BYTES).decode("utf-8", errors="replace")
+            labels.append(Label(_short(readme), markdown_html(opening(text))))
     return labels
 
 

@@ -348,3 +348,18 @@ def test_watch_never_reads_a_log_linked_out_of_the_run(tmp_path):
     watcher = watch.Watcher([str(run)])
     watcher.refresh()
     assert watcher.bytes_read() == (run / "metrics.jsonl").stat().st_size
+
+
+def test_a_huge_readme_is_read_only_as_far_as_its_label(tmp_path):
+    import tracemalloc
+
+    run = _small_run(tmp_path / "runs")
+    with open(run / "README.md", "wb") as f:
+        f.write(b"How these runs were made.\n\n")
+        f.truncate(50 * 1024 * 1024)  # 50 MB, sparse
+    report.markdown_html("warm up")  # imports markdown-it before memory is traced
+    tracemalloc.start()
+    labels = report.find_labels([run])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "How these runs were made." in labels[0].html and peak < 5 * 1024 * 1024, peak
