@@ -56,7 +56,7 @@ class Checkpoint:
     file, weights of another model size) is skipped with one warning line for the one before
     it. ResumeError (one line) when none loads."""
     keys = keys or list(self.saveables)
-    candidates = [pathlib.Path(path)] if path else _complete(self.directory)[::-1]
+    candidates = [pathlib.Path(path)] if path else complete_folders(self.directory)[::-1]
     if not candidates:
       raise FileNotFoundError(f'no complete checkpoint in {self.directory}')
     for i, folder in enumerate(candidates):
@@ -85,16 +85,8 @@ class Checkpoint:
 
 def newest(directory):
   """The newest complete checkpoint folder under `directory`, or None."""
-  complete = _complete(directory)
+  complete = complete_folders(directory)
   return complete[-1] if complete else None
-
-
-def _complete(directory):
-  """The complete checkpoint folders (with their `done` file) under `directory`, oldest first."""
-  directory = pathlib.Path(directory)
-  if not directory.is_dir():
-    return []
-  return [p for p in _folders(directory) if (p / 'done').exists()]
 
 
 def _one_line(error):
