@@ -224,11 +224,14 @@ def openloop_cli(
     baseline: str = typer.Argument(..., help="Baseline run dir (or a folder of runs: its best seed)."),
     adapt: str = typer.Argument(..., help="Adapt run dir (or a folder of runs: its best seed)."),
     out: str = typer.Option("reports/openloop", "--out", help="Output folder."),
-    context: int = typer.Option(5, "--context", min=1, help="Observed frames (checkpoint source)."),
-    horizon: int = typer.Option(45, "--horizon", min=1, help="Imagined frames (checkpoint source)."),
+    context: int = typer.Option(5, "--context", min=1, max=defaults.MAX_FRAMES, help="Observed frames "
+                                "(checkpoint source)."),
+    horizon: int = typer.Option(45, "--horizon", min=1, max=defaults.MAX_FRAMES, help="Imagined frames "
+                                "(checkpoint source)."),
     step: int = typer.Option(None, "--step", help="Scope video step (default: the last)."),
     source: str = typer.Option("auto", "--source", help="auto (checkpoints if both have one), ckpt or scope."),
-    sequences: int = typer.Option(4, "--sequences", min=1, help="Sequences to roll out (checkpoint source)."),
+    sequences: int = typer.Option(4, "--sequences", min=1, max=defaults.MAX_SEQUENCES,
+                                  help="Sequences to roll out (checkpoint source)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the rollout's env and actions (checkpoint source)."),
     cache_dir: str = CACHE_DIR,
     no_cache: bool = NO_CACHE,
@@ -236,7 +239,7 @@ def openloop_cli(
     """Open-loop comparison panels: truth / baseline / adapt / error."""
     from pathlib import Path
 
-    from analysis import openloop, ranking
+    from analysis import confine, openloop, ranking
 
     _check_seed(seed)
     try:
@@ -244,14 +247,15 @@ def openloop_cli(
         for side, path in (("baseline", baseline), ("adapt", adapt)):
             runs[side], why = ranking.resolve_run(path, cache=_cache(cache_dir, no_cache))
             typer.echo(_plain(f"{side}: {runs[side]} ({why})"))
+        confine.refuse_inside(out, runs.values(), "--out")
         b, a, same = openloop.load_pair(runs["baseline"], runs["adapt"], source, step, context, horizon,
                                         sequences, seed)
-        paths = openloop.export(b, a, same, Path(out))
+        written = openloop.export(b, a, same, Path(out))
     except (ValueError, OSError) as error:
         _fail(_first_line(error))
     typer.echo(_plain(f"source: {b.source} | {a.source}; {b.context} observed + {b.horizon} imagined frames"))
     for kind in ("panels", "video", "errors"):
-        typer.echo(_plain(f"{kind}: {len(paths[kind])} file(s) in {Path(out)}"))
+        typer.echo(_plain(f"{kind}: {len(written[kind])} file(s) in {Path(out)}"))
 
 
 @app.command("best-seed")
@@ -266,7 +270,7 @@ def best_seed_cli(
     """Pick the best seed by final score and export its open-loop video."""
     from pathlib import Path
 
-    from analysis import openloop, ranking
+    from analysis import confine, openloop, ranking
 
     try:
         ranked = ranking.seed_table(runs, cache=_cache(cache_dir, no_cache))
@@ -280,6 +284,9 @@ def best_seed_cli(
             raise ValueError("no run has episode scores; cannot pick a best seed")
         typer.echo(_plain(f"best: {best['run']} ({best['path']})"))
         if video:
+            confine.refuse_inside(video, [row["path"] for row in ranked], "--video")
+            if Path(video).exists() and not Path(video).is_file():  # a FIFO would block the writer forever
+                raise ValueError(f"--video {video}: exists and is not a regular file; expected an .mp4 file name")
             ol = openloop.load_single(best["path"], source, step)
             written = openloop.single_video(ol, Path(video))
             typer.echo(_plain(f"video: {written} ({ol.source}; {ol.context} observed + {ol.horizon} imagined)"))
@@ -339,9 +346,12 @@ def watch_cli(
 
     from analysis import watch
     from analysis.ingest import IngestError
+    from analysis.confine import OutputInInput, refuse_inside
 
     if html and Path(html).is_dir():
         _fail(f"--html {html}: is a folder; expected a file name for the page")
+    if html and Path(html).exists() and not Path(html).is_file():  # a device or FIFO: never replaced
+        _fail(f"--html {html}: exists and is not a regular file; expected a file name for the page")
     try:
         watcher = watch.Watcher(paths, torn_after=torn_after)
     except (IngestError, ValueError, OSError) as error:
@@ -354,6 +364,7 @@ def watch_cli(
         columns, rows = watcher.table()
         stamp = datetime.datetime.now().strftime("%H:%M:%S")
         if html:
+            refuse_inside(html, watcher.runs, "--html")
             watch.write_atomic(Path(html), watch.render_html(columns, rows, interval, stamp))
         more = f"; {len(rows) - fits} more below (all in --html)" if fits and len(rows) > fits else ""
         table = Table(title=f"{len(rows)} run(s) at {stamp}{more}; Ctrl-C to stop")
@@ -378,7 +389,7 @@ def watch_cli(
                     time.sleep(interval)
     except KeyboardInterrupt:
         pass
-    except OSError as error:  # the --html page cannot be written
+    except (OSError, OutputInInput) as error:  # the --html page cannot or may not be written
         _fail(_first_line(error))
     console.print(f"watch stopped; {watcher.bytes_read():,} bytes read", markup=False)
 

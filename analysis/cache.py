@@ -20,7 +20,7 @@ import polars as pl
 
 from analysis import remote
 
-VERSION = "4"
+VERSION = "5"  # bumped whenever parsing changes what a run reads as (5: episodes sharing a step all kept)
 ENV = "DREAMER_REPORT_CACHE"
 TAG = "CACHEDIR.TAG"  # marks the folder as a cache for backup tools (bford.info/cachedir)
 TAG_TEXT = "Signature: 8a477f597d28d172789f06886806bc55\n# dreamer-report's ingest cache; safe to delete.\n"

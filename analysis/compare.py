@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import defaults, figures, ingest, mask, remote, stats
+from analysis import confine, defaults, figures, ingest, mask, remote, stats
 from analysis.ingest import IngestError
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
@@ -61,9 +61,10 @@ class CompareResult:
 
     @property
     def name(self) -> str:
-        """Default output folder name: the task (or '<n>tasks') and the methods, reference first."""
+        """Default output folder name: the task (or '<n>tasks') and the methods, reference first,
+        as one plain path component (task and method labels can come from a run's config.yaml)."""
         scope = self.tasks[0] if len(self.tasks) == 1 else f"{len(self.tasks)}tasks"
-        return f"{scope}_{self.reference}_vs_{'_'.join(self.others)}"
+        return confine.safe_component(f"{scope}_{self.reference}_vs_{'_'.join(self.others)}", "comparison")
 
 
 def compare(
@@ -101,7 +102,16 @@ def compare(
     ingest.one_method_per_run(dict(zip(labels, found)))
     runs = [run for group in found for run in group]
     runs = ingest.with_unique_names(runs)
+    copies = ingest.copies(runs)
+    if copies:
+        a, b = copies[0]
+        raise CompareError(f"{a.path} and {b.path}: byte-identical logs under method {a.method!r}; a copy of "
+                           "one run is not another seed (remove one)")
     data = ingest.ingest(runs, metric_keys=COMPARE_METRIC_KEYS, progress=progress, cache=cache)
+    try:
+        stats.check_magnitude(data.scores, {r.name: r.path for r in runs})
+    except ValueError as error:
+        raise CompareError(str(error)) from None
     if frames is None:
         final = stats.final_scores(data.scores, window, runs, ingest.last_steps(data.scores, data.metrics))
     else:
@@ -133,8 +143,8 @@ def _check_options(groups, names, metrics, reps, window, power_delta) -> None:
                            f"{','.join(stats.METRICS)}")
     if names is not None and len(names) != len(groups):
         raise CompareError(f"--names has {len(names)} label(s) for {len(groups)} methods; expected one per method")
-    if reps < 100:
-        raise CompareError(f"--reps {reps}: expected at least 100 bootstrap replications")
+    if not 100 <= reps <= defaults.MAX_REPS:
+        raise CompareError(f"--reps {reps}: expected 100 .. {defaults.MAX_REPS:,} bootstrap replications")
     if not 0 < window <= 1:
         raise CompareError(f"--window {window}: expected a fraction in (0, 1]")
     if power_delta is not None and not (np.isfinite(power_delta) and power_delta > 0):

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import atari, jsonl, remote, runconfig
+from analysis import atari, confine, jsonl, remote, runconfig
 from analysis import cache as cache_lib
 from analysis.jsonl import LONG_SCHEMA, IngestError, problem, read_jsonl  # noqa: F401 (re-exported)
 
@@ -263,6 +263,21 @@ def _number_missing_seeds(runs: list[Run]) -> list[Run]:
     return out
 
 
+def copies(runs: list[Run]) -> list[tuple[Run, Run]]:
+    """Pairs of runs of one method whose log files are byte-identical (a copied folder is not
+    another seed); empty when every run's logs differ. Runs without readable logs are skipped."""
+    first: dict[tuple[str, str], Run] = {}
+    pairs = []
+    for run in runs:
+        key = _content_key(run.path)
+        if key is None or not _sources(run.path):
+            continue
+        other = first.setdefault((run.method, key), run)
+        if other is not run:
+            pairs.append((other, run))
+    return pairs
+
+
 def with_unique_names(runs: list[Run]) -> list[Run]:
     out, counts = [], {}
     for run in runs:
@@ -276,25 +291,31 @@ def with_unique_names(runs: list[Run]) -> list[Run]:
 # ---------------------------------------------------------------- scope scalars
 
 
-def read_scope_scalars(scope_dir: Path, problems: list[dict]) -> pl.DataFrame:
-    """scope `<key>.float` files: 16-byte rows of big-endian int64 step and float64 value."""
+def read_scope_scalars(scope_dir: Path, problems: list[dict], run_dir: Path | None = None) -> pl.DataFrame:
+    """scope `<key>.float` files: 16-byte rows of big-endian int64 step and float64 value.
+
+    Only files inside `run_dir` (default: the scope folder's parent) are read."""
+    run_dir = scope_dir.parent if run_dir is None else run_dir
     frames = []
     for path in sorted(scope_dir.glob("*.float")):
-        if not path.is_file():
-            problems.append(problem(path, None, "not a regular file; skipped"))
+        why = _unread(run_dir, path)
+        if why:
+            problems.append(problem(path, None, why))
             continue
         data = path.read_bytes()
         whole = len(data) - len(data) % 16
         if whole < len(data):
             problems.append(problem(path, None, f"torn last record ({len(data) - whole} bytes) skipped"))
         rows = np.frombuffer(data[:whole], dtype=[("step", ">i8"), ("value", ">f8")])
+        steps = rows["step"].astype(np.int64)
+        again = jsonl.resume_repeats(steps, np.zeros(len(steps)), steps, np.arange(len(steps)))  # one key
         key = path.name[: -len(".float")].replace("-", "/")
-        frame = pl.DataFrame({"step": rows["step"].astype(np.int64), "value": rows["value"].astype(np.float64)})
-        frames.append(frame.with_columns(key=pl.lit(key, pl.Categorical)).select("step", "key", "value"))
+        frame = pl.DataFrame({"step": steps[~again], "value": rows["value"][~again].astype(np.float64)})
+        frame = frame.with_columns(key=pl.lit(key, pl.Categorical)).select("step", "key", "value")
+        frames.append(jsonl.one_value_per_step(path, frame, problems))
     if not frames:
         return pl.DataFrame(schema=LONG_SCHEMA)
-    scope = pl.concat(frames)
-    return scope.unique(subset=["step", "key"], keep="last", maintain_order=True)
+    return pl.concat(frames)
 
 
 # ---------------------------------------------------------------- reading one run
@@ -310,7 +331,7 @@ def read_runs(run_dirs: Sequence[Path]) -> list[Tables]:
     files is several times faster than one scan per file.
     """
     remote.fetch_logs(run_dirs)
-    files = [d / name for d in run_dirs for name in RUN_FILES if (d / name).is_file()]
+    files = [d / name for d in run_dirs for name in RUN_FILES if confine.run_file(d, d / name)]
     logs = dict(zip(files, jsonl.read_many(files)))
     return [_assemble_run(d, logs) for d in run_dirs]
 
@@ -321,8 +342,8 @@ def read_run(run_dir: Path) -> Tables:
 
 def _assemble_run(run_dir: Path, logs: dict[Path, tuple[pl.DataFrame, list[dict]]]) -> Tables:
     """One run's tables from its parsed logs: scores from metrics or scope if scores.jsonl is missing."""
-    problems: list[dict] = [{"file": name, "line": None, "problem": "not a regular file; skipped"}
-                            for name in RUN_FILES if (run_dir / name).exists() and not (run_dir / name).is_file()]
+    problems: list[dict] = [{"file": name, "line": None, "problem": _unread(run_dir, run_dir / name)}
+                            for name in RUN_FILES if _unread(run_dir, run_dir / name)]
     metrics = pl.DataFrame(schema=LONG_SCHEMA)
     if run_dir / "metrics.jsonl" in logs:
         metrics, found = logs[run_dir / "metrics.jsonl"]
@@ -335,13 +356,22 @@ def _assemble_run(run_dir: Path, logs: dict[Path, tuple[pl.DataFrame, list[dict]
         source = "metrics.jsonl" if scores.height else "nothing"
         problems.append({"file": "scores.jsonl", "line": None, "problem": f"missing; episodes taken from {source}"})
     if (run_dir / "scope").is_dir():
-        scope = read_scope_scalars(run_dir / "scope", problems)
+        scope = read_scope_scalars(run_dir / "scope", problems, run_dir)
         have_metrics = set(metrics["key"].unique())
         extra = scope.filter(~pl.col("key").is_in(list(have_metrics)))
         metrics = pl.concat([metrics, extra.filter(~pl.col("key").cat.starts_with("episode/"))])
         if scores.height == 0:
             scores = extra.filter(pl.col("key").cat.starts_with("episode/"))
     return _finite(scores, problems), current_names(metrics), problems
+
+
+def _unread(run_dir: Path, path: Path) -> str | None:
+    """Why an existing file of the run is not read (None when it is read or absent)."""
+    if confine.leaves_run(run_dir, path):
+        return "a link to a file outside the run folder; skipped"
+    if path.exists() and not path.is_file():
+        return "not a regular file; skipped"
+    return None
 
 
 def current_names(metrics: pl.DataFrame) -> pl.DataFrame:
@@ -364,8 +394,9 @@ def _finite(scores: pl.DataFrame, problems: list[dict]) -> pl.DataFrame:
 
 def _sources(run_dir: Path) -> list[Path]:
     """The files a run's tables are parsed from (what the cache key hashes)."""
-    scope = sorted(p for p in (run_dir / "scope").glob("*.float") if p.is_file()) if (run_dir / "scope").is_dir() else []
-    return [run_dir / n for n in RUN_FILES if (run_dir / n).is_file()] + scope
+    scope = sorted(p for p in (run_dir / "scope").glob("*.float") if confine.run_file(run_dir, p)) \
+        if (run_dir / "scope").is_dir() else []
+    return [run_dir / n for n in RUN_FILES if confine.run_file(run_dir, run_dir / n)] + scope
 
 
 def _content_key(run_dir: Path) -> str | None:
@@ -382,6 +413,7 @@ def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None =
     if folder is None:
         return read_runs(run_dirs)
     remote.fetch_logs(run_dirs)
+    confine.refuse_inside(folder, run_dirs, "--cache-dir")
     keys = {d: _content_key(d) for d in run_dirs}
     found = {d: cache_lib.read(cache_lib.entry(folder, d), keys[d]) if keys[d] else None for d in run_dirs}
     missing = [d for d, tables in found.items() if tables is None]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import mmap
+import re
 from array import array
 from collections import Counter
 from pathlib import Path
@@ -151,6 +152,7 @@ def _batch(names: list[str], colons: dict[str, int], keys: dict[str, None]) -> d
             return {}
         wide = pl.concat(parsed)
     values = [c for c in schema if c != "step"]
+    single = np.array([re.match(EPISODE_KEY, k) is None for k in values], bool)  # keys logged once per step
     files = wide.select(pl.col(FILE_COLUMN).rle()).unnest(FILE_COLUMN)  # rows of each file, in scan order
     steps = wide["step"].fill_null(0).to_numpy()
     step_null = wide["step"].is_null().to_numpy()
@@ -161,7 +163,8 @@ def _batch(names: list[str], colons: dict[str, int], keys: dict[str, None]) -> d
         piece = _long_block(steps[block], matrix[block])
         start += rows
         whole = len(piece[0]) + rows - step_null[block].sum() == colons[name]  # every ':' became a cell
-        if whole and not step_null[block].any() and (np.diff(steps[block]) > 0).all() and np.isfinite(piece[2]).all():
+        if whole and not step_null[block].any() and _in_order(steps[block], matrix[block][:, single]) \
+                and np.isfinite(piece[2]).all():
             spans[name] = (offset, len(piece[0]))
             pieces.append(piece)
             offset += len(piece[0])
@@ -171,6 +174,19 @@ def _batch(names: list[str], colons: dict[str, int], keys: dict[str, None]) -> d
     key = pl.Series("key", values, pl.Categorical).gather(pl.Series(code))  # codes, never strings
     long = pl.DataFrame({"step": step, "key": key, "value": value}, schema=LONG_SCHEMA)
     return {name: long.slice(offset, length) for name, (offset, length) in spans.items()}
+
+
+def _in_order(steps: np.ndarray, once: np.ndarray) -> bool:
+    """Steps never go back, and where lines share a step (episodes of several envs) no key of
+    `once` (rows x keys logged once per step, NaN where absent) has two values: the fast path
+    then gives what the careful reader gives."""
+    gaps = np.diff(steps)
+    if (gaps < 0).any():
+        return False
+    if not (gaps == 0).any():
+        return True
+    starts = np.flatnonzero(np.concatenate([[True], gaps != 0]))
+    return bool((np.add.reduceat(~np.isnan(once), starts, axis=0) <= 1).all()) if once.shape[1] else True
 
 
 def _long_block(steps: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,6 +219,7 @@ def read_jsonl(path: Path, problems: list[dict]) -> pl.DataFrame:
     columns = (array("q"), array("I"), array("d"))  # step, key code, value
     codes: dict[str, int] = {}
     line_steps, line_numbers = array("q"), array("q")
+    value_lines = array("q")  # for each value, the index of its line in line_steps
     seen_text = False
     try:
         f = open(path, "rb")
@@ -228,12 +245,14 @@ def read_jsonl(path: Path, problems: list[dict]) -> pl.DataFrame:
                 continue
             line_steps.append(step)
             line_numbers.append(number)
+            before = len(columns[0])
             _add_values(row, step, number, codes, columns, findings)
+            value_lines.extend([len(line_steps) - 1] * (len(columns[0]) - before))
     if not seen_text:
         problems.append(problem(path, None, "empty file"))
         return pl.DataFrame(schema=LONG_SCHEMA)
     problems += findings.rows()
-    return _to_long(path, columns, list(codes), line_steps, line_numbers, problems)
+    return _to_long(path, columns, list(codes), (line_steps, line_numbers, value_lines), problems)
 
 
 def decode_line(line: bytes) -> tuple[int | None, dict[str, float], list[str]]:
@@ -394,6 +413,41 @@ def _add_values(row: dict, step: int, number: int, codes: dict, columns: tuple, 
         values.append(value)
 
 
+def resume_repeats(steps: np.ndarray, keys: np.ndarray, record_steps: np.ndarray,
+                   record_of: np.ndarray) -> np.ndarray:
+    """Which values a resumed process wrote again: bool per value.
+
+    steps, keys: (N,) step and key code of each value; record_steps: (R,) step of each record
+    (line) in file order; record_of: (N,) the record of each value. The step going back marks a
+    new process (a resume whose log was not trimmed, as this trainer's `logs.trim` does); an
+    earlier process's values of a key at a step are repeats when a later process logged that
+    key at that step again. Values of one process at one step all stay: with several envs,
+    episodes end at the same step.
+    """
+    if not record_steps.size or not (np.diff(record_steps) < 0).any():
+        return np.zeros(len(steps), bool)
+    process = np.concatenate([[0], np.cumsum(np.diff(record_steps) < 0)])[record_of]
+    table = pl.DataFrame({"step": steps, "key": keys, "process": process})
+    newest = pl.col("process").max().over("step", "key")
+    return table.select(pl.col("process") < newest).to_series().to_numpy()
+
+
+EPISODE_KEY = r"^[a-z_]*episode/"  # episode/score, eval_episode/length: one value per finished episode
+
+
+def one_value_per_step(path: Path, long: pl.DataFrame, problems: list[dict]) -> pl.DataFrame:
+    """Episode keys keep every value of a step (one per episode); any other key logged twice at
+    one step keeps the newest, reported (the trainer logs a metric once per step)."""
+    if not long["step"].is_duplicated().any():  # only then can a (step, key) pair repeat
+        return long
+    episode = pl.col("key").cast(pl.String).str.contains(EPISODE_KEY)
+    kept = long.filter(episode | pl.struct("step", "key").is_last_distinct())
+    if kept.height < long.height:
+        problems.append(problem(path, None, f"{long.height - kept.height} repeated (step, key) values of "
+                                            "non-episode keys; kept the newest"))
+    return kept
+
+
 def _kind(value) -> str:
     """How a JSON value is named in a problem: 'a string ('30')', 'a boolean', 'null', ..."""
     if value is None:
@@ -408,21 +462,26 @@ def _kind(value) -> str:
     return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
 
 
-def _to_long(path: Path, columns: tuple, keys: list[str], line_steps, line_numbers, problems: list[dict]) -> pl.DataFrame:
-    """The long table in key-major file order (as the batch scan gives it); resumes deduplicated."""
+def _to_long(path: Path, columns: tuple, keys: list[str], lines: tuple, problems: list[dict]) -> pl.DataFrame:
+    """The long table in key-major file order (as the batch scan gives it); resume repeats dropped.
+
+    `lines`: (step of each line, its line number, for each value the index of its line)."""
     steps, codes, values = (np.frombuffer(c, dtype) if len(c) else np.zeros(0, dtype)
                             for c, dtype in zip(columns, (np.int64, np.uint32, np.float64)))
-    order = np.argsort(codes, kind="stable")
-    key = pl.Series("key", keys, pl.Categorical).gather(pl.Series(codes[order]))
-    long = pl.DataFrame({"step": steps[order], "key": key, "value": values[order]}, schema=LONG_SCHEMA)
-    back = np.flatnonzero(np.diff(np.frombuffer(line_steps, np.int64) if len(line_steps) else np.zeros(0)) < 0)
+    line_steps, line_numbers, value_lines = (np.frombuffer(c, np.int64) if len(c) else np.zeros(0, np.int64)
+                                             for c in lines)
+    back = np.flatnonzero(np.diff(line_steps) < 0)
     if back.size:
         problems.append(problem(path, int(line_numbers[back[0] + 1]), f"step goes backwards {back.size}x (resumed run?)"))
-    if long["step"].is_duplicated().any():  # only then can a (step, key) pair repeat
-        deduped = long.unique(subset=["step", "key"], keep="last", maintain_order=True)
-        if deduped.height < long.height:
-            problems.append(problem(path, None, f"{long.height - deduped.height} repeated (step, key) values; kept the newest"))
-        long = deduped
+    logged_again = resume_repeats(steps, codes, line_steps, value_lines)
+    if logged_again.any():
+        problems.append(problem(path, None, f"{int(logged_again.sum())} values logged again after a resume "
+                                            "(their steps were written twice); kept the newest"))
+    order = np.argsort(codes, kind="stable")
+    order = order[~logged_again[order]]
+    key = pl.Series("key", keys, pl.Categorical).gather(pl.Series(codes[order]))
+    long = pl.DataFrame({"step": steps[order], "key": key, "value": values[order]}, schema=LONG_SCHEMA)
+    long = one_value_per_step(path, long, problems)
     if back.size:
         long = long.sort(["key", "step"], maintain_order=True)
     if not long["value"].is_finite().all():

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import figures, ingest, runconfig
+from analysis import confine, figures, ingest, runconfig
 
 ADAPT_FIELDS = ("active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff")  # SPEC s.4
 ADAPT_KEYS = tuple(f"train/imag_adapt/{k}" for k in ADAPT_FIELDS)  # as the trainer logs them
@@ -142,6 +142,7 @@ def write_outputs(result: MaskResult, out: Path) -> dict[str, Path]:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder (nothing was written over it)")
+    confine.refuse_inside(out, [run.path for run in result.data.runs], "--out")
     out.mkdir(parents=True, exist_ok=True)
     runs = result.data.runs
     colors = figures.method_colors(list(dict.fromkeys(r.method for r in runs)))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import remote, stats
+from analysis import confine, remote, stats
 
 VIDEO_KEY = "report/openloop/image"
 ROWS = ("truth", "model", "error")
@@ -61,6 +61,8 @@ def video_steps(run: Path, key: str = VIDEO_KEY) -> list[tuple[int, Path]]:
     index = folder / "index"
     if not index.exists():
         raise OpenLoopError(f"{folder}: no open-loop video (expected an 'index' file from scope)")
+    if not confine.inside(index, run):
+        raise OpenLoopError(f"{index}: a link to a file outside the run folder; not read")
     if not index.is_file() or index.stat().st_size % 16 or index.stat().st_size > MAX_INDEX_BYTES:
         raise OpenLoopError(f"{index}: not a scope video index (expected 16-byte rows of step and id)")
     try:
@@ -68,7 +70,7 @@ def video_steps(run: Path, key: str = VIDEO_KEY) -> list[tuple[int, Path]]:
     except Exception:  # scope's reader on damaged bytes: struct, value or OS errors
         raise OpenLoopError(f"{index}: not a scope video index (expected 16-byte rows of step and id)") from None
     pairs = sorted(zip((int(s) for s in steps), files), key=lambda p: p[0])
-    return [(s, f) for s, f in pairs if f.is_file()]
+    return [(s, f) for s, f in pairs if confine.run_file(run, f)]  # a video linked out of the run is no video
 
 
 def read_video(run: Path, step: int | None = None, key: str = VIDEO_KEY) -> tuple[int, np.ndarray]:
@@ -199,10 +201,12 @@ def from_scope(run: Path, step: int | None = None, key: str = VIDEO_KEY) -> Open
 
 
 def has_checkpoint(run: Path) -> bool:
-    """True when the run kept a complete checkpoint (a folder under ckpt/ with its 'done' file)."""
+    """True when the run kept a complete checkpoint (a folder under ckpt/ with its 'done' file).
+    Folders reached through a link out of the run are not the run's (the trainer skips links too)."""
     folder = Path(run) / "ckpt"
     remote.fetch_folder(run, "ckpt")
-    return folder.is_dir() and any((child / "done").exists() for child in folder.iterdir() if child.is_dir())
+    return folder.is_dir() and confine.inside(folder, run) and any(
+        (child / "done").exists() for child in folder.iterdir() if child.is_dir() and confine.inside(child, run))
 
 
 def rollout(env, n_seq: int, length: int, seed: int) -> dict[str, np.ndarray]:

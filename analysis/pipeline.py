@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from analysis import compare, figures, stats
+from analysis import compare, confine, figures, stats
 
 REPORTS = Path("reports")
 
@@ -45,6 +45,7 @@ def run(groups: Sequence[Sequence[str]], out: str | Path | None = None, names: S
     result = compare.compare(groups, names=names, reps=reps, seed=seed, metrics=metrics, window=window,
                              progress=progress, power_delta=power_delta, cache=cache, frames=frames)
     folder = Path(out) if out else REPORTS / result.name
+    confine.refuse_inside(folder, [run.path for run in result.data.runs], "--out" if out else "the report folder")
     rendered = {stem: figures.render(fig) for stem, fig in compare.figures_of(result).items()}
     written = compare.write_outputs(result, folder, rendered)
     if not make_report:

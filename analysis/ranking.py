@@ -38,6 +38,7 @@ def seed_table(paths: list[str], window: float = 0.1, tie_window: float = 0.05,
 
     runs = ingest.discover(paths)
     data = ingest.ingest(runs, metric_keys=["fps/policy", "train/loss/dyn"], cache=cache)
+    stats.check_magnitude(data.scores, {r.name: r.path for r in runs})
     ends = ingest.last_steps(data.scores, data.metrics)
     final = stats.final_scores(data.scores, window, runs, ends)
     tie = stats.final_scores(data.scores, tie_window, runs, ends)

@@ -17,11 +17,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis import openloop, remote, stats
+from analysis import confine, openloop, remote, stats
 
 TEMPLATES = Path(__file__).parent / "templates"
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
 LABEL_CHARS = 900  # a data label shows the README's opening, about this long
+README_BYTES = 64 * 1024  # read of a README: its opening is all a label needs, however large the file
 PER_RUN_KEYS = ("seed", "logdir")  # config keys that differ from run to run by design
 OPENLOOP_PANELS = 2  # panels per method pair embedded in the report (all are written to disk)
 
@@ -89,7 +90,7 @@ def nearest_readme(run: Path) -> Path | None:
         if any((folder / mark).exists() for mark in ("pyproject.toml", ".git", remote.STAGE_MARK)):
             return None
         for name in README_NAMES:
-            if (folder / name).is_file():
+            if confine.run_file(folder, folder / name):  # a link out of the folder is never shown
                 return folder / name
         folder = folder.parent
     return None
@@ -102,7 +103,9 @@ def find_labels(run_paths: list[Path]) -> list[Label]:
         readme = nearest_readme(run)
         if readme is not None and readme not in seen:
             seen.add(readme)
-            labels.append(Label(_short(readme), markdown_html(opening(readme.read_text(errors="replace")))))
+            with open(readme, "rb") as f:
+                text = f.read(README_BYTES).decode("utf-8", errors="replace")
+            labels.append(Label(_short(readme), markdown_html(opening(text))))
     return labels
 
 
@@ -327,7 +330,7 @@ def openloop_section(result, best: dict[str, Path], out: Path, source: str = "au
         if method not in best:
             blocks.append(Paragraph(f"No open-loop figures for {method}: it has no scored run."))
             continue
-        folder = Path(out) / "openloop" / f"{reference}_vs_{method}"
+        folder = openloop_folder(out, reference, method)
         try:
             b, a, same = openloop.load_pair(best[reference], best[method], source)
             written = openloop.export(b, a, same, folder, names=(reference, method),
@@ -346,6 +349,12 @@ def openloop_section(result, best: dict[str, Path], out: Path, source: str = "au
         blocks += [Figure(f"{method} vs {reference}: {stem.replace('_', ' ')}", fig.png)
                    for stem, fig in list(rendered.items())[:OPENLOOP_PANELS]]
     return Section("openloop", "Open-loop predictions", blocks)
+
+
+def openloop_folder(out: Path, reference: str, method: str) -> Path:
+    """`out`/openloop/<reference>_vs_<method>: one folder whatever the labels hold (they can come
+    from a run's config.yaml)."""
+    return Path(out) / "openloop" / confine.safe_component(f"{reference}_vs_{method}", "openloop")
 
 
 def build(result, rendered: dict, out: Path, paths: list[list[str]], openloop_source: str = "auto"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analysis import confine
+
 MAX_CONFIG_BYTES = 1 << 20  # the trainer's config.yaml is ~10 KB
 MAX_DEPTH = 32  # nesting of mappings and lists
 MAX_NODES = 100_000  # scalars, mappings and lists of one document
@@ -25,6 +27,8 @@ def _text(path: Path) -> str:
     """The file's text, refused when it is not a regular file or larger than MAX_CONFIG_BYTES."""
     if not path.is_file():
         raise ConfigError(f"{path}: not a regular file")
+    if not confine.inside(path, path.parent):  # a run's config.yaml lies in the run folder
+        raise ConfigError(f"{path}: a link to a file outside the run folder; not read")
     size = path.stat().st_size
     if size > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: {size:,} bytes, larger than the {MAX_CONFIG_BYTES:,} a config can be")

@@ -30,6 +30,23 @@ CHUNK = 4096  # bootstrap reps per vectorised block (bounds memory)
 # ---------------------------------------------------------------- final scores
 
 
+MAX_ABS_SCORE = 1e100  # far beyond any game's score; sums and squares of such values stay finite
+
+
+def check_magnitude(scores: pl.DataFrame, where: dict[str, object] | None = None) -> None:
+    """ValueError naming the run, value and step of the largest episode score beyond
+    ±MAX_ABS_SCORE: means, variances and bootstrap sums of it would be inf or NaN.
+    `where`: run name -> the path to name in the message (default: the run name)."""
+    episodes = scores.filter(pl.col("key") == "episode/score")
+    values = episodes["value"].to_numpy()
+    if not values.size or np.abs(values).max() <= MAX_ABS_SCORE:
+        return
+    worst = episodes.row(int(np.argmax(np.abs(values))), named=True)
+    run = (where or {}).get(str(worst["run"]), worst["run"])
+    raise ValueError(f"{run}: episode score {worst['value']:g} at step {worst['step']:,} is beyond "
+                     f"±{MAX_ABS_SCORE:g}; aggregates of it overflow to inf/NaN, so nothing was computed")
+
+
 def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None,
                  run_ends: pl.DataFrame | None = None) -> pl.DataFrame:
     """Mean episode score over the last `window` of each run's own env frames.

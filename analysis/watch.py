@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from analysis import jsonl, remote
+from analysis import confine, jsonl, remote
 
 RECENT = 10  # episodes (and mask log lines) in the "recent" means
 LOGS = ("scores.jsonl", "metrics.jsonl")
@@ -46,11 +46,15 @@ class Tail:
     lines: int = 0  # complete lines seen
     bytes_read: int = 0  # every byte read from disk, for the "nothing read twice" check
     skipping: bool = False  # inside an over-long line: drop bytes up to its newline
+    refused: bool = False  # the file links out of its run folder: never read (said once)
 
     def poll(self, now: float) -> tuple[list[dict], list[str]]:
         """Rows of the lines completed since the last poll, and problems found in them."""
         problems: list[str] = []
         url = remote.origin(self.path)  # a run in object storage: its size and new bytes by range
+        if confine.leaves_run(self.path.parent, self.path):
+            said, self.refused = self.refused, True
+            return [], [] if said else [f"{self.path.name}: a link to a file outside the run folder; not read"]
         try:
             size = self.path.stat().st_size if url is None else remote.size(url)
         except OSError:
@@ -232,5 +236,9 @@ def write_atomic(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
+    if temporary.is_symlink() or temporary.exists():  # planted (a link, a FIFO): removed, never written through
+        temporary.unlink()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
     os.replace(temporary, path)

@@ -14,18 +14,22 @@ containers: a run folder from someone else cannot run code when it is loaded (re
 
 import io
 import math
-import os
 import pathlib
 import pickle
+import sys
 
 import elements
 import elements.checkpoint as ecp
+
+from dreamerv3 import safefile
+from dreamerv3.configs import UsageError
 
 
 class Checkpoint:
 
   def __init__(self, directory, keep=1):
     self.directory = pathlib.Path(directory)
+    safefile.refuse_links([self.directory, self.directory / 'latest'])
     self.keep = keep
     self.saveables = {}
     self.saved_step = None  # step of the last save or load in this process
@@ -39,9 +43,7 @@ class Checkpoint:
     folder = f'{elements.timestamp(millis=True)}-{int(step):012d}'
     path = self.directory / folder
     ecp.save(elements.Path(path), {k: v.save for k, v in self.saveables.items()})
-    tmp = self.directory / 'latest.tmp'
-    tmp.write_text(folder)
-    os.replace(tmp, self.directory / 'latest')
+    safefile.write_replace(self.directory / 'latest', folder.encode())
     self._cleanup(keep_name=folder)
     self.saved_step = int(step)
     return path
@@ -50,14 +52,28 @@ class Checkpoint:
     return newest(self.directory)
 
   def load(self, path=None, keys=None):
-    path = path or self.latest()
-    if path is None:
-      raise FileNotFoundError(f'no complete checkpoint in {self.directory}')
+    """Load `path`, or the newest complete checkpoint that loads: a damaged one (a truncated
+    file, weights of another model size) is skipped with one warning line for the one before
+    it. ResumeError (one line) when none loads."""
     keys = keys or list(self.saveables)
-    for key in keys:
-      self.saveables[key].load(read_item(path, key))
-    self.saved_step = int(path.name.rsplit('-', 1)[-1])
-    return path
+    candidates = [pathlib.Path(path)] if path else complete_folders(self.directory)[::-1]
+    if not candidates:
+      raise FileNotFoundError(f'no complete checkpoint in {self.directory}')
+    for i, folder in enumerate(candidates):
+      try:
+        data = {key: read_item(folder, key) for key in keys}  # every file first: a bad one loads nothing
+        for key in keys:
+          self.saveables[key].load(data[key])
+      except (CheckpointError, KeyError, ValueError, TypeError, OSError) as e:
+        why = _one_line(e)
+        if i + 1 == len(candidates):
+          earlier = 'no earlier complete checkpoint to resume from' if not path else 'not loaded'
+          raise ResumeError(f'checkpoint {folder}: {why} ({earlier})') from None
+        print(f'Warning: checkpoint {folder}: {why}; resuming from the one before it, '
+              f'{candidates[i + 1].name}', file=sys.stderr)
+        continue
+      self.saved_step = int(folder.name.rsplit('-', 1)[-1])
+      return folder
 
   def _cleanup(self, keep_name):
     complete = [p for p in _folders(self.directory) if (p / 'done').exists()]
@@ -69,11 +85,13 @@ class Checkpoint:
 
 def newest(directory):
   """The newest complete checkpoint folder under `directory`, or None."""
-  directory = pathlib.Path(directory)
-  if not directory.is_dir():
-    return None
-  complete = [p for p in _folders(directory) if (p / 'done').exists()]
+  complete = complete_folders(directory)
   return complete[-1] if complete else None
+
+
+def _one_line(error):
+  text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+  return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 def resolve(path):
@@ -85,8 +103,17 @@ def resolve(path):
     found = newest(candidate)
     if found:
       return found
-  raise FileNotFoundError(
+  raise ResumeError(
       f'no complete checkpoint (a folder with a done file) at {path} or {path}/ckpt')
+
+
+def load_item(obj, folder, name):
+  """obj.load(read_item(folder, name)); a damaged file or weights of another model size are
+  one ResumeError line (exit 2), not a traceback."""
+  try:
+    obj.load(read_item(folder, name))
+  except (CheckpointError, KeyError, ValueError, TypeError, OSError) as e:
+    raise ResumeError(f'checkpoint {folder}: {_one_line(e)}') from None
 
 
 def read_item(folder, name):
@@ -94,16 +121,28 @@ def read_item(folder, name):
   (a list of shards for sharded items), through `load_pickle`."""
   folder = pathlib.Path(folder)
   single = folder / f'{name}.pkl'
-  if single.exists():
-    return load_pickle(single)
+  if single.exists() or single.is_symlink():
+    return load_pickle(_inside(single, folder))
   shards = sorted(folder.glob(f'{name}-*.pkl'))
   if not shards:
     raise KeyError(f"checkpoint {folder} has no '{name}'")
-  return [load_pickle(s) for s in shards]
+  return [load_pickle(_inside(s, folder)) for s in shards]
+
+
+def _inside(path, folder):
+  """`path`, refused when a link takes it out of its checkpoint folder (never read from elsewhere)."""
+  real, base = pathlib.Path(path).resolve(), pathlib.Path(folder).resolve()
+  if base not in real.parents:
+    raise CheckpointError(f'{path}: a link to a file outside the checkpoint folder; not read')
+  return path
 
 
 class CheckpointError(ValueError):
   """A checkpoint file that is not plain data; the message names the file."""
+
+
+class ResumeError(UsageError):
+  """No complete checkpoint of the run loads (damaged, or of another model size): one line, exit 2."""
 
 
 def load_pickle(path):
@@ -162,15 +201,20 @@ def _scalar(dtype, data=None):
 
 
 def _folders(directory):
-  # Names start with a sortable timestamp, so name order is time order.
-  return sorted(p for p in directory.iterdir() if p.is_dir())
+  """The checkpoint folders: real folders only, never a link (it may lead out of the logdir,
+  where cleanup would delete). Names start with a sortable timestamp: name order is time order."""
+  return sorted(p for p in directory.iterdir() if p.is_dir() and not p.is_symlink())
 
 
 def _remove_tree(folder):
+  """Delete a checkpoint folder's files; a link inside is removed as a link, its target untouched."""
   # `done` first: a removal cut short must not leave a folder that looks complete.
   (folder / 'done').unlink(missing_ok=True)
   for child in folder.iterdir():
-    child.unlink()
+    if child.is_dir() and not child.is_symlink():
+      _remove_tree(child)
+    else:
+      child.unlink()
   folder.rmdir()
 
 

@@ -7,6 +7,8 @@ defaults and keys dropped since are ignored. Bad input raises BadInput with one
 line; main.py prints it and exits with code 2.
 """
 
+import fnmatch
+import math
 import os
 import pathlib
 
@@ -83,12 +85,75 @@ def parse(argv):
     raise BadInput(problem)
   if config.script not in ('train', 'train_eval', 'eval_only'):
     raise BadInput(f"unknown --script '{config.script}' (known: train, train_eval, eval_only)")
+  problem = check_numbers(config)
+  if problem:
+    raise BadInput(problem)
   if not config.logdir:
     raise BadInput('--logdir is required')
   logdir = config.logdir.replace('{timestamp}', elements.timestamp())
   if os.path.exists(logdir) and not os.path.isdir(logdir):
     raise BadInput(f'--logdir {logdir}: exists and is not a folder')
   return config.update(logdir=logdir)
+
+
+# The range of every numeric setting (first matching pattern wins); lists are checked item by
+# item. Counts and sizes are whole numbers >= 1; times in seconds and warmups may be 0 ("every
+# time" / "off"; run.duration 0 = no limit). env.*.shift and agent.imag_adapt have their own
+# checks (envs/shift.py, imag_adapt.validate) and are only required to be finite here.
+WHOLE, POSITIVE, NONNEG, FRACTION, ANY = 'whole', 'positive', 'nonneg', 'fraction', 'any'
+NUMBER_RULES = (
+    ('env.*.shift.*', ANY), ('agent.imag_adapt.*', ANY),
+    ('seed', NONNEG), ('jax.*_devices', NONNEG),
+    ('batch_size', WHOLE), ('batch_length', WHOLE), ('report_length', WHOLE), ('replay_context', NONNEG),
+    ('run.steps', WHOLE), ('run.envs', WHOLE), ('run.eval_envs', WHOLE), ('run.eval_eps', WHOLE),
+    ('run.train_ratio', POSITIVE), ('run.*', NONNEG),
+    ('logger.fps', WHOLE), ('replay.size', WHOLE), ('replay.chunksize', WHOLE),
+    ('env.*.size', WHOLE), ('env.atari100k.repeat', WHOLE), ('env.dummy.length', WHOLE), ('env.*', NONNEG),
+    ('agent.*.unimix', FRACTION), ('agent.*layers', NONNEG), ('agent.*.outscale', NONNEG),
+    ('agent.rssm.free_nats', NONNEG), ('agent.rssm.*', WHOLE),
+    ('agent.enc.*', WHOLE), ('agent.dec.*', WHOLE), ('agent.*.units', WHOLE), ('agent.*.bins', WHOLE),
+    ('agent.policy.*std', POSITIVE), ('agent.imag_length', WHOLE), ('agent.horizon', POSITIVE),
+    ('agent.return_lambda', FRACTION), ('agent.slow_rate', FRACTION), ('agent.retnorm.rate', FRACTION),
+    ('agent.retnorm.limit', POSITIVE), ('agent.opt.lr', POSITIVE), ('agent.opt.eps', POSITIVE),
+    ('agent.opt.beta*', FRACTION), ('agent.report_openloop', WHOLE), ('*', NONNEG),
+)
+EXPECTED = {WHOLE: 'a whole number >= 1', POSITIVE: 'a number > 0', NONNEG: 'a number >= 0',
+            FRACTION: 'a number in [0, 1]', ANY: 'a finite number'}
+
+
+def check_numbers(config):
+  """None, or one line naming the first numeric setting out of its range (NUMBER_RULES), a
+  percentile pair out of order, or a --run.from_checkpoint with no checkpoint there."""
+  for key, value in config.flat.items():
+    rule = next(r for pattern, r in NUMBER_RULES if fnmatch.fnmatchcase(key, pattern))
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+      if isinstance(item, bool) or not isinstance(item, (int, float)):
+        continue
+      if not _in_range(item, rule):
+        return f'--{key} {_show(value)}: expected {EXPECTED[rule]}'
+  plo, phi = config.agent.retnorm.plo, config.agent.retnorm.phi
+  if not 0 <= plo < phi <= 100:
+    return f'--agent.retnorm.plo {plo} / phi {phi}: expected percentiles 0 <= plo < phi <= 100'
+  source = config.run.from_checkpoint
+  if source and '://' not in str(source):
+    from dreamerv3 import checkpoint  # here: checkpoint.py imports this module
+    try:
+      checkpoint.resolve(source)
+    except UsageError as e:
+      return f'--run.from_checkpoint {source}: {e}'
+  return None
+
+
+def _in_range(value, rule):
+  if not math.isfinite(value):
+    return False
+  if rule == WHOLE:
+    return value >= 1 and float(value).is_integer()
+  return {POSITIVE: value > 0, NONNEG: value >= 0, FRACTION: 0 <= value <= 1, ANY: True}[rule]
+
+
+def _show(value):
+  return ','.join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
 def load_saved(path):

@@ -18,14 +18,13 @@ those rows (and a torn last line) from the JSONL files and scope scalars.
 
 import importlib.util
 import json
-import os
 import pathlib
 import re
 
 import elements
 import numpy as np
 
-from dreamerv3 import scopefile
+from dreamerv3 import safefile, scopefile
 
 SCORES = r'^episode/(score|length)$'
 SCOPE_KEY = re.compile(r'^[a-z0-9_]+(/[a-z0-9_]+)*$')
@@ -55,6 +54,7 @@ def make_logger(logdir, step, multiplier=1, terminal=True, cfg=None):
   error = check_outputs(outputs_)
   if error:
     raise ValueError(error)
+  refuse_links(logdir)
   outputs = []
   if terminal:
     outputs.append(elements.logger.TerminalOutput(cfg.filter if cfg else r'.*'))
@@ -119,6 +119,7 @@ def close(logger):
 def trim(logdir, max_step):
   """Remove rows with step > max_step from the run's JSONL and scope scalars."""
   logdir = pathlib.Path(logdir)
+  refuse_links(logdir)
   for name in ('metrics.jsonl', 'scores.jsonl'):
     path = logdir / name
     if path.exists():
@@ -155,6 +156,14 @@ def _trim_float(path, max_step):
 
 
 def _atomic_write(path, data):
-  tmp = path.with_name(path.name + '.tmp')
-  tmp.write_bytes(data)
-  os.replace(tmp, path)
+  safefile.write_replace(path, data)
+
+
+def refuse_links(logdir):
+  """LinkInLogdir (one line, exit 2) when a log file or scope entry is a symbolic link:
+  appends and trims would write through it, outside the logdir."""
+  logdir = pathlib.Path(logdir)
+  scope = logdir / 'scope'
+  entries = sorted(scope.iterdir()) if scope.is_dir() and not scope.is_symlink() else []
+  inner = [p / 'index' for p in entries if p.is_dir() and not p.is_symlink()]
+  safefile.refuse_links([logdir / 'metrics.jsonl', logdir / 'scores.jsonl', scope] + entries + inner)

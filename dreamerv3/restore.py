@@ -34,6 +34,7 @@ def load_agent(logdir, agent_cls=None):
   if not isinstance(data, dict):
     raise ckptlib.CheckpointError(
         f'{source}/agent.pkl: holds a {type(data).__name__}, expected a dict of arrays')
+  envlib.check_task(config.task)  # a registered id only: gymnasium imports '<module>:<Env>' ids
   obs_space, act_space = envlib.spaces(config.task, config)
   agent = build_agent(obs_space, act_space, config, agent_cls)
   agent.load(data)

@@ -246,7 +246,7 @@ def resume(ckpt, config, logdir, agent, step, book, repeat):
       print(f'Warning: scores.jsonl has {written} episodes, checkpoint counted {book.episodes}.')
   elif config.run.from_checkpoint:
     source = ckptlib.resolve(config.run.from_checkpoint)
-    agent.load(ckptlib.read_item(source, 'agent'))
+    ckptlib.load_item(agent, source, 'agent')
     print(f'Loaded agent weights from {source}.')
 
 
@@ -304,7 +304,7 @@ def eval_only(config, agent_cls=None):
   agent = build_agent(envs[0].obs_space, envs[0].act_space, config, agent_cls)
   print_params(agent)
   source = ckptlib.resolve(config.run.from_checkpoint)
-  agent.load(ckptlib.read_item(source, 'agent'))
+  ckptlib.load_item(agent, source, 'agent')
   print(f'Loaded agent weights from {source}.')
   step = elements.Counter()
   logger = make_logger(config, logdir, step, repeat)

@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from dreamerv3 import safefile
+
 FLOAT_ROW = '>qd'
 INDEX_ROW = 'q8s'
 FPS = 10
@@ -60,8 +62,7 @@ def file_name(key, extension):
 def append_floats(path, steps, values):
   """Append (step, value) rows in scope's Float format."""
   buffer = b''.join(struct.pack(FLOAT_ROW, int(s), float(v)) for s, v in zip(steps, values))
-  with open(path, 'ab') as f:
-    f.write(buffer)
+  safefile.append(path, buffer)  # never through a link planted in the logdir
 
 
 def video_id(rng):
@@ -133,7 +134,8 @@ class ScopeFiles:
     ident = video_id(self.rng)
     target = folder / f'{step:020}-{ident.hex()}.mp4'
     partial = target.with_name(target.stem + '.partial.mp4')  # OpenCV picks the container by suffix
+    if partial.is_symlink():  # planted: the encoder would write through it
+      partial.unlink()
     encode_mp4(frames, partial, self.encoder)
     os.replace(partial, target)  # the index never names a half-written file
-    with open(folder / 'index', 'ab') as f:
-      f.write(struct.pack(INDEX_ROW, step, ident))
+    safefile.append(folder / 'index', struct.pack(INDEX_ROW, step, ident))

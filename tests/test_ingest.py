@@ -121,7 +121,7 @@ def test_resumed_run_keeps_the_newest_value_per_step(tmp_path):
     assert dyn["step"].to_list() == [100, 200, 300, 400]
     assert dyn["value"].to_list() == [1.0, 2.0, 2.0, 2.0]
     problems = _problems(data)
-    assert any("2 repeated (step, key) values" in p for p in problems)
+    assert any("2 values logged again after a resume" in p for p in problems)
     assert any("step goes backwards" in p for p in problems)
 
 

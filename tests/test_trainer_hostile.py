@@ -1,0 +1,187 @@
+"""The trainer against a logdir someone prepared and flags nobody should pass: links planted
+in the logdir (never followed by a write or a cleanup), damaged or foreign checkpoints (one
+line, or the checkpoint before), impossible numbers (one line, exit 2, nothing written).
+Runs use the fake agent of tests/fakes.py: no compile."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from dreamerv3 import checkpoint, logs, main, safefile, scopefile
+from dreamerv3 import configs as configlib
+from fakes import FakeAgent
+
+EPISODE = 40
+
+
+def args(logdir, steps, *extra):
+    return ["--logdir", str(logdir), "--configs", "debug", "--task", "dummy_disc",
+            "--run.steps", str(steps), "--env.dummy.length", str(EPISODE), *extra]
+
+
+class _Saveable:
+    def __init__(self):
+        self.value = 0
+
+    def save(self):
+        return {"v": np.int64(self.value)}
+
+    def load(self, data):
+        self.value = int(data["v"])
+
+
+def _outside(tmp_path):
+    """A folder outside the logdir holding a file that must survive."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("keep me")
+    (folder / "done").write_text("")
+    return folder
+
+
+# ---------------------------------------------------------------- links in the logdir
+
+
+def test_cleanup_never_deletes_through_a_linked_ckpt_entry(tmp_path):
+    outside = _outside(tmp_path)
+    ckpt = checkpoint.Checkpoint(tmp_path / "run" / "ckpt")
+    ckpt.register("x", _Saveable())
+    (tmp_path / "run" / "ckpt").mkdir(parents=True)
+    (tmp_path / "run" / "ckpt" / "00000000T000000F000000-000000000001").symlink_to(outside)
+    ckpt.save(5)
+    ckpt.save(6)  # the cleanup of old checkpoints runs after each save
+    assert (outside / "keep.txt").read_text() == "keep me" and (outside / "done").exists()
+    assert checkpoint.newest(tmp_path / "run" / "ckpt").name.endswith("000000000006")
+
+
+def test_writes_never_go_through_a_planted_temporary_name(tmp_path):
+    outside = _outside(tmp_path)
+    run = tmp_path / "run"
+    (run / "ckpt").mkdir(parents=True)
+    (run / "ckpt" / "latest.tmp").symlink_to(outside / "keep.txt")
+    ckpt = checkpoint.Checkpoint(run / "ckpt")
+    ckpt.register("x", _Saveable())
+    ckpt.save(5)
+    (run / "metrics.jsonl").write_text('{"step": 1, "a": 1}\n{"step": 9, "a": 2}\n')
+    (run / "metrics.jsonl.tmp").symlink_to(outside / "keep.txt")
+    logs.trim(run, 5)
+    assert (outside / "keep.txt").read_text() == "keep me"
+    assert (run / "metrics.jsonl").read_text() == '{"step": 1, "a": 1}\n'
+    assert not (run / "ckpt" / "latest").is_symlink() and not (run / "metrics.jsonl").is_symlink()
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "scores.jsonl", "scope/train-loss-dyn.float", "ckpt"])
+def test_a_run_refuses_a_linked_log_file_or_folder(tmp_path, capsys, name):
+    outside = _outside(tmp_path)
+    run = tmp_path / "run"
+    (run / "scope").mkdir(parents=True)
+    (run / name).symlink_to(outside if name == "ckpt" else outside / "keep.txt")
+    assert main.main(args(run, 50), agent_cls=FakeAgent) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "a symbolic link" in err and "Traceback" not in err
+    assert sorted(p.name for p in outside.iterdir()) == ["done", "keep.txt"]
+    assert (outside / "keep.txt").read_text() == "keep me"
+
+
+def test_scope_appends_never_follow_a_link(tmp_path):
+    outside = _outside(tmp_path)
+    (tmp_path / "x.float").symlink_to(outside / "keep.txt")
+    with pytest.raises(OSError):
+        scopefile.append_floats(tmp_path / "x.float", [1], [2.0])
+    assert (outside / "keep.txt").read_text() == "keep me"
+    with pytest.raises(safefile.LinkInLogdir):
+        safefile.refuse_links([tmp_path / "x.float"])
+
+
+# ---------------------------------------------------------------- resume
+
+
+def _two_checkpoints(logdir):
+    """A finished run whose ckpt/ holds two complete checkpoints (steps 60 and 100)."""
+    assert main.main(args(logdir, 60), agent_cls=FakeAgent) == 0
+    older = checkpoint.newest(logdir / "ckpt")
+    shutil.copytree(older, logdir.parent / "older")
+    assert main.main(args(logdir, 100), agent_cls=FakeAgent) == 0  # its cleanup removes the older one
+    shutil.copytree(logdir.parent / "older", older)
+    return older.name, checkpoint.newest(logdir / "ckpt")
+
+
+def test_truncated_agent_resumes_from_the_checkpoint_before(tmp_path, capsys):
+    logdir = tmp_path / "run"
+    older, newest = _two_checkpoints(logdir)
+    data = (newest / "agent.pkl").read_bytes()
+    (newest / "agent.pkl").write_bytes(data[: len(data) // 2])  # a disk that filled up
+    capsys.readouterr()
+    assert main.main(args(logdir, 140), agent_cls=FakeAgent) == 0
+    out = capsys.readouterr()
+    warnings = [line for line in out.err.splitlines() if "Warning" in line]
+    assert len(warnings) == 1 and "agent.pkl" in warnings[0] and older in warnings[0], out.err
+    assert f"Resumed from {logdir / 'ckpt' / older} at agent step 60" in out.out
+
+
+class _SizedAgent(FakeAgent):
+    """The fake agent with weights sized by agent.rssm.deter, loaded as the real agent does."""
+
+    def __init__(self, obs_space, act_space, config):
+        super().__init__(obs_space, act_space, config)
+        self.weights = {"w": np.zeros(config.agent.rssm.deter, np.float32)}
+
+    def load(self, state):
+        if state["w"].shape != self.weights["w"].shape:
+            raise ValueError(f"agent.load: ['w'] has shape {state['w'].shape}, expected {self.weights['w'].shape}")
+        super().load(state)
+
+
+def test_checkpoint_of_another_size_is_one_line(tmp_path, capsys):
+    logdir = tmp_path / "run"
+    assert main.main(args(logdir, 60), agent_cls=_SizedAgent) == 0
+    capsys.readouterr()
+    assert main.main(args(logdir, 100, "--agent.rssm.deter", "64"), agent_cls=_SizedAgent) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "has shape (32,), expected (64,)" in lines[0], err
+    assert "no earlier complete checkpoint" in lines[0] and "Traceback" not in err
+    source = tmp_path / "from"
+    assert main.main(args(source, 60, "--run.from_checkpoint", str(logdir), "--agent.rssm.deter", "64"),
+                     agent_cls=_SizedAgent) == 2
+    assert "has shape (32,), expected (64,)" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- flags
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--run.envs", "0"], "--run.envs 0: expected a whole number >= 1"),
+    (["--batch_size", "-4"], "--batch_size -4: expected a whole number >= 1"),
+    (["--batch_length", "0"], "--batch_length 0"),
+    (["--run.train_ratio", "0"], "--run.train_ratio 0.0: expected a number > 0"),
+    (["--run.steps", "-5"], "--run.steps -5.0"),
+    (["--run.steps", "nan"], "--run.steps nan"),
+    (["--run.steps", "100.5"], "--run.steps 100.5: expected a whole number"),
+    (["--replay.size", "0"], "--replay.size 0.0"),
+    (["--replay.chunksize", "0"], "--replay.chunksize 0"),
+    (["--run.log_every", "-1"], "--run.log_every -1: expected a number >= 0"),
+    (["--run.eval_eps", "0"], "--run.eval_eps 0"),
+    (["--agent.rssm.deter", "0"], "--agent.rssm.deter 0"),
+    (["--agent.imag_length", "0"], "--agent.imag_length 0"),
+    (["--agent.horizon", "0"], "--agent.horizon 0"),
+    (["--agent.opt.lr", "-1e-4"], "--agent.opt.lr -0.0001: expected a number > 0"),
+    (["--agent.return_lambda", "1.5"], "--agent.return_lambda 1.5: expected a number in [0, 1]"),
+    (["--env.dummy.size", "0,64"], "--env.dummy.size 0,64"),
+    (["--agent.retnorm.plo", "99"], "plo 99.0 / phi 95.0"),
+    (["--run.from_checkpoint", "nowhere/at/all"], "--run.from_checkpoint nowhere/at/all: no complete checkpoint"),
+])
+def test_impossible_numbers_are_one_line_before_anything_is_written(tmp_path, capsys, flags, expected):
+    assert main.main(args(tmp_path / "run", 50, *flags), agent_cls=FakeAgent) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and expected in lines[0], err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("presets", [["debug"], ["atari100k", "size12m"], ["cartpole", "size1m"], ["size400m"]])
+def test_presets_and_legitimate_zeros_pass(tmp_path, presets):
+    argv = ["--logdir", str(tmp_path), "--configs", *presets, "--run.duration", "0", "--run.train_fill", "0",
+            "--replay_context", "0", "--run.save_every", "0", "--agent.opt.warmup", "0"]
+    assert configlib.check_numbers(configlib.parse(argv)) is None
