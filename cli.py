@@ -318,6 +318,26 @@ def runs_cli(
         console.print("no problems found")
 
 
+@app.command("results")
+def results_cli(
+    root: str = typer.Option("artifacts", "--root", help="The folder of shipped run sets."),
+    out: str = typer.Option("docs/results.md", "--out", help="Where the Markdown goes."),
+    redraw: bool = typer.Option(False, "--figures", help="Also redraw the figures beside the runs "
+                                "(Road Runner curve.png, the long Alien run's curve.png and losses.png)."),
+):
+    """Compute every number the documents quote about the shipped runs and write them to --out."""
+    from analysis import ingest, results
+
+    try:
+        text = results.build(root)
+        written = results.redraw_figures(root) if redraw else []
+        results.write(text, out)
+    except (ingest.IngestError, ValueError, OSError) as error:
+        _fail(_first_line(error))
+    for path in [out, *written]:
+        typer.echo(f"wrote {path}")
+
+
 @app.command("watch")
 def watch_cli(
     paths: Annotated[list[str], typer.Argument(help="Run dirs, folders of runs, or globs (new runs are picked up).")],
