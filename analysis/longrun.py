@@ -35,9 +35,9 @@ def loss_figure(metrics: pl.DataFrame, keys: dict[str, str] = LOSSES):
         if not len(values):
             plt.close(fig)
             raise ValueError(f"no values of {key} in the run's metrics")
-        ax.plot(steps, values, color="C0")
+        ax.plot(steps / 1000, values, color="C0")
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("env frames")
+        ax.set_xlabel("env frames (thousands)")
         if key in LOG_SCALE:
             ax.set_yscale("log")
         if key == "train/ent/action":

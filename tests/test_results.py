@@ -71,7 +71,7 @@ def test_long_run_losses_plot_todays_names_from_a_run_that_logged_the_old_ones()
     runs = ingest.discover([str(ROOT / "artifacts" / "atari100k_alien_long")])
     data = ingest.ingest(runs, cache=False)
     fig = longrun.loss_figure(data.metrics)
-    assert [len(ax.get_lines()[0].get_xdata()) > 50 for ax in fig.axes] == [True] * 3
+    assert [len(ax.get_lines()[0].get_xdata()) >= 10 for ax in fig.axes] == [True] * 3
     assert [ax.get_title() for ax in fig.axes] == list(longrun.LOSSES.values())
     plt.close(fig)
     with pytest.raises(ValueError, match="train/loss/image"):
