@@ -110,8 +110,7 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
 
     result = done.result
     columns, rows = compare.table_rows(result)
-    table = Table(title=Text(_plain(f"{', '.join(result.others)} vs {result.reference}: scores (human-normalized on "
-                                    "Atari100k, raw otherwise), 95% CIs")))
+    table = Table(title=Text(_plain(f"{', '.join(result.others)} vs {result.reference}: {result.unit}s, 95% CIs")))
     for column in columns:
         table.add_column(Text(_plain(column)))
     for i, row in enumerate(rows):  # Text: names from disk print literally, never as markup

@@ -252,7 +252,7 @@ def aggregate_section(result) -> Section:
     from analysis import compare
 
     columns, rows = compare.table_rows(result)
-    caption = (f"Human-normalized final scores with 95% stratified bootstrap CIs, per task and over "
+    caption = (f"Final scores ({result.unit}) with 95% stratified bootstrap CIs, per task and over "
                f"{stats.OVERALL}; the last column is the probability of improvement (rliable) over the "
                f"reference {result.reference}. " + compare.bootstrap_sentence(result) + ".")
     blocks = [Table(columns, rows, caption)]

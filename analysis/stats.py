@@ -135,6 +135,21 @@ def parse_frames(text: str) -> tuple[int, int]:
         raise ValueError(f"--frames {text!r}: expected START < END, both >= 0") from error
 
 
+def score_unit(normalizations) -> str:
+    """What the aggregated scores are, named for axes, captions and summary.json: 'human' and
+    'raw' are the `normalization` values of the scored tasks."""
+    kinds = set(normalizations)
+    if kinds == {"human"}:
+        return "human-normalized score"
+    if kinds == {"raw"}:
+        return "raw score"
+    return "score (human-normalized on Atari100k, raw on the other tasks)"
+
+
+OG_NEEDS = ("the optimality gap is the shortfall below 1.0 of a human-normalized score; on raw scores "
+            "(no random/human table for the task) 1.0 is no target, so it is left out")
+
+
 def final_score_definition(window: float, frames: tuple[int, int] | None = None) -> str:
     """The sentence every table of final scores prints beside it."""
     if frames is not None:
