@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from analysis import openloop
+from analysis import openloop, runconfig
 from openloop_factory import compose, known_sequences, write_video
 
 B, T, CONTEXT = 6, 16, 8
@@ -183,3 +183,22 @@ def test_auto_falls_back_to_scope_when_a_checkpoint_does_not_load(tmp_path):
     assert "checkpoint not used" in single.source
     with pytest.raises(openloop.OpenLoopError):
         openloop.load_pair(runs[0], runs[1], "ckpt")
+
+
+def test_from_scope_parses_the_video_the_trainer_wrote(real_run):
+    """The shared real debug run's own open-loop report video (written by the trainer through
+    agent.compose_video and scope), not a copy of its layout: as many sequences and frames as
+    the run's config asks, half of them observed, and the error row the trainer drew matches
+    (model - truth + 255) / 2 of the rows parsed beside it."""
+    run, _ = real_run
+    config = runconfig.read_flat(run / "config.yaml")
+    ol = openloop.from_scope(run)
+    sequences = min(config["agent.report_openloop"], config["batch_size"])
+    frames = config["report_length"]
+    assert ol.truth.shape[:2] == (sequences, frames) and ol.truth.shape[-1] == 3, ol.truth.shape
+    assert ol.pred.shape == ol.truth.shape and ol.context == frames // 2
+    _, video = openloop.read_video(run, None, openloop.VIDEO_KEY)
+    rows, _ = openloop.split_video(video)
+    drawn = (rows["model"].astype(int) - rows["truth"].astype(int) + 255) // 2
+    assert np.abs(drawn - rows["error"].astype(int)).mean() < 12  # H.264 keeps it within a few levels
+    assert rows["truth"].std() > 5  # real frames, not blank ones
