@@ -66,6 +66,15 @@ def _last(data: ingest.Ingested, run: str, key: str) -> str:
     return f"{int(values[-1]):,}" if values.size else "-"
 
 
+SPEED_KEYS = {"fps/train": ",.0f", "timer/train/mean": ".3f", "timer/train/frac": ".2f"}
+
+
+def _late_median(data: ingest.Ingested, run: str, key: str, fmt: str) -> str:
+    """Median of a key over the second half of its log lines (past compiles and prefill)."""
+    values = _values(data, run, key)
+    return format(float(np.median(values[len(values) // 2:])), fmt) if values.size else "-"
+
+
 def _num(x: float, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
@@ -146,13 +155,17 @@ def road_runner(root: Path, folder: str, title: str) -> Section:
                       _last(data, run.name, "train/opt/updates"), _last(data, run.name, "train/opt/param_count"),
                       scores.size,
                       int((scores > 0).sum()), _num(image[0]) + " -> " + _num(image[-1]),
-                      f"{dyn[0]:.2f} -> {dyn[-1]:.2f}", f"{_values(data, run.name, 'train/rand/action')[-1]:.4f}"])
+                      f"{dyn[0]:.2f} -> {dyn[-1]:.2f}", f"{_values(data, run.name, 'train/rand/action')[-1]:.4f}",
+                      *(_late_median(data, run.name, key, fmt) for key, fmt in SPEED_KEYS.items())])
     return Section(title, [
         f"`artifacts/{folder}/`: {_problems(data)}. Per run: last logged step (env frames), updates, "
         "parameters, episodes, episodes that scored, `train/loss/image` and `train/loss/dyn` first -> last, "
-        "the last logged normalised policy entropy `train/rand/action` (1: uniform).", "",
+        "the last logged normalised policy entropy `train/rand/action` (1: uniform), and over the second "
+        "half of each run's log lines the median of `fps/train` (replayed steps per second), "
+        "`timer/train/mean` (seconds per update) and `timer/train/frac` (share of wall time training); "
+        "'-' where the run does not log the key.", "",
         *table(["seed", "last step", "updates", "parameters", "episodes", "scoring", "image loss",
-                "loss/dyn", "last rand/action"], facts), "",
+                "loss/dyn", "last rand/action", *SPEED_KEYS], facts), "",
         f"Mean episode score (raw) per 10k env frames, episodes ending in the bin; random {readout.RANDOM}. "
         "Published: the official DreamerV3's 5 seeds, mean [range] (`analysis/readout.py`).", "",
         *table(*readout.score_table(per_run, last)), "",
