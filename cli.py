@@ -1,4 +1,4 @@
-"""dreamer-report: analyse and report DreamerV3 training runs (SPEC section 5).
+"""dreamer-report: analyse and report DreamerV3 training runs.
 
 This file only parses arguments and prints; the work lives in `analysis/`.
 Run `dreamer-report --help` for the commands.

@@ -1,4 +1,4 @@
-"""Open-loop predictions of the world model: read, split, score (SPEC sections 3 and 5).
+"""Open-loop predictions of the world model: read, split, score.
 
 Two sources give the same structure, an `OpenLoop` (truth and predicted frames per sequence):
 
@@ -48,7 +48,7 @@ class OpenLoop:
 
 
 def video_dir(run: Path, key: str = VIDEO_KEY) -> Path:
-    """The scope folder of a video key: '/' in the key becomes '-' (SPEC section 3)."""
+    """The scope folder of a video key: '/' in the key becomes '-' (scope's layout)."""
     return Path(run) / "scope" / (key.replace("/", "-") + ".mp4")
 
 

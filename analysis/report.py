@@ -308,7 +308,7 @@ def mask_section(result, best: dict[str, Path]) -> tuple[Section, dict]:
     around = (" Runs with a dynamics shift (dashed line; env.*.shift.step in their config.yaml) also get "
               "the fraction of updates with the mask on before and after it, and the end step of the first "
               "logged interval after it with the mask on (first_active_after)." if shifts else "")
-    blocks = [Paragraph("Adaptive-horizon mask (SPEC section 4): shaded intervals are the fraction of updates "
+    blocks = [Paragraph("Adaptive-horizon mask: shaded intervals are the fraction of updates "
                         "with the mask active; the table gives per-run means over all logged lines." + around),
               Figure("Mask over training (best run of each method)", rendered["mask_over_training"].png),
               Figure("Mask mean against loss/dyn (all runs)", rendered["mask_vs_loss"].png),

@@ -1,4 +1,4 @@
-"""Final scores, human normalisation and rliable statistics with bootstrap CIs (SPEC section 5).
+"""Final scores, human normalisation and rliable statistics with bootstrap CIs.
 
 Aggregates follow rliable (Agarwal et al. 2021): IQM, mean, median, optimality gap (threshold
 1.0) and the average probability of improvement, each with a 95% percentile CI from the

@@ -1,4 +1,4 @@
-"""Frames into pictures: labelled grids, panel figures and mp4 files (for SPEC section 5).
+"""Frames into pictures: labelled grids, panel figures and mp4 files.
 
 Context frames get a green border and imagined frames a red one, as in the trainer's own
 open-loop video, so a reader can tell observed from imagined at a glance.

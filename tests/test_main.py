@@ -1,5 +1,5 @@
 """main.py from the command line: bad input exits 2 with one line; one real
-end-to-end `debug` run (the real agent, compiled once) writes SPEC s.3's files."""
+end-to-end `debug` run (the real agent, compiled once) writes a run directory's files."""
 
 import json
 import pathlib

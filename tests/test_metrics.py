@@ -1,4 +1,4 @@
-"""Train metrics under the official DreamerV3's names (issue 12 item 11): NumPy
+"""Train metrics under the official DreamerV3's names: NumPy
 references for each formula, the agent's and the run loop's keys, and the toolkit
 reading runs written before the rename."""
 

@@ -1,4 +1,4 @@
-"""Replay context (issue 12 item 2, the official `replay_context: 1`): each training
+"""Replay context (the official `replay_context: 1`): each training
 sequence starts from the latent state the policy stored with the step before it, and
 the update hands back the batch's fresh posteriors for replay.update()."""
 

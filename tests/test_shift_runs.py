@@ -1,4 +1,4 @@
-"""artifacts/make_shift_runs.sh (issue 15): every command it would run parses
+"""artifacts/make_shift_runs.sh: every command it would run parses
 as a trainer config, the four arms differ only in the intended keys, and bad
 options exit 2. `--dry-run` runs nothing, so this costs no compile."""
 
