@@ -392,10 +392,6 @@ def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None =
     return [found[d] for d in run_dirs]
 
 
-def read_run_cached(run_dir: Path, cache: bool | str | Path | None = True) -> Tables:
-    return read_runs_cached([run_dir], cache)[0]
-
-
 # ---------------------------------------------------------------- all runs
 
 

@@ -14,10 +14,16 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis import openloop, remote, stats
+import jinja2
+import polars as pl
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from analysis import compare, figures, mask, openloop, ranking, remote, runconfig, stats
 
 TEMPLATES = Path(__file__).parent / "templates"
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
@@ -121,7 +127,6 @@ def opening(text: str, limit: int = LABEL_CHARS) -> str:
 def markdown_html(text: str) -> str:
     """Markdown as HTML with raw HTML escaped and links, autolinks and images left as text
     (a report shows what a README says; it never fetches or links out)."""
-    from markdown_it import MarkdownIt
 
     md = MarkdownIt("commonmark", {"html": False}).disable(["image", "link", "autolink"])
     return md.render(text)
@@ -141,7 +146,6 @@ def read_config(run: Path) -> dict[str, object]:
     Read through analysis/runconfig.py (size cap, no YAML aliases); an unsafe or broken file
     becomes one '<unreadable>' entry that names it, so the report still shows the rest.
     """
-    from analysis import runconfig
 
     path = Path(run) / "config.yaml"
     if not path.exists():
@@ -190,8 +194,6 @@ def _round(value, digits: int):
 
 def render_html(data: ReportData) -> str:
     """The report as one HTML string: autoescaped, CSS inline, images as base64."""
-    import jinja2
-    from markupsafe import Markup
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined)
@@ -202,9 +204,7 @@ def render_html(data: ReportData) -> str:
 
 def write_pdf(html: str, path: Path) -> int:
     """report.pdf from the same HTML (weasyprint; no network: every resource is inline); page count."""
-    import logging
-
-    import weasyprint
+    import weasyprint  # deferred: its import loads Pango and takes about a second; only the PDF needs it
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
@@ -249,7 +249,6 @@ def setup_section(result) -> Section:
 
 
 def aggregate_section(result) -> Section:
-    from analysis import compare
 
     columns, rows = compare.table_rows(result)
     caption = (f"Final scores ({result.unit}) with 95% stratified bootstrap CIs, per task and over "
@@ -262,7 +261,6 @@ def aggregate_section(result) -> Section:
 
 
 def figures_section(result, rendered: dict) -> Section:
-    from analysis import compare
 
     blocks = [Figure(compare.FIGURE_TITLES.get(stem, stem.replace("_", " ")), fig.png)
               for stem, fig in rendered.items()]
@@ -272,7 +270,6 @@ def figures_section(result, rendered: dict) -> Section:
 
 def best_runs(result) -> dict[str, Path]:
     """The best-scoring run of each method (by final score), for the mask and open-loop sections."""
-    from analysis import ranking
 
     paths = {r.name: r.path for r in result.data.runs}
     best = {}
@@ -286,9 +283,7 @@ def best_runs(result) -> dict[str, Path]:
 def mask_section(result, best: dict[str, Path]) -> tuple[Section, dict]:
     """Mask figures (best run per method over training; all runs in the scatter), a summary
     table, and the rendered figures (to be written beside the others)."""
-    import polars as pl
 
-    from analysis import figures, mask
 
     data = result.data
     logged = data.metrics.height and data.metrics["key"].cast(pl.String).str.starts_with("train/imag_adapt/").any()

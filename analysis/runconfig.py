@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
+
 MAX_CONFIG_BYTES = 1 << 20  # the trainer's config.yaml is ~10 KB
 MAX_DEPTH = 32  # nesting of mappings and lists
 MAX_NODES = 100_000  # scalars, mappings and lists of one document
@@ -86,9 +90,6 @@ def seed_of(fields: dict[str, str]) -> int | None:
 
 def load(path: Path):
     """The YAML document of `path`, refused (ConfigError) when oversized, aliased or too deep."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-    from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 
     path = Path(path)
     text = _text(path)

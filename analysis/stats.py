@@ -278,7 +278,7 @@ def interval_estimate(scores: np.ndarray, metric: str, reps: int, seed: int, eng
         raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     stat = AGGREGATES[metric]
     if engine == "rliable":
-        from rliable import library
+        from rliable import library  # deferred: the reference engine only (tests compare against it)
 
         np.random.seed(seed)
         point, ci = library.get_interval_estimates({"m": scores}, lambda s: np.array([stat(s)]), reps=reps)
@@ -322,7 +322,7 @@ def mean_ci(values: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[np.nda
 def poi_estimate(x: np.ndarray, y: np.ndarray, reps: int, seed: int, engine: str = "fast") -> Estimate:
     """Probability that X improves on Y, with a 95% stratified bootstrap CI."""
     if engine == "rliable":
-        from rliable import library, metrics
+        from rliable import library, metrics  # deferred: the reference engine only
 
         np.random.seed(seed)
         point, ci = library.get_interval_estimates(
