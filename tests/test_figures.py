@@ -2,6 +2,8 @@
 plot of a comparison and of the mask diagnostics is written as PNG and PDF."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -71,8 +73,6 @@ def test_mask_figures_are_written_with_their_labels(study, tmp_path):
 
 def test_importing_figures_changes_no_global_state():
     """No backend switch, no seaborn theme at import: a notebook's own settings survive."""
-    import subprocess
-    import sys
 
     code = ("import matplotlib; before = dict(matplotlib.rcParams); "
             "import analysis.figures; after = dict(matplotlib.rcParams); "

@@ -5,8 +5,10 @@ import shutil
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from analysis import openloop, runconfig
+from analysis import openloop, runconfig, video
+from cli import app
 from openloop_factory import compose, known_sequences, write_video
 
 B, T, CONTEXT = 6, 16, 8
@@ -90,7 +92,6 @@ def test_error_images():
 
 
 def test_export_writes_panels_video_and_error_table(scope_run, tmp_path):
-    from analysis import video
 
     run, _, _ = scope_run
     base = openloop.from_scope(run)
@@ -110,9 +111,6 @@ def test_export_writes_panels_video_and_error_table(scope_run, tmp_path):
 
 
 def test_openloop_cli_writes_files_and_rejects_missing_paths(scope_run, tmp_path):
-    from typer.testing import CliRunner
-
-    from cli import app
 
     run, _, _ = scope_run
     other = tmp_path / "other" / run.name  # a second run with the same video
@@ -165,7 +163,6 @@ def test_from_checkpoints_on_a_real_debug_run(real_run):
 def test_auto_falls_back_to_scope_when_a_checkpoint_does_not_load(tmp_path):
     """A checkpoint the agent cannot load (here: garbage) is not the end of `auto`: the scope
     video is used and the source says why; `ckpt` asked explicitly still fails."""
-    from openloop_factory import compose, known_sequences, write_video
 
     truth, pred = known_sequences(2, 8)
     runs = []

@@ -5,7 +5,11 @@ in a scratch folder where `artifacts/` is the repository's own, so their outputs
 scratch folder's `reports/`, never in the checkout.
 """
 
+import os
 import shlex
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,10 +62,6 @@ def test_readme_command_runs_as_written(command, scratch, monkeypatch):
 @pytest.mark.parametrize("command", [c for c in COMMANDS if shlex.split(c)[1] == "watch"])
 def test_readme_watch_runs_as_written_until_ctrl_c(command, scratch):
     """watch runs until interrupted: start it as written, wait for the first view, press Ctrl-C."""
-    import os
-    import signal
-    import subprocess
-    import sys
 
     args = [sys.executable, str(ROOT / "cli.py"), *shlex.split(command)[1:]]
     proc = subprocess.Popen(args, cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -7,6 +7,8 @@ the tests then read what it wrote. The set lives under a folder pair whose joine
 
 import html.parser
 import re
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pypdfium2
@@ -123,7 +125,6 @@ def test_pdf_pages_render_and_every_character_lies_on_the_page(written):
 
 
 def test_missing_label_is_a_visible_warning():
-    from types import SimpleNamespace
 
     nothing = SimpleNamespace(data=SimpleNamespace(runs=[]))
     data = report.ReportData("t", [("a", ["p"])], [report.label_section(nothing)])
@@ -145,7 +146,6 @@ def test_report_cli_missing_path_is_one_line_exit_2(tmp_path):
 
 
 def test_nearest_readme_is_the_run_sets_own_never_the_projects(tmp_path):
-    from pathlib import Path
 
     artifacts = Path(__file__).parent.parent / "artifacts"
     run = next((artifacts / "atari100k_alien_adapt").glob("seed0_*"))
