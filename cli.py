@@ -1,4 +1,4 @@
-"""dreamer-report: analyse and report DreamerV3 training runs (SPEC section 5).
+"""dreamer-report: analyse and report DreamerV3 training runs.
 
 This file only parses arguments and prints; the work lives in `analysis/`.
 Run `dreamer-report --help` for the commands.
@@ -110,8 +110,7 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
 
     result = done.result
     columns, rows = compare.table_rows(result)
-    table = Table(title=Text(_plain(f"{', '.join(result.others)} vs {result.reference}: scores (human-normalized on "
-                                    "Atari100k, raw otherwise), 95% CIs")))
+    table = Table(title=Text(_plain(f"{', '.join(result.others)} vs {result.reference}: {result.unit}s, 95% CIs")))
     for column in columns:
         table.add_column(Text(_plain(column)))
     for i, row in enumerate(rows):  # Text: names from disk print literally, never as markup
@@ -323,6 +322,26 @@ def runs_cli(
         console.print(_plain(f"problem: {row['run']}: {where}: {row['problem']}"), markup=False)
     if not data.problems.height:
         console.print("no problems found")
+
+
+@app.command("results")
+def results_cli(
+    root: str = typer.Option("artifacts", "--root", help="The folder of shipped run sets."),
+    out: str = typer.Option("docs/results.md", "--out", help="Where the Markdown goes."),
+    redraw: bool = typer.Option(False, "--figures", help="Also redraw the figures beside the runs "
+                                "(Road Runner curve.png, the long Alien run's curve.png and losses.png)."),
+):
+    """Compute every number the documents quote about the shipped runs and write them to --out."""
+    from analysis import ingest, results
+
+    try:
+        text = results.build(root)
+        written = results.redraw_figures(root) if redraw else []
+        results.write(text, out)
+    except (ingest.IngestError, ValueError, OSError) as error:
+        _fail(_first_line(error))
+    for path in [out, *written]:
+        typer.echo(f"wrote {path}")
 
 
 @app.command("watch")

@@ -1,6 +1,6 @@
 """The ingest cache: parsed runs kept as parquet in a folder of the user's, never in a run dir.
 
-SPEC section 5: the toolkit only reads run dirs. The cache folder is, in order, `--cache-dir`,
+The toolkit only reads run dirs. The cache folder is, in order, `--cache-dir`,
 the environment variable DREAMER_REPORT_CACHE, `$XDG_CACHE_HOME/dreamer-report`, or
 `~/.cache/dreamer-report`; `--no-cache` turns it off. One file per run dir, named by a hash
 of the run's real path and replaced atomically when the run changes; it holds the content

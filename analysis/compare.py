@@ -29,7 +29,7 @@ DEFAULT_REPS = defaults.REPS
 DEFAULT_WINDOW = defaults.WINDOW
 
 
-class CompareError(IngestError):
+class CompareError(ValueError):
     """The runs cannot support the comparison asked for (e.g. one seed where CIs need two)."""
 
 
@@ -48,6 +48,7 @@ class CompareResult:
     reps: int
     window: float
     metrics: tuple[str, ...]
+    unit: str  # stats.score_unit of the scored tasks: what every aggregate, axis and caption is in
     notes: list[str] = field(default_factory=list)
     frames: tuple[int, int] | None = None  # scored env-frame interval; None: the last `window`
 
@@ -117,6 +118,10 @@ def compare(
     else:
         final = stats.interval_scores(data.scores, frames, runs)
     tasks, notes = _shared_tasks(final, labels)
+    normalizations = final.filter(pl.col("task").is_in(tasks))["normalization"].unique().to_list()
+    unit = stats.score_unit(normalizations)
+    metrics, dropped_og = _metrics_for(metrics, normalizations)
+    notes += dropped_og
     notes += stats.fallback_notes(final, window) if frames is None else stats.interval_notes(final, frames)
     matrices = {}
     for method in labels:
@@ -130,7 +135,17 @@ def compare(
     curves = _curves(data.scores, final, labels, tasks, min(reps, CURVE_REPS), seed)
     profiles = _profiles(matrices, min(reps, CURVE_REPS), seed)
     return CompareResult(labels, data, final, tasks, aggregate, poi, power, curves, profiles,
-                         seed, reps, window, tuple(metrics), notes, frames)
+                         seed, reps, window, tuple(metrics), unit, notes, frames)
+
+
+def _metrics_for(metrics: Sequence[str], normalizations: list[str]) -> tuple[list[str], list[str]]:
+    """The metrics that mean something on these scores: no optimality gap on raw scores."""
+    if "og" not in metrics or set(normalizations) == {"human"}:
+        return list(metrics), []
+    kept = [m for m in metrics if m != "og"]
+    if not kept:
+        raise CompareError(f"--metric og: {stats.OG_NEEDS}; ask for iqm, mean or median")
+    return kept, [f"optimality gap: {stats.OG_NEEDS}"]
 
 
 def _check_options(groups, names, metrics, reps, window, power_delta) -> None:
@@ -284,7 +299,7 @@ def bootstrap_sentence(result: CompareResult) -> str:
 
 FIGURE_TITLES = {"aggregates": "Aggregate metrics", "probability_of_improvement": "Probability of improvement",
                  "sample_efficiency": "IQM learning curves", "performance_profile": "Performance profiles",
-                 "score_curves": "Raw episode scores against the random and human scores",
+                 "score_curves": "Raw episode scores (on Atari100k against the random and human scores)",
                  "final_scores": "Final score per run"}
 
 
@@ -294,12 +309,12 @@ def figures_of(result: CompareResult) -> dict[str, object]:
     shared = pl.col("task").is_in(result.tasks)
     return {
         "aggregates": figures.plot_aggregates(result.aggregate.filter(pl.col("scope") == OVERALL), colors,
-                                              result.reps, result.seed),
+                                              result.reps, result.seed, result.unit),
         "probability_of_improvement": figures.plot_poi(result.poi, result.reference),
-        "sample_efficiency": figures.plot_curves(result.curves, colors, len(result.tasks)),
-        "performance_profile": figures.plot_profiles(result.profiles, colors),
+        "sample_efficiency": figures.plot_curves(result.curves, colors, len(result.tasks), result.unit),
+        "performance_profile": figures.plot_profiles(result.profiles, colors, result.unit),
         "score_curves": figures.plot_score_curves(result.data.scores.filter(shared), colors),
-        "final_scores": figures.plot_final_scores(result.final.filter(shared), colors),
+        "final_scores": figures.plot_final_scores(result.final.filter(shared), colors, result.unit),
     }
 
 
@@ -313,7 +328,7 @@ def summary(result: CompareResult) -> dict:
         "methods": result.methods, "reference": result.reference, "tasks": result.tasks,
         "seed": result.seed, "reps": result.reps, "window": result.window,
         "frames": None if result.frames is None else list(result.frames), "ci": stats.CI_SIZE,
-        "metrics": list(result.metrics),
+        "metrics": list(result.metrics), "score_unit": result.unit,
         "aggregate": [{k: safe(v) if isinstance(v, float) else v for k, v in row.items()}
                       for row in result.aggregate.to_dicts()],
         "probability_of_improvement": result.poi.to_dicts(),

@@ -95,7 +95,7 @@ def _frames(ax):
 
 
 @_style
-def plot_aggregates(rows: pl.DataFrame, colors: dict, reps: int, seed: int):
+def plot_aggregates(rows: pl.DataFrame, colors: dict, reps: int, seed: int, unit: str):
     """rliable-style interval plot: one panel per metric, a 95% CI bar and point per method."""
     metrics = list(dict.fromkeys(rows["metric"]))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 0.6 * len(colors) + 1.6), squeeze=False)
@@ -110,7 +110,7 @@ def plot_aggregates(rows: pl.DataFrame, colors: dict, reps: int, seed: int):
             ax.plot([point, point], [y - 0.3, y + 0.3], color="black", lw=1.5)
         ax.set_yticks(range(len(methods)), methods if ax is axes[0][0] else [""] * len(methods))
         ax.set_title(METRIC_TITLES.get(metric, metric))
-        ax.set_xlabel("human-normalized score" if metric != "og" else "gap to 1.0 (lower is better)")
+        ax.set_xlabel(unit if metric != "og" else "gap to 1.0 (lower is better)")
     fig.suptitle(f"Aggregate scores, 95% stratified bootstrap CIs ({reps:,} reps, seed {seed})", y=1.02)
     fig.tight_layout()
     return fig
@@ -139,7 +139,7 @@ def plot_poi(poi: pl.DataFrame, reference: str):
 
 
 @_style
-def plot_curves(curves: dict, colors: dict, n_tasks: int):
+def plot_curves(curves: dict, colors: dict, n_tasks: int, unit: str):
     """Sample efficiency: IQM of normalised score over env frames, 95% CI bands."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     marks = curves["marks"]
@@ -150,7 +150,7 @@ def plot_curves(curves: dict, colors: dict, n_tasks: int):
         ax.plot(marks, c["point"], color=color, lw=2, label=method)
         ax.fill_between(marks, c["low"], c["high"], color=color, alpha=0.25, lw=0)
     _frames(ax)
-    ax.set_ylabel("IQM human-normalized score")
+    ax.set_ylabel(f"IQM {unit}")
     ax.set_title(f"Sample efficiency ({n_tasks} task{'s' if n_tasks != 1 else ''}), 95% CI")
     ax.legend(loc="upper left")
     fig.tight_layout()
@@ -158,7 +158,7 @@ def plot_curves(curves: dict, colors: dict, n_tasks: int):
 
 
 @_style
-def plot_profiles(profiles: dict, colors: dict):
+def plot_profiles(profiles: dict, colors: dict, unit: str):
     """Performance profile: fraction of runs with normalised score above tau, 95% CI bands."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     taus = profiles["taus"]
@@ -166,7 +166,7 @@ def plot_profiles(profiles: dict, colors: dict):
         p = profiles[method]
         ax.plot(taus, p["point"], color=color, lw=2, label=method)
         ax.fill_between(taus, p["low"], p["high"], color=color, alpha=0.25, lw=0)
-    ax.set_xlabel("human-normalized score τ")
+    ax.set_xlabel(f"{unit} τ")
     ax.set_ylabel("fraction of runs with score > τ")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("Performance profile, 95% CI")
@@ -219,7 +219,7 @@ def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int = 10, max_
 
 
 @_style
-def plot_final_scores(final: pl.DataFrame, colors: dict):
+def plot_final_scores(final: pl.DataFrame, colors: dict, unit: str):
     """Every run's final normalised score per task: the raw data behind the aggregates."""
     rows = final.filter(pl.col("normalized").is_not_null()).with_columns(
         game=pl.col("task").str.replace("^atari100k_", ""))
@@ -229,7 +229,7 @@ def plot_final_scores(final: pl.DataFrame, colors: dict):
     sns.stripplot(data=data, x="game", y="normalized", hue="method", order=tasks, hue_order=list(colors),
                   palette=colors, dodge=True, size=6, jitter=0.15, ax=ax)
     ax.set_xlabel("task")
-    ax.set_ylabel("final human-normalized score")
+    ax.set_ylabel(f"final {unit}")
     ax.set_title("Final score per run (episodes in the last part of each run's own frames)", fontsize=11)
     ax.legend(title="method", bbox_to_anchor=(1.01, 1), loc="upper left")
     if len(tasks) > 6:

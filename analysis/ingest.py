@@ -1,4 +1,4 @@
-"""Find run directories and read them into tidy long tables (SPEC section 3).
+"""Find run directories and read them into tidy long tables (docs/design.md, "The run directory").
 
 A run dir holds `scores.jsonl` and/or `metrics.jsonl` (maybe `config.yaml`, `scope/`), as this
 trainer and the official DreamerV3 write them. `discover` finds runs and labels them with task /
@@ -32,8 +32,8 @@ BATCH_RUNS = 64  # runs whose logs are parsed in one scan (a progress step; boun
 SKIP_DIRS = {"ckpt", "replay", "scope"}
 SHORT_RUN_FRACTION = 0.9  # a run ending before 90% of its task's longest run is reported
 PROBLEM_SCHEMA = {"run": pl.String, "file": pl.String, "line": pl.Int64, "problem": pl.String}
-# Metric keys the trainer wrote before it took the official DreamerV3's names (issue 12
-# item 11): runs written before the rename are read under the current names.
+# Metric keys the trainer wrote before it took the official DreamerV3's names: runs
+# written before the rename are read under the current names.
 KEY_ALIASES = {"train/loss/rec": "train/loss/image", "report/loss/rec": "report/loss/image",
                "train/ent/policy": "train/ent/action"}
 
@@ -422,10 +422,6 @@ def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None =
         if keys[run_dir]:
             cache_lib.write(cache_lib.entry(folder, run_dir), keys[run_dir], tables)
     return [found[d] for d in run_dirs]
-
-
-def read_run_cached(run_dir: Path, cache: bool | str | Path | None = True) -> Tables:
-    return read_runs_cached([run_dir], cache)[0]
 
 
 # ---------------------------------------------------------------- all runs

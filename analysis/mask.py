@@ -1,11 +1,12 @@
-"""Adaptive-horizon mask diagnostics (SPEC section 4): the library call behind `dreamer-report mask`.
+"""Adaptive-horizon mask diagnostics (docs/design.md, "The adaptive rule"): the library call behind
+`dreamer-report mask`.
 
 Reads the `train/imag_adapt/*` keys and `train/loss/dyn` of each run, summarises how often the
 mask was active and the mean effective horizon, and draws them over training. Runs without the
 keys (baseline, mask disabled) are kept and shown with their loss alone, for contrast.
 
 A run whose config.yaml sets a dynamics shift (`env.gym.shift.step` or
-`env.atari100k.shift.step`, issue 15) also gets the
+`env.atari100k.shift.step`; docs/design.md, "The dynamics shift") also gets the
 fraction of its updates with the mask on before and after the shift, and the first logged
 interval after the shift in which the mask was on: whether the rule fired at the shift.
 """
@@ -21,7 +22,7 @@ import polars as pl
 
 from analysis import confine, figures, ingest, runconfig
 
-ADAPT_FIELDS = ("active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff")  # SPEC s.4
+ADAPT_FIELDS = ("active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff")  # the rule's metrics
 ADAPT_KEYS = tuple(f"train/imag_adapt/{k}" for k in ADAPT_FIELDS)  # as the trainer logs them
 UPDATES_KEY = "train/opt/updates"  # cumulative gradient updates, the weight of each log line
 MASK_KEYS = ("train/loss/dyn", UPDATES_KEY) + ADAPT_KEYS

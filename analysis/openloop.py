@@ -1,4 +1,4 @@
-"""Open-loop predictions of the world model: read, split, score (SPEC sections 3 and 5).
+"""Open-loop predictions of the world model: read, split, score.
 
 Two sources give the same structure, an `OpenLoop` (truth and predicted frames per sequence):
 
@@ -14,12 +14,18 @@ Shapes: B sequences, T frames, H x W pixels, 3 channels; frames are uint8.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
+import matplotlib.pyplot as plt
+import matplotlib.text
 import numpy as np
+from scope import formats
 
-from analysis import confine, remote, stats
+from analysis import confine, figures, remote, runconfig, stats, video
 
 VIDEO_KEY = "report/openloop/image"
 ROWS = ("truth", "model", "error")
@@ -48,13 +54,12 @@ class OpenLoop:
 
 
 def video_dir(run: Path, key: str = VIDEO_KEY) -> Path:
-    """The scope folder of a video key: '/' in the key becomes '-' (SPEC section 3)."""
+    """The scope folder of a video key: '/' in the key becomes '-' (scope's layout)."""
     return Path(run) / "scope" / (key.replace("/", "-") + ".mp4")
 
 
 def video_steps(run: Path, key: str = VIDEO_KEY) -> list[tuple[int, Path]]:
     """(step, file) for every video of `key` the run wrote, oldest first."""
-    from scope import formats
 
     folder = video_dir(run, key)
     remote.fetch_folder(run, f"scope/{folder.name}")
@@ -75,8 +80,6 @@ def video_steps(run: Path, key: str = VIDEO_KEY) -> list[tuple[int, Path]]:
 
 def read_video(run: Path, step: int | None = None, key: str = VIDEO_KEY) -> tuple[int, np.ndarray]:
     """The video at `step` (default: the last one written) as uint8 [T, H, W, 3]."""
-    import av
-    from scope import formats
 
     pairs = video_steps(run, key)
     if not pairs:
@@ -239,7 +242,7 @@ def from_checkpoints(runs: dict[str, Path], context: int = 5, horizon: int = 45,
     The sequences come from a fresh rollout of the first run's task with a fixed seed and
     a fixed random action sequence, so every model sees exactly the same frames and actions.
     """
-    from dreamerv3 import envs, restore
+    from dreamerv3 import envs, restore  # deferred: the trainer imports jax, needed for checkpoints only
 
     loaded = {name: _load_agent(restore, Path(path)) for name, path in runs.items()}
     tasks = {name: cfg.task for name, (_, cfg) in loaded.items()}
@@ -265,7 +268,6 @@ def _load_agent(restore, path: Path):
     The config is checked first (size, no YAML aliases) and the weights load through the
     trainer's plain-data unpickler, so a run folder from someone else cannot run code here.
     """
-    from analysis import runconfig
 
     if not has_checkpoint(path):
         raise OpenLoopError(f"{path / 'ckpt'}: no finished checkpoint")
@@ -344,7 +346,6 @@ def load_pair(baseline: Path, adapt: Path, source: str = "auto", step: int | Non
 
 def _scope_instead(run: Path, step: int | None, why: Exception) -> OpenLoop:
     """The run's scope video, its source saying why the checkpoint was not used."""
-    import dataclasses
 
     ol = from_scope(run, step)
     return dataclasses.replace(ol, source=f"{ol.source} (checkpoint not used: {str(why).splitlines()[0]})")
@@ -398,8 +399,6 @@ def error_table(errors: dict[str, dict[str, np.ndarray]], reps: int = 2000) -> l
 
 def error_figure(table: list[dict], note: str = ""):
     """MSE and PSNR against the imagined step, mean and 95% bootstrap CI over sequences."""
-    import matplotlib.pyplot as plt
-    import matplotlib.text
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for method in dict.fromkeys(row["method"] for row in table):
@@ -431,9 +430,7 @@ def export(baseline: OpenLoop, adapt: OpenLoop, same_truth: bool, out: Path,
     Returns the paths by kind ('panels', 'video', 'errors') and, under 'rendered', each figure's
     (stem, figures.Rendered) so a report embeds them without reading the files back.
     """
-    import csv
 
-    from analysis import figures, video
 
     if baseline.context != adapt.context:
         raise OpenLoopError(f"context lengths differ: {names[0]} {baseline.context}, "
@@ -471,7 +468,6 @@ def export(baseline: OpenLoop, adapt: OpenLoop, same_truth: bool, out: Path,
 
 def single_video(ol: OpenLoop, path: Path, fps: int = 10) -> Path:
     """One run's open-loop video: rows truth / model / error, sequences side by side."""
-    from analysis import video
 
     rows = [("truth", ol.truth), ("model", ol.pred), ("error", error_image(ol.truth, ol.pred))]
     return video.write_mp4(video.grid_video(rows, ol.context), path, fps)

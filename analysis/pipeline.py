@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from analysis import compare, confine, figures, stats
+from analysis import compare, confine, figures, report, stats
 
 REPORTS = Path("reports")
 
@@ -39,7 +39,6 @@ def run(groups: Sequence[Sequence[str]], out: str | Path | None = None, names: S
         openloop_source: str = "auto", progress: bool = False, cache: bool | str | Path | None = True,
         frames: tuple[int, int] | None = None) -> Outcome:
     """Compare, write figures and tables, and write the report; raises what `compare` raises."""
-    from analysis import report
 
     groups = [[g] if isinstance(g, str) else list(g) for g in groups]
     result = compare.compare(groups, names=names, reps=reps, seed=seed, metrics=metrics, window=window,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analysis import ingest, stats
+
 
 def rank_runs(final, tiebreak: dict[str, float] | None = None) -> list[dict]:
     """Runs best first: window scores before fallbacks, by final score, ties by `tiebreak`
@@ -34,7 +36,6 @@ def seed_table(paths: list[str], window: float = 0.1, tie_window: float = 0.05,
     Final score: mean episode score over the last `window` of the run's env frames
     (stats.final_scores); ties are broken by the same mean over the last `tie_window`.
     """
-    from analysis import ingest, stats
 
     runs = ingest.discover(paths)
     data = ingest.ingest(runs, metric_keys=["fps/policy", "train/loss/dyn"], cache=cache)

@@ -14,10 +14,16 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis import confine, openloop, remote, stats
+import jinja2
+import polars as pl
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from analysis import compare, confine, figures, mask, openloop, ranking, remote, runconfig, stats
 
 TEMPLATES = Path(__file__).parent / "templates"
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
@@ -124,7 +130,6 @@ def opening(text: str, limit: int = LABEL_CHARS) -> str:
 def markdown_html(text: str) -> str:
     """Markdown as HTML with raw HTML escaped and links, autolinks and images left as text
     (a report shows what a README says; it never fetches or links out)."""
-    from markdown_it import MarkdownIt
 
     md = MarkdownIt("commonmark", {"html": False}).disable(["image", "link", "autolink"])
     return md.render(text)
@@ -144,7 +149,6 @@ def read_config(run: Path) -> dict[str, object]:
     Read through analysis/runconfig.py (size cap, no YAML aliases); an unsafe or broken file
     becomes one '<unreadable>' entry that names it, so the report still shows the rest.
     """
-    from analysis import runconfig
 
     path = Path(run) / "config.yaml"
     if not path.exists():
@@ -193,8 +197,6 @@ def _round(value, digits: int):
 
 def render_html(data: ReportData) -> str:
     """The report as one HTML string: autoescaped, CSS inline, images as base64."""
-    import jinja2
-    from markupsafe import Markup
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined)
@@ -205,9 +207,7 @@ def render_html(data: ReportData) -> str:
 
 def write_pdf(html: str, path: Path) -> int:
     """report.pdf from the same HTML (weasyprint; no network: every resource is inline); page count."""
-    import logging
-
-    import weasyprint
+    import weasyprint  # deferred: its import loads Pango and takes about a second; only the PDF needs it
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
@@ -252,10 +252,9 @@ def setup_section(result) -> Section:
 
 
 def aggregate_section(result) -> Section:
-    from analysis import compare
 
     columns, rows = compare.table_rows(result)
-    caption = (f"Human-normalized final scores with 95% stratified bootstrap CIs, per task and over "
+    caption = (f"Final scores ({result.unit}) with 95% stratified bootstrap CIs, per task and over "
                f"{stats.OVERALL}; the last column is the probability of improvement (rliable) over the "
                f"reference {result.reference}. " + compare.bootstrap_sentence(result) + ".")
     blocks = [Table(columns, rows, caption)]
@@ -265,7 +264,6 @@ def aggregate_section(result) -> Section:
 
 
 def figures_section(result, rendered: dict) -> Section:
-    from analysis import compare
 
     blocks = [Figure(compare.FIGURE_TITLES.get(stem, stem.replace("_", " ")), fig.png)
               for stem, fig in rendered.items()]
@@ -275,7 +273,6 @@ def figures_section(result, rendered: dict) -> Section:
 
 def best_runs(result) -> dict[str, Path]:
     """The best-scoring run of each method (by final score), for the mask and open-loop sections."""
-    from analysis import ranking
 
     paths = {r.name: r.path for r in result.data.runs}
     best = {}
@@ -289,9 +286,7 @@ def best_runs(result) -> dict[str, Path]:
 def mask_section(result, best: dict[str, Path]) -> tuple[Section, dict]:
     """Mask figures (best run per method over training; all runs in the scatter), a summary
     table, and the rendered figures (to be written beside the others)."""
-    import polars as pl
 
-    from analysis import figures, mask
 
     data = result.data
     logged = data.metrics.height and data.metrics["key"].cast(pl.String).str.starts_with("train/imag_adapt/").any()
@@ -311,7 +306,7 @@ def mask_section(result, best: dict[str, Path]) -> tuple[Section, dict]:
     around = (" Runs with a dynamics shift (dashed line; env.*.shift.step in their config.yaml) also get "
               "the fraction of updates with the mask on before and after it, and the end step of the first "
               "logged interval after it with the mask on (first_active_after)." if shifts else "")
-    blocks = [Paragraph("Adaptive-horizon mask (SPEC section 4): shaded intervals are the fraction of updates "
+    blocks = [Paragraph("Adaptive-horizon mask: shaded intervals are the fraction of updates "
                         "with the mask active; the table gives per-run means over all logged lines." + around),
               Figure("Mask over training (best run of each method)", rendered["mask_over_training"].png),
               Figure("Mask mean against loss/dyn (all runs)", rendered["mask_vs_loss"].png),

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
+
 from analysis import confine
 
 MAX_CONFIG_BYTES = 1 << 20  # the trainer's config.yaml is ~10 KB
@@ -90,9 +94,6 @@ def seed_of(fields: dict[str, str]) -> int | None:
 
 def load(path: Path):
     """The YAML document of `path`, refused (ConfigError) when oversized, aliased or too deep."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-    from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 
     path = Path(path)
     text = _text(path)

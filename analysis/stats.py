@@ -1,4 +1,4 @@
-"""Final scores, human normalisation and rliable statistics with bootstrap CIs (SPEC section 5).
+"""Final scores, human normalisation and rliable statistics with bootstrap CIs.
 
 Aggregates follow rliable (Agarwal et al. 2021): IQM, mean, median, optimality gap (threshold
 1.0) and the average probability of improvement, each with a 95% percentile CI from the
@@ -152,6 +152,21 @@ def parse_frames(text: str) -> tuple[int, int]:
         raise ValueError(f"--frames {text!r}: expected START < END, both >= 0") from error
 
 
+def score_unit(normalizations) -> str:
+    """What the aggregated scores are, named for axes, captions and summary.json: 'human' and
+    'raw' are the `normalization` values of the scored tasks."""
+    kinds = set(normalizations)
+    if kinds == {"human"}:
+        return "human-normalized score"
+    if kinds == {"raw"}:
+        return "raw score"
+    return "score (human-normalized on Atari100k, raw on the other tasks)"
+
+
+OG_NEEDS = ("the optimality gap is the shortfall below 1.0 of a human-normalized score; on raw scores "
+            "(no random/human table for the task) 1.0 is no target, so it is left out")
+
+
 def final_score_definition(window: float, frames: tuple[int, int] | None = None) -> str:
     """The sentence every table of final scores prints beside it."""
     if frames is not None:
@@ -280,7 +295,7 @@ def interval_estimate(scores: np.ndarray, metric: str, reps: int, seed: int, eng
         raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     stat = AGGREGATES[metric]
     if engine == "rliable":
-        from rliable import library
+        from rliable import library  # deferred: the reference engine only (tests compare against it)
 
         np.random.seed(seed)
         point, ci = library.get_interval_estimates({"m": scores}, lambda s: np.array([stat(s)]), reps=reps)
@@ -324,7 +339,7 @@ def mean_ci(values: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[np.nda
 def poi_estimate(x: np.ndarray, y: np.ndarray, reps: int, seed: int, engine: str = "fast") -> Estimate:
     """Probability that X improves on Y, with a 95% stratified bootstrap CI."""
     if engine == "rliable":
-        from rliable import library, metrics
+        from rliable import library, metrics  # deferred: the reference engine only
 
         np.random.seed(seed)
         point, ci = library.get_interval_estimates(

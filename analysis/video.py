@@ -1,4 +1,4 @@
-"""Frames into pictures: labelled grids, panel figures and mp4 files (for SPEC section 5).
+"""Frames into pictures: labelled grids, panel figures and mp4 files.
 
 Context frames get a green border and imagined frames a red one, as in the trainer's own
 open-loop video, so a reader can tell observed from imagined at a glance.
@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import imageio.v3 as iio
+import matplotlib.pyplot as plt
 import numpy as np
+from PIL import Image, ImageDraw
 
 GREEN = np.array([0, 200, 0], np.uint8)
 RED = np.array([220, 0, 0], np.uint8)
@@ -27,7 +30,6 @@ def frame_border(frames: np.ndarray, context: int, width: int = 2) -> np.ndarray
 
 def _text_strip(labels: list[str], cell: int, width: int) -> np.ndarray:
     """A white column with one black label per row of cells, drawn with PIL's default font."""
-    from PIL import Image, ImageDraw
 
     img = Image.new("RGB", (width, cell * len(labels)), "white")
     draw = ImageDraw.Draw(img)
@@ -59,7 +61,6 @@ def grid_video(rows: list[tuple[str, np.ndarray]], context: int, scale: int = 2,
 
 def write_mp4(frames: np.ndarray, path: Path, fps: int = 10) -> Path:
     """Write uint8 [T, H, W, 3] frames as H.264 mp4 (PyAV through imageio)."""
-    import imageio.v3 as iio
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,6 @@ def write_mp4(frames: np.ndarray, path: Path, fps: int = 10) -> Path:
 
 def read_mp4(path: Path) -> np.ndarray:
     """Read an mp4 back as uint8 [T, H, W, 3]."""
-    import imageio.v3 as iio
 
     return iio.imread(Path(path), plugin="pyav")
 
@@ -92,7 +92,6 @@ def panel_figure(rows: list[tuple[str, np.ndarray]], context: int, offsets: list
     `rows` is [(label, frames [T, h, w, 3])]. The cells are drawn as one mosaic image (one
     axes, fast to save), with column titles 'obs t' or 'imag +k' and row labels as text.
     """
-    import matplotlib.pyplot as plt
 
     T, h, w = rows[0][1].shape[:3]
     offsets = offsets or default_offsets(context, T)

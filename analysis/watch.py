@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from analysis import confine, jsonl, remote
+from analysis import confine, ingest, jsonl, remote
+from analysis.ingest import IngestError
 
 RECENT = 10  # episodes (and mask log lines) in the "recent" means
 LOGS = ("scores.jsonl", "metrics.jsonl")
@@ -172,14 +173,12 @@ class Watcher:
         self._found_at = -math.inf
         self.discover(time.monotonic())
         if not self.runs:
-            from analysis.ingest import IngestError
 
             raise IngestError(f"{', '.join(self.paths)}: no runs found (expected folders holding scores.jsonl "
                               "or metrics.jsonl)")
 
     def discover(self, now: float) -> None:
         """Add runs that appeared under the paths (a run stays once found)."""
-        from analysis import ingest
 
         self._found_at = now
         try:

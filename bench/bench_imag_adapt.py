@@ -8,7 +8,7 @@ cost as real data), then times the two alternately (off, on, off, on, ...) so
 machine noise hits both alike. Prints the median seconds per update of each,
 their ratio, and the FLOPs of each update from XLA's cost analysis (exact, not
 noisy; it counts each loop body once, the same loops in both, so the mask's
-elementwise work outside them shows in the ratio). Issue target: the mask costs under 2% per update. Not a test.
+elementwise work outside them shows in the ratio). Target: the mask costs under 2% per update. Not a test.
 """
 
 import argparse

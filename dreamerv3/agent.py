@@ -205,7 +205,7 @@ class Agent:
   # ---- training -------------------------------------------------------------------
 
   def _imag_mask(self, l_dyn, state, adapt, seed, enabled):
-    """The adaptive-horizon rule (SPEC section 4); returns the mask applied (all
+    """The adaptive-horizon rule (imag_adapt.py); returns the mask applied (all
     ones when `enabled`, a bool or a bool array, is off), the rule's new state and
     metrics. When disabled the rule's state still tracks loss/dyn, but the logged
     active/mask_mean/horizon_eff are those of the mask applied: 0, 1 and H."""
@@ -250,7 +250,7 @@ class Agent:
       return (loss, aux.pop('feat')), aux
     (wm_total, rep_feat), wm_vjp, wm_aux = jax.vjp(wm_fn, wm_params, has_aux=True)
 
-    # Adaptive imagination horizon: the one call site (SPEC section 4).
+    # Adaptive imagination horizon: the one call site (imag_adapt.imag_mask).
     adapt = scalars['adapt']
     enabled = {'config': bool(self.adapt_cfg['enabled']), 'on': True, 'off': False,
                'mixed': adapt['enabled']}[hook]
@@ -395,7 +395,7 @@ class Agent:
     return jax.device_get(fn(params, data, key, start))
 
   def report(self, carry, data, params=None, seed=None):
-    """World-model losses on a held batch plus the open-loop video (SPEC s.3).
+    """World-model losses on a held batch plus the open-loop video.
     params, seed: another run's parameters and seed (a population member's)."""
     params = self.state['params'] if params is None else params
     seed = self.scalars['seed'] if seed is None else seed

@@ -1,4 +1,5 @@
-"""The adaptive imagination horizon: a mask over imagined steps (SPEC section 4).
+"""The adaptive imagination horizon: a mask over imagined steps
+(docs/design.md, "The adaptive rule").
 
 When the dynamics loss jumps above its running average, the world model is
 less reliable than usual, so later imagined steps (where model errors have
@@ -7,7 +8,7 @@ takes the batch-mean `loss/dyn`, the rule's state and the config block
 `agent.imag_adapt`, and returns the mask of length H, the new state and the
 metrics logged under `train/imag_adapt/`.
 
-`mode: placebo` is the control arm of issue 15: the same mask shape, switched
+`mode: placebo` is the control arm of the shift experiment: the same mask shape, switched
 on at updates drawn at `placebo_rate` from (run seed, update count) alone, so
 independently of loss/dyn, with the fixed severity `placebo_severity`. It
 tells "the mask helps when the model is unreliable" apart from "any

@@ -1,4 +1,4 @@
-"""The run's logger (SPEC s.3) and the log trimming that makes resume exact.
+"""The run's logger (docs/design.md, "The run directory") and the log trimming that makes resume exact.
 
 Outputs, chosen by `logger.outputs` as in the official DreamerV3 (default
 [jsonl, scope]); the terminal always prints the keys matching `logger.filter`.

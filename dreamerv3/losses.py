@@ -176,7 +176,7 @@ def imag_loss(logpi, ent, val_logits, ret, val, slowval, weight, scale,
   ret, val, slowval, weight: [B, H] lambda returns, critic mean, slow critic
   mean and the discount weight (all without gradients). scale: return scale.
   imag_mask: None (plain DreamerV3) or [H] per-step weights of the actor loss
-  (SPEC section 4); with mask_value they also weight the critic loss.
+  (imag_adapt.imag_mask); with mask_value they also weight the critic loss.
   Returns (losses {'policy', 'value'} scalars, per-step outs, metrics).
   """
   ret, val, slowval, weight = sg(ret), sg(val), sg(slowval), sg(weight)

@@ -1,4 +1,4 @@
-"""DreamerV3 trainer entry point (SPEC s.2).
+"""DreamerV3 trainer entry point (the README's training commands).
 
   python dreamerv3/main.py --logdir DIR/{timestamp} --configs atari100k size200m \
     --task atari100k_alien --script train --jax.platform cpu ...

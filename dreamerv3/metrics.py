@@ -1,5 +1,4 @@
-"""Train metrics that are not losses, under the official DreamerV3's names (issue 12
-item 11), as pure functions of the update's arrays; the agent only wires them.
+"""Train metrics that are not losses, under the official DreamerV3's names, as pure functions of the update's arrays; the agent only wires them.
 
 The official writes them under `train/`: its optimizer's `opt/*`, the imagination
 loss's return statistics (`ret`, `ret_min`, `ret_max`, `ret_rate` on the

@@ -2,8 +2,8 @@
 
 `known_sequences` makes truth and prediction frames with a flat colour per sequence (so a
 test can tell the sequences apart after H.264) and a white bar that moves one step per frame
-(so a test can check frame order). `compose` lays them out as the trainer does (SPEC section
-3): sequences side by side, rows truth / model / error, observed frames bordered green,
+(so a test can check frame order). `compose` lays them out as the trainer does
+(dreamerv3/agent.compose_video): sequences side by side, rows truth / model / error, observed frames bordered green,
 imagined ones red, black frames appended; `write_video` stores that with scope's writer.
 """
 

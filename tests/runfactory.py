@@ -1,4 +1,4 @@
-"""Synthetic run directories in the SPEC section 3 format, for tests and benchmarks only.
+"""Synthetic run directories in the trainer's format (docs/design.md), for tests and benchmarks only.
 
 `write_run` lays out `<root>/<task>_<method>/seed<N>_<timestamp>/` with metrics.jsonl,
 scores.jsonl, config.yaml and scope scalar files. The numbers are random draws with a trend:

@@ -1,4 +1,4 @@
-"""The dreamer-report command line: every SPEC section 5 command exists and exits cleanly."""
+"""The dreamer-report command line: every command exists and exits cleanly."""
 
 from typer.testing import CliRunner
 

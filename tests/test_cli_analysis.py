@@ -29,7 +29,7 @@ def test_compare_prints_the_table_and_writes_files(study, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seed"] == 3 and summary["reps"] == 300 and summary["methods"] == ["baseline", "adapt"]
     assert (out / "per_run.csv").is_file() and (out / "figures" / "aggregates.png").is_file()
-    html = (out / "report.html").read_text()  # SPEC s.5: compare also writes the report
+    html = (out / "report.html").read_text()  # compare also writes the report
     assert "Probability of improvement" in html and (out / "report.pdf").stat().st_size > 0
 
 

@@ -19,7 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from runfactory import write_run, write_scope
+from analysis import ingest
+from runfactory import write_run, write_scope, write_study
 
 EPISODES = 12
 
@@ -234,7 +235,6 @@ def test_damaged_run(case: Case, tmp_path):
 
 def test_value_damage_keeps_the_other_episodes(tmp_path):
     """One bad score must not drop the run's other scores (it dropped all 40 before)."""
-    from analysis import ingest
 
     run = _run(tmp_path)
     _insert(run, '{"step": 5, "episode/score": "30"}')
@@ -247,7 +247,6 @@ def test_value_damage_keeps_the_other_episodes(tmp_path):
 
 def test_mathtext_in_a_method_name_is_drawn_literally(tmp_path):
     """`a$\\foo$` as a folder name made matplotlib parse mathtext and the comparison fail."""
-    from runfactory import write_study
 
     write_study(tmp_path, seeds=2, frames=20_000, episodes=20, log_lines=5)
     weird = tmp_path / "atari100k_alien_$\\foo$"

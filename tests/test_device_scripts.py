@@ -1,5 +1,5 @@
 """bench/device_roadrunner.sh and bench/device_speed.sh --dry-run: the GPU calls of
-issue 12, on CPU with the debug model, so a device call is known to work before it is made."""
+the Road Runner runs, on CPU with the debug model, so a device call is known to work before it is made."""
 
 import json
 import os

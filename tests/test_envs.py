@@ -147,7 +147,7 @@ def test_clip_action_wrapper_clips_and_maps_to_the_env_bounds():
     assert not isinstance(envs.make_env("dummy_disc", CONFIG), envs.ClipAction)
 
 
-# ---- dynamics shift (issue 15, envs/shift.py) ---------------------------------------
+# ---- dynamics shift (envs/shift.py) ------------------------------------------------
 
 def shift_config(step, gravity=1.0, length=1.0):
     return CONFIG.update({"env.gym.shift.step": step, "env.gym.shift.gravity": gravity,

@@ -1,4 +1,4 @@
-"""The adaptive-horizon rule (SPEC section 4) against a plain-Python reference."""
+"""The adaptive-horizon rule (docs/design.md, "The adaptive rule") against a plain-Python reference."""
 
 import math
 
@@ -17,7 +17,7 @@ DEFAULTS = dict(
 
 
 def reference_rule(l_dyns, cfg, length=H):
-    """SPEC section 4 written as a loop over updates, one formula per line."""
+    """The rule written as a loop over updates, one formula per line."""
     ema, results = None, []
     for step, l_dyn in enumerate(l_dyns):
         ema = l_dyn if ema is None else (1 - cfg['alpha']) * ema + cfg['alpha'] * l_dyn
@@ -117,7 +117,7 @@ def test_mask_is_continuous_in_the_ratio(ratio, delta):
 
 
 def test_full_severity_mask_sums_to_hand_value():
-    """sev = 1 with SPEC defaults: 3 ones, then max(0.1, 0.85**k) for k = 3..14."""
+    """sev = 1 with the default settings: 3 ones, then max(0.1, 0.85**k) for k = 3..14."""
     mask = np.asarray(imag_adapt.step_mask(0.85, True, H, 3, 0.1))
     hand = 3 + sum(max(0.1, 0.85 ** k) for k in range(3, 15))
     assert math.isclose(hand, 6.5118, abs_tol=1e-4)
@@ -155,7 +155,7 @@ def test_validate_accepts_defaults():
     assert imag_adapt.validate(DEFAULTS) is None
 
 
-# ---- placebo mode (issue 15) --------------------------------------------------------
+# ---- placebo mode ------------------------------------------------------------------
 
 def reference_draw(seed, count):
     """placebo_draw in plain Python integers: MurmurHash3's fmix32 of fmix32(seed)

@@ -1,4 +1,4 @@
-"""The adaptive horizon inside the agent's update (SPEC section 4).
+"""The adaptive horizon inside the agent's update.
 
 Disabled: the update is bit-for-bit the one with the hook code removed.
 Enabled with a loss/dyn far above its EMA: the actor's per-step weights shrink

@@ -3,6 +3,7 @@
 import json
 import os
 import struct
+import time
 
 import polars as pl
 import pytest
@@ -224,7 +225,6 @@ def test_a_key_seen_only_mid_file_is_not_dropped(tmp_path):
     b"{" + b",".join([b'"step": 1'] * 100_000) + b"}",  # one key 100k times in one object
 ])
 def test_hostile_lines_cost_little_time(tmp_path, line):
-    import time
 
     path = tmp_path / "scores.jsonl"
     path.write_bytes(b'{"step": 1, "episode/score": 2.0}\n' + line + b"\n")

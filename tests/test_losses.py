@@ -91,7 +91,7 @@ def test_twohot_decode_is_exactly_zero_for_uniform_and_mirrored_probs():
 
 
 def test_twohot_head_fitted_to_sparse_reward_predicts_its_mean():
-    """Issue 12 item 1: a target that is 0 w.p. 0.967 and +10 otherwise has mean
+    """A target that is 0 w.p. 0.967 and +10 otherwise has mean
     0.33. Two-hot on symlog bins decoded by symexp(E[symlog y]) predicts ~0.08."""
     targets = np.zeros(1000, np.float32)
     targets[:33] = 10.0

@@ -1,13 +1,16 @@
 """main.py from the command line: bad input exits 2 with one line; one real
-end-to-end `debug` run (the real agent, compiled once) writes SPEC s.3's files."""
+end-to-end `debug` run (the real agent, compiled once) writes a run directory's files."""
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
+import ruamel.yaml
 
 from fakes import IMAG_ADAPT_KEYS
 
@@ -82,7 +85,6 @@ def test_real_run_writes_spec_files(real_run):
     assert (scope / "episode-score.float").exists()
     videos = list((scope / "report-openloop-image.mp4").glob("*.mp4"))
     assert videos
-    import imageio.v3 as iio
     frames = iio.imread(videos[-1])
     assert frames.ndim == 4 and frames.shape[-1] == 3
     done = list((logdir / "ckpt").glob("*/done"))
@@ -104,7 +106,6 @@ def test_missing_platform_is_one_line(tmp_path):
 
 def test_load_agent_rebuilds_the_real_agent(real_run):
     """The analysis toolkit's entry: config.yaml + newest checkpoint -> agent."""
-    import numpy as np
 
     from dreamerv3 import checkpoint, envs, restore
 
@@ -133,9 +134,6 @@ def _flatten(tree, prefix=""):
 
 def test_load_agent_fills_keys_added_since_the_run_and_drops_removed_ones(real_run, tmp_path):
     """Runs outlive config changes: the shipped Alien runs predate jax.cpu_ynn_fusions."""
-    import shutil
-
-    import ruamel.yaml
 
     from dreamerv3 import restore
 

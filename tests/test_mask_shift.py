@@ -1,4 +1,4 @@
-"""The mask around a dynamics shift (issue 15): `around_shift` weighs log lines by their
+"""The mask around a dynamics shift: `around_shift` weighs log lines by their
 updates, against a hand computation; `shift_step` reads config.yaml and never fails the
 summary; `dreamer-report mask` shows the columns only when a run has a shift."""
 

@@ -1,4 +1,4 @@
-"""Train metrics under the official DreamerV3's names (issue 12 item 11): NumPy
+"""Train metrics under the official DreamerV3's names: NumPy
 references for each formula, the agent's and the run loop's keys, and the toolkit
 reading runs written before the rename."""
 
@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from analysis import ingest
 from dreamerv3 import metrics, nets
 
 # Every key the official writes in a train run (prefix train/ unless given).
@@ -104,7 +105,6 @@ def test_run_loop_writes_replay_epstats_and_usage(tmp_path):
 
 
 def test_toolkit_reads_runs_written_before_the_rename(tmp_path):
-    from analysis import ingest
 
     run = tmp_path / "atari100k_alien_baseline" / "seed0"
     run.mkdir(parents=True)

@@ -5,8 +5,10 @@ import shutil
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from analysis import openloop
+from analysis import openloop, runconfig, video
+from cli import app
 from openloop_factory import compose, known_sequences, write_video
 
 B, T, CONTEXT = 6, 16, 8
@@ -90,7 +92,6 @@ def test_error_images():
 
 
 def test_export_writes_panels_video_and_error_table(scope_run, tmp_path):
-    from analysis import video
 
     run, _, _ = scope_run
     base = openloop.from_scope(run)
@@ -110,9 +111,6 @@ def test_export_writes_panels_video_and_error_table(scope_run, tmp_path):
 
 
 def test_openloop_cli_writes_files_and_rejects_missing_paths(scope_run, tmp_path):
-    from typer.testing import CliRunner
-
-    from cli import app
 
     run, _, _ = scope_run
     other = tmp_path / "other" / run.name  # a second run with the same video
@@ -165,7 +163,6 @@ def test_from_checkpoints_on_a_real_debug_run(real_run):
 def test_auto_falls_back_to_scope_when_a_checkpoint_does_not_load(tmp_path):
     """A checkpoint the agent cannot load (here: garbage) is not the end of `auto`: the scope
     video is used and the source says why; `ckpt` asked explicitly still fails."""
-    from openloop_factory import compose, known_sequences, write_video
 
     truth, pred = known_sequences(2, 8)
     runs = []
@@ -183,3 +180,22 @@ def test_auto_falls_back_to_scope_when_a_checkpoint_does_not_load(tmp_path):
     assert "checkpoint not used" in single.source
     with pytest.raises(openloop.OpenLoopError):
         openloop.load_pair(runs[0], runs[1], "ckpt")
+
+
+def test_from_scope_parses_the_video_the_trainer_wrote(real_run):
+    """The shared real debug run's own open-loop report video (written by the trainer through
+    agent.compose_video and scope), not a copy of its layout: as many sequences and frames as
+    the run's config asks, half of them observed, and the error row the trainer drew matches
+    (model - truth + 255) / 2 of the rows parsed beside it."""
+    run, _ = real_run
+    config = runconfig.read_flat(run / "config.yaml")
+    ol = openloop.from_scope(run)
+    sequences = min(config["agent.report_openloop"], config["batch_size"])
+    frames = config["report_length"]
+    assert ol.truth.shape[:2] == (sequences, frames) and ol.truth.shape[-1] == 3, ol.truth.shape
+    assert ol.pred.shape == ol.truth.shape and ol.context == frames // 2
+    _, video = openloop.read_video(run, None, openloop.VIDEO_KEY)
+    rows, _ = openloop.split_video(video)
+    drawn = (rows["model"].astype(int) - rows["truth"].astype(int) + 255) // 2
+    assert np.abs(drawn - rows["error"].astype(int)).mean() < 12  # H.264 keeps it within a few levels
+    assert rows["truth"].std() > 5  # real frames, not blank ones

@@ -1,4 +1,4 @@
-"""Parity with the official DreamerV3 (issue 12, SPEC section 8): parameter counts.
+"""Parity with the official DreamerV3: parameter counts.
 
 The official prints the parameters its optimizer updates (the slow critic is
 not among them): 688,004 for size1m and 10,498,772 for size12m on Atari100k

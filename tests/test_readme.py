@@ -5,7 +5,11 @@ in a scratch folder where `artifacts/` is the repository's own, so their outputs
 scratch folder's `reports/`, never in the checkout.
 """
 
+import os
 import shlex
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,17 +62,15 @@ def test_readme_command_runs_as_written(command, scratch, monkeypatch):
 @pytest.mark.parametrize("command", [c for c in COMMANDS if shlex.split(c)[1] == "watch"])
 def test_readme_watch_runs_as_written_until_ctrl_c(command, scratch):
     """watch runs until interrupted: start it as written, wait for the first view, press Ctrl-C."""
-    import os
-    import signal
-    import subprocess
-    import sys
 
     args = [sys.executable, str(ROOT / "cli.py"), *shlex.split(command)[1:]]
-    proc = subprocess.Popen(args, cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(args, cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.stdout.readline(), proc.stderr.read()  # the first view is drawn
+    first = proc.stdout.readline()  # bytes: a box-drawing character may straddle the read
+    assert first, proc.stderr.read()  # the first view is drawn
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    rest, err = proc.communicate(timeout=60)
+    out, err = (first + rest).decode(), err.decode()
     assert proc.returncode == 0 and "watch stopped" in out, err
     html = [a for a in shlex.split(command) if a.endswith(".html")]
     assert not html or (scratch / html[0]).is_file()

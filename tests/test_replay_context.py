@@ -1,9 +1,10 @@
-"""Replay context (issue 12 item 2, the official `replay_context: 1`): each training
+"""Replay context (the official `replay_context: 1`): each training
 sequence starts from the latent state the policy stored with the step before it, and
 the update hands back the batch's fresh posteriors for replay.update()."""
 
 import jax
 import numpy as np
+import pytest
 
 from conftest import make_batch
 
@@ -108,7 +109,6 @@ def test_train_hands_back_stepids_for_replay_update(debug_agent, debug_batch, de
 
 
 def test_missing_latents_is_a_clear_error(debug_agent, debug_batch):
-    import pytest
 
     data = {k: v for k, v in debug_batch.items() if k != "dyn/stoch"}
     with pytest.raises(ValueError, match=r"replay_context 1 needs \['dyn/stoch'\]"):

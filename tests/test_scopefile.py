@@ -1,6 +1,7 @@
 """dreamerv3/scopefile.py writes scope's layout without the scope package: scope's
-reader and the toolkit's open-loop reader read it back. (On the GPU image, which
-has OpenCV but neither scope nor av, the file is read with OpenCV instead.)"""
+reader and the toolkit's open-loop reader read it back, whether av or OpenCV wrote the
+video (OpenCV, a test dependency, writes on the GPU image, which lacks av). Where scope or
+av is missing (the GPU image), the file is read with OpenCV instead."""
 
 import importlib.util
 import struct
@@ -63,8 +64,7 @@ def decode(tmp_path):
 
 @pytest.mark.parametrize("encoder", ["av", "cv2"])
 def test_video_reads_back(tmp_path, encoder):
-    if not HAVE[encoder]:
-        pytest.skip(f"{encoder} is not installed here (the GPU image has cv2, not av)")
+    """Both writers are test dependencies (the GPU image writes with OpenCV, the CPU venv with av)."""
     out = scopefile.ScopeFiles(tmp_path, encoder=encoder, seed=0)
     video = frames()
     out([(40, "report/openloop/image", video)])

@@ -1,8 +1,12 @@
 """Frames into pictures: borders, grids, mp4 round trips, panel frame choice."""
 
 import numpy as np
+from typer.testing import CliRunner
 
+import runfactory
 from analysis import video
+from cli import app
+from openloop_factory import compose, known_sequences, write_video
 
 
 def test_frame_border_marks_observed_green_and_imagined_red():
@@ -49,11 +53,6 @@ def test_panel_figure_saves(tmp_path):
 
 
 def test_best_seed_cli_prints_every_seed_and_exports_the_best(tmp_path):
-    from typer.testing import CliRunner
-
-    import runfactory
-    from cli import app
-    from openloop_factory import compose, known_sequences, write_video
 
     runfactory.write_study(tmp_path, seeds=3, frames=20_000, episodes=20, log_lines=5, methods=("adapt",))
     truth, pred = known_sequences(2, 8)

@@ -1,4 +1,4 @@
-"""Environments by task name `<suite>_<name>` (SPEC s.2).
+"""Environments by task name `<suite>_<name>`.
 
 Every env follows one protocol: `obs_space` and `act_space` (dicts of
 elements.Space; the act space has a bool 'reset'), and `step(action) -> obs`
@@ -146,7 +146,7 @@ def _make_env(task, config, index):
 
 
 def frames_per_step(task, config):
-  """Env frames per agent step: the logger's step unit (SPEC s.3)."""
+  """Env frames per agent step: the logger's step unit."""
   suite, _ = split_task(task)
   if suite == 'atari100k':
     return int(config.env.atari100k.repeat)

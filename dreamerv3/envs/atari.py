@@ -1,4 +1,4 @@
-"""Atari through ale-py's ALEInterface, with the Atari100k protocol (SPEC s.2).
+"""Atari through ale-py's ALEInterface, with the Atari100k protocol.
 
 One agent step = `repeat` emulator frames with the same action; the
 observation is the pixel-wise max of the last two frames (removes sprite

@@ -1,4 +1,4 @@
-"""A dynamics shift: the env's physics change at a set env step (issue 15).
+"""A dynamics shift: the env's physics change at a set env step.
 
 The adaptive horizon is meant for the moment the world model becomes
 unreliable; a model that learns a fixed world never gets there. This wrapper

@@ -1,0 +1,353 @@
+"""Every number the documents quote about the shipped runs, computed from the run files.
+
+`build(root)` reads the run sets under `root` (the repository's `artifacts/`) through
+`ingest`, `stats`, `compare`, `mask` and `readout`, and returns the Markdown of
+`docs/results.md`: one section per set, each a few lines of facts and tables. The labels in
+`artifacts/` say how each set was made and link to its section here instead of retyping
+figures; `make results` (`dreamer-report results`) rewrites the file, and a test regenerates
+it and fails on any difference. Everything here is deterministic: the bootstrap CIs use a
+fixed seed and the same 50,000 reps as `make demo`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+
+from analysis import compare, figures, ingest, longrun, mask, readout, stats
+
+REPS = 50_000  # the demo's bootstrap reps, so both print the same intervals
+SEED = 0
+ALIEN_RANDOM = 227.8  # analysis/atari.py
+SHIFT_ARMS = ("baseline", "adapt", "placebo", "fixed")
+SHIFT_WINDOWS = {"before the shift": (6_000, 9_500), "after the shift": (9_500, 13_000),
+                 "late recovery": (11_000, 13_000)}
+
+
+@dataclass
+class Section:
+    title: str  # its heading; the anchor labels link to is GitHub's slug of it
+    lines: list[str]
+
+
+def table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table, one line per row."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+            *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
+
+
+def _read(folder: Path) -> ingest.Ingested:
+    runs = sorted(ingest.discover([str(folder)]), key=lambda r: (r.method, r.seed))
+    data = ingest.ingest(runs, cache=False)
+    return ingest.Ingested(data.runs, *(t.with_columns(pl.col(pl.Categorical).cast(pl.String))
+                                         for t in (data.scores, data.metrics)), data.problems)
+
+
+def _values(data: ingest.Ingested, run: str, key: str, table: str = "metrics") -> np.ndarray:
+    rows = getattr(data, table).filter((pl.col("run") == run) & (pl.col("key") == key)).sort("step")
+    return rows["value"].to_numpy()
+
+
+def _steps(data: ingest.Ingested, run: str, key: str, table: str = "metrics") -> np.ndarray:
+    rows = getattr(data, table).filter((pl.col("run") == run) & (pl.col("key") == key)).sort("step")
+    return rows["step"].to_numpy()
+
+
+def _last(data: ingest.Ingested, run: str, key: str) -> str:
+    """The last logged value of a count (updates, parameters) with thousands separators; '-' when
+    the run does not log the key (runs made before the trainer logged it)."""
+    values = _values(data, run, key)
+    return f"{int(values[-1]):,}" if values.size else "-"
+
+
+SPEED_KEYS = {"fps/train": ",.0f", "timer/train/mean": ".3f", "timer/train/frac": ".2f"}
+
+
+def _late_median(data: ingest.Ingested, run: str, key: str, fmt: str) -> str:
+    """Median of a key over the second half of its log lines (past compiles and prefill)."""
+    values = _values(data, run, key)
+    return format(float(np.median(values[len(values) // 2:])), fmt) if values.size else "-"
+
+
+def _num(x: float, digits: int = 1) -> str:
+    return f"{x:,.{digits}f}"
+
+
+def _problems(data: ingest.Ingested) -> str:
+    runs, problems = len(data.runs), data.problems.height
+    return f"{runs} run{'s' * (runs != 1)}, {problems} ingest problem{'s' * (problems != 1)}"
+
+
+# ---------------------------------------------------------------- the sets
+
+
+def alien_demo(root: Path) -> Section:
+    """The demo's Alien runs: updates, loss/dyn, episodes and the rule's ratio per run."""
+    rows, episodes = [], {}
+    for method in ("baseline", "adapt"):
+        data = _read(root / f"atari100k_alien_{method}")
+        for run in data.runs:
+            dyn = _values(data, run.name, "train/loss/dyn")
+            ratio = _values(data, run.name, "train/imag_adapt/ratio")
+            active = _values(data, run.name, "train/imag_adapt/active")
+            scores = _values(data, run.name, "episode/score", "scores")
+            episodes[method, run.seed] = scores.tolist()
+            rows.append([method, run.seed, f"{dyn[0]:.3f} -> {dyn[-1]:.3f}", len(scores), f"{scores.min():g}-{scores.max():g}",
+                         f"{ratio.min():.3f}-{ratio.max():.3f}", f"{active.max():g}"])
+    same = all(episodes["baseline", s] == episodes["adapt", s] for s in (0, 1, 2))
+    return Section("Alien demo runs", [
+        "`artifacts/atari100k_alien_{baseline,adapt}/`, what `make demo` reports on. Per run: "
+        "`train/loss/dyn` first and last logged value, "
+        "episodes, their score range (raw), the rule's ratio `train/imag_adapt/ratio` (range of "
+        "the logged values) and the largest logged `train/imag_adapt/active`.", "",
+        *table(["method", "seed", "loss/dyn first -> last", "episodes", "scores",
+                "ratio", "max active"], rows), "",
+        f"Alien's random score: {ALIEN_RANDOM}. Each seed's episodes are the same in both methods "
+        f"(score for score): {'yes' if same else 'no'}."])
+
+
+def alien_long(root: Path) -> Section:
+    """The long Alien run: scores per 10k frames, and whether the world model's losses fell."""
+    data = _read(root / "atari100k_alien_long")
+    (run,) = data.runs
+    steps = _steps(data, run.name, "episode/score", "scores")
+    scores = _values(data, run.name, "episode/score", "scores")
+    rows = []
+    for start in range(0, int(steps.max()), readout.BIN):
+        inside = scores[(steps > start) & (steps <= start + readout.BIN)]
+        if inside.size:
+            rows.append([readout.bin_label(start), inside.size, _num(inside.mean()), f"{inside.min():g}",
+                         f"{inside.max():g}"])
+    rec, dyn = _values(data, run.name, "train/loss/image"), _values(data, run.name, "train/loss/dyn")
+    dyn_steps = _steps(data, run.name, "train/loss/dyn")
+    floor = dyn_steps[np.flatnonzero(dyn <= 1.01)[0]] if (dyn <= 1.01).any() else None
+    entropy = _values(data, run.name, "train/ent/action")
+    last = int(_steps(data, run.name, "train/loss/dyn")[-1])
+    return Section("Alien long run", [
+        f"`artifacts/atari100k_alien_long/`, one seed: {_problems(data)}; last logged step {last:,} env "
+        "frames.", "",
+        *table(["env frames", "episodes", "mean score", "min", "max"], rows), "",
+        f"{scores.size} episodes, mean {_num(scores.mean())}; first 10 {_num(scores[:10].mean())}, last 10 "
+        f"{_num(scores[-10:].mean())} (Alien's random score: {ALIEN_RANDOM}). Policy entropy "
+        f"`train/ent/action` {entropy.min():.3f}-{entropy.max():.3f} (uniform over 18 actions: "
+        f"{longrun.UNIFORM_ENTROPY:.3f}).", "",
+        f"Image reconstruction loss `train/loss/image` (logged as `train/loss/rec`): first {_num(rec[0])}, "
+        f"last {_num(rec[-1])}. `train/loss/dyn`: first {dyn[0]:.3f}, last {dyn[-1]:.3f}, first logged at "
+        f"or under 1.01 (its free-nats floor is 1.0) at step " + (f"{floor:,}." if floor is not None else "never.")])
+
+
+def road_runner(root: Path, folder: str, title: str) -> Section:
+    """A Road Runner set beside the published curve: scores and diagnostics per 10k frames."""
+    data = _read(root / folder)
+    per_run = readout.score_bins(data.scores)
+    last = max(int(_steps(data, r.name, "train/loss/dyn")[-1]) for r in data.runs)
+    facts = []
+    for run in data.runs:
+        scores = _values(data, run.name, "episode/score", "scores")
+        image, dyn = _values(data, run.name, "train/loss/image"), _values(data, run.name, "train/loss/dyn")
+        facts.append([run.seed, f"{int(_steps(data, run.name, 'train/loss/dyn')[-1]):,}",
+                      _last(data, run.name, "train/opt/updates"), _last(data, run.name, "train/opt/param_count"),
+                      scores.size,
+                      int((scores > 0).sum()), _num(image[0]) + " -> " + _num(image[-1]),
+                      f"{dyn[0]:.2f} -> {dyn[-1]:.2f}", f"{_values(data, run.name, 'train/rand/action')[-1]:.4f}",
+                      *(_late_median(data, run.name, key, fmt) for key, fmt in SPEED_KEYS.items())])
+    return Section(title, [
+        f"`artifacts/{folder}/`: {_problems(data)}. Per run: last logged step (env frames), updates, "
+        "parameters, episodes, episodes that scored, `train/loss/image` and `train/loss/dyn` first -> last, "
+        "the last logged normalised policy entropy `train/rand/action` (1: uniform), and over the second "
+        "half of each run's log lines the median of `fps/train` (replayed steps per second), "
+        "`timer/train/mean` (seconds per update) and `timer/train/frac` (share of wall time training); "
+        "'-' where the run does not log the key.", "",
+        *table(["seed", "last step", "updates", "parameters", "episodes", "scoring", "image loss",
+                "loss/dyn", "last rand/action", *SPEED_KEYS], facts), "",
+        f"Mean episode score (raw) per 10k env frames, episodes ending in the bin; random {readout.RANDOM}. "
+        "Published: the official DreamerV3's 5 seeds, mean [range] (`analysis/readout.py`).", "",
+        *table(*readout.score_table(per_run, last)), "",
+        "Diagnostics: the mean over runs of the values logged in each bin; \"replayed rew/step\" is the "
+        "score per agent step of the episodes ending in the bin.", "",
+        *table(*readout.diagnostic_table(per_run, data.metrics, last))])
+
+
+def cartpole(root: Path) -> Section:
+    """The CartPole learning benchmark: when each seed's mean of 10 episodes reached 200."""
+    folder = root / "cartpole_dreamerv3"
+    rows = []
+    for run in sorted(ingest.discover([str(folder)]), key=lambda r: r.seed):
+        with open(run.path / "wall_clock.csv", newline="") as f:
+            clock = [(int(float(r["step"])), float(r["seconds"]), float(r["score"])) for r in csv.DictReader(f)]
+        scores = np.array([c[2] for c in clock])
+        means = np.convolve(scores, np.ones(10) / 10, mode="valid")  # means[i]: episodes i..i+9
+        hit = np.flatnonzero(means >= 200)
+        reached = clock[hit[0] + 9] if hit.size else None
+        rows.append([run.seed, len(clock), f"step {reached[0]:,}" if reached else "never",
+                     f"{reached[1] / 60:.1f} min" if reached else "-", _num(means[-1]),
+                     _num(means.max())])
+    return Section("CartPole learning benchmark", [
+        "`artifacts/cartpole_dreamerv3/`, from each run's `wall_clock.csv` (env step, seconds since the "
+        "three runs were launched, episode score). \"Reached\": the first episode at which the mean of the "
+        "last 10 episodes is 200 or more. Random play scores about 22.", "",
+        *table(["seed", "episodes", "mean of 10 reached 200 at", "after", "final mean of 10", "best mean of 10"],
+               rows)])
+
+
+def gpu_alien(root: Path) -> Section:
+    """The two size200m runs on the GPU, stopped during replay prefill."""
+    rows = []
+    for method in ("baseline", "adapt"):
+        (run,) = [p for p in (root / f"gpu_atari100k_alien_{method}").iterdir() if p.is_dir()]
+        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        scores = [json.loads(line)["episode/score"] for line in (run / "scores.jsonl").read_text().splitlines()]
+        trained = any(key.startswith("train/") for row in lines for key in row)
+        rows.append([method, f"{max(row['step'] for row in lines):,}", ", ".join(f"{s:g}" for s in scores),
+                     "yes" if trained else "no"])
+    return Section("GPU Alien runs (prefill only)", [
+        "`artifacts/gpu_atari100k_alien_{baseline,adapt}/`: last logged step (env frames), episode scores, "
+        "whether any update was logged (`train/*`).", "", *table(["method", "last step", "scores", "updates"], rows)])
+
+
+def _shift_run_rows(datas: dict[str, ingest.Ingested], shift: int) -> list[list[str]]:
+    rows = []
+    for arm, data in datas.items():
+        for run in data.runs:
+            steps, dyn = _steps(data, run.name, "train/loss/dyn"), _values(data, run.name, "train/loss/dyn")
+            before = dyn[(steps > shift - 1_500) & (steps <= shift)].mean()
+            peak = dyn[steps > shift].max()
+            s_steps = _steps(data, run.name, "episode/score", "scores")
+            scores = _values(data, run.name, "episode/score", "scores")
+
+            def window(lo, hi):
+                inside = scores[(s_steps > lo) & (s_steps <= hi)]
+                return _num(inside.mean()) if inside.size else "-"
+
+            rows.append([arm, run.seed, f"{before:.3f}", f"{peak:.3f}", f"{peak / before - 1:+.0%}",
+                         window(shift - 2_000, shift), window(shift, shift + 1_500), window(11_000, 13_000)])
+    return rows
+
+
+def _interval(row: dict) -> str:
+    return f"{row['point']:.1f} [{row['low']:.1f}, {row['high']:.1f}]"
+
+
+def _shift_scores(folders: dict[str, Path]) -> tuple[list[list[str]], list[str]]:
+    groups = [[str(folders[arm])] for arm in SHIFT_ARMS]
+    rows, lines = [], []
+    for name, frames in SHIFT_WINDOWS.items():
+        result = compare.compare(groups, reps=REPS, seed=SEED, metrics=("iqm",), frames=frames, cache=False)
+        iqm = {r["method"]: r for r in result.aggregate.filter(pl.col("scope") == stats.OVERALL).iter_rows(named=True)}
+        rows.append([f"{name} ({frames[0]:,}, {frames[1]:,}]", *(_interval(iqm[arm]) for arm in SHIFT_ARMS)])
+        poi = result.poi.filter(pl.col("scope") == stats.OVERALL)
+        lines.append(f"- {name}: " + ", ".join(f"P({r['method']} > baseline) {r['point']:.2f} [{r['low']:.2f}, "
+                                                f"{r['high']:.2f}]" for r in poi.iter_rows(named=True)))
+        if name == "after the shift":
+            lines += [f"  - {sentence}" for sentence in compare.power_sentences(result)]
+            pair = compare.compare([groups[2], groups[1]], reps=REPS, seed=SEED, metrics=("iqm",), frames=frames,
+                                   cache=False)
+            lines.append("  - " + "; ".join(f"P(adapt > placebo) {r['point']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+                                            for r in pair.poi.filter(pl.col("scope") == stats.OVERALL).iter_rows(named=True)))
+            lines += [f"  - {sentence}" for sentence in compare.power_sentences(pair)]
+    return rows, lines
+
+
+def shift(root: Path) -> Section:
+    """The dynamics-shift experiment: loss/dyn and scores per run, the mask, the arms' IQMs."""
+    folders = {arm: root / "shift_cartpole" / f"gym_CartPole-v1_{arm}" for arm in SHIFT_ARMS}
+    datas = {arm: _read(folder) for arm, folder in folders.items()}
+    summaries = {arm: mask.summarize(data) for arm, data in datas.items()}
+    shift_at = int(summaries["adapt"]["shift_step"][0])
+    mask_rows = [[r["seed"], f"{r['active_before']:.1%}", f"{r['active_after']:.1%}",
+                  f"{r['first_active_after']:,}" if r["first_active_after"] is not None else "never"]
+                 for r in summaries["adapt"].sort("seed").iter_rows(named=True)]
+    placebo = summaries["placebo"]
+    never = [arm for arm in ("baseline", "fixed") if summaries[arm]["frac_active"].max() == 0.0]
+    score_rows, poi_lines = _shift_scores(folders)
+    return Section("Dynamics-shift experiment", [
+        f"`artifacts/shift_cartpole/gym_CartPole-v1_<arm>/`, shift at env step {shift_at:,}: "
+        + ", ".join(f"{arm} {_problems(datas[arm])}" for arm in SHIFT_ARMS) + ".", "",
+        f"Per run: `train/loss/dyn` mean over the 1,500 frames before the shift ({shift_at - 1_500:,}, "
+        f"{shift_at:,}], its peak after it and the rise; mean episode score (raw) over the episodes ending in "
+        f"({shift_at - 2_000:,}, {shift_at:,}], ({shift_at:,}, {shift_at + 1_500:,}] and (11,000, 13,000].", "",
+        *table(["arm", "seed", "loss/dyn before", "peak after", "rise", "score before", "score just after",
+                "score late"], _shift_run_rows(datas, shift_at)), "",
+        "The mask in the adapt runs (`dreamer-report mask`; fractions of updates, weighted by each log "
+        "line's updates):", "",
+        *table(["adapt seed", "on before the shift", "on after it", "first logged interval on after it ended at"],
+               mask_rows), "",
+        f"Placebo: on at {placebo['active_before'].min():.1%}-{placebo['active_before'].max():.1%} of the updates "
+        f"before the shift and {placebo['active_after'].min():.1%}-{placebo['active_after'].max():.1%} after. "
+        f"Never applied the mask: {', '.join(never) or 'none'}.", "",
+        f"Scores (`dreamer-report compare ... --frames START:END`): IQM over the 5 runs of each arm of "
+        f"the raw CartPole score, 95% stratified bootstrap CI ({REPS:,} reps, seed {SEED}, as `make demo`); "
+        "a run's score is its mean episode score over the episodes ending in the window.", "",
+        *table(["window (env frames)", *SHIFT_ARMS], score_rows), "",
+        "Probability of improvement and seeds needed (same bootstrap):", "", *poi_lines])
+
+
+# ---------------------------------------------------------------- the document
+
+
+HEADER = [
+    "# Results: every number about the shipped runs",
+    "",
+    "Generated by `make results` (`dreamer-report results`, `analysis/results.py`) from the run files "
+    "in `artifacts/`; do not edit by hand. A test regenerates it and fails on any difference. How each "
+    "set was made, and what it is not, is in its folder's README.",
+]
+
+
+def sections(root: Path) -> list[Section]:
+    root = Path(root)
+    return [alien_demo(root), alien_long(root),
+            road_runner(root, "atari100k_road_runner_dreamerv3", "Road Runner at the official settings, size1m"),
+            road_runner(root, "atari100k_road_runner_lr3e-4", "Road Runner at lr 3e-4, size1m"),
+            road_runner(root, "gpu_road_runner_size12m", "Road Runner at the official settings, size12m, GPU"),
+            cartpole(root), gpu_alien(root), shift(root)]
+
+
+def build(root: Path) -> str:
+    """docs/results.md's text from the sets under `root`."""
+    parts = sections(root)
+    lines = [*HEADER, "", *(f"- [{s.title}](#{slug(s.title)})" for s in parts)]
+    for s in parts:
+        lines += ["", f"## {s.title}", "", *s.lines]
+    return "\n".join(lines) + "\n"
+
+
+def slug(title: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as '-'."""
+    kept = "".join(ch for ch in title.lower() if ch.isalnum() or ch in " -_")
+    return kept.replace(" ", "-")
+
+
+def write(text: str, out: Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return out
+
+
+def redraw_figures(root: Path) -> list[Path]:
+    """The figures beside the runs (curve.png, losses.png): never inside a run dir."""
+    root = Path(root)
+    written = []
+    for folder, label in (("atari100k_road_runner_dreamerv3", "size1m"),
+                          ("atari100k_road_runner_lr3e-4", "size1m, lr 3e-4"),
+                          ("gpu_road_runner_size12m", "size12m, official settings (GPU)")):
+        fig = readout.curve_figure(readout.score_bins(_read(root / folder).scores), label)
+        written.append(_save(fig, root / folder / "curve.png"))
+    data = _read(root / "atari100k_alien_long")
+    curve = figures.plot_score_curves(data.scores, {data.runs[0].method: "C0"}, smooth=5)
+    written.append(_save(curve, root / "atari100k_alien_long" / "curve.png"))
+    written.append(_save(longrun.loss_figure(data.metrics), root / "atari100k_alien_long" / "losses.png"))
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
