@@ -114,7 +114,7 @@ NUMBER_RULES = (
     ('agent.enc.*', WHOLE), ('agent.dec.*', WHOLE), ('agent.*.units', WHOLE), ('agent.*.bins', WHOLE),
     ('agent.policy.*std', POSITIVE), ('agent.imag_length', WHOLE), ('agent.horizon', POSITIVE),
     ('agent.return_lambda', FRACTION), ('agent.slow_rate', FRACTION), ('agent.retnorm.rate', FRACTION),
-    ('agent.retnorm.limit', POSITIVE), ('agent.opt.lr', POSITIVE), ('agent.opt.eps', POSITIVE),
+    ('agent.retnorm.limit', POSITIVE), ('agent.opt.lr', NONNEG), ('agent.opt.eps', POSITIVE),
     ('agent.opt.beta*', FRACTION), ('agent.report_openloop', WHOLE), ('*', NONNEG),
 )
 EXPECTED = {WHOLE: 'a whole number >= 1', POSITIVE: 'a number > 0', NONNEG: 'a number >= 0',

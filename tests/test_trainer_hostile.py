@@ -166,7 +166,7 @@ def test_checkpoint_of_another_size_is_one_line(tmp_path, capsys):
     (["--agent.rssm.deter", "0"], "--agent.rssm.deter 0"),
     (["--agent.imag_length", "0"], "--agent.imag_length 0"),
     (["--agent.horizon", "0"], "--agent.horizon 0"),
-    (["--agent.opt.lr", "-1e-4"], "--agent.opt.lr -0.0001: expected a number > 0"),
+    (["--agent.opt.lr", "-1e-4"], "--agent.opt.lr -0.0001: expected a number >= 0"),
     (["--agent.return_lambda", "1.5"], "--agent.return_lambda 1.5: expected a number in [0, 1]"),
     (["--env.dummy.size", "0,64"], "--env.dummy.size 0,64"),
     (["--agent.retnorm.plo", "99"], "plo 99.0 / phi 95.0"),
