@@ -85,11 +85,13 @@ Frames = Annotated[str, typer.Option("--frames", help="Score instead: mean over 
                                                      "9500:13000 or 40k:50k.")]
 PowerDelta = Annotated[float, typer.Option("--power-delta", help="IQM difference for the power statement "
                                                                  "(default: each method's observed one).")]
+PowerMaxSeeds = Annotated[int, typer.Option("--power-max-seeds", help="Largest study (seeds per method) the "
+                                                                      "power statement tries, up to 1000.")]
 OpenloopSource = Annotated[str, typer.Option("--openloop-source", help="Report's open loop from auto, ckpt or scope.")]
 
 
 def _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
-                        cache, frames=None) -> None:
+                        cache, frames=None, power_max_seeds=defaults.POWER_MAX_SEEDS) -> None:
     """`compare` and `report`: one pipeline (analysis.pipeline.run); print its table and files."""
     from analysis import compare, pipeline, stats
     from analysis.ingest import IngestError
@@ -102,7 +104,8 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
     try:
         interval = None if frames is None else stats.parse_frames(frames)
         done = pipeline.run([[m] for m in methods], out, labels, reps, seed, metrics, window, power_delta,
-                            make_report, source, progress=True, cache=cache, frames=interval)
+                            make_report, source, progress=True, cache=cache, frames=interval,
+                            power_max_seeds=power_max_seeds)
     except (IngestError, ValueError, OSError) as error:
         _fail(_first_line(error))
     from rich.table import Table
@@ -117,7 +120,8 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
         table.add_row(*(Text(_plain(cell)) for cell in row), end_section=(i + 1) % len(result.methods) == 0)
     console = _console()
     console.print(table)
-    for line in [compare.bootstrap_sentence(result)] + compare.power_sentences(result):
+    for line in ([compare.bootstrap_sentence(result)] + compare.difference_sentences(result)
+                 + compare.power_sentences(result)):
         console.print(_plain(line), markup=False)
     for note in result.notes:
         console.print(_plain(f"note: {note}"), markup=False)
@@ -142,6 +146,7 @@ def compare_cli(
     window: Window = defaults.WINDOW,
     frames: Frames = None,
     power_delta: PowerDelta = None,
+    power_max_seeds: PowerMaxSeeds = defaults.POWER_MAX_SEEDS,
     make_report: Annotated[bool, typer.Option("--report/--no-report", help="Also write report.html and report.pdf.")] = True,
     source: OpenloopSource = defaults.OPENLOOP_SOURCE,
     cache_dir: str = CACHE_DIR,
@@ -150,7 +155,7 @@ def compare_cli(
     """Compare methods against the first: IQM, mean, median, optimality gap with 95% bootstrap CIs,
     probability of improvement and seeds needed; writes figures and the report."""
     _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
-                        _cache(cache_dir, no_cache), frames)
+                        _cache(cache_dir, no_cache), frames, power_max_seeds)
 
 
 @app.command("report")
@@ -164,13 +169,14 @@ def report_cli(
     window: Window = defaults.WINDOW,
     frames: Frames = None,
     power_delta: PowerDelta = None,
+    power_max_seeds: PowerMaxSeeds = defaults.POWER_MAX_SEEDS,
     source: OpenloopSource = defaults.OPENLOOP_SOURCE,
     cache_dir: str = CACHE_DIR,
     no_cache: bool = NO_CACHE,
 ):
     """Write the full report (report.html, self-contained, and report.pdf): `compare` with the report."""
     _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, True, source,
-                        _cache(cache_dir, no_cache), frames)
+                        _cache(cache_dir, no_cache), frames, power_max_seeds)
 
 
 @app.command("mask")

@@ -27,6 +27,7 @@ COMPARE_METRIC_KEYS = ("train/loss/dyn", "train/loss/rep", "train/loss/policy", 
 OVERALL = stats.OVERALL
 DEFAULT_REPS = defaults.REPS
 DEFAULT_WINDOW = defaults.WINDOW
+DEFAULT_MAX_SEEDS = defaults.POWER_MAX_SEEDS
 
 
 class CompareError(ValueError):
@@ -42,6 +43,7 @@ class CompareResult:
     aggregate: pl.DataFrame  # scope (task or OVERALL), method, metric, point, low, high, runs
     poi: pl.DataFrame  # scope, method, point, low, high: P(method > reference), one per other method
     power: dict[str, dict | None]  # per other method: stats.seeds_needed output, None if not computed
+    differences: dict[str, dict]  # per other method: stats.iqm_difference_test of it minus the reference
     curves: dict  # marks (env frames) and, per method, IQM point/low/high arrays
     profiles: dict  # taus and, per method, point/low/high arrays
     seed: int
@@ -79,6 +81,7 @@ def compare(
     power_delta: float | None = None,
     cache: bool | str | Path | None = True,
     frames: tuple[int, int] | None = None,
+    power_max_seeds: int = DEFAULT_MAX_SEEDS,
 ) -> CompareResult:
     """Compare the methods whose runs lie under each group of paths (the first group is the
     reference); raises IngestError / CompareError on input that cannot work.
@@ -88,6 +91,10 @@ def compare(
     for every run (for example the frames after a dynamics shift)."""
     groups = [[g] if isinstance(g, str) else list(g) for g in groups]
     _check_options(groups, names, metrics, reps, window, power_delta)
+    try:
+        grid = stats.seed_grid(power_max_seeds)
+    except ValueError as error:
+        raise CompareError(str(error)) from None
     if frames is not None:
         try:
             frames = stats.check_frames(frames)
@@ -131,10 +138,11 @@ def compare(
     aggregate = _aggregate_table(matrices, tasks, metrics, reps, seed, progress)
     reference = labels[0]
     poi = _poi_table(matrices, reference, tasks, reps, seed)
-    power = {m: _power(matrices[reference], matrices[m], power_delta, seed) for m in labels[1:]}
+    power = {m: _power(matrices[reference], matrices[m], power_delta, seed, grid) for m in labels[1:]}
+    differences = {m: stats.iqm_difference_test(matrices[m], matrices[reference], reps, seed) for m in labels[1:]}
     curves = _curves(data.scores, final, labels, tasks, min(reps, CURVE_REPS), seed)
     profiles = _profiles(matrices, min(reps, CURVE_REPS), seed)
-    return CompareResult(labels, data, final, tasks, aggregate, poi, power, curves, profiles,
+    return CompareResult(labels, data, final, tasks, aggregate, poi, power, differences, curves, profiles,
                          seed, reps, window, tuple(metrics), unit, notes, frames)
 
 
@@ -225,13 +233,13 @@ def _poi_table(matrices: dict[str, np.ndarray], reference: str, tasks, reps, see
                                       "low": pl.Float64, "high": pl.Float64}, orient="row")
 
 
-def _power(base, other, delta, seed) -> dict | None:
+def _power(base, other, delta, seed, grid) -> dict | None:
     """Seeds needed to detect `delta` (default: the observed IQM difference); None when that is zero."""
     if delta is None:
         delta = abs(float(stats.iqm(other) - stats.iqm(base)))
     if delta <= 1e-9:
         return None
-    return stats.seeds_needed(base, other, delta, seed=seed)
+    return stats.seeds_needed(base, other, delta, seed=seed, grid=grid)
 
 
 def _curves(scores, final, methods, tasks, reps, seed) -> dict:
@@ -292,6 +300,17 @@ def power_sentences(result: CompareResult) -> list[str]:
     return out
 
 
+def difference_sentences(result: CompareResult) -> list[str]:
+    """Per other method: its IQM minus the reference's, with the CI and the test's p-value."""
+    out = []
+    for method, test in result.differences.items():
+        out.append(f"IQM difference, {method} - {result.reference}: {test['point']:+.3f} "
+                   f"[{test['low']:+.3f}, {test['high']:+.3f}] (95% stratified bootstrap CI), two-sided "
+                   f"p = {test['p_value']:.3f} against no difference ({test['reps']:,} studies from the pooled "
+                   f"spread, {test['runs'][0]} and {test['runs'][1]} runs)")
+    return out
+
+
 def bootstrap_sentence(result: CompareResult) -> str:
     return (f"bootstrap: seed {result.seed}, {result.reps:,} reps (stratified over runs, percentile CIs); "
             + stats.final_score_definition(result.window, result.frames))
@@ -333,6 +352,7 @@ def summary(result: CompareResult) -> dict:
                       for row in result.aggregate.to_dicts()],
         "probability_of_improvement": result.poi.to_dicts(),
         "power": result.power,
+        "iqm_difference": {m: {**t, "runs": list(t["runs"])} for m, t in result.differences.items()},
         "runs": [{"name": r.name, "task": r.task, "method": r.method, "seed": r.seed, "path": remote.shown(r.path)}
                  for r in result.data.runs],
         "problems": result.data.problems.to_dicts(),

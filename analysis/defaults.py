@@ -5,6 +5,7 @@ REPS = 50_000  # bootstrap replications for the headline CIs (the fast bootstrap
 MAX_REPS = 2_000_000  # 40x the default: minutes; more would look like a hang
 MAX_FRAMES = 1000  # open loop: observed + imagined frames per sequence (memory grows with them)
 MAX_SEQUENCES = 64  # open loop: sequences rolled out from the checkpoint
+POWER_MAX_SEEDS = 50  # the largest study the seeds-needed statement tries by default
 WINDOW = 0.1  # final score: mean over this last fraction of each run's own env frames
 METRICS = ("iqm", "mean", "median", "og")
 OPENLOOP_SOURCE = "auto"

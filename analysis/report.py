@@ -258,7 +258,7 @@ def aggregate_section(result) -> Section:
                f"{stats.OVERALL}; the last column is the probability of improvement (rliable) over the "
                f"reference {result.reference}. " + compare.bootstrap_sentence(result) + ".")
     blocks = [Table(columns, rows, caption)]
-    blocks += [Paragraph(line) for line in compare.power_sentences(result)]
+    blocks += [Paragraph(line) for line in compare.difference_sentences(result) + compare.power_sentences(result)]
     blocks += [Paragraph(f"Note: {note}") for note in result.notes]
     return Section("aggregate", "Aggregate scores", blocks)
 

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
-from analysis import compare, figures, ingest, longrun, mask, readout, stats
+from analysis import compare, figures, ingest, longrun, mask, preregistered, readout, stats
 
 REPS = 50_000  # the demo's bootstrap reps, so both print the same intervals
 SEED = 0
@@ -245,11 +245,13 @@ def _shift_scores(folders: dict[str, Path]) -> tuple[list[list[str]], list[str]]
         lines.append(f"- {name}: " + ", ".join(f"P({r['method']} > baseline) {r['point']:.2f} [{r['low']:.2f}, "
                                                 f"{r['high']:.2f}]" for r in poi.iter_rows(named=True)))
         if name == "after the shift":
+            lines += [f"  - {sentence}" for sentence in compare.difference_sentences(result)]
             lines += [f"  - {sentence}" for sentence in compare.power_sentences(result)]
             pair = compare.compare([groups[2], groups[1]], reps=REPS, seed=SEED, metrics=("iqm",), frames=frames,
                                    cache=False)
             lines.append("  - " + "; ".join(f"P(adapt > placebo) {r['point']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
                                             for r in pair.poi.filter(pl.col("scope") == stats.OVERALL).iter_rows(named=True)))
+            lines += [f"  - {sentence}" for sentence in compare.difference_sentences(pair)]
             lines += [f"  - {sentence}" for sentence in compare.power_sentences(pair)]
     return rows, lines
 
@@ -288,6 +290,41 @@ def shift(root: Path) -> Section:
         "Probability of improvement and seeds needed (same bootstrap):", "", *poi_lines])
 
 
+def shift_study(root: Path) -> Section:
+    """The pre-registered shift study: its design's power from the pilot, which runs are in,
+    and, once all are, the primary analysis (analysis/preregistered.py)."""
+    plan = preregistered
+    pilot = {arm: root / "shift_cartpole" / f"gym_CartPole-v1_{arm}" for arm in SHIFT_ARMS}
+    power_rows = [[f"{r['method']} vs {r['reference']}", f"{r['alpha']:g}", f"{r['power']:.3f}"]
+                  for r in plan.plan_power(pilot)]
+    lines = [
+        f"Plan: `artifacts/SHIFT_EXPERIMENT.md`, \"Pre-registered study\": {len(plan.SEEDS)} seeds per arm, "
+        f"score window ({plan.WINDOW[0]:,}, {plan.WINDOW[1]:,}], smallest difference of interest {plan.DELTA:g} (IQM, raw score).", "",
+        f"Power of each primary comparison at {len(plan.SEEDS)} seeds per arm, simulated from the pilot's "
+        f"runs ({plan.POWER_SIMS:,} studies, seed {plan.SEED}; Holm's first step tests at alpha "
+        f"{plan.ALPHA / 2:g}):", "",
+        *table(["comparison", "alpha", "power"], power_rows), ""]
+    study = root / "shift_powered"
+    state = plan.status(study)
+    done = sum(len(v) for v in state.complete.values())
+    lines.append(f"Runs in `artifacts/shift_powered/`: {done} of {len(plan.SEEDS) * len(plan.ARMS)} complete ("
+                 + ", ".join(f"{arm} {len(state.complete[arm])}" for arm in plan.ARMS)
+                 + f"), {len(state.incomplete)} incomplete.")
+    rows = plan.primary(study)
+    if rows is None:
+        lines += ["", "The primary analysis runs when every planned run is in and complete (the plan "
+                      "allows no interim look); until then nothing is compared."]
+        return Section("Pre-registered shift study", lines)
+    lines += ["", *table(["comparison", "IQM difference [95% CI]", "p", "p (Holm)", "P(improvement) [95% CI]",
+                          "decision"],
+                         [[f"{r['method']} - {r['reference']}", f"{r['point']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]",
+                           f"{r['p_value']:.4f}", f"{r['p_holm']:.4f}",
+                           f"{r['poi'][0]:.3f} [{r['poi'][1]:.3f}, {r['poi'][2]:.3f}]", r["decision"]]
+                          for r in rows])]
+    lines += [f"- note ({r['method']} vs {r['reference']}): {note}" for r in rows for note in r["notes"]]
+    return Section("Pre-registered shift study", lines)
+
+
 # ---------------------------------------------------------------- the document
 
 
@@ -306,7 +343,7 @@ def sections(root: Path) -> list[Section]:
             road_runner(root, "atari100k_road_runner_dreamerv3", "Road Runner at the official settings, size1m"),
             road_runner(root, "atari100k_road_runner_lr3e-4", "Road Runner at lr 3e-4, size1m"),
             road_runner(root, "gpu_road_runner_size12m", "Road Runner at the official settings, size12m, GPU"),
-            cartpole(root), gpu_alien(root), shift(root)]
+            cartpole(root), gpu_alien(root), shift(root), shift_study(root)]
 
 
 def build(root: Path) -> str:

@@ -408,32 +408,84 @@ def performance_profile(scores: np.ndarray, taus: np.ndarray, reps: int, seed: i
 # ---------------------------------------------------------------- power
 
 
+SEED_GRID = (2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 70, 80, 100, 120, 150, 200, 250, 300, 400,
+             500, 600, 800, 1000)
+MAX_SEEDS = 1000  # the largest study the power simulation sizes
+
+
+def seed_grid(max_seeds: int = 50) -> tuple[int, ...]:
+    """The study sizes the power simulation tries, up to `max_seeds` (which is always tried)."""
+    if not 2 <= max_seeds <= MAX_SEEDS:
+        raise ValueError(f"--power-max-seeds {max_seeds}: expected 2 .. {MAX_SEEDS}")
+    return tuple(n for n in SEED_GRID if n < max_seeds) + (max_seeds,)
+
+
+def _pooled_residuals(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Both methods' runs (runs, tasks), each centred on its own method's per-task mean: the
+    spread a study of either method draws from when the methods do not differ."""
+    return np.concatenate([a - a.mean(axis=0), b - b.mean(axis=0)], axis=0)
+
+
+def _simulated_differences(residuals: np.ndarray, centre: np.ndarray, n_a: int, n_b: int, shift: float,
+                           sims: int, rng: np.random.Generator) -> np.ndarray:
+    """IQM(a) - IQM(b) of `sims` simulated studies: n_a and n_b runs per task drawn from the
+    pooled residuals around `centre` (tasks,), the a runs shifted by `shift`. Shape (sims,)."""
+    cols = np.arange(residuals.shape[1])
+    ia = rng.integers(0, residuals.shape[0], size=(sims, n_a, residuals.shape[1]))
+    ib = rng.integers(0, residuals.shape[0], size=(sims, n_b, residuals.shape[1]))
+    return iqm(centre + residuals[ia, cols] + shift) - iqm(centre + residuals[ib, cols])
+
+
+def iqm_difference_test(a: np.ndarray, b: np.ndarray, reps: int, seed: int) -> dict:
+    """IQM(a) - IQM(b) for two (runs, tasks) matrices: the point, a 95% stratified bootstrap CI
+    (runs resampled within each task, each method on its own), and a two-sided p-value.
+
+    The p-value is that of the test the power simulation (`seeds_needed`) sizes: under "no
+    difference" both methods' runs come from their pooled, centred spread, so it is the share
+    of `reps` such studies (same run counts) whose |IQM difference| reaches the observed one.
+    """
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        raise ValueError("a difference test needs at least 2 runs per task for each method")
+    point = float(iqm(a) - iqm(b))
+    rng = np.random.RandomState(seed)
+    boot = []
+    for start in range(0, reps, CHUNK):
+        count = min(CHUNK, reps - start)
+        ia = rng.randint(0, a.shape[0], size=(count, *a.shape))
+        ib = rng.randint(0, b.shape[0], size=(count, *b.shape))
+        boot.append(iqm(np.take_along_axis(a[None], ia, axis=1)) - iqm(np.take_along_axis(b[None], ib, axis=1)))
+    low, high = _percentile_ci(np.concatenate(boot))
+    residuals, gen = _pooled_residuals(a, b), np.random.default_rng(seed)
+    null = np.concatenate([
+        _simulated_differences(residuals, b.mean(axis=0), a.shape[0], b.shape[0], 0.0,
+                               min(CHUNK, reps - start), gen)
+        for start in range(0, reps, CHUNK)])
+    p_value = float(np.mean(np.abs(null) >= abs(point) - 1e-12))
+    return {"point": point, "low": float(low), "high": float(high), "p_value": p_value, "reps": reps,
+            "runs": (int(a.shape[0]), int(b.shape[0]))}
+
+
 def seeds_needed(base: np.ndarray, adapt: np.ndarray, delta: float, power: float = 0.8, alpha: float = 0.05,
-                 sims: int = 2000, grid=(2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50), seed: int = 0) -> dict:
+                 sims: int = 2000, grid=SEED_GRID[:14], seed: int = 0) -> dict:
     """Seeds per method needed to detect an IQM difference `delta` at `power` (simulation).
 
     Per task, the population is the observed per-run scores of both methods, each centred on its
     method's task mean, added to the baseline's task mean. For n seeds, `sims` studies draw n runs
     per task and method from it (adapt shifted by `delta`); the two-sided test at `alpha` uses the
-    null distribution of the IQM difference simulated the same way with no shift.
+    null distribution of the IQM difference simulated the same way with no shift (the test
+    `iqm_difference_test` makes on a finished study).
     """
     if base.shape[0] < 2 or adapt.shape[0] < 2:
         raise ValueError("power needs at least 2 runs per task for each method")
     centre = base.mean(axis=0)
-    residuals = np.concatenate([base - base.mean(axis=0), adapt - adapt.mean(axis=0)], axis=0)
+    residuals = _pooled_residuals(base, adapt)
     rng = np.random.default_rng(seed)
     curve = []
     for n in grid:
-        def study(shift):
-            ia = rng.integers(0, residuals.shape[0], size=(sims, n, residuals.shape[1]))
-            ib = rng.integers(0, residuals.shape[0], size=(sims, n, residuals.shape[1]))
-            cols = np.arange(residuals.shape[1])
-            a = centre + residuals[ia, cols] + shift
-            b = centre + residuals[ib, cols]
-            return iqm(a) - iqm(b)
-
-        critical = np.quantile(np.abs(study(0.0)), 1 - alpha)
-        curve.append((n, float(np.mean(np.abs(study(delta)) > critical))))
+        null = _simulated_differences(residuals, centre, n, n, 0.0, sims, rng)
+        critical = np.quantile(np.abs(null), 1 - alpha)
+        shifted = _simulated_differences(residuals, centre, n, n, delta, sims, rng)
+        curve.append((n, float(np.mean(np.abs(shifted) > critical))))
         if curve[-1][1] >= power:
             break
     needed = next((n for n, p in curve if p >= power), None)

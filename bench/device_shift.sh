@@ -1,42 +1,53 @@
 #!/usr/bin/env bash
-# The shift experiment (sweeps/shift_cartpole.yaml, run by dreamer-sweep) on the GPU
-# machine: every run of every arm at once on the one GPU, each with a time budget, then
-# the run dirs (no checkpoints, no replay) and the terminal logs packed into $OUT.
+# The shift experiment (a sweep file run by dreamer-sweep) on the GPU machine: every run of
+# every arm at once on the one GPU, each with a time budget, then the run dirs (no
+# checkpoints, no replay) and the terminal logs packed into $OUT.
 #
 #   On the device machine, from the repo root, with .whl carried (bench/gpu_wheels.sh):
 #     GIT_COMMIT=<sha> bash bench/device_shift.sh
+#     GIT_COMMIT=<sha> SWEEP=sweeps/shift_powered.yaml SEEDS=1000-1015 bash bench/device_shift.sh
 #   Here, on CPU, the same steps with the debug model and one seed (about 2 minutes):
 #     bash bench/device_shift.sh --dry-run          # OUT defaults to a fresh temp dir
+#     SWEEP=sweeps/shift_powered.yaml bash bench/device_shift.sh --dry-run   # seeds 1000-1001
 #
-# Settings (env): DURATION [470 s per run, counted from the run loop's start],
-# LIMIT [545 s for all runs together], SEEDS ["0 1 2 3 4"], LOG_EVERY [5 s].
-# Measured: one seed (4 runs at once) takes about 2 minutes; seeds 0 and 1 were made
-# that way (artifacts/SHIFT_EXPERIMENT.md). Seeds 2-4 in one call: SEEDS="2 3 4".
+# Settings (env): SWEEP [sweeps/shift_cartpole.yaml: the pilot's five seeds, one process a
+# run; sweeps/shift_powered.yaml: the pre-registered study, population processes],
+# DURATION [470 s per run, counted from the run loop's start], LIMIT [545 s for all runs
+# together], SEEDS ["0 1 2 3 4"; spaces or the sweep's '1000-1015' form], LOG_EVERY [5 s],
+# PACK [pack options; the powered sweep's default: gzipped logs, scope/ of the best seeds].
+# Measured: one seed of the pilot (4 runs at once) takes about 2 minutes; seeds 0 and 1 were
+# made that way (artifacts/SHIFT_EXPERIMENT.md). Seeds 2-4 in one call: SEEDS="2 3 4".
 # The runs compute in float32 with full-precision matmuls on the GPU, as on CPU, so
 # that the mask thresholds meet the same numbers as in the CPU runs that chose them.
-# What comes back: shift_runs.tgz (artifacts/shift_cartpole_<arm>/seed<N>_*/ and
-# artifacts/logs/shift_*.log), progress.log (each run's step every 30 s and the GPU's
-# use), device_shift.log (everything else).
+# What comes back: shift_runs.tgz (<root>/<task>_<arm>/seed<N>/ and <root>/logs/), progress.log
+# (each run's step every 30 s and the GPU's use), device_shift.log (everything else).
 set -uo pipefail
 
 source "$(dirname "$0")/device_common.sh"
 device_start device_shift "${1:-}"
-SEEDS=${SEEDS:-"0 1 2 3 4"}
+SWEEP=${SWEEP:-sweeps/shift_cartpole.yaml}
 LOG_EVERY=${LOG_EVERY:-5}
+case "$SWEEP" in
+  sweeps/shift_cartpole.yaml) ROOT_NAME=artifacts PACK=${PACK:-} SEEDS=${SEEDS:-"0 1 2 3 4"} ;;
+  sweeps/shift_powered.yaml) ROOT_NAME=artifacts/shift_powered PACK=${PACK-"--gzip-logs --scope best"}
+    SEEDS=${SEEDS:-$( ((DRY)) && echo 1000-1001 || echo 1000-1015)} ;;
+  *) echo "error: SWEEP=$SWEEP: expected sweeps/shift_cartpole.yaml or sweeps/shift_powered.yaml" >&2; exit 2 ;;
+esac
 
 if ((DRY)); then
   PY="${PYTHON:-$PWD/.venv/bin/python}"
   PLATFORM=cpu DURATION=${DURATION:-60} LIMIT=${LIMIT:-240}
-  RUNS_OUT=$(mktemp -d)/artifacts  # the dry run writes nothing into this tree
+  RUNS_OUT=$(mktemp -d)/$ROOT_NAME  # the dry run writes nothing into this tree
   # The debug model on CartPole, shift after 40 steps: about a minute per run, mostly compile.
   TINY=(--set "configs=[cartpole,debug]" --set budget.steps=80 --set flags.env.gym.shift.step=40
         --set flags.agent.imag_adapt.warmup=0 --set flags.run.train_fill=32
-        --set flags.run.train_ratio=16) SEEDS=0
+        --set flags.run.train_ratio=16)
+  [[ $SWEEP == sweeps/shift_cartpole.yaml ]] && SEEDS=0
   export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
 else
   PY="${PYTHON:-python3}"
   PLATFORM=cuda DURATION=${DURATION:-470} LIMIT=${LIMIT:-545}
-  RUNS_OUT=artifacts TINY=()
+  RUNS_OUT=$ROOT_NAME TINY=()
   install_carried_wheels "$PY" "$LOG"
   # Twenty processes share the GPU: each takes memory as it needs it. One compile
   # cache, so identical programs are compiled once where the timing allows.
@@ -49,14 +60,14 @@ else
   nvidia-smi >>"$LOG" 2>&1
 fi
 echo "device_shift $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit ${GIT_COMMIT:-tree}" \
-  "platform $PLATFORM duration ${DURATION}s limit ${LIMIT}s seeds '$SEEDS'" | tee -a "$LOG"
+  "sweep $SWEEP platform $PLATFORM duration ${DURATION}s limit ${LIMIT}s seeds '$SEEDS'" | tee -a "$LOG"
 
-watch_runs "$OUT/progress.log" "$RUNS_OUT/shift_cartpole_*/*"
+watch_runs "$OUT/progress.log" "$RUNS_OUT/shift_cartpole_*/seed*"
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-SETS=(--root "$RUNS_OUT" --set "seeds=[${SEEDS// /,}]" "${TINY[@]}")
+SETS=(--root "$RUNS_OUT" --set "seeds='${SEEDS// /,}'" "${TINY[@]}")
 start=$SECONDS
-timeout --kill-after=10 "$LIMIT" "$PY" -m sweep.cli run sweeps/shift_cartpole.yaml "${SETS[@]}" \
+timeout --kill-after=10 "$LIMIT" "$PY" -m sweep.cli run "$SWEEP" "${SETS[@]}" \
   --set "flags.jax.platform=$PLATFORM" --set flags.jax.compute_dtype=float32 \
   --set "budget.duration=$DURATION" --set "flags.run.log_every=$LOG_EVERY" \
   --set flags.run.save_every=1e9 --jobs 64 >>"$LOG" 2>&1
@@ -65,6 +76,6 @@ kill "$WATCH_PID" 2>/dev/null
 echo "runs: exit $rc after $((SECONDS - start)) s" | tee -a "$LOG"
 
 # Pack what there is, finished or not: the labels say how far each run got.
-"$PY" -m sweep.cli pack sweeps/shift_cartpole.yaml "${SETS[@]}" --out "$OUT/shift_runs.tgz" >>"$LOG" 2>&1
+"$PY" -m sweep.cli pack "$SWEEP" "${SETS[@]}" $PACK --out "$OUT/shift_runs.tgz" >>"$LOG" 2>&1
 ls -la "$OUT" | tee -a "$LOG"
 grep -h "Stopping\|Error\|error" "$RUNS_OUT"/logs/shift_cartpole_*.log 2>/dev/null | sort | uniq -c | tee -a "$LOG"

@@ -47,7 +47,8 @@ def prepare(path, overrides=(), root=None, arms=None, commit=None, cwd=None, pop
   if todo and grouped:
     writable(root)
   where = (sweep.env, sweep.time_limit, os.path.abspath(cwd or os.getcwd()), folder, sha)
-  jobs = plan.population_jobs(todo, root, *where) if grouped else plan.solo_jobs(todo, *where)
+  jobs = (plan.population_jobs(todo, root, *where, seeds_per_job=sweep.population_seeds) if grouped
+          else plan.solo_jobs(todo, *where))
   return Prepared(sweep, root, runs, todo, jobs)
 
 

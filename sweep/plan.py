@@ -150,9 +150,11 @@ def _varies(key):
   return any(fnmatch.fnmatchcase(key, pattern) for pattern in VARYING)
 
 
-def population_jobs(runs, root, env, time_limit, cwd, code, commit):
-  """One population process per group of runs (`groups`) whose arms share one seed list.
-  Writes each population's arms file under <root>/.sweep/population/."""
+def population_jobs(runs, root, env, time_limit, cwd, code, commit, seeds_per_job=0):
+  """One population process per group of runs (`groups`) whose arms share one seed list,
+  split into processes of at most `seeds_per_job` seeds each (0: one process) so that one
+  machine's cores step the members' envs side by side. Writes each population's arms file
+  under <root>/.sweep/population/."""
   jobs = []
   for group in groups(runs):
     seeds_of = {}
@@ -162,8 +164,11 @@ def population_jobs(runs, root, env, time_limit, cwd, code, commit):
     for arm, seeds in seeds_of.items():
       by_seeds.setdefault(tuple(seeds), []).append(arm)
     for seeds, arms in by_seeds.items():
-      members = [r for r in group if r.arm in arms]
-      jobs.append(_population_job(members, arms, seeds, root, env, time_limit, cwd, code, commit))
+      size = seeds_per_job or len(seeds)
+      for start in range(0, len(seeds), size):
+        chunk = seeds[start:start + size]
+        members = [r for r in group if r.arm in arms and r.seed in chunk]
+        jobs.append(_population_job(members, arms, chunk, root, env, time_limit, cwd, code, commit))
   return jobs
 
 

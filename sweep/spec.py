@@ -11,6 +11,7 @@
     env: {XLA_PYTHON_CLIENT_PREALLOCATE: 'false'}
     root: artifacts                            # where the run dirs go
     population: false                          # true: one process per (task, shape)
+    population_seeds: 0                        # at most N seeds per population process (0 = all)
     backend:
       local: {jobs: auto}
       slurm: {partition: gpu, gpus_per_job: 1, cpus_per_job: 4, time_limit_min: 70}
@@ -32,7 +33,7 @@ FLAG = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$')
 SEEDS = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
 ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 TOP = ('tasks', 'configs', 'flags', 'arms', 'seeds', 'budget', 'env', 'root', 'backend',
-       'population')
+       'population', 'population_seeds')
 # Set by the sweep for each run: a sweep file may not set them itself.
 OWNED = {'logdir': 'the sweep sets it: <root>/<task>_<arm>/seed<k>', 'seed': 'use seeds:',
          'task': 'use tasks:', 'method': 'the sweep sets it to the arm name',
@@ -70,6 +71,7 @@ class Sweep:
   root: str
   jobs: int                    # local pool size (0 = the machine's cores)
   population: bool             # runs that can share one population process do
+  population_seeds: int        # at most this many seeds per population process (0 = all)
   slurm: Slurm
   lines: dict                  # 'arms.<arm>', 'flags', 'tasks', ... -> line (for messages)
 
@@ -106,6 +108,7 @@ def load(path, overrides=()):
       root=_text(data.get('root', 'runs'), 'root', where),
       jobs=_jobs(local.get('jobs', 'auto'), where),
       population=_flag(data.get('population', False), 'population', where),
+      population_seeds=_number(data.get('population_seeds', 0), 'population_seeds', where, whole=True),
       slurm=_slurm(backend.get('slurm') or {}, where),
       lines=where.lines())
   runs = len(sweep.tasks) * len(sweep.arms) * len(sweep.seeds)

@@ -64,6 +64,8 @@ def test_compare_over_a_frame_interval(study, tmp_path):
     (["--frames", "50k:40k"], "START < END"),
     (["--power-delta", "nan"], "--power-delta nan"),
     (["--power-delta", "-1"], "--power-delta -1"),
+    (["--power-max-seeds", "1"], "--power-max-seeds 1: expected 2 .. 1000"),
+    (["--power-max-seeds", "5000"], "--power-max-seeds 5000"),
     (["--names", "a,b,c"], "--names has 3 label(s) for 2 methods"),
     (["--names", "x,x"], "method 'x' is given twice"),
 ])

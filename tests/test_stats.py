@@ -162,6 +162,39 @@ def test_power_needs_fewer_seeds_for_bigger_differences():
     assert big["observed_runs"] == 5 and stats.seeds_needed(base[:2], adapt, 0.3, sims=50)["observed_runs"] == 2
 
 
+def test_power_grid_goes_past_fifty_seeds_when_asked():
+    assert stats.seed_grid(50)[-1] == 50 and stats.seed_grid(64)[-2:] == (60, 64)
+    rng = np.random.default_rng(5)
+    base, other = rng.normal(0.0, 1.0, (5, 1)), rng.normal(0.0, 1.0, (5, 1))
+    small = stats.seeds_needed(base, other, delta=0.4, sims=300, grid=stats.seed_grid(400))
+    assert small["seeds_needed"] is not None and 50 < small["seeds_needed"] <= 400, small["curve"]
+    with pytest.raises(ValueError, match="expected 2 .. 1000"):
+        stats.seed_grid(1001)
+
+
+def _loop_iqm(x):
+    """NumPy reference: the mean of the middle half of the sorted scores (25% cut at each end)."""
+    flat = np.sort(x.ravel())
+    cut = int(0.25 * flat.size)
+    return flat[cut:flat.size - cut].mean()
+
+
+def test_iqm_difference_test_point_ci_and_calibration():
+    """The point is IQM(a) - IQM(b); the CI holds it; a big shift gives a tiny p-value; with
+    no difference and 50 runs a side the test rejects at about its nominal 5%."""
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(1.0, 1.0, (8, 2)), rng.normal(0.0, 1.0, (8, 2))
+    test = stats.iqm_difference_test(a, b, reps=2000, seed=0)
+    assert test["point"] == pytest.approx(_loop_iqm(a) - _loop_iqm(b))
+    assert test["low"] < test["point"] < test["high"] and test["runs"] == (8, 8)
+    assert stats.iqm_difference_test(a + 5.0, b, reps=2000, seed=0)["p_value"] < 0.01
+    rejected = [stats.iqm_difference_test(rng.normal(0, 1, (50, 1)), rng.normal(0, 1, (50, 1)),
+                                          reps=1000, seed=i)["p_value"] < 0.05 for i in range(200)]
+    assert 0.0 < np.mean(rejected) < 0.1
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        stats.iqm_difference_test(a[:1], b, reps=100, seed=0)
+
+
 def test_mean_ci_brackets_the_mean():
     values = np.random.default_rng(1).normal(size=(8, 5))
     mean, lo, hi = stats.mean_ci(values, reps=500)

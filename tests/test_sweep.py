@@ -136,6 +136,20 @@ def test_population_processes_make_the_same_members_as_the_solo_runs(tmp_path):
     assert len(rest) == 2 and all(a[a.index("--population.seeds") + 1] == "1" for a in rest)
 
 
+def test_population_seeds_splits_each_group_into_processes_of_that_many_seeds(tmp_path):
+    """population_seeds: 2 with seeds 0-4: three processes per group (seeds 0,1 / 2,3 / 4),
+    every run made exactly once; a negative or fractional value is refused with its line."""
+    root = str(tmp_path / "runs")
+    commands = dry_run(SHIFT, "--root", root, "--set", "seeds=0-4", "--set", "population_seeds=2", "--population")
+    seeds = sorted(a[a.index("--population.seeds") + 1] for a in commands)
+    assert seeds == sorted(["0,1", "2,3", "4"] * 2)  # (baseline, adapt, placebo) and fixed
+    members = [m.logdir for argv in commands for m in population.member_configs(configlib.parse(argv))]
+    assert len(members) == len(set(members)) == 20
+    for bad in ("-1", "1.5"):
+        result = runner.invoke(app, ["run", str(SHIFT), "--dry-run", "--set", f"population_seeds={bad}"])
+        assert result.exit_code == 2 and "population_seeds" in result.output and "whole number" in result.output
+
+
 def test_finished_means_a_marker_with_the_same_flags(tmp_path):
     prepared = launch.prepare(write(tmp_path, GOOD), root=str(tmp_path / "runs"))
     run = prepared.runs[0]
