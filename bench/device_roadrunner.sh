@@ -8,6 +8,12 @@
 #     GIT_COMMIT=<sha> bash bench/device_roadrunner.sh
 #   Here, on CPU, the same steps with the debug model for a few hundred steps (~2 min):
 #     bash bench/device_roadrunner.sh --dry-run        # OUT defaults to a fresh temp dir
+#   Baseline, adapt and placebo as one population (sweeps/atari_population.yaml; TASKS picks
+#   the game, as the sweep's tasks: mapping):
+#     GIT_COMMIT=<sha> SWEEP=sweeps/atari_population.yaml bash bench/device_roadrunner.sh
+#     ... TASKS="{gpu_alien_pop: atari100k_alien}" ...
+#   A visual dynamics shift (Boxing's difficulty switch), baseline and adapt:
+#     GIT_COMMIT=<sha> SWEEP=sweeps/atari_shift.yaml bash bench/device_roadrunner.sh
 #
 # Settings (env, defaults as in the sweep file): SEEDS ["0 1 2"], STEPS [13000 agent
 # steps], SIZE [size12m], DURATION [500 s per run, from the run loop's start], LIMIT [550 s
@@ -19,7 +25,14 @@ set -uo pipefail
 
 source "$(dirname "$0")/device_common.sh"
 device_start device_roadrunner "${1:-}"
-SEEDS=${SEEDS:-"0 1 2"}
+SWEEP=${SWEEP:-sweeps/gpu_road_runner.yaml}
+case "$SWEEP" in
+  sweeps/gpu_road_runner.yaml) SEEDS=${SEEDS:-"0 1 2"} POPULATION=0 ;;
+  sweeps/atari_population.yaml) SEEDS=${SEEDS:-"0 1 2 3 4"} POPULATION=1 ;;
+  sweeps/atari_shift.yaml) SEEDS=${SEEDS:-"0 1 2"} POPULATION=1 ;;
+  *) echo "error: SWEEP=$SWEEP: expected sweeps/gpu_road_runner.yaml, atari_population.yaml or atari_shift.yaml" >&2
+     exit 2 ;;
+esac
 LOG_EVERY=${LOG_EVERY:-15}
 
 COMMIT=$(tree_commit)
@@ -48,24 +61,28 @@ else
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export GIT_COMMIT=$COMMIT  # what each run's log names (the sweep reads it)
-NAME="gpu_road_runner_${SIZE}"
+if ((POPULATION)); then  # the file's arms; the size as a preset after the file's
+  ARMS=(--set "configs=[atari100k,$SIZE]" ${TASKS:+--set "tasks=$TASKS"}) NAME="*_pop_*"
+else
+  ARMS=(--set "arms={$SIZE: {configs: [$SIZE]}}") NAME="gpu_road_runner_${SIZE}"
+fi
 mkdir -p "$RUNS_OUT/logs"
 echo "device_roadrunner $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit $COMMIT" \
-  "platform $PLATFORM size $SIZE steps $STEPS duration ${DURATION}s limit ${LIMIT}s seeds '$SEEDS'" | tee -a "$LOG"
+  "sweep $SWEEP platform $PLATFORM size $SIZE steps $STEPS duration ${DURATION}s limit ${LIMIT}s seeds '$SEEDS'" | tee -a "$LOG"
 
-watch_runs "$OUT/progress.log" "$RUNS_OUT/$NAME/*"
+watch_runs "$OUT/progress.log" "$RUNS_OUT/$NAME/seed*"
 
-SETS=(--root "$RUNS_OUT" --set "seeds=[${SEEDS// /,}]" --set "arms={$SIZE: {configs: [$SIZE]}}"
+SETS=(--root "$RUNS_OUT" --set "seeds=[${SEEDS// /,}]" "${ARMS[@]}"
   --set "flags.jax.platform=$PLATFORM" --set "budget.steps=$STEPS" --set "budget.duration=$DURATION"
   --set "budget.time_limit=$LIMIT" --set "flags.run.log_every=$LOG_EVERY" "${EXTRA[@]}")
 start=$SECONDS
-"$PY" -m sweep.cli run sweeps/gpu_road_runner.yaml "${SETS[@]}" --jobs 64 >>"$LOG" 2>&1
+"$PY" -m sweep.cli run "$SWEEP" "${SETS[@]}" --jobs 64 >>"$LOG" 2>&1
 rc=$?
 kill "$WATCH_PID" 2>/dev/null
 echo "runs: exit ${rc} after $((SECONDS - start)) s" | tee -a "$LOG"
 
 # Pack what there is, finished or not: the labels say how far each run got.
-"$PY" -m sweep.cli pack sweeps/gpu_road_runner.yaml "${SETS[@]}" --out "$OUT/roadrunner_runs.tgz" >>"$LOG" 2>&1
+"$PY" -m sweep.cli pack "$SWEEP" "${SETS[@]}" --out "$OUT/roadrunner_runs.tgz" >>"$LOG" 2>&1
 ls -la "$OUT" | tee -a "$LOG"
-grep -h "Stopping\|Error\|error\|Parameter count" "$RUNS_OUT"/logs/"${NAME}"_seed*.log 2>/dev/null \
+grep -h "Stopping\|Error\|error\|Parameter count" "$RUNS_OUT"/logs/*.log 2>/dev/null \
   | sort | uniq -c | tee -a "$LOG"
