@@ -5,6 +5,10 @@
 #                                   and LOG=$OUT/NAME.log, emptied
 #   install_carried_wheels PY LOG   the wheels carried in .whl (bench/gpu_wheels.sh) into a
 #                                   fresh temp folder put on PYTHONPATH; nothing without .whl
+#   device_python                   PY and PLATFORM of this call: in a dry run the venv's
+#                                   Python (or PYTHON) on cpu; on the device the image's
+#                                   python3 (or PYTHON) on cuda, with the carried wheels
+#                                   installed and nvidia-smi's state in LOG
 #   watch_runs FILE GLOB            in the background, every 30 s: the last logged step of
 #                                   each run dir matching GLOB (its metrics.jsonl), and the
 #                                   GPU's use unless DRY; WATCH_PID names the watcher
@@ -46,6 +50,16 @@ install_carried_wheels() {
   "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target "$site" .whl/*.whl >>"$log" 2>&1 || echo "wheel install failed" | tee -a "$log"
   export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+}
+
+device_python() {
+  if ((DRY)); then
+    PY="${PYTHON:-$PWD/.venv/bin/python}" PLATFORM=cpu
+  else
+    PY="${PYTHON:-python3}" PLATFORM=cuda
+    install_carried_wheels "$PY" "$LOG"
+    nvidia-smi >>"$LOG" 2>&1
+  fi
 }
 
 watch_runs() {

@@ -26,18 +26,13 @@ for task in $TASKS; do
   esac
 done
 
+device_python
 if ((DRY)); then
-  PY="${PYTHON:-$PWD/.venv/bin/python}"
-  PLATFORM=cpu LIMIT=${LIMIT:-400}
+  LIMIT=${LIMIT:-400} ARGS=(--dry-run)
   export XLA_FLAGS="$DRY_XLA_FLAGS"
-  ARGS=(--dry-run)
 else
-  PY="${PYTHON:-python3}"
-  PLATFORM=cuda LIMIT=${LIMIT:-240}
+  LIMIT=${LIMIT:-240} ARGS=(--updates 5 --act-steps 50)
   export XLA_FLAGS="$GPU_XLA_FLAGS"
-  ARGS=(--updates 5 --act-steps 50)
-  install_carried_wheels "$PY" "$LOG"
-  nvidia-smi >>"$LOG" 2>&1
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 

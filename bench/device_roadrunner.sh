@@ -40,24 +40,21 @@ if [[ "$COMMIT" == unknown ]]; then
   echo "error: no .git here: set GIT_COMMIT to the commit this tree is a copy of" >&2; exit 2
 fi
 
+device_python
 if ((DRY)); then
-  PY="${PYTHON:-$PWD/.venv/bin/python}"
-  PLATFORM=cpu SIZE=debug STEPS=${STEPS:-120} DURATION=${DURATION:-400} LIMIT=${LIMIT:-500}
+  SIZE=debug STEPS=${STEPS:-120} DURATION=${DURATION:-400} LIMIT=${LIMIT:-500}
   RUNS_OUT=$(mktemp -d)/artifacts  # the dry run writes nothing into this tree
   SEEDS=0
   EXTRA=(--set flags.run.train_fill=32 --set flags.run.train_ratio=16)
   export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
 else
-  PY="${PYTHON:-python3}"
-  PLATFORM=cuda SIZE=${SIZE:-size12m} STEPS=${STEPS:-13000}
+  SIZE=${SIZE:-size12m} STEPS=${STEPS:-13000}
   DURATION=${DURATION:-500} LIMIT=${LIMIT:-550}
   RUNS_OUT=artifacts EXTRA=()
-  install_carried_wheels "$PY" "$LOG"
   export JAX_COMPILATION_CACHE_DIR="$(mktemp -d)"
   # GPU_XLA_FLAGS (device_common.sh): autotuning on, so cuDNN picks its convolution
   # algorithms; without it a size12m update took 2.7 s instead of 0.035 s (bench/README.md).
   export XLA_FLAGS="${XLA_FLAGS:-$GPU_XLA_FLAGS}"
-  nvidia-smi >>"$LOG" 2>&1
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export GIT_COMMIT=$COMMIT  # what each run's log names (the sweep reads it)

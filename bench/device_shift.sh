@@ -34,9 +34,9 @@ case "$SWEEP" in
   *) echo "error: SWEEP=$SWEEP: expected sweeps/shift_cartpole.yaml or sweeps/shift_powered.yaml" >&2; exit 2 ;;
 esac
 
+device_python
 if ((DRY)); then
-  PY="${PYTHON:-$PWD/.venv/bin/python}"
-  PLATFORM=cpu DURATION=${DURATION:-60} LIMIT=${LIMIT:-240}
+  DURATION=${DURATION:-60} LIMIT=${LIMIT:-240}
   RUNS_OUT=$(mktemp -d)/$ROOT_NAME  # the dry run writes nothing into this tree
   # The debug model on CartPole, shift after 40 steps: about a minute per run, mostly compile.
   TINY=(--set "configs=[cartpole,debug]" --set budget.steps=80 --set flags.env.gym.shift.step=40
@@ -45,10 +45,8 @@ if ((DRY)); then
   [[ $SWEEP == sweeps/shift_cartpole.yaml ]] && SEEDS=0
   export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
 else
-  PY="${PYTHON:-python3}"
-  PLATFORM=cuda DURATION=${DURATION:-470} LIMIT=${LIMIT:-545}
+  DURATION=${DURATION:-470} LIMIT=${LIMIT:-545}
   RUNS_OUT=$ROOT_NAME TINY=()
-  install_carried_wheels "$PY" "$LOG"
   # Twenty processes share the GPU: each takes memory as it needs it. One compile
   # cache, so identical programs are compiled once where the timing allows.
   export XLA_PYTHON_CLIENT_PREALLOCATE=false
@@ -57,7 +55,6 @@ else
   # GPU_XLA_FLAGS_NOAUTOTUNE (device_common.sh says what they fixed here), the flags of the
   # shipped shift runs: their MLPs have no convolution whose algorithm autotuning would pick.
   export XLA_FLAGS="${XLA_FLAGS:-$GPU_XLA_FLAGS_NOAUTOTUNE}"
-  nvidia-smi >>"$LOG" 2>&1
 fi
 echo "device_shift $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit ${GIT_COMMIT:-tree}" \
   "sweep $SWEEP platform $PLATFORM duration ${DURATION}s limit ${LIMIT}s seeds '$SEEDS'" | tee -a "$LOG"
@@ -79,3 +76,4 @@ echo "runs: exit $rc after $((SECONDS - start)) s" | tee -a "$LOG"
 "$PY" -m sweep.cli pack "$SWEEP" "${SETS[@]}" $PACK --out "$OUT/shift_runs.tgz" >>"$LOG" 2>&1
 ls -la "$OUT" | tee -a "$LOG"
 grep -h "Stopping\|Error\|error" "$RUNS_OUT"/logs/shift_cartpole_*.log 2>/dev/null | sort | uniq -c | tee -a "$LOG"
+exit "$rc"  # the sweep's: 0 when every run finished (124: the call's LIMIT ended it)

@@ -41,16 +41,11 @@ flags_of() {  # a set's name -> its XLA_FLAGS (the dry run: the tests' fast-comp
 }
 for set in $SETS; do flags_of "$set" >/dev/null || exit 2; done  # before any install or timing
 
+device_python
 if ((DRY)); then
-  PY="${PYTHON:-$PWD/.venv/bin/python}"
-  PLATFORM=cpu SIZE=debug LIMIT=${LIMIT:-120}
-  ARGS=(--updates 1 --reps 1)
+  SIZE=debug LIMIT=${LIMIT:-120} ARGS=(--updates 1 --reps 1)
 else
-  PY="${PYTHON:-python3}"
-  PLATFORM=cuda SIZE=${SIZE:-size12m} LIMIT=${LIMIT:-150}
-  ARGS=(--updates 5 --reps 2)
-  install_carried_wheels "$PY" "$LOG"
-  nvidia-smi >>"$LOG" 2>&1
+  SIZE=${SIZE:-size12m} LIMIT=${LIMIT:-150} ARGS=(--updates 5 --reps 2)
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
