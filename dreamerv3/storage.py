@@ -25,7 +25,6 @@ import sys
 import tempfile
 import threading
 
-import fsspec
 
 os.environ.setdefault('GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT', 'false')  # see analysis/remote.py
 
@@ -59,6 +58,7 @@ class Mirror:
         'gcs': {'requests_timeout': 30},
         'az': {'connection_timeout': 5, 'read_timeout': 30, 'retry_total': 1},
     }[PROTOCOLS[scheme.lower()]]
+    import fsspec  # here: local logdirs train where fsspec is not installed (the GPU image)
     try:
       self.fs = fsspec.filesystem(PROTOCOLS[scheme.lower()], skip_instance_cache=True, **options)
     except Exception as e:  # no credentials, a bad connection string

@@ -15,8 +15,6 @@ import os
 import subprocess
 import time
 
-import submitit
-
 from sweep import execute
 
 GONE_GRACE = 30  # seconds a task may be out of the queue before its result file appears
@@ -25,6 +23,7 @@ GONE_GRACE = 30  # seconds a task may be out of the queue before its result file
 def executor(settings, folder, time_limit):
   """A submitit executor for `settings` (spec.Slurm); SLURM's time limit in whole minutes:
   time_limit_min, else the run's time limit plus a minute of start-up, else 60."""
+  import submitit  # here, not at the top: the local backend runs where submitit is not installed
   minutes = settings.time_limit_min or (math.ceil(time_limit / 60) + 1 if time_limit else 60)
   ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=0)
   params = {'time': minutes, 'cpus_per_task': settings.cpus_per_job, 'ntasks_per_node': 1,
@@ -43,6 +42,7 @@ def submit(jobs, settings, folder):
   """One array of len(jobs) tasks; returns the submitit Jobs in order."""
   if not jobs:
     return []
+  import submitit
   os.makedirs(folder, exist_ok=True)
   ex = executor(settings, folder, max(job.time_limit for job in jobs))
   try:

@@ -1,6 +1,6 @@
-"""bench/device_roadrunner.sh, bench/device_speed.sh and bench/device_shift.sh --dry-run: the
-GPU calls of the Road Runner runs and of the pre-registered shift study, on CPU with the debug
-model, so a device call is known to work before it is made."""
+"""bench/device_roadrunner.sh and bench/device_speed.sh --dry-run: the GPU calls of the Road
+Runner runs, on CPU with the debug model, so a device call is known to work before it is made
+(the shift study's call: test_device_image.py)."""
 
 import json
 import os
@@ -46,23 +46,3 @@ def test_speed_dry_run_times_the_update_and_its_parts(tmp_path):
     bad = dry_run("device_speed.sh", tmp_path / "bad", SETS="fastest")
     assert bad.returncode != 0  # an unknown flag set stops the call before any timing
 
-
-def test_shift_study_dry_run_trains_a_seed_block_as_populations_and_packs_it_small(tmp_path):
-    """One block of the pre-registered study's seeds (two here): two population processes,
-    every run dir packed under shift_powered/ with gzipped logs, no checkpoint, and scope/
-    for one seed per arm; the toolkit reads the unpacked runs."""
-    result = dry_run("device_shift.sh", tmp_path / "out", SWEEP="sweeps/shift_powered.yaml")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    log = (tmp_path / "out" / "device_shift.log").read_text()
-    assert "8 to make in 2 processes" in log and "8 runs: 8 ok" in log, log[-2000:]
-    with tarfile.open(tmp_path / "out" / "shift_runs.tgz") as tar:
-        tar.extractall(tmp_path / "runs", filter="data")
-    study = tmp_path / "runs" / "shift_powered"
-    runs = sorted(study.glob("shift_cartpole_*/seed*"))
-    assert len(runs) == 8 and not any((r / "ckpt").exists() for r in runs)
-    assert all((r / "metrics.jsonl.gz").is_file() and not (r / "metrics.jsonl").exists() for r in runs)
-    assert len([r for r in runs if (r / "scope").is_dir()]) == 4  # the best seed of each arm
-    from analysis import ingest
-    found = ingest.discover([str(study / f"shift_cartpole_{arm}") for arm in ("baseline", "adapt")])
-    data = ingest.ingest(found, cache=False)
-    assert sorted(r.seed for r in data.runs) == [1000, 1000, 1001, 1001] and data.scores.height > 0
