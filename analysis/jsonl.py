@@ -18,7 +18,6 @@ is skipped, reported.
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import mmap
@@ -117,24 +116,46 @@ def unzip(path: Path, limit: int | None = None, data: bytes | None = None) -> tu
     read already (watch reads a remote file by range).
     """
     limit = defaults.MAX_UNZIPPED_LOG_BYTES if limit is None else limit
-    chunks, size = [], 0
     try:
-        with (gzip.open(path, "rb") if data is None else gzip.GzipFile(fileobj=io.BytesIO(data))) as f:
-            while chunk := f.read(min(1 << 24, limit + 1 - size)):
-                chunks.append(chunk)
-                size += len(chunk)
+        with (open(path, "rb") if data is None else io.BytesIO(data)) as f:
+            return _inflate(f, limit)
+    except OSError as error:
+        return None, f"cannot be read ({error.strerror or error}); skipped"
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _inflate(f, limit: int) -> tuple[bytes | None, str | None]:
+    """unzip's work: zlib directly, not GzipFile, whose read() drops what it decoded when the
+    stream ends early. Members follow each other (`cat a.gz b.gz` is one gzip file)."""
+    chunks, size, member, started, first = [], 0, zlib.decompressobj(wbits=31), False, b""
+    try:
+        while block := f.read(1 << 20):
+            first = first or block
+            pending = block
+            while pending:
+                started = True
+                piece = member.decompress(pending, limit + 1 - size)
+                chunks.append(piece)
+                size += len(piece)
                 if size > limit:
                     return None, (f"decompresses to more than {limit:,} bytes, the limit for a gzipped log "
                                   "(MAX_UNZIPPED_LOG_BYTES, analysis/defaults.py); skipped")
-    except EOFError:
+                if not member.eof:
+                    pending = member.unconsumed_tail
+                    continue
+                pending, started = member.unused_data, False
+                if not pending.strip(b"\0"):  # padding after the last member (as gzip allows)
+                    pending = b""
+                member = zlib.decompressobj(wbits=31)
+    except zlib.error as error:
+        if size == 0 and not first.startswith(GZIP_MAGIC):
+            return None, "not a gzip file (it does not start with the gzip signature); skipped"
+        return None, f"corrupt gzip data ({_reason(error)}); skipped"
+    if started:
         return b"".join(chunks), (f"gzip stream cut short after {size:,} decompressed bytes; "
                                   "the lines before the cut kept")
-    except OSError as error:
-        if isinstance(error, gzip.BadGzipFile) or not error.strerror:
-            return None, f"not a valid gzip file ({_reason(error)}); skipped"
-        return None, f"cannot be read ({error.strerror}); skipped"
-    except zlib.error as error:
-        return None, f"corrupt gzip data after {size:,} decompressed bytes ({_reason(error)}); skipped"
     return b"".join(chunks), None
 
 
