@@ -9,3 +9,10 @@ POWER_MAX_SEEDS = 50  # the largest study the seeds-needed statement tries by de
 WINDOW = 0.1  # final score: mean over this last fraction of each run's own env frames
 METRICS = ("iqm", "mean", "median", "og")
 OPENLOOP_SOURCE = "auto"
+LOGS = ("scores.jsonl", "metrics.jsonl")  # a run's JSONL logs, by the trainer's names
+GZIP = ".gz"  # a log may be stored gzipped: metrics.jsonl.gz (read as if it were metrics.jsonl)
+RUN_FILES = LOGS + tuple(name + GZIP for name in LOGS)  # a folder holding one of these is a run
+# A gzipped log is decompressed into memory; a real log is megabytes (a 50M-frame run's metrics
+# a few hundred), so more than this is a gzip bomb or not a log, and the file is skipped.
+MAX_UNZIPPED_LOG_BYTES = 1 << 30
+UNZIP_BATCH_BYTES = 256 << 20  # decompressed logs held at once while a batch of them is parsed

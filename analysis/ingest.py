@@ -1,7 +1,9 @@
 """Find run directories and read them into tidy long tables (docs/design.md, "The run directory").
 
 A run dir holds `scores.jsonl` and/or `metrics.jsonl` (maybe `config.yaml`, `scope/`), as this
-trainer and the official DreamerV3 write them. `discover` finds runs and labels them with task /
+trainer and the official DreamerV3 write them; either log may be stored gzipped instead
+(`metrics.jsonl.gz`: read as the plain file would be, problems named by the .gz). A run holding
+both forms of one log is refused at discovery: which one holds the run is not for us to guess. `discover` finds runs and labels them with task /
 method / seed; `ingest` reads them into two long tables (`scores`, `metrics`) with the columns
 run, task, method, seed, step, key, value, plus a `problems` table. Damage that runs suffer
 (torn last line, empty or missing file, NaN/inf, repeated steps after a resume, a short run) is
@@ -23,11 +25,12 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import atari, confine, jsonl, remote, runconfig
+from analysis import atari, confine, defaults, jsonl, remote, runconfig
 from analysis import cache as cache_lib
 from analysis.jsonl import LONG_SCHEMA, IngestError, problem, read_jsonl  # noqa: F401 (re-exported)
 
-RUN_FILES = ("scores.jsonl", "metrics.jsonl")
+LOGS = defaults.LOGS  # scores.jsonl, metrics.jsonl: each stored plain or gzipped
+RUN_FILES = defaults.RUN_FILES  # the logs and their .gz forms: a folder holding one is a run
 BATCH_RUNS = 64  # runs whose logs are parsed in one scan (a progress step; bounds memory)
 SKIP_DIRS = {"ckpt", "replay", "scope"}
 SHORT_RUN_FRACTION = 0.9  # a run ending before 90% of its task's longest run is reported
@@ -76,6 +79,7 @@ def discover(paths: Sequence[str], names: Sequence[str] | None = None) -> list[R
         found += [(d, label) for d in dirs]
     runs, seen = [], {}
     for run_dir, label in found:
+        one_form_of_each_log(run_dir)
         real = run_dir.resolve()
         if real in seen:
             if seen[real] != label:
@@ -85,6 +89,31 @@ def discover(paths: Sequence[str], names: Sequence[str] | None = None) -> list[R
         seen[real] = label
         runs.append(_label_run(run_dir, label, known_methods))
     return with_unique_names(_number_missing_seeds(runs))
+
+
+def one_form_of_each_log(run_dir: Path) -> None:
+    """IngestError when a run holds a log both plain and gzipped (metrics.jsonl and
+    metrics.jsonl.gz): they may differ, and reading either would silently drop the other."""
+    names = remote.listed(run_dir)
+    if names is None:
+        names = {name for name in RUN_FILES if _present(run_dir / name)}
+    for name in LOGS:
+        if name in names and name + defaults.GZIP in names:
+            raise IngestError(f"{remote.shown(run_dir)}: holds both {name} and {name}{defaults.GZIP}; expected "
+                              "one of them (remove the one that is not this run's log)")
+
+
+def log_file(run_dir: Path, name: str) -> Path:
+    """Where a run's log `name` (scores.jsonl or metrics.jsonl) is: the plain file, else its .gz
+    if that exists, else the plain name (absent)."""
+    listed = remote.listed(run_dir)  # a run in object storage: its logs may not be fetched yet
+    there = (lambda rel: rel in listed) if listed is not None else (lambda rel: _present(run_dir / rel))
+    packed = name + defaults.GZIP
+    return run_dir / (packed if not there(name) and there(packed) else name)
+
+
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
 
 
 def one_method_per_run(groups: dict[str, list[Run]]) -> None:
@@ -331,7 +360,7 @@ def read_runs(run_dirs: Sequence[Path]) -> list[Tables]:
     files is several times faster than one scan per file.
     """
     remote.fetch_logs(run_dirs)
-    files = [d / name for d in run_dirs for name in RUN_FILES if confine.run_file(d, d / name)]
+    files = [log_file(d, name) for d in run_dirs for name in LOGS if confine.run_file(d, log_file(d, name))]
     logs = dict(zip(files, jsonl.read_many(files)))
     return [_assemble_run(d, logs) for d in run_dirs]
 
@@ -342,18 +371,19 @@ def read_run(run_dir: Path) -> Tables:
 
 def _assemble_run(run_dir: Path, logs: dict[Path, tuple[pl.DataFrame, list[dict]]]) -> Tables:
     """One run's tables from its parsed logs: scores from metrics or scope if scores.jsonl is missing."""
-    problems: list[dict] = [{"file": name, "line": None, "problem": _unread(run_dir, run_dir / name)}
-                            for name in RUN_FILES if _unread(run_dir, run_dir / name)]
+    scores_file, metrics_file = log_file(run_dir, "scores.jsonl"), log_file(run_dir, "metrics.jsonl")
+    problems: list[dict] = [{"file": path.name, "line": None, "problem": _unread(run_dir, path)}
+                            for path in (scores_file, metrics_file) if _unread(run_dir, path)]
     metrics = pl.DataFrame(schema=LONG_SCHEMA)
-    if run_dir / "metrics.jsonl" in logs:
-        metrics, found = logs[run_dir / "metrics.jsonl"]
+    if metrics_file in logs:
+        metrics, found = logs[metrics_file]
         problems += found
-    if run_dir / "scores.jsonl" in logs:
-        scores, found = logs[run_dir / "scores.jsonl"]
+    if scores_file in logs:
+        scores, found = logs[scores_file]
         problems += found
     else:
         scores = metrics.filter(pl.col("key").cat.starts_with("episode/"))
-        source = "metrics.jsonl" if scores.height else "nothing"
+        source = metrics_file.name if scores.height else "nothing"
         problems.append({"file": "scores.jsonl", "line": None, "problem": f"missing; episodes taken from {source}"})
     if (run_dir / "scope").is_dir():
         scope = read_scope_scalars(run_dir / "scope", problems, run_dir)
@@ -362,7 +392,7 @@ def _assemble_run(run_dir: Path, logs: dict[Path, tuple[pl.DataFrame, list[dict]
         metrics = pl.concat([metrics, extra.filter(~pl.col("key").cat.starts_with("episode/"))])
         if scores.height == 0:
             scores = extra.filter(pl.col("key").cat.starts_with("episode/"))
-    return _finite(scores, problems), current_names(metrics), problems
+    return _finite(scores, problems, scores_file.name), current_names(metrics), problems
 
 
 def _unread(run_dir: Path, path: Path) -> str | None:
@@ -381,13 +411,13 @@ def current_names(metrics: pl.DataFrame) -> pl.DataFrame:
     return metrics.with_columns(pl.col("key").cast(pl.String).replace(KEY_ALIASES).cast(pl.Categorical))
 
 
-def _finite(scores: pl.DataFrame, problems: list[dict]) -> pl.DataFrame:
+def _finite(scores: pl.DataFrame, problems: list[dict], name: str = "scores.jsonl") -> pl.DataFrame:
     """Scores without NaN/inf: one such episode would make every aggregate of its method NaN or inf."""
     if np.isfinite(scores["value"].to_numpy()).all():  # numpy: no polars query per run
         return scores
     bad = scores.filter(~pl.col("value").is_finite()).group_by("key").len().sort("key")
     for key, count in bad.iter_rows():
-        problems.append({"file": "scores.jsonl", "line": None,
+        problems.append({"file": name, "line": None,
                          "problem": f"{key}: its {count} NaN/inf values are left out of the scores"})
     return scores.filter(pl.col("value").is_finite())
 
@@ -396,7 +426,8 @@ def _sources(run_dir: Path) -> list[Path]:
     """The files a run's tables are parsed from (what the cache key hashes)."""
     scope = sorted(p for p in (run_dir / "scope").glob("*.float") if confine.run_file(run_dir, p)) \
         if (run_dir / "scope").is_dir() else []
-    return [run_dir / n for n in RUN_FILES if confine.run_file(run_dir, run_dir / n)] + scope
+    logs = [log_file(run_dir, name) for name in LOGS]
+    return [path for path in logs if confine.run_file(run_dir, path)] + scope
 
 
 def _content_key(run_dir: Path) -> str | None:

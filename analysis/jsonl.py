@@ -7,6 +7,13 @@ of a file is used only when it provably holds the whole file: it ends with a new
 was null), its steps strictly increase and its values are finite. Every other file (torn or
 unterminated last line, empty, NaN/Infinity, a bad line, repeated or backward steps, keys
 seen late) goes through `read_jsonl`, the careful per-file reader, which reports what it finds.
+
+A gzipped log (`metrics.jsonl.gz`) is decompressed into memory (`unzip`, at most
+MAX_UNZIPPED_LOG_BYTES of analysis/defaults.py) and its bytes go through the same sampling,
+batch scan and careful reader, so every problem is found and reported as for the plain file,
+named by the .gz file. A gzip stream cut short keeps what it holds up to the cut (as a torn last
+line does); a corrupt stream, a file that is not gzip or one that decompresses past the limit
+is skipped, reported.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import io
 import json
 import mmap
 import re
+import zlib
 from array import array
 from collections import Counter
 from pathlib import Path
@@ -22,6 +30,8 @@ from typing import Sequence
 
 import numpy as np
 import polars as pl
+
+from analysis import defaults
 
 SAMPLE_LINES = 4  # lines at the head and at the tail of each file whose keys make the batch schema
 MAX_BATCH_CELLS = 32_000_000  # rows x keys of one batch scan (256 MB as float64)
@@ -43,21 +53,115 @@ def problem(path: Path, line: int | None, text: str) -> dict:
 
 
 def read_many(paths: Sequence[Path]) -> list[tuple[pl.DataFrame, list[dict]]]:
-    """(long table, problems) of each path, in order; the batch scan where it is safe."""
+    """(long table, problems) of each path, in order; the batch scan where it is safe.
+
+    Plain files are mapped; gzipped ones are decompressed a few at a time (UNZIP_BATCH_BYTES
+    held at once) and parsed from memory by the same code.
+    """
     paths = [Path(p) for p in paths]
-    samples = {str(p): s for p in paths if (s := _safe_sample(p)) is not None}
+    done = _read_group([p for p in paths if not is_gzip(p)], {})
+    memory: dict[str, bytes] = {}
+    held = 0
+    for path in (p for p in paths if is_gzip(p)):
+        data, note = unzip(path)
+        if data is None:
+            done[str(path)] = (pl.DataFrame(schema=LONG_SCHEMA), [problem(path, None, note)])
+            continue
+        memory[str(path)], held = data, held + len(data)
+        if note:
+            done[str(path)] = (None, [problem(path, None, note)])
+        if held >= defaults.UNZIP_BATCH_BYTES:
+            done = _merge(done, _read_group([Path(name) for name in memory], memory))
+            memory, held = {}, 0
+    done = _merge(done, _read_group([Path(name) for name in memory], memory))
+    return [done[str(path)] for path in paths]
+
+
+def _merge(done: dict, parsed: dict) -> dict:
+    """Parsed tables with the problems `unzip` found before them kept first."""
+    for name, (table, problems) in parsed.items():
+        before = done.get(name, (None, []))[1]
+        done[name] = (table, before + problems)
+    return done
+
+
+def _read_group(paths: list[Path], memory: dict[str, bytes]) -> dict[str, tuple[pl.DataFrame, list[dict]]]:
+    """(long table, problems) by path string; `memory` holds the bytes of files not read from disk."""
+    samples = {str(p): s for p in paths if (s := _safe_sample(p, memory.get(str(p)))) is not None}
     colons = {name: count for name, (count, _) in samples.items()}
     tables = {}
     for names, keys in _groups(samples):
-        tables.update(_batch(names, colons, keys))
-    out = []
+        tables.update(_batch(names, colons, keys, memory))
+    out = {}
     for path in paths:
         if str(path) in tables:
-            out.append((tables[str(path)], []))
+            out[str(path)] = (tables[str(path)], [])
         else:
             problems: list[dict] = []
-            out.append((read_jsonl(path, problems), problems))
+            out[str(path)] = (read_jsonl(path, problems, memory.get(str(path))), problems)
     return out
+
+
+def is_gzip(path: Path | str) -> bool:
+    return str(path).endswith(defaults.GZIP)
+
+
+def unzip(path: Path, limit: int | None = None, data: bytes | None = None) -> tuple[bytes | None, str | None]:
+    """The decompressed bytes of a gzipped log and what is wrong with it (None: nothing).
+
+    Read in chunks and counted, so a gzip bomb costs `limit` bytes of memory, never more. A
+    stream cut short (a copy or a writer interrupted) gives the bytes before the cut, as a torn
+    last line keeps the lines before it; corrupt data (a bad header, block or checksum) gives
+    None: nothing in such a file can be trusted. `data`: the compressed bytes, when they were
+    read already (watch reads a remote file by range).
+    """
+    limit = defaults.MAX_UNZIPPED_LOG_BYTES if limit is None else limit
+    try:
+        with (open(path, "rb") if data is None else io.BytesIO(data)) as f:
+            return _inflate(f, limit)
+    except OSError as error:
+        return None, f"cannot be read ({error.strerror or error}); skipped"
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _inflate(f, limit: int) -> tuple[bytes | None, str | None]:
+    """unzip's work: zlib directly, not GzipFile, whose read() drops what it decoded when the
+    stream ends early. Members follow each other (`cat a.gz b.gz` is one gzip file)."""
+    chunks, size, member, started, first = [], 0, zlib.decompressobj(wbits=31), False, b""
+    try:
+        while block := f.read(1 << 20):
+            first = first or block
+            pending = block
+            while pending:
+                started = True
+                piece = member.decompress(pending, limit + 1 - size)
+                chunks.append(piece)
+                size += len(piece)
+                if size > limit:
+                    return None, (f"decompresses to more than {limit:,} bytes, the limit for a gzipped log "
+                                  "(MAX_UNZIPPED_LOG_BYTES, analysis/defaults.py); skipped")
+                if not member.eof:
+                    pending = member.unconsumed_tail
+                    continue
+                pending, started = member.unused_data, False
+                if not pending.strip(b"\0"):  # padding after the last member (as gzip allows)
+                    pending = b""
+                member = zlib.decompressobj(wbits=31)
+    except zlib.error as error:
+        if size == 0 and not first.startswith(GZIP_MAGIC):
+            return None, "not a gzip file (it does not start with the gzip signature); skipped"
+        return None, f"corrupt gzip data ({_reason(error)}); skipped"
+    if started:
+        return b"".join(chunks), (f"gzip stream cut short after {size:,} decompressed bytes; "
+                                  "the lines before the cut kept")
+    return b"".join(chunks), None
+
+
+def _reason(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def _groups(samples: dict[str, tuple[int, list[str]]]) -> list[tuple[list[str], dict[str, None]]]:
@@ -82,9 +186,9 @@ def _groups(samples: dict[str, tuple[int, list[str]]]) -> list[tuple[list[str], 
     return groups + [(names, keys)] if names else groups
 
 
-def _safe_sample(path: Path) -> tuple[int, list[str]] | None:
+def _safe_sample(path: Path, data: bytes | None = None) -> tuple[int, list[str]] | None:
     try:
-        return _sample(path)
+        return _sample(path) if data is None else _sample_view(data)
     except OSError:  # unreadable: the careful reader reports it
         return None
 
@@ -95,10 +199,15 @@ def _sample(path: Path) -> tuple[int, list[str]] | None:
         if f.seek(0, io.SEEK_END) == 0:
             return None
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            if view[-1:] != b"\n":
-                return None  # torn or unterminated last line: the careful reader decides
-            count = _count_colons(view)
-            lines = _head_lines(view, SAMPLE_LINES) + _tail_lines(view, SAMPLE_LINES)
+            return _sample_view(view)
+
+
+def _sample_view(view) -> tuple[int, list[str]] | None:
+    """_sample of a file's bytes: a mapped file, or a gzipped log decompressed into memory."""
+    if not len(view) or view[-1:] != b"\n":
+        return None  # empty, or a torn or unterminated last line: the careful reader decides
+    count = _count_colons(view)
+    lines = _head_lines(view, SAMPLE_LINES) + _tail_lines(view, SAMPLE_LINES)
     keys: dict[str, None] = {}
     for line in lines:
         if len(line) > MAX_LINE_BYTES:
@@ -115,7 +224,7 @@ def _sample(path: Path) -> tuple[int, list[str]] | None:
     return count, list(keys)
 
 
-def _count_colons(view: mmap.mmap) -> int:
+def _count_colons(view) -> int:
     """Count of ':' bytes of the whole file, at memory speed (numpy over the mapped pages)."""
     text = np.frombuffer(view, np.uint8)
     count = int(np.count_nonzero(text == ord(":")))
@@ -123,7 +232,7 @@ def _count_colons(view: mmap.mmap) -> int:
     return count
 
 
-def _head_lines(view: mmap.mmap, count: int) -> list[bytes]:
+def _head_lines(view, count: int) -> list[bytes]:
     end = -1
     for _ in range(count):
         end = view.find(b"\n", end + 1)
@@ -132,7 +241,7 @@ def _head_lines(view: mmap.mmap, count: int) -> list[bytes]:
     return view[: end if end >= 0 else len(view)].split(b"\n")
 
 
-def _tail_lines(view: mmap.mmap, count: int) -> list[bytes]:
+def _tail_lines(view, count: int) -> list[bytes]:
     start = len(view) - 1
     for _ in range(count + 1):
         start = view.rfind(b"\n", 0, start)
@@ -141,13 +250,22 @@ def _tail_lines(view: mmap.mmap, count: int) -> list[bytes]:
     return view[start + 1:].split(b"\n")
 
 
-def _batch(names: list[str], colons: dict[str, int], keys: dict[str, None]) -> dict[str, pl.DataFrame]:
-    """Long tables of the files the batch scan read whole, by path string."""
+def _batch(names: list[str], colons: dict[str, int], keys: dict[str, None],
+           memory: dict[str, bytes] | None = None) -> dict[str, pl.DataFrame]:
+    """Long tables of the files the batch scan read whole, by path string.
+
+    Files in `memory` (decompressed logs) are parsed one by one from their bytes, then go on
+    as the scanned files do."""
+    memory = memory or {}
     schema = {"step": pl.Int64, **{k: pl.Float64 for k in keys if k not in ("step", FILE_COLUMN)}}
-    try:
-        wide = pl.scan_ndjson(names, schema=schema, include_file_paths=FILE_COLUMN).collect()
-    except Exception:  # a bad file spoils the scan: parse one by one, the bad ones go careful
-        parsed = [w for w in (_scan_one(n, schema) for n in names) if w is not None]
+    wide = None
+    if not any(n in memory for n in names):  # polars scans many files in one go, not many buffers
+        try:
+            wide = pl.scan_ndjson(names, schema=schema, include_file_paths=FILE_COLUMN).collect()
+        except Exception:  # a bad file spoils the scan: parse one by one, the bad ones go careful
+            pass
+    if wide is None:
+        parsed = [w for w in (_scan_one(n, schema, memory.get(n)) for n in names) if w is not None]
         if not parsed:
             return {}
         wide = pl.concat(parsed)
@@ -197,9 +315,10 @@ def _long_block(steps: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.n
     return np.tile(steps, matrix.shape[1])[kept], keys[kept], values[kept]
 
 
-def _scan_one(name: str, schema: dict) -> pl.DataFrame | None:
+def _scan_one(name: str, schema: dict, data: bytes | None = None) -> pl.DataFrame | None:
     try:
-        return pl.read_ndjson(name, schema=schema).with_columns(pl.lit(name).alias(FILE_COLUMN))
+        source = name if data is None else io.BytesIO(data)
+        return pl.read_ndjson(source, schema=schema).with_columns(pl.lit(name).alias(FILE_COLUMN))
     except Exception:
         return None
 
@@ -207,13 +326,14 @@ def _scan_one(name: str, schema: dict) -> pl.DataFrame | None:
 # ---------------------------------------------------------------- one file, carefully
 
 
-def read_jsonl(path: Path, problems: list[dict]) -> pl.DataFrame:
+def read_jsonl(path: Path, problems: list[dict], data: bytes | None = None) -> pl.DataFrame:
     """A JSONL log as a long table (step, key, value), newest value kept per (step, key).
 
     Line by line, so every kind of damage is a problem of its own and the rest is kept: a line
     that is not a JSON object (e.g. a write cut by a crash and glued to the next one), a bad
     `step`, a value that is not a number, a key twice in one object, a line over
     MAX_LINE_BYTES. Memory grows with the numbers kept, never with the width of a bad line.
+    `data`: the file's bytes when they are not read from `path` (a decompressed .gz).
     """
     findings = _Findings(path)
     columns = (array("q"), array("I"), array("d"))  # step, key code, value
@@ -222,7 +342,7 @@ def read_jsonl(path: Path, problems: list[dict]) -> pl.DataFrame:
     value_lines = array("q")  # for each value, the index of its line in line_steps
     seen_text = False
     try:
-        f = open(path, "rb")
+        f = open(path, "rb") if data is None else io.BytesIO(data)
     except OSError as error:
         problems.append(problem(path, None, f"cannot be read ({error.strerror or error}); skipped"))
         return pl.DataFrame(schema=LONG_SCHEMA)

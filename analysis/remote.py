@@ -2,7 +2,7 @@
 
 A remote path is listed once (one recursive listing per path or glob match); its run dirs are
 found from the key names by the rules a local walk uses (a folder holding scores.jsonl or
-metrics.jsonl; nothing below a run, in ckpt/, replay/, scope/ or a hidden folder, is another
+metrics.jsonl, or their .gz; nothing below a run, in ckpt/, replay/, scope/ or a hidden folder, is another
 run). Each run is mirrored into a private staging folder that exists for this process only,
 `<stage>/<scheme>/<bucket>/<key>`, so every later stage (ingest, cache, report, open loop) reads
 local files and labels runs exactly as it labels a local copy. Files are fetched when a stage
@@ -31,11 +31,13 @@ from pathlib import Path
 
 import fsspec
 
+from analysis import defaults
+
 # gcsfs's default "zonal/HNS" layer probes every bucket through a second API with the default
 # credentials (a warning per bucket against an emulator); the plain JSON API reads runs.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 PROTOCOLS = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "az": "az", "abfs": "az"}  # URL scheme -> fsspec's
-RUN_FILES = ("scores.jsonl", "metrics.jsonl")
+RUN_FILES = defaults.RUN_FILES  # the logs, plain or gzipped
 SKIP_DIRS = {"ckpt", "replay", "scope"}
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
 LIGHT_FILES = ("config.yaml",) + README_NAMES  # fetched when a run is found (labels, report)
@@ -272,6 +274,12 @@ def _staged(run_dir) -> Staged | None:
     if not _STAGE:
         return None
     return _RUNS.get(Path(run_dir))
+
+
+def listed(run_dir) -> set[str] | None:
+    """The keys of a staged run (relative to it) as listed, None for a local run."""
+    run = _staged(run_dir)
+    return None if run is None else set(run.keys)
 
 
 def origin(path) -> str | None:

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
-from analysis import compare, figures, ingest, longrun, mask, preregistered, readout, stats
+from analysis import compare, figures, ingest, jsonl, longrun, mask, preregistered, readout, stats
 
 REPS = 50_000  # the demo's bootstrap reps, so both print the same intervals
 SEED = 0
@@ -201,14 +201,25 @@ def gpu_alien(root: Path) -> Section:
     rows = []
     for method in ("baseline", "adapt"):
         (run,) = [p for p in (root / f"gpu_atari100k_alien_{method}").iterdir() if p.is_dir()]
-        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        scores = [json.loads(line)["episode/score"] for line in (run / "scores.jsonl").read_text().splitlines()]
+        lines = [json.loads(line) for line in _log_text(run, "metrics.jsonl").splitlines()]
+        scores = [json.loads(line)["episode/score"] for line in _log_text(run, "scores.jsonl").splitlines()]
         trained = any(key.startswith("train/") for row in lines for key in row)
         rows.append([method, f"{max(row['step'] for row in lines):,}", ", ".join(f"{s:g}" for s in scores),
                      "yes" if trained else "no"])
     return Section("GPU Alien runs (prefill only)", [
         "`artifacts/gpu_atari100k_alien_{baseline,adapt}/`: last logged step (env frames), episode scores, "
         "whether any update was logged (`train/*`).", "", *table(["method", "last step", "scores", "updates"], rows)])
+
+
+def _log_text(run: Path, name: str) -> str:
+    """A shipped run's log as text, stored plain or gzipped."""
+    path = ingest.log_file(run, name)
+    if not jsonl.is_gzip(path):
+        return path.read_text()
+    data, note = jsonl.unzip(path)
+    if data is None or note:
+        raise ingest.IngestError(f"{path}: {note}")
+    return data.decode()
 
 
 def _shift_run_rows(datas: dict[str, ingest.Ingested], shift: int) -> list[list[str]]:

@@ -10,7 +10,9 @@ its start, and said so. `Watcher.refresh` finds new runs, polls every tail and u
 `RunState` per run: last step, fps, latest and recent mean score, mask activity, problems.
 `table` gives the rows that the terminal and `render_html` (a self-refreshing page) both show.
 Episodes come from scores.jsonl (metrics.jsonl's copies of them are ignored while it exists);
-scope/ scalars are not followed.
+scope/ scalars are not followed. A gzipped log (`metrics.jsonl.gz`, a finished run's) cannot
+be read from an offset: it is read whole and decompressed again only when its size changes, and
+only the decompressed lines past those already seen become rows.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from analysis import confine, ingest, jsonl, remote
+from analysis import confine, defaults, ingest, jsonl, remote
 from analysis.ingest import IngestError
 
 RECENT = 10  # episodes (and mask log lines) in the "recent" means
-LOGS = ("scores.jsonl", "metrics.jsonl")
+LOGS = ingest.LOGS  # scores first: episodes come from it
 MAX_POLL_BYTES = 1 << 26  # read per file per refresh, so a huge file at start costs bounded memory
 COLUMNS = ["run", "last step", "fps", "last score", f"mean of last {RECENT}", "episodes",
            f"mask active (last {RECENT})", "horizon_eff", "problems"]
@@ -48,6 +50,7 @@ class Tail:
     bytes_read: int = 0  # every byte read from disk, for the "nothing read twice" check
     skipping: bool = False  # inside an over-long line: drop bytes up to its newline
     refused: bool = False  # the file links out of its run folder: never read (said once)
+    packed_size: int | None = None  # a gzipped log: its size when last decompressed
 
     def poll(self, now: float) -> tuple[list[dict], list[str]]:
         """Rows of the lines completed since the last poll, and problems found in them."""
@@ -60,9 +63,11 @@ class Tail:
             size = self.path.stat().st_size if url is None else remote.size(url)
         except OSError:
             return [], []  # not written yet
+        if jsonl.is_gzip(self.path):
+            return self._poll_gzip(now, url, size)
         if size < self.offset:
             problems.append(f"{self.path.name}: shrank from {self.offset:,} to {size:,} bytes; read again from the start")
-            self.offset, self.pending, self.pending_since, self.lines = 0, b"", None, 0
+            self._restart()
         if size == self.offset:
             return [], problems + self._check_torn(now)
         end = self.offset + min(size - self.offset, MAX_POLL_BYTES)  # the rest on the next refresh
@@ -74,6 +79,36 @@ class Tail:
                 new = f.read(end - self.offset)
         self.offset += len(new)
         self.bytes_read += len(new)
+        return self._consume(new, now, problems)
+
+    def _restart(self) -> None:
+        self.offset, self.pending, self.pending_since, self.lines, self.skipping = 0, b"", None, 0, False
+
+    def _poll_gzip(self, now: float, url: str | None, size: int) -> tuple[list[dict], list[str]]:
+        """A gzipped log: read whole and decompressed when its size changed; only the lines past
+        those already seen become rows (a log gzipped again with more lines gives just those)."""
+        if size == self.packed_size:
+            return [], self._check_torn(now)
+        self.packed_size = size
+        if size > defaults.MAX_UNZIPPED_LOG_BYTES:  # gzip never makes a log larger: not a log
+            return [], [f"{self.path.name}: {size:,} bytes, more than the limit for a gzipped log "
+                        f"({defaults.MAX_UNZIPPED_LOG_BYTES:,}); not read"]
+        packed = remote.read_range(url, 0, size) if url is not None else self.path.read_bytes()
+        self.bytes_read += len(packed)
+        text, note = jsonl.unzip(self.path, data=packed)
+        problems = [f"{self.path.name}: {note}"] if note else []
+        if text is None:
+            return [], problems
+        seen = self.lines
+        self._restart()
+        if text.count(b"\n") < seen:
+            problems.append(f"{self.path.name}: holds fewer lines than the {seen:,} read before; read again from the start")
+            seen = 0
+        self.offset = len(text)
+        return self._consume(text, now, problems, seen)
+
+    def _consume(self, new: bytes, now: float, problems: list[str], seen: int = 0) -> tuple[list[dict], list[str]]:
+        """Rows of the lines that `new` completes; the first `seen` lines of the file are only counted."""
         data = self.pending + new
         cut = data.rfind(b"\n") + 1
         complete, self.pending = data[:cut], data[cut:]
@@ -86,6 +121,8 @@ class Tail:
         rows = []
         for line in complete.split(b"\n")[:-1]:
             self.lines += 1
+            if self.lines <= seen:
+                continue
             row, found = _parse(line)
             problems += [f"{self.path.name}:{self.lines}: {text}" for text in found]
             if row is not None:
@@ -171,11 +208,11 @@ class Watcher:
         self.runs: dict[Path, RunState] = {}
         self.tails: dict[Path, list[Tail]] = {}
         self._found_at = -math.inf
+        self._refused: IngestError | None = None  # why the last discovery found nothing
         self.discover(time.monotonic())
         if not self.runs:
-
-            raise IngestError(f"{', '.join(self.paths)}: no runs found (expected folders holding scores.jsonl "
-                              "or metrics.jsonl)")
+            raise self._refused or IngestError(f"{', '.join(self.paths)}: no runs found (expected folders holding "
+                                               "scores.jsonl or metrics.jsonl)")
 
     def discover(self, now: float) -> None:
         """Add runs that appeared under the paths (a run stays once found)."""
@@ -183,13 +220,14 @@ class Watcher:
         self._found_at = now
         try:
             runs = ingest.discover(self.paths)
-        except ingest.IngestError:
-            return  # nothing there yet; try again later
+        except ingest.IngestError as error:
+            self._refused = error
+            return  # nothing there yet (or a run being gzipped holds both forms of a log); try again later
         for run in runs:
             key = Path(run.path)
             if key not in self.runs:
                 self.runs[key] = RunState(run.name, key)
-                self.tails[key] = [Tail(key / name, self.torn_after) for name in LOGS]
+                self.tails[key] = [Tail(ingest.log_file(key, name), self.torn_after) for name in LOGS]
 
     def refresh(self, now: float | None = None) -> list[RunState]:
         now = time.monotonic() if now is None else now

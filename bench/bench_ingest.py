@@ -39,13 +39,13 @@ def make_runs(root: Path, games: int, seeds: int) -> None:
 
 
 def jsonl_bytes(runs) -> int:
-    return sum((r.path / n).stat().st_size for r in runs for n in ingest.RUN_FILES if (r.path / n).is_file())
+    return sum((r.path / n).stat().st_size for r in runs for n in ingest.LOGS if (r.path / n).is_file())
 
 
 def pandas_loop(runs) -> int:
     rows = 0
     for run in runs:
-        for name in ingest.RUN_FILES:
+        for name in ingest.LOGS:
             rows += len(pd.read_json(run.path / name, lines=True))
     return rows
 

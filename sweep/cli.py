@@ -4,11 +4,13 @@
     dreamer-sweep run sweeps/shift_cartpole.yaml --backend slurm  # one SLURM job array
     dreamer-sweep run sweeps/shift_cartpole.yaml --dry-run        # the commands, none run
     dreamer-sweep pack sweeps/shift_cartpole.yaml --out runs.tgz  # run dirs without ckpt/
+    dreamer-sweep pack sweeps/shift_cartpole.yaml --out small.tgz --gzip-logs --scope best
 
 docs/sweeps.md describes the file. This module parses options and prints; the work lives
 in sweep/launch.py. Exit codes: 0 every run finished, 1 a run failed, 2 bad input.
 """
 
+import os
 import signal
 import sys
 
@@ -90,13 +92,30 @@ def run_cli(
 
 @app.command('pack')
 def pack_cli(path: str = SWEEP, out: str = typer.Option(..., '--out', help='The .tgz to write.'),
-             root: str = ROOT, overrides: list[str] = SET, arms: str = ARMS):
+             root: str = ROOT, overrides: list[str] = SET, arms: str = ARMS,
+             gzip_logs: bool = typer.Option(False, '--gzip-logs', help='Store metrics.jsonl and '
+                                            'scores.jsonl gzipped (.jsonl.gz; dreamer-report reads them).'),
+             scope: str = typer.Option('all', '--scope', help='Which runs keep scope/: all, best (the '
+                                       'best seed of each task and arm by final score) or none.')):
   """Pack the sweep's run dirs (no ckpt/ or replay/) and logs into one .tgz."""
+  if scope not in pack.SCOPES:
+    _fail(f'--scope {scope}: expected one of {", ".join(pack.SCOPES)}')
   prepared = _prepare(path, overrides, root, arms)
+  keep, best = None, {}
   try:
-    count = pack.pack(prepared.runs, prepared.root, out)
+    if scope == 'best':
+      best = pack.best_seeds(prepared.runs)
+      keep = {logdir for logdir in best.values() if logdir}
+    elif scope == 'none':
+      keep = set()
+    count = pack.pack(prepared.runs, prepared.root, out, gzip_logs=gzip_logs, keep_scope=keep)
+  except SweepError as e:
+    _fail(e)
   except OSError as e:
     _fail(f'--out {out}: cannot write it ({e.strerror or e})')
+  for (task, arm), logdir in sorted(best.items()):
+    typer.echo(f'scope/ of {task}_{arm}: ' + (os.path.relpath(logdir, prepared.root) if logdir
+                                             else 'no run has episode scores; none kept'))
   typer.echo(f'packed {count} run dirs into {out}')
 
 

@@ -235,3 +235,60 @@ def test_pack_leaves_checkpoints_and_replay_behind(tmp_path):
     assert "artifacts/gym_CartPole-v1_baseline/seed0/scope/x" in names
     assert "artifacts/logs/gym_CartPole-v1_baseline_seed0.log" in names
     assert not [n for n in names if "/ckpt" in n or "/replay" in n]
+
+
+def _logged_runs(tmp_path):
+    """The GOOD sweep's four run dirs holding factory logs and scope/: baseline's seed 1 and
+    adapt's seed 0 score ten times higher than the other seed of their arm."""
+    from runfactory import write_run
+
+    prepared = launch.prepare(write(tmp_path, GOOD), root=str(tmp_path / "artifacts"))
+    for run in prepared.runs:
+        high = (run.arm, run.seed) in (("baseline", 1), ("adapt", 0))
+        made = write_run(tmp_path / "factory", run.task, run.arm, run.seed, frames=20_000, episodes=20,
+                         log_lines=10, score_level=1000.0 if high else 100.0, scope=True)
+        pathlib.Path(run.logdir).parent.mkdir(parents=True, exist_ok=True)
+        made.rename(run.logdir)
+    return prepared
+
+
+def test_pack_gzips_logs_and_keeps_scope_of_the_best_seeds(tmp_path):
+    from analysis import ingest
+
+    prepared = _logged_runs(tmp_path)
+    out = tmp_path / "small.tgz"
+    result = runner.invoke(app, ["pack", str(write(tmp_path, GOOD)), "--root", prepared.root, "--out", str(out),
+                                 "--gzip-logs", "--scope", "best"])
+    assert result.exit_code == 0, result.output
+    assert "scope/ of gym_CartPole-v1_baseline: gym_CartPole-v1_baseline/seed1" in result.output
+    assert "scope/ of gym_CartPole-v1_adapt: gym_CartPole-v1_adapt/seed0" in result.output
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    base = "artifacts/gym_CartPole-v1_"
+    assert f"{base}baseline/seed0/metrics.jsonl.gz" in names and f"{base}adapt/seed1/scores.jsonl.gz" in names
+    assert not [n for n in names if n.endswith(".jsonl")]
+    assert {n.split("/scope")[0] for n in names if "/scope" in n} == {f"{base}baseline/seed1", f"{base}adapt/seed0"}
+    for arm in ("baseline", "adapt"):  # the unpacked runs read as the originals (scope/ aside)
+        near = ingest.ingest(ingest.discover([f"{prepared.root}/gym_CartPole-v1_{arm}"]), cache=False)
+        far = ingest.ingest(ingest.discover([str(tmp_path / "unpacked" / f"{base}{arm}")]), cache=False)
+        assert far.scores.equals(near.scores)
+
+
+def test_pack_scope_none_and_bad_input(tmp_path):
+    prepared = _logged_runs(tmp_path)
+    out = tmp_path / "none.tgz"
+    args = ["pack", str(write(tmp_path, GOOD)), "--root", prepared.root, "--out", str(out)]
+    assert runner.invoke(app, args + ["--scope", "none"]).exit_code == 0
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+    assert names and not [n for n in names if "/scope" in n] and "artifacts/gym_CartPole-v1_adapt/seed0/metrics.jsonl" in names
+    result = runner.invoke(app, args + ["--scope", "some"])
+    assert result.exit_code == 2 and "--scope some: expected one of all, best, none" in result.output
+    logdir = pathlib.Path(prepared.runs[0].logdir)
+    (logdir / "metrics.jsonl.gz").write_bytes(b"")
+    for extra in (["--gzip-logs"], ["--scope", "best"]):
+        result = runner.invoke(app, args + extra)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert "holds both metrics.jsonl and metrics.jsonl.gz" in lines[0]
