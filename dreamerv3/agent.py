@@ -57,7 +57,9 @@ POLICY_CALLS = 'policy_calls'  # the save() entry of the policy-call counter
 
 class Agent:
 
-  def __init__(self, obs_space, act_space, config):
+  def __init__(self, obs_space, act_space, config, init_state=True):
+    """init_state=False leaves `state` None: a population (popagent.py) uses the agent as
+    its members' template and makes every member's state itself."""
     self.obs_space, self.act_space, self.config = obs_space, act_space, config
     self.acfg = config.agent
     self.adapt_cfg = dict(config.agent.imag_adapt)
@@ -76,7 +78,7 @@ class Agent:
     self.scalars = run_scalars(config)
     self._setup_devices()
     self.param_counts = self._count_params()
-    self.state = jax.device_put(self._init_state(), self.repl)
+    self.state = jax.device_put(self._init_state(), self.repl) if init_state else None
     self._policy_params = None
     self._policy_calls = 0
     self._train_fns, self._report_fn, self._openloop_fns = {}, None, {}

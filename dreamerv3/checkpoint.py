@@ -60,20 +60,28 @@ class Checkpoint:
     if not candidates:
       raise FileNotFoundError(f'no complete checkpoint in {self.directory}')
     for i, folder in enumerate(candidates):
-      try:
-        data = {key: read_item(folder, key) for key in keys}  # every file first: a bad one loads nothing
-        for key in keys:
-          self.saveables[key].load(data[key])
-      except (CheckpointError, KeyError, ValueError, TypeError, OSError) as e:
-        why = _one_line(e)
-        if i + 1 == len(candidates):
-          earlier = 'no earlier complete checkpoint to resume from' if not path else 'not loaded'
-          raise ResumeError(f'checkpoint {folder}: {why} ({earlier})') from None
-        print(f'Warning: checkpoint {folder}: {why}; resuming from the one before it, '
-              f'{candidates[i + 1].name}', file=sys.stderr)
-        continue
-      self.saved_step = int(folder.name.rsplit('-', 1)[-1])
-      return folder
+      why = self.try_load(folder, keys)
+      if why is None:
+        return folder
+      if i + 1 == len(candidates):
+        earlier = 'no earlier complete checkpoint to resume from' if not path else 'not loaded'
+        raise ResumeError(f'checkpoint {folder}: {why} ({earlier})')
+      print(f'Warning: checkpoint {folder}: {why}; resuming from the one before it, '
+            f'{candidates[i + 1].name}', file=sys.stderr)
+
+  def try_load(self, folder, keys=None):
+    """Load one checkpoint folder; None when it loaded, else why not (one line). Every file is
+    read before anything loads, but a load that fails part way (weights of another size) may
+    leave some objects loaded: the caller loads another folder or stops."""
+    keys = keys or list(self.saveables)
+    try:
+      data = {key: read_item(folder, key) for key in keys}
+      for key in keys:
+        self.saveables[key].load(data[key])
+    except (CheckpointError, KeyError, ValueError, TypeError, OSError) as e:
+      return _one_line(e)
+    self.saved_step = step_of(folder)
+    return None
 
   def _cleanup(self, keep_name):
     complete = [p for p in _folders(self.directory) if (p / 'done').exists()]
@@ -224,6 +232,11 @@ def complete_folders(directory):
   if not directory.is_dir():
     return []
   return [p for p in _folders(directory) if (p / 'done').exists()]
+
+
+def step_of(folder):
+  """The step a checkpoint folder holds, from its name `<timestamp>-<step>`."""
+  return int(pathlib.Path(folder).name.rsplit('-', 1)[-1])
 
 
 def remove_folder(folder):

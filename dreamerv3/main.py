@@ -58,21 +58,25 @@ def main(argv=None, agent_cls=None):
     print(f'error: {e}', file=sys.stderr)
     return 2
   from dreamerv3 import population, storage
-  mirror = None
-  if storage.is_remote(config.logdir):  # written locally, kept in step with the bucket
-    try:
-      mirror = storage.Mirror(config.logdir)
-      print(f'Remote logdir: {mirror.url} ({mirror.pull()} files pulled)')
-    except storage.StorageError as e:
-      print(f'error: --logdir {e}', file=sys.stderr)
-      return 2
-    config = config.update(logdir=str(mirror.local))
   try:
     members = population.member_configs(config) if population.is_population(config) else None
   except BadInput as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  for member in members or [config]:
+  runs = members or [config]
+  mirrors = []
+  if storage.is_remote(config.logdir):  # written locally, kept in step with the bucket
+    try:
+      for i, run in enumerate(runs):  # a population: one mirror per member's prefix
+        mirrors.append(storage.Mirror(run.logdir))
+        print(f'Remote logdir: {mirrors[-1].url} ({mirrors[-1].pull()} files pulled)')
+        runs[i] = run.update(logdir=str(mirrors[-1].local))
+    except storage.StorageError as e:
+      storage.discard(mirrors)
+      print(f'error: --logdir {e}', file=sys.stderr)
+      return 2
+    config = runs[0]
+  for member in runs:
     logdir = elements.Path(member.logdir)
     try:
       logdir.mkdir(parents=True)
@@ -83,21 +87,20 @@ def main(argv=None, agent_cls=None):
       return 2
     print('Logdir:', logdir)
   try:
-    with storage.syncing(mirror, config.run.sync_every):
+    with storage.syncing(mirrors, config.run.sync_every):
       if members:
         from dreamerv3 import poprun
-        poprun.train(members, *([agent_cls] if agent_cls else []))
+        poprun.train(runs, *([agent_cls] if agent_cls else []))
       else:
         from dreamerv3 import run
         run.SCRIPTS[config.script](config, agent_cls)
   except UsageError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  except storage.StorageError as e:
-    print(f'error: {e}; the local copy is in {mirror.local}', file=sys.stderr)
+  except storage.StorageError as e:  # the final upload: its message says where the local copy is
+    print(f'error: {e}', file=sys.stderr)
     return 1
   return 0
-
 
 if __name__ == '__main__':
   sys.exit(main())

@@ -33,12 +33,11 @@ class PopulationAgent:
     everything but their run scalars."""
     self.configs = list(configs)
     self.size = len(self.configs)
-    self.solo = agentlib.Agent(obs_space, act_space, self.configs[0])  # member 0, the template
+    # The template: networks, jitted functions and settings, without a state of its own
+    # (the members' states live in self.state; reports pass a member's parameters in).
+    self.solo = agentlib.Agent(obs_space, act_space, self.configs[0], init_state=False)
     self.param_counts = self.solo.param_counts
-    states = [jax.device_get(self.solo.state)]
-    states += [self.solo._init_state(c.seed) for c in self.configs[1:]]
-    self.state = jax.device_put(stack(states))
-    self.solo.state = None  # member 0 lives in self.state; reports pass parameters in
+    self.state = jax.device_put(stack([self.solo._init_state(c.seed) for c in self.configs]))
     self.scalars = jax.device_put(stack([agentlib.run_scalars(c) for c in self.configs]))
     self.policy_calls = np.zeros(self.size, np.int64)
     # Members alike in agent.imag_adapt.enabled take the solo update's path for it

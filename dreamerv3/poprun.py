@@ -11,22 +11,23 @@ Resume: each member keeps its last two complete checkpoints. A kill between
 two members' saves leaves some members one checkpoint ahead; the loop resumes
 every member from the newest step that all of them hold, removes the newer
 folders, and trims the logs to that step, so the population stays in
-lock-step and no episode is written twice.
+lock-step and no episode is written twice. A step at which one member's
+checkpoint does not load (damaged, another model size) is skipped with one
+warning line, as a solo run skips its damaged newest checkpoint.
 """
 
 import concurrent.futures
 import os
 import pathlib
+import sys
 import time
 
 import elements
-import numpy as np
 
 from dreamerv3 import checkpoint as ckptlib
 from dreamerv3 import envs as envlib
 from dreamerv3 import logs
 from dreamerv3 import memory
-from dreamerv3 import metrics as metricslib
 from dreamerv3 import popagent
 from dreamerv3 import replay as replaylib
 from dreamerv3 import run as runlib
@@ -55,20 +56,14 @@ class Member:
     self.epstats = elements.Agg()
     self.logger = None
     self.driver = None
+    self.on_episode = None
 
   def start(self, act_space):
     # The terminal shows the first member's lines; every member writes its files.
     self.logger = runlib.make_logger(
         self.config, self.logdir, self.step, self.repeat, terminal=self.index == 0)
     self.driver = runlib.Driver(self.envs, act_space)
-
-  def on_episode(self, score, length, index):
-    self.logger.add({'score': score, 'length': length}, prefix='episode')
-    self.logger.write()  # one line per episode, even when two end at one step
-    self.book.episodes += 1
-    rate = metricslib.reward_rate(self.driver.rewards[index])
-    if rate is not None:
-      self.epstats.add({'reward_rate': rate})
+    self.on_episode = runlib.episode_callback(self.logger, self.book, self.driver, self.epstats)
 
 
 def train(configs, agent_cls=popagent.PopulationAgent):
@@ -177,24 +172,16 @@ def train(configs, agent_cls=popagent.PopulationAgent):
 
 
 def report(agent, k, member):
-  config = member.config
-  length = config.report_length + config.replay_context
-  batch = member.replay.sample(config.batch_size, length, mode='report')
-  metrics = {key: np.asarray(v) for key, v in agent.report(k, batch).items()}
-  member.logger.add(logs.scope_safe(metrics), prefix='report')
+  runlib.write_report(member.replay, member.config, member.logger,
+                      lambda batch: agent.report(k, batch))
 
 
 def log_all(members, fps, usage, timer):
   """Each member's train/*, epstats/*, replay/* and the loop's shared usage/*,
   timer/* and fps/* (the population's rates: env steps of one member per second)."""
   stats = usage.stats()
-  times = {k: v for k, v in timer.stats().items()
-           if k.rsplit('/', 1)[-1] in ('mean', 'frac', 'count')}
-  now = time.time()
-  policy_time, policy_step = fps['policy']
-  step = int(members[0].step)
-  rates = {'policy': (step - policy_step) / max(1e-9, now - policy_time),
-           'train': fps['train'][1] / max(1e-9, now - fps['train'][0])}
+  times = runlib.timer_stats(timer)
+  rates = runlib.take_rates(fps, int(members[0].step), time.time())
   for m in members:
     m.logger.add(m.agg.result(), prefix='train')
     m.logger.add(m.epstats.result(), prefix='epstats')
@@ -203,8 +190,6 @@ def log_all(members, fps, usage, timer):
     m.logger.add(rates, prefix='fps')
     m.logger.add(m.replay.stats(), prefix='replay')
     m.logger.write()
-  fps['policy'] = [now, step]
-  fps['train'] = [now, 0]
 
 
 def save_all(members):
@@ -213,29 +198,39 @@ def save_all(members):
 
 
 def resume(members):
-  """Load every member at the newest step all of them hold (see the module doc)."""
-  held = [{_step_of(p): p for p in ckptlib.complete_folders(m.ckpt.directory)}
+  """Load every member at the newest step at which all of them hold a complete checkpoint
+  that loads (see the module doc); ResumeError (one line, exit 2) when there is none."""
+  held = [{ckptlib.step_of(p): p for p in ckptlib.complete_folders(m.ckpt.directory)}
           for m in members]
   if not any(held):
     return
-  common = set(held[0]).intersection(*held[1:])
+  common = sorted(set(held[0]).intersection(*held[1:]), reverse=True)
   if not common:
     found = ', '.join(f'{m.logdir}: {sorted(h) or "none"}' for m, h in zip(members, held))
     raise UsageError('population: the members hold no checkpoint of one same step, so they '
                      f'cannot resume in lock-step (steps held: {found}); remove the run dirs '
                      'to start again')
-  step = max(common)
+  for i, step in enumerate(common):
+    problem = _load_all(members, held, step)
+    if problem is None:
+      break
+    if i + 1 == len(common):
+      raise ckptlib.ResumeError(
+          f'population: {problem}, and no earlier step at which every member holds a '
+          'complete checkpoint; remove the run dirs to start again')
+    print(f'Warning: {problem}; resuming every member from step {common[i + 1]}, the newest '
+          'step before it that all of them hold', file=sys.stderr)
   for m, h in zip(members, held):
     for later in sorted(s for s in h if s > step):
-      ckptlib.remove_folder(h[later])
-    m.ckpt.load(h[step])
-    logs.trim(m.logdir, int(m.step) * m.repeat)
-    written = logs.count_lines(m.logdir / 'scores.jsonl')
-    if 'jsonl' in m.config.logger.outputs and written != m.book.episodes:
-      print(f'Warning: {m.logdir}/scores.jsonl has {written} episodes, checkpoint '
-            f'counted {m.book.episodes}.')
+      ckptlib.remove_folder(h[later])  # saves of a step not resumed from: another timeline
+    runlib.rewind_logs(m.config, m.logdir, int(m.step), m.repeat, m.book, named=True)
   print(f'Resumed {len(members)} members at agent step {step}.')
 
 
-def _step_of(folder):
-  return int(folder.name.rsplit('-', 1)[-1])
+def _load_all(members, held, step):
+  """Load every member's checkpoint of `step`; None, or why one of them does not load."""
+  for m, h in zip(members, held):
+    why = m.ckpt.try_load(h[step])
+    if why is not None:
+      return f'checkpoint {h[step]}: {why}'
+  return None

@@ -177,14 +177,7 @@ def train(config, agent_cls=None, with_eval=False):
   policy_carry = agent.init_policy(len(envs))
   train_carry = agent.init_train(B)
   start = time.time()
-
-  def on_episode(score, length, index):
-    logger.add({'score': score, 'length': length}, prefix='episode')
-    logger.write()  # one line per episode, even when two end at one step
-    book.episodes += 1
-    rate = metricslib.reward_rate(driver.rewards[index])
-    if rate is not None:
-      epstats.add({'reward_rate': rate})
+  on_episode = episode_callback(logger, book, driver, epstats)
 
   iteration = 0
   while int(step) < config.run.steps:
@@ -236,25 +229,53 @@ def train(config, agent_cls=None, with_eval=False):
   print(f'Finished at agent step {int(step)} ({int(step) * repeat} env frames).')
 
 
+def episode_callback(logger, book, driver, epstats):
+  """The driver's on_episode of a training run (solo or population member): one episode/*
+  line per episode, the count the checkpoint keeps, the episode's reward rate."""
+
+  def on_episode(score, length, index):
+    logger.add({'score': score, 'length': length}, prefix='episode')
+    logger.write()  # one line per episode, even when two end at one step
+    book.episodes += 1
+    rate = metricslib.reward_rate(driver.rewards[index])
+    if rate is not None:
+      epstats.add({'reward_rate': rate})
+  return on_episode
+
+
 def resume(ckpt, config, logdir, agent, step, book, repeat):
   if ckpt.latest():
     path = ckpt.load()
-    logs.trim(logdir, int(step) * repeat)
-    written = logs.count_lines(logdir / 'scores.jsonl')
     print(f'Resumed from {path} at agent step {int(step)}.')
-    if 'jsonl' in config.logger.outputs and written != book.episodes:
-      print(f'Warning: scores.jsonl has {written} episodes, checkpoint counted {book.episodes}.')
+    rewind_logs(config, logdir, int(step), repeat, book)
   elif config.run.from_checkpoint:
     source = ckptlib.resolve(config.run.from_checkpoint)
     ckptlib.load_item(agent, source, 'agent')
     print(f'Loaded agent weights from {source}.')
 
 
+def rewind_logs(config, logdir, step, repeat, book, named=False):
+  """After a resume at `step`: trim the logs to it (no episode is written twice), and warn in
+  one line when scores.jsonl still disagrees with the checkpoint's episode count (a log lost
+  or edited by hand; the run goes on). `named`: the line names the run dir (populations)."""
+  logs.trim(logdir, step * repeat)
+  written = logs.count_lines(logdir / 'scores.jsonl')
+  if 'jsonl' in config.logger.outputs and written != book.episodes:
+    where = f'{logdir}/scores.jsonl' if named else 'scores.jsonl'
+    print(f'Warning: {where} has {written} episodes, checkpoint counted {book.episodes}.')
+
+
 def report(agent, replay, config, logger):
+  B = config.batch_size
+  write_report(replay, config, logger, lambda batch: agent.report(agent.init_report(B), batch)[1])
+
+
+def write_report(replay, config, logger, report_fn):
+  """report/* from one report batch of `replay`; report_fn(batch) -> the agent's metrics
+  (a solo agent's, or one population member's)."""
   length = config.report_length + config.replay_context
   batch = replay.sample(config.batch_size, length, mode='report')
-  _, metrics = agent.report(agent.init_report(config.batch_size), batch)
-  metrics = {k: np.asarray(v) for k, v in metrics.items()}
+  metrics = {k: np.asarray(v) for k, v in report_fn(batch).items()}
   logger.add(logs.scope_safe(metrics), prefix='report')
 
 
@@ -272,17 +293,27 @@ def log_train(logger, agg, replay, fps, step, epstats, usage, timer):
   logger.add(agg.result(), prefix='train')
   logger.add(epstats.result(), prefix='epstats')
   logger.add(usage.stats(), prefix='usage')
-  logger.add({k: v for k, v in timer.stats().items()
-              if k.rsplit('/', 1)[-1] in ('mean', 'frac', 'count')}, prefix='timer')
-  policy_time, policy_step = fps['policy']
-  logger.add({
-      'policy': (int(step) - policy_step) / max(1e-9, now - policy_time),
-      'train': fps['train'][1] / max(1e-9, now - fps['train'][0]),
-  }, prefix='fps')
-  fps['policy'] = [now, int(step)]
-  fps['train'] = [now, 0]
+  logger.add(timer_stats(timer), prefix='timer')
+  logger.add(take_rates(fps, int(step), now), prefix='fps')
   logger.add(replay.stats(), prefix='replay')
   logger.write()
+
+
+def timer_stats(timer):
+  """timer/<part>/{mean,frac,count} of the loop's timer (its other statistics are not logged)."""
+  return {k: v for k, v in timer.stats().items()
+          if k.rsplit('/', 1)[-1] in ('mean', 'frac', 'count')}
+
+
+def take_rates(fps, step, now):
+  """fps/policy (agent steps/s) and fps/train (replayed steps/s) since the last call, and
+  both clocks restarted at `now`. fps: {'policy': [time, step], 'train': [time, steps]}."""
+  policy_time, policy_step = fps['policy']
+  rates = {'policy': (step - policy_step) / max(1e-9, now - policy_time),
+           'train': fps['train'][1] / max(1e-9, now - fps['train'][0])}
+  fps['policy'] = [now, step]
+  fps['train'] = [now, 0]
+  return rates
 
 
 def save(ckpt, logger, step):

@@ -125,19 +125,24 @@ class Mirror:
 
 
 @contextlib.contextmanager
-def syncing(mirror, every):
-  """Push every `every` seconds while the block runs (0: only at the end), and once after it."""
-  if mirror is None:
+def syncing(mirrors, every):
+  """Push every `every` seconds while the block runs (0: only at the end), and once after it.
+  `mirrors`: a Mirror, a list of them (a population's members, pushed in turn by one thread)
+  or None. A final push that fails raises StorageError naming where that local copy is kept;
+  the other mirrors are pushed all the same, and their local copies removed."""
+  mirrors = [] if mirrors is None else [mirrors] if isinstance(mirrors, Mirror) else list(mirrors)
+  if not mirrors:
     yield
     return
   stop = threading.Event()
 
   def loop():
     while not stop.wait(every):
-      try:
-        mirror.push()
-      except StorageError as e:  # the run goes on; the final push tries again
-        print(f'warning: {e}', file=sys.stderr)
+      for mirror in mirrors:
+        try:
+          mirror.push()
+        except StorageError as e:  # the run goes on; the final push tries again
+          print(f'warning: {e}', file=sys.stderr)
 
   thread = threading.Thread(target=loop, daemon=True) if every > 0 else None
   if thread:
@@ -148,5 +153,20 @@ def syncing(mirror, every):
     stop.set()
     if thread:
       thread.join()
-    mirror.push()
-  shutil.rmtree(mirror.local, ignore_errors=True)  # everything is remote now
+    failed = []
+    for mirror in mirrors:
+      try:
+        mirror.push()
+      except StorageError as e:
+        failed.append((mirror, e))
+  discard(m for m in mirrors if m not in [f[0] for f in failed])  # everything is remote now
+  if failed:
+    (mirror, error), more = failed[0], len(failed) - 1
+    others = f' ({more} other logdirs failed too, each kept locally)' if more else ''
+    raise StorageError(f'{error}; the local copy is in {mirror.local}{others}')
+
+
+def discard(mirrors):
+  """Remove the local folders of `mirrors` (their runs are remote, or never started)."""
+  for mirror in mirrors:
+    shutil.rmtree(mirror.local, ignore_errors=True)

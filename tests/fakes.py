@@ -75,3 +75,40 @@ class FakeAgent:
 
     def load(self, state):
         self.weights = {k: np.array(v) for k, v in state.items()}
+
+
+class FakePopulation:
+    """A FakeAgent per member behind PopulationAgent's interface (dreamerv3/popagent.py):
+    arrays with a leading member axis in and out, member(k) saves and loads member k."""
+
+    def __init__(self, obs_space, act_space, configs):
+        self.members = [FakeAgent(obs_space, act_space, c) for c in configs]
+        self.param_counts = {"total": 3}
+
+    def member(self, k):
+        return self.members[k]
+
+    def init_policy(self, envs):
+        return [m.init_policy(envs) for m in self.members]
+
+    def init_train(self, batch_size):
+        return [m.init_train(batch_size) for m in self.members]
+
+    def policy(self, carry, obs):
+        steps = [m.policy(c, {key: v[k] for key, v in obs.items()})
+                 for k, (m, c) in enumerate(zip(self.members, carry))]
+        return [s[0] for s in steps], _stack([s[1] for s in steps]), _stack([s[2] for s in steps])
+
+    def train(self, carry, data):
+        steps = [m.train(c, {key: v[k] for key, v in data.items()})
+                 for k, (m, c) in enumerate(zip(self.members, carry))]
+        outs = [s[1] for s in steps]
+        outs = {"replay": _stack([o["replay"] for o in outs])} if outs[0] else {}
+        return [s[0] for s in steps], outs, _stack([s[2] for s in steps])
+
+    def report(self, k, data):
+        return self.members[k].report({}, data)[1]
+
+
+def _stack(dicts):
+    return {key: np.stack([np.asarray(d[key]) for d in dicts]) for key in dicts[0]}

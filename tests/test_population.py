@@ -295,3 +295,40 @@ def test_sigkill_then_resume_keeps_members_in_lock_step(tmp_path):
         book = checkpoint.read_item(checkpoint.resolve(run), "book")
         assert book["episodes"] == len(steps)
     assert not any(f.exists() for f in ahead)  # saves the other member lacked were dropped
+
+
+def test_a_damaged_member_checkpoint_resumes_every_member_from_the_step_before(tmp_path, capsys):
+    """Member 1's newest checkpoint is cut short (a disk that filled up): every member resumes
+    from the newest step at which all of them hold a checkpoint that loads, with one warning;
+    when no such step is left, one error line and exit 2."""
+    arms = tmp_path / "arms.yaml"
+    arms.write_text("baseline: {}\nadapt: {agent.imag_adapt.enabled: True}\n")
+    flags = ["--population.seeds", "3", "--population.arms", str(arms)]
+    pattern = tmp_path / "pop_{arm}" / "seed{seed}"
+    runs = [tmp_path / "pop_baseline" / "seed3", tmp_path / "pop_adapt" / "seed3"]
+    for steps in (60, 100):
+        assert main.main(run_args(pattern, steps, *flags)) == 0
+    older, newest = ckpt_steps(runs[1])
+    assert ckpt_steps(runs[0]) == [older, newest] and newest == 100
+    cut = checkpoint.newest(runs[1] / "ckpt") / "agent.pkl"
+    cut.write_bytes(cut.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main.main(run_args(pattern, 140, *flags)) == 0
+    out = capsys.readouterr()
+    warnings = [line for line in out.err.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and str(cut) in warnings[0], out.err
+    assert f"resuming every member from step {older}," in warnings[0]
+    assert f"Resumed 2 members at agent step {older}." in out.out
+    for run in runs:
+        assert ckpt_steps(run)[-1] == 140 and newest not in ckpt_steps(run)  # step 100: gone
+        steps = [s for s, _ in episodes(run)]
+        assert steps == sorted(steps) and len(set(steps)) == len(steps), steps
+        assert checkpoint.read_item(checkpoint.resolve(run), "book")["episodes"] == len(steps)
+    held = [ckpt_steps(r) for r in runs]
+    for folder in checkpoint.complete_folders(runs[1] / "ckpt"):
+        (folder / "agent.pkl").write_bytes(b"")
+    assert main.main(run_args(pattern, 180, *flags)) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no earlier step" in errors[0] and "Traceback" not in err, err
+    assert [ckpt_steps(r) for r in runs] == held  # nothing removed

@@ -214,3 +214,57 @@ def test_trainer_writes_to_s3_and_resumes_from_it(servers):
     assert steps == sorted(steps) and len(steps) == len(set(steps)) and steps[-1] > 120
     ckpts = {k.split("/")[-2] for k in fs.find("train-bkt/dummy_fake/seed0/ckpt") if k.endswith("/done")}
     assert second in ckpts  # the resumed run's checkpoint, complete, named by the remote latest
+
+
+def test_population_writes_each_member_to_its_own_prefix_and_resumes_from_them(servers, tmp_path):
+    from dreamerv3 import main
+    from fakes import FakePopulation
+
+    fs = _fs("s3")
+    fs.mkdir("pop-bkt")
+    arms = tmp_path / "arms.yaml"
+    arms.write_text("baseline: {}\nadapt: {agent.imag_adapt.enabled: True}\n")
+    members = [f"pop-bkt/sweep/{arm}/seed{seed}" for arm in ("baseline", "adapt") for seed in (0, 1)]
+
+    def train(steps):
+        return main.main(["--logdir", "s3://pop-bkt/sweep/{arm}/seed{seed}", "--configs", "debug",
+                          "--task", "dummy_disc", "--run.steps", str(steps), "--env.dummy.length", "40",
+                          "--run.sync_every", "0.5", "--population.seeds", "0,1",
+                          "--population.arms", str(arms)], agent_cls=FakePopulation)
+
+    assert train(120) == 0
+    first = []
+    for prefix in members:
+        keys = {k.split(prefix + "/", 1)[1] for k in fs.find(prefix)}
+        assert {"config.yaml", "metrics.jsonl", "scores.jsonl", "ckpt/latest"} <= keys, prefix
+        first.append(fs.cat_file(f"{prefix}/ckpt/latest").decode().strip())
+        assert f"ckpt/{first[-1]}/done" in keys
+    assert "seed: 1" in fs.cat_file(f"{members[3]}/config.yaml").decode()
+    assert train(240) == 0  # fresh local folders: every member resumes from its own prefix
+    for prefix, before in zip(members, first):
+        latest = fs.cat_file(f"{prefix}/ckpt/latest").decode().strip()
+        assert int(latest.rsplit("-", 1)[1]) == 240 > int(before.rsplit("-", 1)[1])
+        steps = [json.loads(line)["step"] for line in fs.cat_file(f"{prefix}/scores.jsonl").splitlines()]
+        assert steps == sorted(steps) and len(steps) == len(set(steps)) and steps[-1] > 120
+        done = {k.split("/")[-2] for k in fs.find(f"{prefix}/ckpt") if k.endswith("/done")}
+        assert latest in done and len(done) <= 2  # a population keeps two checkpoints per member
+
+
+def test_a_failed_final_push_keeps_that_members_local_copy(tmp_path):
+    from dreamerv3 import storage
+
+    class _Mirror:
+        def __init__(self, name, fails):
+            self.local, self.fails = tmp_path / name, fails
+            self.local.mkdir()
+
+        def push(self):
+            if self.fails:
+                raise storage.StorageError(f"s3://b/{self.local.name}: AccessDenied")
+
+    good, bad = _Mirror("good", False), _Mirror("bad", True)
+    with pytest.raises(storage.StorageError) as error:
+        with storage.syncing([good, bad], 0):
+            pass
+    assert str(error.value) == f"s3://b/bad: AccessDenied; the local copy is in {bad.local}"
+    assert bad.local.is_dir() and not good.local.exists()  # the pushed member's copy is remote
