@@ -4,6 +4,7 @@ Fast paths only (few bootstrap reps, open loop from the scope videos); `make dem
 runs the same commands with the full settings.
 """
 
+import gzip
 import json
 from pathlib import Path
 
@@ -147,14 +148,22 @@ def test_gpu_runs_read_back_and_match_their_label():
     assert "zero updates" in label and "one episode each" in label
     for folder in folders:
         (run,) = [p for p in folder.iterdir() if p.is_dir()]
-        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        rows = [json.loads(line) for line in _log_lines(run, "metrics.jsonl")]
         assert max(row["step"] for row in rows) < 1024 * 4  # still in the 1,024 agent steps of prefill
         assert not any(key.startswith("train/") for row in rows for key in row)  # no update
-        assert len((run / "scores.jsonl").read_text().splitlines()) == 1
+        assert len(_log_lines(run, "scores.jsonl")) == 1
         config = (run / "config.yaml").read_text()
         assert "deter: 8192" in config  # size200m
         assert "logdir: artifacts/gpu_atari100k_alien_" in config
         assert "/tmp/tmp" not in config + (run / "train.log").read_text()  # no machine paths
+
+
+def _log_lines(run: Path, name: str) -> list[str]:
+    """A shipped run's log lines: the runs are shipped with their logs gzipped (name + .gz)."""
+    path = Path(run) / name
+    if path.exists():
+        return path.read_text().splitlines()
+    return gzip.decompress((Path(run) / f"{name}.gz").read_bytes()).decode().splitlines()
 
 
 SHIFT_ARMS = ("baseline", "adapt", "placebo", "fixed")
@@ -179,7 +188,7 @@ def test_shift_runs_match_their_label():
             assert config["env.gym.shift.step"] == 9500 and config["run.steps"] == 13000
             assert config["agent.imag_length"] == (14 if arm == "fixed" else 15)
             assert config["agent.imag_adapt.mode"] == ("placebo" if arm == "placebo" else "rule")
-            last = json.loads((Path(run.path) / "metrics.jsonl").read_text().splitlines()[-1])
+            last = json.loads(_log_lines(Path(run.path), "metrics.jsonl")[-1])
             assert last["step"] == 13000
         summaries[arm] = mask.mask_diagnostics([str(folder)], cache=False).summary
     for row in summaries["adapt"].iter_rows(named=True):
@@ -208,7 +217,7 @@ def _bin_means(data, run, low, high):
 
 
 def _last(run, key):
-    rows = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in _log_lines(run.path, "metrics.jsonl")]
     return [row for row in rows if key in row][-1]
 
 
