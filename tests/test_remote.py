@@ -325,3 +325,17 @@ def test_an_endpoint_that_never_answers_ends_at_the_deadline(servers, monkeypatc
         for conn in held:
             conn.close()
         silent.close()
+
+
+def test_watch_reads_a_remote_gz_log_whole_once_per_change(servers):
+    fs = _fs("gs")
+    fs.mkdir("watch-gz-bkt")
+    lines = "".join(json.dumps({"step": 10 * i, "episode/score": float(i)}) + "\n" for i in range(5)).encode()
+    fs.pipe_file("watch-gz-bkt/done/task_m/seed0/scores.jsonl.gz", gzip.compress(lines))
+    watcher = watch.Watcher(["gs://watch-gz-bkt/done"], rediscover=1e9)
+    (state,) = watcher.refresh(now=0.0)
+    assert state.scores == [0.0, 1.0, 2.0, 3.0, 4.0] and not state.problems
+    read = watcher.bytes_read()
+    assert read == len(gzip.compress(lines))
+    watcher.refresh(now=1.0)
+    assert watcher.bytes_read() == read  # the size did not change: nothing read again
