@@ -189,12 +189,13 @@ def _runs_in(root: str, listing: dict) -> dict[str, dict[str, int]]:
         if any("/".join(parts[:i]) in folders for i in range(len(parts))):
             continue  # inside another run
         runs.append(folder)
-    out = {}
-    for folder in runs:
-        prefix = folder + "/" if folder else ""
-        keys = {rel[len(prefix):]: size for rel, size in below.items() if rel.startswith(prefix)}
-        out[f"{root}/{folder}" if folder else root] = {rel: size for rel, size in keys.items() if _safe(rel)}
-    return out
+    out: dict[str, dict[str, int]] = {folder: {} for folder in runs}
+    for rel, size in below.items():  # each key to its run: one pass, not one per run (a sweep has thousands)
+        parts = rel.split("/")
+        folder = next((f for f in ("/".join(parts[:i]) for i in range(len(parts))) if f in out), None)
+        if folder is not None and _safe(rest := rel[len(folder) + 1:] if folder else rel):
+            out[folder][rest] = size
+    return {f"{root}/{folder}" if folder else root: keys for folder, keys in out.items()}
 
 
 def _safe(rel: str) -> bool:
