@@ -1,5 +1,6 @@
-"""The defaults of `compare` and `report`, in one place that imports nothing (the CLI shows them
-in --help without loading the statistics stack)."""
+"""The defaults of `compare` and `report`, the names of a run's logs and the limits on reading
+them, in one place that imports nothing (the CLI shows them in --help without loading the
+statistics stack; the readers and the remote listing share the names)."""
 
 REPS = 50_000  # bootstrap replications for the headline CIs (the fast bootstrap takes seconds)
 MAX_REPS = 2_000_000  # 40x the default: minutes; more would look like a hang

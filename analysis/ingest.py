@@ -468,8 +468,8 @@ def ingest(
     """
     scores, metrics, problems = [], [], []
     batches = [runs[i:i + BATCH_RUNS] for i in range(0, len(runs), BATCH_RUNS)]
-    tables = [t for batch in _progress(batches, progress, "reading runs")
-              for t in read_runs_cached([r.path for r in batch], cache)]
+    tables = [t for tables in _progress(_read_batches(batches, cache), progress, "reading runs", len(batches))
+              for t in tables]
     for run, (_, _, run_problems) in zip(runs, tables):
         problems += [{"run": run.name, "file": "config.yaml", "line": None, "problem": n} for n in run.notes]
         problems += [{"run": run.name, **p} for p in run_problems]
@@ -481,6 +481,14 @@ def ingest(
     problems += [{"run": r.name, "file": "scores.jsonl", "line": None, "problem": "no episodes"}
                  for r in runs if r.name not in scored]
     return Ingested(runs, scores_df, metrics_df, pl.DataFrame(problems, schema=PROBLEM_SCHEMA))
+
+
+def _read_batches(batches: list[list[Run]], cache):
+    """read_runs_cached of each batch; a remote batch's logs download while the one before parses."""
+    for i, batch in enumerate(batches):
+        if i + 1 < len(batches):
+            remote.prefetch_logs([r.path for r in batches[i + 1]])
+        yield read_runs_cached([r.path for r in batch], cache)
 
 
 def _labelled(runs: list[Run], tables: list[pl.DataFrame]) -> pl.DataFrame:
@@ -522,13 +530,13 @@ def _short_runs(runs: list[Run], scores: pl.DataFrame, metrics: pl.DataFrame) ->
             for run, task, step, longest in short.select("run", "task", "last_step", "longest").iter_rows()]
 
 
-def _progress(items, enabled: bool, label: str):
+def _progress(items, enabled: bool, label: str, total: int | None = None):
     if not enabled:
         yield from items
         return
     from rich.progress import track
 
-    yield from track(items, description=label, transient=True)
+    yield from track(items, description=label, transient=True, total=total)
 
 
 def finite_or_none(value: float) -> float | None:

@@ -6,8 +6,10 @@ metrics.jsonl, or their .gz; nothing below a run, in ckpt/, replay/, scope/ or a
 run). Each run is mirrored into a private staging folder that exists for this process only,
 `<stage>/<scheme>/<bucket>/<key>`, so every later stage (ingest, cache, report, open loop) reads
 local files and labels runs exactly as it labels a local copy. Files are fetched when a stage
-asks for them, many at once (`fetch_logs`, `fetch_folder`), never more than once; `watch` reads
-appended bytes by range instead (`origin`). Only keys at or below a listed run, and READMEs of
+asks for them, many at once (`fetch_logs`, `fetch_folder`), never more than once; ingest has the
+next batch's logs downloaded in a background thread while it parses one (`prefetch_logs`);
+`watch` reads appended bytes by range instead (`origin`). READMEs are asked for only where the
+listing shows one, or above the listed path. Only keys at or below a listed run, and READMEs of
 its parent folders, are read; a key whose name would leave its folder ("..", empty parts) is
 never copied. Remote inputs are never written.
 
@@ -26,10 +28,12 @@ import os
 import re
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import fsspec
+from fsspec.exceptions import FSTimeoutError
 
 from analysis import defaults
 
@@ -66,6 +70,8 @@ class Staged:
 _RUNS: dict[Path, Staged] = {}  # local mirror of a run -> where it comes from
 _STAGE: list[Path] = []  # the staging root, made on first use
 _FS: dict[str, fsspec.AbstractFileSystem] = {}
+_AHEAD: dict[Staged, Future] = {}  # runs whose logs are being downloaded in the background
+_POOL: list[ThreadPoolExecutor] = []  # the one background thread, made on first use
 
 
 def is_remote(spec) -> bool:
@@ -115,7 +121,15 @@ def call(url: str, method: str, *args, **kwargs):
     except FileNotFoundError as error:
         raise RemoteError(f"{url}: not found ({_first_line(error)})") from None
     except Exception as error:  # botocore, aiohttp, azure and fsspec errors have no common base
-        raise RemoteError(f"{url}: {type(error).__name__}: {_first_line(error)}") from None
+        raise RemoteError(f"{url}: {_why(error)}") from None
+
+
+def _why(error: Exception) -> str:
+    """An error as one line; a call that ran out of time says which deadline it was."""
+    if isinstance(error, (FSTimeoutError, TimeoutError)):
+        return (f"no answer within {DEADLINE:g} s (the deadline of one call; DREAMER_REPORT_REMOTE_TIMEOUT "
+                "changes it)")
+    return f"{type(error).__name__}: {_first_line(error)}"
 
 
 def _first_line(error: Exception) -> str:
@@ -137,14 +151,16 @@ def run_dirs(spec: str) -> list[Path]:
         if not roots:
             raise RemoteError(f"{spec}: no path matches this glob")
     found: dict[str, Staged] = {}
+    listed: set[str] = set()  # every key the listings returned: READMEs below a root need no GET to be ruled out
     filesystem(scheme).invalidate_cache()  # listed afresh: `watch` looks again for new runs
-    for root in roots:
+    for i, root in enumerate(roots):
         listing = call(_url(scheme, root), "find", root, detail=True)
         if not listing and call(_url(scheme, root), "isfile", root):
             listing = {root: call(_url(scheme, root), "info", root)}
         if root in listing and root.rsplit("/", 1)[-1] in RUN_FILES:  # a run file names its folder
-            root = root.rsplit("/", 1)[0]
+            root = roots[i] = root.rsplit("/", 1)[0]
             listing = call(_url(scheme, root), "find", root, detail=True)
+        listed |= {name.strip("/") for name in listing}
         for run, keys in _runs_in(root, listing).items():
             found.setdefault(run, Staged(_url(scheme, run), filesystem(scheme), keys))
     if not found:
@@ -154,7 +170,7 @@ def run_dirs(spec: str) -> list[Path]:
         known = _RUNS.setdefault(local_path(run.url), run)  # found again (watch): keep what was fetched
         known.keys = run.keys
         runs.append(known)
-    _fetch_readmes(scheme, runs)
+    _fetch_readmes(scheme, runs, roots, listed)
     _fetch({run: [rel for rel in LIGHT_FILES if rel in run.keys] for run in runs})
     return [local_path(run.url) for run in runs]
 
@@ -173,12 +189,13 @@ def _runs_in(root: str, listing: dict) -> dict[str, dict[str, int]]:
         if any("/".join(parts[:i]) in folders for i in range(len(parts))):
             continue  # inside another run
         runs.append(folder)
-    out = {}
-    for folder in runs:
-        prefix = folder + "/" if folder else ""
-        keys = {rel[len(prefix):]: size for rel, size in below.items() if rel.startswith(prefix)}
-        out[f"{root}/{folder}" if folder else root] = {rel: size for rel, size in keys.items() if _safe(rel)}
-    return out
+    out: dict[str, dict[str, int]] = {folder: {} for folder in runs}
+    for rel, size in below.items():  # each key to its run: one pass, not one per run (a sweep has thousands)
+        parts = rel.split("/")
+        folder = next((f for f in ("/".join(parts[:i]) for i in range(len(parts))) if f in out), None)
+        if folder is not None and _safe(rest := rel[len(folder) + 1:] if folder else rel):
+            out[folder][rest] = size
+    return {f"{root}/{folder}" if folder else root: keys for folder, keys in out.items()}
 
 
 def _safe(rel: str) -> bool:
@@ -186,12 +203,17 @@ def _safe(rel: str) -> bool:
     return all(part not in ("", ".", "..") for part in rel.split("/"))
 
 
-def _fetch_readmes(scheme: str, runs: list[Staged]) -> None:
-    """READMEs of the folders above the runs (up to the bucket), as a local report looks for them."""
+def _fetch_readmes(scheme: str, runs: list[Staged], roots: list[str], listed: set[str]) -> None:
+    """READMEs of the folders above the runs (up to the bucket), as a local report looks for them.
+
+    Below a listed root the listing says which exist; only folders above the roots (a few) are
+    asked for blindly (one GET each, most of them answered "not found")."""
     wanted = set()
     for run in runs:
         parts = _bare(run.url).split("/")
-        wanted |= {"/".join(parts[:i]) + "/" + name for i in range(1, len(parts)) for name in README_NAMES}
+        for folder in ("/".join(parts[:i]) for i in range(1, len(parts))):
+            known = any(folder == root or folder.startswith(root + "/") for root in roots)
+            wanted |= {key for key in (f"{folder}/{name}" for name in README_NAMES) if not known or key in listed}
     wanted = sorted(wanted)
     for bare, data in zip(wanted, _cat(_url(scheme, wanted[0]), wanted) if wanted else []):
         if not isinstance(data, Exception):  # most folders have no README
@@ -227,7 +249,7 @@ def _fetch(wanted: dict[Staged, list[str]]) -> None:
         data = _cat(batch[0][0].url, [run.key(rel) for run, rel in batch])
         for (run, rel), got in zip(batch, data):
             if isinstance(got, Exception):
-                raise RemoteError(f"{run.url}/{rel}: {type(got).__name__}: {_first_line(got)}")
+                raise RemoteError(f"{run.url}/{rel}: {_why(got)}")
             _write(local_path(run.url) / Path(*rel.split("/")), got)
             run.fetched.add(rel)
 
@@ -253,14 +275,35 @@ def _cat(url: str, keys: list[str], start: int | None = None, end: int | None = 
 
 
 def fetch_logs(run_dirs) -> None:
-    """The files ingest parses (the JSONL logs and scope/*.float) of the staged runs among `run_dirs`."""
+    """The files ingest parses (the JSONL logs and scope/*.float) of the staged runs among `run_dirs`;
+    a download started by `prefetch_logs` is waited for."""
     wanted = {}
     for run_dir in run_dirs:
         run = _staged(run_dir)
         if run is not None:
-            wanted[run] = [rel for rel in run.keys if rel in RUN_FILES
-                           or fnmatch.fnmatchcase(rel, "scope/*.float") and rel.count("/") == 1]
+            ahead = _AHEAD.pop(run, None)
+            if ahead is not None:
+                ahead.exception()  # waits; what a failed download missed is fetched below, its error raised here
+            wanted[run] = _log_keys(run)
     _fetch(wanted)
+
+
+def prefetch_logs(run_dirs) -> None:
+    """Start downloading what `fetch_logs` would, in one background thread: ingest parses a batch
+    of runs while the next batch downloads (a fetch waits on the network and the server, the
+    parse on the CPU)."""
+    runs = [run for run in map(_staged, run_dirs) if run is not None and run not in _AHEAD]
+    if not runs:
+        return
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="dreamer-report-prefetch"))
+    future = _POOL[0].submit(_fetch, {run: _log_keys(run) for run in runs})
+    _AHEAD.update(dict.fromkeys(runs, future))
+
+
+def _log_keys(run: Staged) -> list[str]:
+    return [rel for rel in run.keys if rel in RUN_FILES
+            or fnmatch.fnmatchcase(rel, "scope/*.float") and rel.count("/") == 1]
 
 
 def fetch_folder(run_dir, folder: str) -> None:
@@ -298,7 +341,7 @@ def read_range(url: str, start: int, end: int) -> bytes:
     """Bytes [start, end) of a remote file: what `watch` reads of an appended log."""
     got = _cat(url, [_bare(url)], start, end)[0]
     if isinstance(got, Exception):
-        raise RemoteError(f"{url}: {type(got).__name__}: {_first_line(got)}")
+        raise RemoteError(f"{url}: {_why(got)}")
     return got
 
 

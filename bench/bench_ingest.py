@@ -6,7 +6,8 @@ scores.jsonl ~100-300 episodes) into a temp dir (or DIR, reused if it already ho
 times, `--repeats` times each, interleaved: pandas, our ingest without cache, our ingest from
 the parquet cache; prints medians and the load average (the machine may be shared).
 With --s3, the same runs are also uploaded to a local S3 server (moto, tests/object_servers.py)
-and found + read from s3:// (listing, concurrent fetches, parse), against local find + read.
+and found + read from s3:// (listing, concurrent fetches, parse), against local find + read,
+with the CPU seconds of this process and of the server (both share the machine's cores).
 Synthetic data: it measures reading, never results.
 """
 
@@ -60,6 +61,13 @@ def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def cpu_seconds(server) -> tuple[float, float]:
+    """User + system CPU seconds of this process (every thread) and of the server process."""
+    import psutil
+
+    return tuple(sum(psutil.Process(pid).cpu_times()[:2]) for pid in (os.getpid(), server.process.pid))
+
+
 def object_storage_row(root: Path, repeats: int, runs, mb: float) -> None:
     """Runs/s and MB/s of discover + ingest from a local moto S3 server against the local folder."""
     import fsspec
@@ -71,17 +79,22 @@ def object_storage_row(root: Path, repeats: int, runs, mb: float) -> None:
         fs.mkdir("bench-runs")
         fs.put(str(root) + "/", "bench-runs/runs", recursive=True)
         times = {"local": [], "s3": []}
+        cpu = {"local": [], "s3": []}  # (this process, all threads; the moto server) CPU seconds
         for _ in range(repeats):
-            times["local"].append(timed(lambda: ingest.ingest(ingest.discover([str(root)]), cache=False))[0])
-            remote._RUNS.clear()  # a fresh process's state: nothing fetched yet
-            remote._STAGE.clear()
-            t, far = timed(lambda: ingest.ingest(ingest.discover(["s3://bench-runs/runs"]), cache=False))
-            times["s3"].append(t)
-            assert len(far.runs) == len(runs) and far.scores.height > 0
+            for name, spec in (("local", str(root)), ("s3", "s3://bench-runs/runs")):
+                remote._RUNS.clear()  # a fresh process's state: nothing fetched yet
+                remote._STAGE.clear()
+                before = cpu_seconds(server)
+                t, found = timed(lambda: ingest.ingest(ingest.discover([spec]), cache=False))
+                cpu[name].append(tuple(b - a for a, b in zip(before, cpu_seconds(server))))
+                times[name].append(t)
+                assert len(found.runs) == len(runs) and found.scores.height > 0
         for name, label in (("local", "local folder"), ("s3", "s3:// (moto)")):
             med = statistics.median(times[name])
+            client, moto = (statistics.median(c[i] for c in cpu[name]) for i in (0, 1))
             print(f"find + ingest, {label:13}: {med:6.2f} s  {len(runs) / med:6.0f} runs/s  {mb / med:6.1f} MB/s  "
-                  f"(runs: {' '.join(f'{v:.2f}' for v in times[name])} s)")
+                  f"(runs: {' '.join(f'{v:.2f}' for v in times[name])} s; CPU s: client {client:.2f}, "
+                  f"moto server {moto:.2f})")
         print(f"s3:// / local rate: {statistics.median(times['local']) / statistics.median(times['s3']):.2f}")
     finally:
         server.stop()

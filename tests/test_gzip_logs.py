@@ -207,3 +207,15 @@ def test_watch_reads_a_gz_whole_once_per_change(run, tmp_path):
     (copy / "scores.jsonl.gz").write_bytes(gzip.compress(text + more))  # gzipped again with one more episode
     (state,) = watcher.refresh(now=2.0)
     assert len(state.scores) == 13 and state.scores[-1] == 7.5 and state.last_step == 50_000
+
+
+def test_mask_and_runs_print_the_same_for_a_gzipped_copy(run, tmp_path):
+    copy = gzipped_copy(run, tmp_path / "gz")
+    for command in (["mask"], ["runs"]):
+        printed = []
+        for path, out in ((run, tmp_path / "m_plain"), (copy, tmp_path / "m_gz")):
+            args = command + [str(path), "--no-cache"] + (["--out", str(out)] if command == ["mask"] else [])
+            result = _invoke(args)
+            assert result.exit_code == 0, result.stdout + result.stderr
+            printed.append(result.stdout.replace(str(path), "RUN").replace(str(out), "OUT"))
+        assert printed[0] == printed[1], command

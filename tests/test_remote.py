@@ -1,14 +1,27 @@
 """Runs in object storage against real local servers: moto (S3) and gcp-storage-emulator (GCS).
 
 The servers are started once per session (tests/object_servers.py). dreamer-report must give
-the same output on s3:// and gs:// as on local copies, follow a remote log by range reads,
-fail in one line with exit 2, and the trainer must write its logdir to s3:// and resume from it.
-Azure has no server on PyPI (Azurite is an npm package), so az:// is tested for its errors only.
+the same output on s3:// and gs:// as on local copies (gzipped logs too), follow a remote log by
+range reads, fail in one line with exit 2, and the trainer must write its logdir to s3:// and
+resume from it. Azure has no server on PyPI (Azurite is an npm package), so az:// is tested for
+its errors only.
+
+Failures tested against real servers: a wrong secret key (moto checks signatures once its
+authentication is switched on through its /moto-api/reset-auth endpoint, for an access key of
+an IAM user made in it), a missing bucket, a closed port (connection refused) and a port that
+accepts but never answers (each call's deadline ends it). Not tested: an endpoint whose packets
+are dropped (no reply, not even a refusal), which needs a firewall rule: botocore's 5 s connect
+timeout and the same deadline bound it.
 """
 
+import gzip
 import json
 import os
+import shutil
+import socket
+import threading
 import time
+import urllib.request
 
 import fsspec
 import polars as pl
@@ -153,7 +166,8 @@ def test_watch_follows_appended_bytes_by_range(servers):
 def _one_line_exit_2(args, env, monkeypatch, seconds=25.0):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(remote, "_FS", {})
+    if monkeypatch is not None:
+        monkeypatch.setattr(remote, "_FS", {})
     start = time.monotonic()
     result = runner.invoke(app, args)
     assert time.monotonic() - start < seconds
@@ -268,3 +282,114 @@ def test_a_failed_final_push_keeps_that_members_local_copy(tmp_path):
             pass
     assert str(error.value) == f"s3://b/bad: AccessDenied; the local copy is in {bad.local}"
     assert bad.local.is_dir() and not good.local.exists()  # the pushed member's copy is remote
+
+
+def test_gzipped_runs_in_a_bucket_compare_as_the_local_copy(study, local_compare, tmp_path):
+    packed = tmp_path / "packed"
+    shutil.copytree(study, packed)
+    for path in packed.rglob("*.jsonl"):
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    _fs("s3").put(str(packed) + "/", "runs-bkt/packed", recursive=True)
+    (tmp_path / "a").symlink_to(local_compare[0])
+    far = _compare(["s3://runs-bkt/packed/atari100k_alien_baseline", "s3://runs-bkt/packed/atari100k_alien_adapt"],
+                   tmp_path / "b")
+    assert far == local_compare[1].replace(str(local_compare[0]), "OUT")
+    _fs("s3").pipe_file("runs-bkt/packed/atari100k_alien_adapt/seed0_20261123T101010/metrics.jsonl", b"{}\n")
+    line = _one_line_exit_2(["runs", "s3://runs-bkt/packed/atari100k_alien_adapt"], {}, None)
+    assert "seed0_20261123T101010: holds both metrics.jsonl and metrics.jsonl.gz" in line
+
+
+def _moto_auth(server, value: str) -> None:
+    """Switch moto's signature and IAM checks on ("0": from the next request) or off ("inf")."""
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/moto-api/reset-auth", data=value.encode(),
+                                     method="POST", headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert reply.status == 200
+
+
+@pytest.fixture
+def iam_key(servers):
+    """An access key of an IAM user allowed everything on S3, with moto's checks on during the test."""
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=servers["s3"].env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    iam.create_user(UserName="reader")
+    iam.put_user_policy(UserName="reader", PolicyName="s3", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    _moto_auth(servers["s3"], "0")
+    yield key["AccessKeyId"], key["SecretAccessKey"]
+    _moto_auth(servers["s3"], "inf")
+    remote._FS.clear()
+
+
+def test_wrong_secret_key_is_one_line(study, iam_key, monkeypatch, tmp_path):
+    key_id, secret = iam_key
+    urls = ["s3://runs-bkt/study/atari100k_alien_baseline", "s3://runs-bkt/study/atari100k_alien_adapt"]
+    wrong = {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": "x" * len(secret)}
+    line = _one_line_exit_2(["compare", *urls, "--no-report", "--out", str(tmp_path / "o")], wrong, monkeypatch)
+    assert line.startswith("error: s3://runs-bkt/study/atari100k_alien_baseline") and "signature" in line.lower()
+    line = _one_line_exit_2(["runs", urls[0]], {"AWS_ACCESS_KEY_ID": "AKIANOSUCHKEY0000000"}, monkeypatch)
+    assert line.startswith("error: s3://runs-bkt/study/atari100k_alien_baseline")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)  # the right pair passes the same checks
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    remote._FS.clear()
+    result = runner.invoke(app, ["runs", urls[0], "--no-cache"])
+    assert result.exit_code == 0 and "baseline/alien/s2" in result.output, result.output
+
+
+def test_compare_on_a_missing_bucket_or_a_closed_port_is_one_line(servers, monkeypatch, tmp_path):
+    out = ["--no-report", "--out", str(tmp_path / "o")]
+    line = _one_line_exit_2(["compare", "s3://no-such-bkt/a", "s3://no-such-bkt/b", *out], {}, monkeypatch)
+    assert line.startswith("error: s3://no-such-bkt/a") and "not found" in line
+    closed = f"http://127.0.0.1:{object_servers.free_port()}"  # nothing listens: the connection is refused
+    line = _one_line_exit_2(["compare", "s3://runs-bkt/study/a", "s3://runs-bkt/study/b", *out],
+                            {"AWS_ENDPOINT_URL": closed}, monkeypatch, seconds=20.0)  # the default deadline
+    assert line.startswith("error: s3://runs-bkt/study/a")
+
+
+def test_an_endpoint_that_never_answers_ends_at_the_deadline(servers, monkeypatch, tmp_path):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # connections are accepted by the kernel, no byte ever comes back
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    monkeypatch.setattr(remote, "DEADLINE", 3.0)
+    try:
+        line = _one_line_exit_2(["compare", "s3://runs-bkt/study/a", "s3://runs-bkt/study/b", "--no-report",
+                                 "--out", str(tmp_path / "o")],
+                                {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}"}, monkeypatch,
+                                seconds=10.0)
+        assert line.startswith("error: s3://runs-bkt/study/a: no answer within 3 s")
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        silent.close()
+
+
+def test_watch_reads_a_remote_gz_log_whole_once_per_change(servers):
+    fs = _fs("gs")
+    fs.mkdir("watch-gz-bkt")
+    lines = "".join(json.dumps({"step": 10 * i, "episode/score": float(i)}) + "\n" for i in range(5)).encode()
+    fs.pipe_file("watch-gz-bkt/done/task_m/seed0/scores.jsonl.gz", gzip.compress(lines))
+    watcher = watch.Watcher(["gs://watch-gz-bkt/done"], rediscover=1e9)
+    (state,) = watcher.refresh(now=0.0)
+    assert state.scores == [0.0, 1.0, 2.0, 3.0, 4.0] and not state.problems
+    read = watcher.bytes_read()
+    assert read == len(gzip.compress(lines))
+    watcher.refresh(now=1.0)
+    assert watcher.bytes_read() == read  # the size did not change: nothing read again
