@@ -15,6 +15,7 @@ written into a run dir.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import math
 import os
 import re
@@ -294,11 +295,12 @@ def _number_missing_seeds(runs: list[Run]) -> list[Run]:
 
 def copies(runs: list[Run]) -> list[tuple[Run, Run]]:
     """Pairs of runs of one method whose log files are byte-identical (a copied folder is not
-    another seed); empty when every run's logs differ. Runs without readable logs are skipped."""
+    another seed), a gzipped log compared unzipped (a packed copy of a run is the run); empty
+    when every run's logs differ. Runs without readable logs are skipped."""
     first: dict[tuple[str, str], Run] = {}
     pairs = []
     for run in runs:
-        key = _content_key(run.path)
+        key = _unzipped_key(run.path)
         if key is None or not _sources(run.path):
             continue
         other = first.setdefault((run.method, key), run)
@@ -436,6 +438,25 @@ def _content_key(run_dir: Path) -> str | None:
         return cache_lib.content_key(_sources(run_dir))
     except OSError:
         return None
+
+
+def _unzipped_key(run_dir: Path) -> str | None:
+    """A hash of a run's sources as their plain names and unzipped bytes; None when one cannot be
+    read or unzipped whole."""
+    digest = hashlib.sha1()
+    for path in _sources(run_dir):
+        if jsonl.is_gzip(path):
+            data, trouble = jsonl.unzip(path)
+            if data is None or trouble:
+                return None
+        else:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                return None
+        digest.update(f"|{path.name.removesuffix(defaults.GZIP)}|{len(data)}|".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None = True) -> list[Tables]:

@@ -6,6 +6,7 @@ toolkit as it was before these were closed.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import pickle
@@ -292,6 +293,23 @@ def test_byte_identical_copies_are_not_counted_as_seeds(tmp_path):
     line = _error_line(result)
     assert "byte-identical" in line and runs[0].name in line and copy.name in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_gzipped_copy_of_a_run_is_not_another_seed(tmp_path):
+    for method in ("baseline", "adapt"):
+        for seed in range(2):
+            _small_run(tmp_path, method, seed)
+    runs = sorted((tmp_path / "atari100k_alien_adapt").iterdir())
+    copy = runs[0].parent / "seed7_packed"
+    shutil.copytree(runs[0], copy)
+    for log in copy.glob("*.jsonl"):
+        log.with_name(log.name + ".gz").write_bytes(gzip.compress(log.read_bytes()))
+        log.unlink()
+    (copy / "config.yaml").write_text("seed: 7\ntask: atari100k_alien\n")
+    result = _invoke(["compare", str(tmp_path / "atari100k_alien_baseline"), str(tmp_path / "atari100k_alien_adapt"),
+                      "--reps", "100", "--no-report", "--no-cache", "--out", str(tmp_path / "out")])
+    line = _error_line(result)
+    assert "byte-identical" in line and runs[0].name in line and copy.name in line
 
 
 def test_open_loop_folder_of_the_report_stays_in_out(tmp_path):
