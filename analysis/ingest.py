@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import atari, confine, defaults, jsonl, remote, runconfig
+from analysis import atari, confine, defaults, gzlog, jsonl, remote, runconfig
 from analysis import cache as cache_lib
 from analysis.jsonl import LONG_SCHEMA, IngestError, problem, read_jsonl  # noqa: F401 (re-exported)
 
@@ -445,8 +445,8 @@ def _unzipped_key(run_dir: Path) -> str | None:
     read or unzipped whole."""
     digest = hashlib.sha1()
     for path in _sources(run_dir):
-        if jsonl.is_gzip(path):
-            data, trouble = jsonl.unzip(path)
+        if gzlog.is_gzip(path):
+            data, trouble = gzlog.unzip(path)
             if data is None or trouble:
                 return None
         else:

@@ -8,7 +8,7 @@ was null), its steps strictly increase and its values are finite. Every other fi
 unterminated last line, empty, NaN/Infinity, a bad line, repeated or backward steps, keys
 seen late) goes through `read_jsonl`, the careful per-file reader, which reports what it finds.
 
-A gzipped log (`metrics.jsonl.gz`) is decompressed into memory (`unzip`, at most
+A gzipped log (`metrics.jsonl.gz`) is decompressed into memory (`gzlog.unzip`, at most
 MAX_UNZIPPED_LOG_BYTES of analysis/defaults.py) and its bytes go through the same sampling,
 batch scan and careful reader, so every problem is found and reported as for the plain file,
 named by the .gz file. A gzip stream cut short keeps what it holds up to the cut (as a torn last
@@ -22,7 +22,6 @@ import io
 import json
 import mmap
 import re
-import zlib
 from array import array
 from collections import Counter
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import defaults
+from analysis import defaults, gzlog
 
 SAMPLE_LINES = 4  # lines at the head and at the tail of each file whose keys make the batch schema
 MAX_BATCH_CELLS = 32_000_000  # rows x keys of one batch scan (256 MB as float64)
@@ -59,11 +58,11 @@ def read_many(paths: Sequence[Path]) -> list[tuple[pl.DataFrame, list[dict]]]:
     held at once) and parsed from memory by the same code.
     """
     paths = [Path(p) for p in paths]
-    done = _read_group([p for p in paths if not is_gzip(p)], {})
+    done = _read_group([p for p in paths if not gzlog.is_gzip(p)], {})
     memory: dict[str, bytes] = {}
     held = 0
-    for path in (p for p in paths if is_gzip(p)):
-        data, note = unzip(path)
+    for path in (p for p in paths if gzlog.is_gzip(p)):
+        data, note = gzlog.unzip(path)
         if data is None:
             done[str(path)] = (pl.DataFrame(schema=LONG_SCHEMA), [problem(path, None, note)])
             continue
@@ -100,68 +99,6 @@ def _read_group(paths: list[Path], memory: dict[str, bytes]) -> dict[str, tuple[
             problems: list[dict] = []
             out[str(path)] = (read_jsonl(path, problems, memory.get(str(path))), problems)
     return out
-
-
-def is_gzip(path: Path | str) -> bool:
-    return str(path).endswith(defaults.GZIP)
-
-
-def unzip(path: Path, limit: int | None = None, data: bytes | None = None) -> tuple[bytes | None, str | None]:
-    """The decompressed bytes of a gzipped log and what is wrong with it (None: nothing).
-
-    Read in chunks and counted, so a gzip bomb costs `limit` bytes of memory, never more. A
-    stream cut short (a copy or a writer interrupted) gives the bytes before the cut, as a torn
-    last line keeps the lines before it; corrupt data (a bad header, block or checksum) gives
-    None: nothing in such a file can be trusted. `data`: the compressed bytes, when they were
-    read already (watch reads a remote file by range).
-    """
-    limit = defaults.MAX_UNZIPPED_LOG_BYTES if limit is None else limit
-    try:
-        with (open(path, "rb") if data is None else io.BytesIO(data)) as f:
-            return _inflate(f, limit)
-    except OSError as error:
-        return None, f"cannot be read ({error.strerror or error}); skipped"
-
-
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-def _inflate(f, limit: int) -> tuple[bytes | None, str | None]:
-    """unzip's work: zlib directly, not GzipFile, whose read() drops what it decoded when the
-    stream ends early. Members follow each other (`cat a.gz b.gz` is one gzip file)."""
-    chunks, size, member, started, first = [], 0, zlib.decompressobj(wbits=31), False, b""
-    try:
-        while block := f.read(1 << 20):
-            first = first or block
-            pending = block
-            while pending:
-                started = True
-                piece = member.decompress(pending, limit + 1 - size)
-                chunks.append(piece)
-                size += len(piece)
-                if size > limit:
-                    return None, (f"decompresses to more than {limit:,} bytes, the limit for a gzipped log "
-                                  "(MAX_UNZIPPED_LOG_BYTES, analysis/defaults.py); skipped")
-                if not member.eof:
-                    pending = member.unconsumed_tail
-                    continue
-                pending, started = member.unused_data, False
-                if not pending.strip(b"\0"):  # padding after the last member (as gzip allows)
-                    pending = b""
-                member = zlib.decompressobj(wbits=31)
-    except zlib.error as error:
-        if size == 0 and not first.startswith(GZIP_MAGIC):
-            return None, "not a gzip file (it does not start with the gzip signature); skipped"
-        return None, f"corrupt gzip data ({_reason(error)}); skipped"
-    if started:
-        return b"".join(chunks), (f"gzip stream cut short after {size:,} decompressed bytes; "
-                                  "the lines before the cut kept")
-    return b"".join(chunks), None
-
-
-def _reason(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def _groups(samples: dict[str, tuple[int, list[str]]]) -> list[tuple[list[str], dict[str, None]]]:

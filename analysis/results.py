@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
-from analysis import compare, figures, ingest, jsonl, longrun, mask, preregistered, readout, stats
+from analysis import compare, figures, gzlog, ingest, longrun, mask, preregistered, readout, stats
 
 REPS = 50_000  # the demo's bootstrap reps, so both print the same intervals
 SEED = 0
@@ -214,9 +214,9 @@ def gpu_alien(root: Path) -> Section:
 def _log_text(run: Path, name: str) -> str:
     """A shipped run's log as text, stored plain or gzipped."""
     path = ingest.log_file(run, name)
-    if not jsonl.is_gzip(path):
+    if not gzlog.is_gzip(path):
         return path.read_text()
-    data, note = jsonl.unzip(path)
+    data, note = gzlog.unzip(path)
     if data is None or note:
         raise ingest.IngestError(f"{path}: {note}")
     return data.decode()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from analysis import confine, defaults, ingest, jsonl, remote
+from analysis import confine, defaults, gzlog, ingest, jsonl, remote
 from analysis.ingest import IngestError
 
 RECENT = 10  # episodes (and mask log lines) in the "recent" means
@@ -63,7 +63,7 @@ class Tail:
             size = self.path.stat().st_size if url is None else remote.size(url)
         except OSError:
             return [], []  # not written yet
-        if jsonl.is_gzip(self.path):
+        if gzlog.is_gzip(self.path):
             return self._poll_gzip(now, url, size)
         if size < self.offset:
             problems.append(f"{self.path.name}: shrank from {self.offset:,} to {size:,} bytes; read again from the start")
@@ -95,7 +95,7 @@ class Tail:
                         f"({defaults.MAX_UNZIPPED_LOG_BYTES:,}); not read"]
         packed = remote.read_range(url, 0, size) if url is not None else self.path.read_bytes()
         self.bytes_read += len(packed)
-        text, note = jsonl.unzip(self.path, data=packed)
+        text, note = gzlog.unzip(self.path, data=packed)
         problems = [f"{self.path.name}: {note}"] if note else []
         if text is None:
             return [], problems
