@@ -11,6 +11,8 @@ member k's config computes (random keys included: agent.stream_key).
 Shape letters: M members, E envs per member, B batch, T time.
 """
 
+import contextlib
+
 import jax
 import numpy as np
 
@@ -40,6 +42,7 @@ class PopulationAgent:
     self.state = jax.device_put(stack([self.solo._init_state(c.seed) for c in self.configs]))
     self.scalars = jax.device_put(stack([agentlib.run_scalars(c) for c in self.configs]))
     self.policy_calls = np.zeros(self.size, np.int64)
+    self._host = None  # the state on the host while on_host() saves the members
     # Members alike in agent.imag_adapt.enabled take the solo update's path for it
     # (fixed when traced); a mix computes both actor-critic gradients and selects.
     enabled = {bool(c.agent.imag_adapt.enabled) for c in self.configs}
@@ -118,6 +121,17 @@ class PopulationAgent:
     so each member's ckpt/ is an ordinary run's."""
     return MemberView(self, k)
 
+  @contextlib.contextmanager
+  def on_host(self):
+    """While saving every member: the stacked state copied to the host once, so each
+    member's save slices NumPy arrays (slicing the device arrays dispatched one op per
+    leaf and member: 1.2 s for 16 debug members, against about 0.1 s)."""
+    self._host = jax.device_get(self.state)
+    try:
+      yield
+    finally:
+      self._host = None
+
 
 class MemberView:
 
@@ -126,7 +140,8 @@ class MemberView:
 
   def save(self):
     pop, k = self.population, self.k
-    return agentlib.to_saved(jax.device_get(unstack(pop.state, k)), pop.policy_calls[k])
+    state = unstack(pop._host, k) if pop._host is not None else jax.device_get(unstack(pop.state, k))
+    return agentlib.to_saved(state, pop.policy_calls[k])
 
   def load(self, data):
     pop, k = self.population, self.k

@@ -156,12 +156,12 @@ def train(configs, agent_cls=popagent.PopulationAgent):
     if clocks['log_every']():
       log_all(members, fps, usage, timer)
     if clocks['save_every']():
-      save_all(members)
+      save_all(members, agent)
 
   if int(lead.step) != fps['policy'][1]:
     log_all(members, fps, usage, timer)
   if lead.ckpt.latest() is None or lead.ckpt.saved_step != int(lead.step):
-    save_all(members)
+    save_all(members, agent)
   pool and pool.shutdown()
   for m in members:
     logs.close(m.logger)
@@ -192,9 +192,10 @@ def log_all(members, fps, usage, timer):
     m.logger.write()
 
 
-def save_all(members):
-  for m in members:
-    runlib.save(m.ckpt, m.logger, m.step)
+def save_all(members, agent):
+  with agent.on_host():
+    for m in members:
+      runlib.save(m.ckpt, m.logger, m.step)
 
 
 def resume(members):

@@ -7,6 +7,7 @@ With replay_context, the policy outputs a stand-in latent 'dyn/deter' (the
 env's step count) and `train` returns it + 1000 for replay to write back.
 """
 
+import contextlib
 import numpy as np
 
 IMAG_ADAPT_KEYS = (
@@ -87,6 +88,9 @@ class FakePopulation:
 
     def member(self, k):
         return self.members[k]
+
+    def on_host(self):
+        return contextlib.nullcontext()
 
     def init_policy(self, envs):
         return [m.init_policy(envs) for m in self.members]
