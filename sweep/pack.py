@@ -40,7 +40,21 @@ def pack(runs, root, out, gzip_logs=False, keep_scope=None):
         count += 1
       if os.path.isfile(run.log):
         tar.add(run.log, arcname=f'{base}/{os.path.relpath(run.log, root)}')
+    for log in _population_logs(runs, root):
+      tar.add(log, arcname=f'{base}/{os.path.relpath(log, root)}')
   return count
+
+
+def _population_logs(runs, root):
+  """The terminal logs of population processes of the runs' tasks (plan.py names them
+  <root>/logs/<task>_population_<id>.log; one process writes one log for all its members)."""
+  folder = os.path.join(root, 'logs')
+  if not os.path.isdir(folder):
+    return []
+  prefixes = tuple(f'{task}_population_' for task in sorted({run.task for run in runs}))
+  return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
+          if name.startswith(prefixes) and name.endswith('.log')
+          and os.path.isfile(os.path.join(folder, name)) and not os.path.islink(os.path.join(folder, name))]
 
 
 def _leave_out(arcname, scope, logs):

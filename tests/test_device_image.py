@@ -56,7 +56,7 @@ def test_the_image_venv_lacks_what_the_image_lacks(image):
 def test_shift_study_block_call_runs_on_the_image_and_packs_gzipped_logs(image, tmp_path):
     """bench/device_shift.sh --dry-run for one block of the pre-registered study (two seeds
     here) with the image's Python: two population processes, every run dir packed under
-    shift_powered/ with gzipped logs and no checkpoint; the toolkit reads the unpacked runs."""
+    shift_powered/ with gzipped logs and no checkpoint, the processes' logs beside them; the toolkit reads the unpacked runs."""
     env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=str(image), SWEEP="sweeps/shift_powered.yaml")
     result = subprocess.run(["bash", "bench/device_shift.sh", "--dry-run"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
@@ -69,6 +69,8 @@ def test_shift_study_block_call_runs_on_the_image_and_packs_gzipped_logs(image, 
     runs = sorted(study.glob("shift_cartpole_*/seed*"))
     assert len(runs) == 8 and not any((r / "ckpt").exists() for r in runs)
     assert all((r / "metrics.jsonl.gz").is_file() and not (r / "metrics.jsonl").exists() for r in runs)
+    logs = sorted((study / "logs").glob("shift_cartpole_population_*.log"))  # the two processes' output
+    assert len(logs) == 2 and all("Finished at agent step" in log.read_text() for log in logs)
     from analysis import ingest
     found = ingest.discover([str(study / f"shift_cartpole_{arm}") for arm in ("baseline", "adapt")])
     data = ingest.ingest(found, cache=False)

@@ -235,6 +235,15 @@ def test_pack_leaves_checkpoints_and_replay_behind(tmp_path):
     assert "artifacts/gym_CartPole-v1_baseline/seed0/scope/x" in names
     assert "artifacts/logs/gym_CartPole-v1_baseline_seed0.log" in names
     assert not [n for n in names if "/ckpt" in n or "/replay" in n]
+    # A population process writes one log for its members: it goes in; another task's does not.
+    logs = pathlib.Path(prepared.root) / "logs"
+    (logs / "gym_CartPole-v1_population_0123456789.log").write_text("commit abc: python ...\n")
+    (logs / "other_population_0123456789.log").write_text("x\n")
+    pack.pack(prepared.runs, prepared.root, str(out))
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+    assert "artifacts/logs/gym_CartPole-v1_population_0123456789.log" in names
+    assert "artifacts/logs/other_population_0123456789.log" not in names
 
 
 def _logged_runs(tmp_path):
