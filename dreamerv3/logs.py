@@ -59,16 +59,18 @@ def make_logger(logdir, step, multiplier=1, terminal=True, cfg=None):
   if terminal:
     outputs.append(elements.logger.TerminalOutput(cfg.filter if cfg else r'.*'))
   for name in outputs_:
-    outputs += _make_output(name, pathlib.Path(logdir), cfg)
+    outputs += _make_output(name, pathlib.Path(logdir), cfg, terminal)
   return elements.Logger(step, outputs, multiplier)
 
 
-def _make_output(name, logdir, cfg):
+def _make_output(name, logdir, cfg, terminal=True):
   if name == 'jsonl':
-    return [elements.logger.JSONLOutput(logdir, 'metrics.jsonl'),
-            elements.logger.JSONLOutput(logdir, 'scores.jsonl', SCORES)]
+    # A run with a terminal prints elements' "Writing metrics" line at each write, as the
+    # official; a population's other members write the same lines without it.
+    kind = elements.logger.JSONLOutput if terminal else QuietJSONL
+    return [kind(logdir, 'metrics.jsonl'), kind(logdir, 'scores.jsonl', SCORES)]
   if name == 'scope':
-    return [scope_output(logdir)]
+    return [scope_output(logdir, say=terminal)]
   if name == 'tensorboard':
     return [elements.logger.TensorBoardOutput(str(logdir), cfg.fps if cfg else 15)]
   if name == 'wandb':
@@ -81,12 +83,31 @@ def _make_output(name, logdir, cfg):
   raise ValueError(f"logger.outputs: unknown output '{name}'")
 
 
-def scope_output(logdir):
+class QuietJSONL(elements.logger.AsyncOutput):
+  """The `jsonl` output's lines (one per step: its scalar summaries whose names match
+  `pattern`), written without a line on the terminal."""
+
+  def __init__(self, logdir, filename, pattern=r'.*'):
+    super().__init__(self._write, True)
+    self._pattern = re.compile(pattern)
+    self._path = pathlib.Path(logdir) / filename
+
+  def _write(self, summaries):
+    rows = {}
+    for step, name, value in summaries:
+      if self._pattern.search(name) and isinstance(value, np.ndarray) and value.ndim == 0:
+        rows.setdefault(step, {})[name] = float(value)
+    with self._path.open('a') as f:
+      f.write(''.join(json.dumps({'step': step, **values}) + '\n' for step, values in rows.items()))
+
+
+def scope_output(logdir, say=True):
   """scope's own writer where the package is installed, else the same files
-  written by `scopefile.ScopeFiles` (the GPU image lacks `scope` and `av`)."""
+  written by `scopefile.ScopeFiles` (the GPU image lacks `scope` and `av`); `say`: print
+  which (a population's first member says it for all)."""
   if scopefile.scope_installed():
     return elements.logger.ScopeOutput(logdir)
-  print(f'scope is not installed: scope/ is written by dreamerv3/scopefile.py '
+  say and print(f'scope is not installed: scope/ is written by dreamerv3/scopefile.py '
         f'(videos with {scopefile.video_encoder() or "no encoder: none written"})')
   return scopefile.ScopeFiles(logdir)
 

@@ -42,6 +42,23 @@ def test_jsonl_only_writes_no_scope(tmp_path):
     assert not (tmp_path / "scope").exists()
 
 
+def test_a_quiet_member_writes_the_same_jsonl_bytes_without_a_terminal_line(tmp_path, capfd):
+    """A population's members other than the first (terminal=False) write metrics.jsonl and
+    scores.jsonl byte for byte as elements' output does for the first, and print nothing."""
+    summaries = [(20, "train/loss/dyn", np.float32(1.5)), (20, "episode/score", np.float64(3.0)),
+                 (24, "train/note", "text"), (24, "train/vector", np.zeros(3)), (24, "episode/length", np.int32(7))]
+    for kind, folder in ((elements.logger.JSONLOutput, tmp_path / "first"), (logs.QuietJSONL, tmp_path / "other")):
+        folder.mkdir()
+        for name, pattern in (("metrics.jsonl", r".*"), ("scores.jsonl", logs.SCORES)):
+            output = kind(folder, name, pattern)
+            output(summaries)
+            output.wait()
+    printed = capfd.readouterr().out
+    for name in ("metrics.jsonl", "scores.jsonl"):
+        assert (tmp_path / "other" / name).read_bytes() == (tmp_path / "first" / name).read_bytes()
+    assert printed.count("Writing metrics") == 2 and "/other/" not in printed
+
+
 def test_scope_only_writes_no_jsonl(tmp_path):
     write_one(tmp_path, logger_cfg("scope"))
     assert not (tmp_path / "metrics.jsonl").exists()
