@@ -280,36 +280,30 @@ def test_a_score_that_overflows_the_aggregates_is_refused(tmp_path):
     assert "1.7e+308" in _error_line(result)
 
 
-def test_byte_identical_copies_are_not_counted_as_seeds(tmp_path):
+def _compare_with_a_copy(tmp_path, gzipped):
+    """Two seeds a method, plus a copy of adapt's first run relabelled seed 7 (its logs
+    gzipped or not); the compare's one error line, the original and the copy."""
     for method in ("baseline", "adapt"):
         for seed in range(2):
             _small_run(tmp_path, method, seed)
-    runs = sorted((tmp_path / "atari100k_alien_adapt").iterdir())
-    copy = runs[0].parent / "seed7_copy"
-    shutil.copytree(runs[0], copy)
+    original = sorted((tmp_path / "atari100k_alien_adapt").iterdir())[0]
+    copy = original.parent / "seed7_copy"
+    shutil.copytree(original, copy)
+    for log in copy.glob("*.jsonl") if gzipped else []:
+        log.with_name(log.name + ".gz").write_bytes(gzip.compress(log.read_bytes()))
+        log.unlink()
     (copy / "config.yaml").write_text("seed: 7\ntask: atari100k_alien\n")  # relabelled, same logs
     result = _invoke(["compare", str(tmp_path / "atari100k_alien_baseline"), str(tmp_path / "atari100k_alien_adapt"),
                       "--reps", "100", "--no-report", "--no-cache", "--out", str(tmp_path / "out")])
-    line = _error_line(result)
-    assert "byte-identical" in line and runs[0].name in line and copy.name in line
+    return _error_line(result), original, copy
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzipped"])
+def test_copies_are_not_counted_as_seeds(tmp_path, gzipped):
+    """A copied run folder, or a copy whose logs were gzipped, is the same run."""
+    line, original, copy = _compare_with_a_copy(tmp_path, gzipped)
+    assert "byte-identical" in line and original.name in line and copy.name in line
     assert not (tmp_path / "out").exists()
-
-
-def test_a_gzipped_copy_of_a_run_is_not_another_seed(tmp_path):
-    for method in ("baseline", "adapt"):
-        for seed in range(2):
-            _small_run(tmp_path, method, seed)
-    runs = sorted((tmp_path / "atari100k_alien_adapt").iterdir())
-    copy = runs[0].parent / "seed7_packed"
-    shutil.copytree(runs[0], copy)
-    for log in copy.glob("*.jsonl"):
-        log.with_name(log.name + ".gz").write_bytes(gzip.compress(log.read_bytes()))
-        log.unlink()
-    (copy / "config.yaml").write_text("seed: 7\ntask: atari100k_alien\n")
-    result = _invoke(["compare", str(tmp_path / "atari100k_alien_baseline"), str(tmp_path / "atari100k_alien_adapt"),
-                      "--reps", "100", "--no-report", "--no-cache", "--out", str(tmp_path / "out")])
-    line = _error_line(result)
-    assert "byte-identical" in line and runs[0].name in line and copy.name in line
 
 
 def test_open_loop_folder_of_the_report_stays_in_out(tmp_path):
