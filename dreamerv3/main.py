@@ -77,6 +77,13 @@ def main(argv=None, agent_cls=None):
       return 2
     config = runs[0]
   for member in runs:
+    packed = packed_log(member.logdir)
+    if packed:
+      storage.discard(mirrors)
+      print(f'error: --logdir {member.logdir} holds {packed}, a packed run (its logs gzipped for '
+            f'shipping): training there would write {packed[:-3]} beside it. Use another logdir, '
+            'or gunzip its logs to continue it', file=sys.stderr)
+      return 2
     logdir = elements.Path(member.logdir)
     try:
       logdir.mkdir(parents=True)
@@ -101,6 +108,15 @@ def main(argv=None, agent_cls=None):
     print(f'error: {e}', file=sys.stderr)
     return 1
   return 0
+
+
+def packed_log(logdir):
+  """The first gzipped log (`dreamer-sweep pack --gzip-logs`) in `logdir`, or None."""
+  for name in ('metrics.jsonl.gz', 'scores.jsonl.gz'):
+    if os.path.lexists(os.path.join(logdir, name)):
+      return name
+  return None
+
 
 if __name__ == '__main__':
   sys.exit(main())

@@ -3,6 +3,7 @@ in the logdir (never followed by a write or a cleanup), damaged or foreign check
 line, or the checkpoint before), impossible numbers (one line, exit 2, nothing written).
 Runs use the fake agent of tests/fakes.py: no compile."""
 
+import gzip
 import shutil
 
 import numpy as np
@@ -82,6 +83,18 @@ def test_a_run_refuses_a_linked_log_file_or_folder(tmp_path, capsys, name):
     assert err.count("error:") == 1 and "a symbolic link" in err and "Traceback" not in err
     assert sorted(p.name for p in outside.iterdir()) == ["done", "keep.txt"]
     assert (outside / "keep.txt").read_text() == "keep me"
+
+
+def test_a_packed_run_is_not_trained_into(tmp_path, capsys):
+    """A run dir whose logs were gzipped for shipping: training would write plain logs beside
+    them (a folder the toolkit refuses), so the trainer says so in one line, writes nothing."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl.gz").write_bytes(gzip.compress(b'{"step": 1, "a": 1}\n'))
+    assert main.main(args(run, 50), agent_cls=FakeAgent) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "metrics.jsonl.gz, a packed run" in err
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl.gz"]
 
 
 def test_scope_appends_never_follow_a_link(tmp_path):
