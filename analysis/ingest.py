@@ -301,7 +301,7 @@ def copies(runs: list[Run]) -> list[tuple[Run, Run]]:
     pairs = []
     for run in runs:
         key = _unzipped_key(run.path)
-        if key is None or not _sources(run.path):
+        if key is None:
             continue
         other = first.setdefault((run.method, key), run)
         if other is not run:
@@ -362,7 +362,7 @@ def read_runs(run_dirs: Sequence[Path]) -> list[Tables]:
     files is several times faster than one scan per file.
     """
     remote.fetch_logs(run_dirs)
-    files = [log_file(d, name) for d in run_dirs for name in LOGS if confine.run_file(d, log_file(d, name))]
+    files = [path for d in run_dirs for path in (log_file(d, name) for name in LOGS) if confine.run_file(d, path)]
     logs = dict(zip(files, jsonl.read_many(files)))
     return [_assemble_run(d, logs) for d in run_dirs]
 
@@ -441,10 +441,13 @@ def _content_key(run_dir: Path) -> str | None:
 
 
 def _unzipped_key(run_dir: Path) -> str | None:
-    """A hash of a run's sources as their plain names and unzipped bytes; None when one cannot be
-    read or unzipped whole."""
+    """A hash of a run's sources as their plain names and unzipped bytes; None when it has none,
+    or one cannot be read or unzipped whole."""
+    sources = _sources(run_dir)
+    if not sources:
+        return None
     digest = hashlib.sha1()
-    for path in _sources(run_dir):
+    for path in sources:
         if gzlog.is_gzip(path):
             data, trouble = gzlog.unzip(path)
             if data is None or trouble:

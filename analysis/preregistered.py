@@ -89,9 +89,10 @@ def status(study: Path) -> Status:
     return Status(complete, sorted(incomplete))
 
 
-def primary(study: Path) -> list[dict] | None:
-    """The two primary comparisons, or None while the study is not complete."""
-    if not status(study).ready:
+def primary(study: Path, state: Status | None = None) -> list[dict] | None:
+    """The two primary comparisons, or None while the study is not complete (`state`: its
+    status, when the caller has it already)."""
+    if not (state or status(study)).ready:
         return None
     folder = {arm: str(study / f"{TASK_FOLDER}_{arm}") for arm in ARMS}
     rows = []

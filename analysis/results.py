@@ -321,7 +321,7 @@ def shift_study(root: Path) -> Section:
     lines.append(f"Runs in `artifacts/shift_powered/`: {done} of {len(plan.SEEDS) * len(plan.ARMS)} complete ("
                  + ", ".join(f"{arm} {len(state.complete[arm])}" for arm in plan.ARMS)
                  + f"), {len(state.incomplete)} incomplete.")
-    rows = plan.primary(study)
+    rows = plan.primary(study, state)
     if rows is None:
         lines += ["", "The primary analysis runs when every planned run is in and complete (the plan "
                       "allows no interim look); until then nothing is compared."]

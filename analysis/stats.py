@@ -306,6 +306,13 @@ def interval_estimate(scores: np.ndarray, metric: str, reps: int, seed: int, eng
 
 def bootstrap_poi(x: np.ndarray, y: np.ndarray, reps: int, seed: int) -> np.ndarray:
     """P(X > Y) over resamples drawn as rliable's StratifiedIndependentBootstrap draws them."""
+    return bootstrap_pairs(x, y, probability_of_improvement, reps, seed)
+
+
+def bootstrap_pairs(x: np.ndarray, y: np.ndarray, stat, reps: int, seed: int) -> np.ndarray:
+    """stat(xs, ys) over `reps` resamples of both methods, each stratified over runs within a
+    task and independent of the other, in the stream of rliable's StratifiedIndependentBootstrap.
+    x: (runs_x, tasks), y: (runs_y, tasks); stat maps (reps, runs, tasks) pairs to (reps,)."""
     (nx, tasks), (ny, _) = x.shape, y.shape
     rng = np.random.RandomState(seed)
     values = np.empty(reps)
@@ -321,7 +328,7 @@ def bootstrap_poi(x: np.ndarray, y: np.ndarray, reps: int, seed: int) -> np.ndar
                 iy[r] = rng.randint(0, ny, size=(ny, tasks))
         xs = np.take_along_axis(x[None], ix, axis=1)
         ys = np.take_along_axis(y[None], iy, axis=1)
-        values[start:start + count] = probability_of_improvement(xs, ys)
+        values[start:start + count] = stat(xs, ys)
     return values
 
 
@@ -447,14 +454,7 @@ def iqm_difference_test(a: np.ndarray, b: np.ndarray, reps: int, seed: int) -> d
     if a.shape[0] < 2 or b.shape[0] < 2:
         raise ValueError("a difference test needs at least 2 runs per task for each method")
     point = float(iqm(a) - iqm(b))
-    rng = np.random.RandomState(seed)
-    boot = []
-    for start in range(0, reps, CHUNK):
-        count = min(CHUNK, reps - start)
-        ia = rng.randint(0, a.shape[0], size=(count, *a.shape))
-        ib = rng.randint(0, b.shape[0], size=(count, *b.shape))
-        boot.append(iqm(np.take_along_axis(a[None], ia, axis=1)) - iqm(np.take_along_axis(b[None], ib, axis=1)))
-    low, high = _percentile_ci(np.concatenate(boot))
+    low, high = _percentile_ci(bootstrap_pairs(a, b, lambda xs, ys: iqm(xs) - iqm(ys), reps, seed))
     residuals, gen = _pooled_residuals(a, b), np.random.default_rng(seed)
     null = np.concatenate([
         _simulated_differences(residuals, b.mean(axis=0), a.shape[0], b.shape[0], 0.0,

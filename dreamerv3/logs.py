@@ -107,8 +107,9 @@ def scope_output(logdir, say=True):
   which (a population's first member says it for all)."""
   if scopefile.scope_installed():
     return elements.logger.ScopeOutput(logdir)
-  say and print(f'scope is not installed: scope/ is written by dreamerv3/scopefile.py '
-        f'(videos with {scopefile.video_encoder() or "no encoder: none written"})')
+  if say:
+    print(f'scope is not installed: scope/ is written by dreamerv3/scopefile.py '
+          f'(videos with {scopefile.video_encoder() or "no encoder: none written"})')
   return scopefile.ScopeFiles(logdir)
 
 
@@ -167,17 +168,13 @@ def _trim_jsonl(path, max_step):
       continue  # a torn line from the killed process
     if row.get('step', 0) <= max_step:
       kept.append(line + '\n')
-  _atomic_write(path, ''.join(kept).encode())
+  safefile.write_replace(path, ''.join(kept).encode())
 
 
 def _trim_float(path, max_step):
   data = path.read_bytes()
   rows = np.frombuffer(data[:len(data) - len(data) % 16], np.dtype([('step', '>i8'), ('value', '>f8')]))
-  _atomic_write(path, rows[rows['step'] <= max_step].tobytes())
-
-
-def _atomic_write(path, data):
-  safefile.write_replace(path, data)
+  safefile.write_replace(path, rows[rows['step'] <= max_step].tobytes())
 
 
 def refuse_links(logdir):

@@ -159,7 +159,8 @@ def syncing(mirrors, every):
         mirror.push()
       except StorageError as e:
         failed.append((mirror, e))
-  discard(m for m in mirrors if m not in [f[0] for f in failed])  # everything is remote now
+  kept = [mirror for mirror, _ in failed]
+  discard(m for m in mirrors if m not in kept)  # everything else is remote now
   if failed:
     (mirror, error), more = failed[0], len(failed) - 1
     others = f' ({more} other logdirs failed too, each kept locally)' if more else ''

@@ -15,6 +15,7 @@ import shutil
 import tarfile
 import tempfile
 
+from sweep import plan
 from sweep.spec import SweepError
 
 SKIP = ('ckpt', 'replay')  # folders of a run dir that stay behind
@@ -46,15 +47,15 @@ def pack(runs, root, out, gzip_logs=False, keep_scope=None):
 
 
 def _population_logs(runs, root):
-  """The terminal logs of population processes of the runs' tasks (plan.py names them
-  <root>/logs/<task>_population_<id>.log; one process writes one log for all its members)."""
+  """The terminal logs of population processes of the runs' tasks (<root>/logs/, named by
+  plan.population_prefix; one process writes one log for all its members)."""
   folder = os.path.join(root, 'logs')
   if not os.path.isdir(folder):
     return []
-  prefixes = tuple(f'{task}_population_' for task in sorted({run.task for run in runs}))
-  return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
-          if name.startswith(prefixes) and name.endswith('.log')
-          and os.path.isfile(os.path.join(folder, name)) and not os.path.islink(os.path.join(folder, name))]
+  prefixes = tuple(plan.population_prefix(task) for task in sorted({run.task for run in runs}))
+  paths = (os.path.join(folder, name) for name in sorted(os.listdir(folder))
+           if name.startswith(prefixes) and name.endswith('.log'))
+  return [path for path in paths if os.path.isfile(path) and not os.path.islink(path)]
 
 
 def _leave_out(arcname, scope, logs):

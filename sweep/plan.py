@@ -172,6 +172,11 @@ def population_jobs(runs, root, env, time_limit, cwd, code, commit, seeds_per_jo
   return jobs
 
 
+def population_prefix(task):
+  """How the names of a task's population processes (their logs, arms files) begin."""
+  return f'{task}_population_'
+
+
 def _population_job(members, arms, seeds, root, env, time_limit, cwd, code, commit):
   task = members[0].task
   first = {arm: next(r for r in members if r.arm == arm) for arm in arms}
@@ -182,7 +187,7 @@ def _population_job(members, arms, seeds, root, env, time_limit, cwd, code, comm
   values = {arm: {k: resolved[arm][k] for k in varying} for arm in arms}
   key = hashlib.sha256(json.dumps([task, seeds, values, first[arms[0]].flags], sort_keys=True,
                                   default=str).encode()).hexdigest()[:10]
-  name = f'{task}_population_{key}'
+  name = population_prefix(task) + key
   arms_file = os.path.join(root, '.sweep', 'population', f'{name}.yaml')
   os.makedirs(os.path.dirname(arms_file), exist_ok=True)
   with open(arms_file, 'w') as f:
