@@ -120,7 +120,8 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
         table.add_row(*(Text(_plain(cell)) for cell in row), end_section=(i + 1) % len(result.methods) == 0)
     console = _console()
     console.print(table)
-    for line in ([compare.bootstrap_sentence(result)] + compare.difference_sentences(result)
+    for line in (compare.coverage_sentences(result) + [compare.bootstrap_sentence(result)]
+                 + compare.difference_sentences(result)
                  + compare.power_sentences(result)):
         console.print(_plain(line), markup=False)
     for note in result.notes:

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import confine, defaults, figures, ingest, mask, remote, stats
+from analysis import confine, defaults, figures, ingest, mask, published, remote, stats
 from analysis.ingest import IngestError
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
@@ -53,6 +53,7 @@ class CompareResult:
     unit: str  # stats.score_unit of the scored tasks: what every aggregate, axis and caption is in
     notes: list[str] = field(default_factory=list)
     frames: tuple[int, int] | None = None  # scored env-frame interval; None: the last `window`
+    coverage: list[dict] = field(default_factory=list)  # published.coverage: each method's tasks, seeds, frames
 
     @property
     def reference(self) -> str:
@@ -109,13 +110,10 @@ def compare(
         raise CompareError(f"method {repeated[0]!r} is given twice; pass distinct folders or --names a,b,...")
     ingest.one_method_per_run(dict(zip(labels, found)))
     runs = [run for group in found for run in group]
-    runs = ingest.with_unique_names(runs)
-    copies = ingest.copies(runs)
-    if copies:
-        a, b = copies[0]
-        raise CompareError(f"{a.path} and {b.path}: byte-identical logs under method {a.method!r}; a copy of "
-                           "one run is not another seed (remove one)")
+    runs, copy_notes = ingest.without_copies(ingest.with_unique_names(runs))
     data = ingest.ingest(runs, metric_keys=COMPARE_METRIC_KEYS, progress=progress, cache=cache)
+    data, cut_notes = equal_frames(data)
+    coverage = coverage_of(data, labels)
     try:
         stats.check_magnitude(data.scores, {r.name: r.path for r in runs})
     except ValueError as error:
@@ -125,6 +123,7 @@ def compare(
     else:
         final = stats.interval_scores(data.scores, frames, runs)
     tasks, notes = _shared_tasks(final, labels)
+    notes = copy_notes + cut_notes + notes
     normalizations = final.filter(pl.col("task").is_in(tasks))["normalization"].unique().to_list()
     unit = stats.score_unit(normalizations)
     metrics, dropped_og = _metrics_for(metrics, normalizations)
@@ -143,7 +142,58 @@ def compare(
     curves = _curves(data.scores, final, labels, tasks, min(reps, CURVE_REPS), seed)
     profiles = _profiles(matrices, min(reps, CURVE_REPS), seed)
     return CompareResult(labels, data, final, tasks, aggregate, poi, power, differences, curves, profiles,
-                         seed, reps, window, tuple(metrics), unit, notes, frames)
+                         seed, reps, window, tuple(metrics), unit, notes, frames, coverage)
+
+
+def coverage_of(data: ingest.Ingested, methods: list[str]) -> list[dict]:
+    """Per method: its tasks, runs, seeds per task (fewest, most) and last env frame (lowest,
+    highest) over its runs, as scored (after `equal_frames`)."""
+    ends = dict(ingest.last_steps(data.scores, data.metrics).select(
+        pl.col("run").cast(pl.String), "last_step").iter_rows())
+    out = []
+    for method in methods:
+        runs = [r for r in data.runs if r.method == method]
+        per_task = {}
+        for r in runs:
+            per_task.setdefault(r.task, set()).add(r.seed)
+        last = [ends[r.name] for r in runs if r.name in ends]
+        out.append({"method": method, "tasks": len(per_task), "runs": len(runs),
+                    "seeds_per_task": [min(map(len, per_task.values())), max(map(len, per_task.values()))],
+                    "last_frame": [min(last), max(last)] if last else None})
+    return out
+
+
+def coverage_sentences(result: CompareResult) -> list[str]:
+    """One line per method: which tasks, seeds and env frames it brings to the comparison."""
+    out = []
+    for c in result.coverage:
+        seeds = "{} to {}".format(*c["seeds_per_task"]) if c["seeds_per_task"][0] != c["seeds_per_task"][1] \
+            else str(c["seeds_per_task"][0])
+        frames = "no episodes" if c["last_frame"] is None else \
+            "runs end at {:,} to {:,} env frames".format(*c["last_frame"])
+        out.append(f"{c['method']}: {c['runs']} runs on {c['tasks']} task(s), {seeds} seed(s) per task, {frames}")
+    return out
+
+
+def equal_frames(data: ingest.Ingested) -> tuple[ingest.Ingested, list[str]]:
+    """Published runs cut, task by task, at the last env frame the other runs of that task
+    reached, so both sides are scored at equal frames; one note per task cut. Unchanged when
+    every run, or none, is published."""
+    shipped = {r.name for r in data.runs if published.owns(r.path)}
+    if not shipped or len(shipped) == len(data.runs):
+        return data, []
+    ends = ingest.last_steps(data.scores, data.metrics).with_columns(pl.col(pl.Categorical).cast(pl.String))
+    own = ends.filter(~pl.col("run").is_in(list(shipped))).group_by("task").agg(pl.col("last_step").max())
+    limits = dict(own.iter_rows())
+    scores = data.scores.with_columns(pl.col("task").cast(pl.String).replace_strict(
+        limits, default=None, return_dtype=pl.Int64).alias("_limit"))
+    keep = (~pl.col("run").cast(pl.String).is_in(list(shipped)) | pl.col("_limit").is_null()
+            | (pl.col("step") <= pl.col("_limit")))
+    cut = scores.filter(keep).drop("_limit")
+    notes = [f"published runs of {task} cut at {end:,} env frames, the last frame the compared runs of it "
+             "reached (equal frames)" for task, end in sorted(limits.items())
+             if task in set(data.scores.filter(pl.col("run").is_in(list(shipped)))["task"].cast(pl.String))]
+    return ingest.Ingested(data.runs, cut, data.metrics, data.problems), notes
 
 
 def _metrics_for(metrics: Sequence[str], normalizations: list[str]) -> tuple[list[str], list[str]]:
@@ -356,6 +406,7 @@ def summary(result: CompareResult) -> dict:
         "runs": [{"name": r.name, "task": r.task, "method": r.method, "seed": r.seed, "path": remote.shown(r.path)}
                  for r in result.data.runs],
         "problems": result.data.problems.to_dicts(),
+        "coverage": result.coverage,
         "notes": result.notes,
     }
 

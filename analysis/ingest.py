@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import atari, confine, defaults, gzlog, jsonl, remote, runconfig
+from analysis import atari, confine, defaults, gzlog, jsonl, published, remote, runconfig
 from analysis import cache as cache_lib
 from analysis.jsonl import LONG_SCHEMA, IngestError, problem, read_jsonl  # noqa: F401 (re-exported)
 
@@ -50,6 +50,7 @@ class Run:
     seed: int
     name: str  # a short label unique among the runs discovered together
     notes: tuple[str, ...] = ()  # what discovery could not use (e.g. a bad seed in config.yaml), as problems
+    seed_recorded: bool = True  # False: no seed in config.yaml or the folder name (numbered by discovery)
 
 
 @dataclass
@@ -67,13 +68,18 @@ def discover(paths: Sequence[str], names: Sequence[str] | None = None) -> list[R
     """Runs under each path (a run dir, a folder of runs at any depth, or a glob).
 
     `names[i]`, when given, is the method label of every run found under `paths[i]`.
+    A path `published:<agent>` stands for that agent's published runs (analysis/published.py).
     """
     if names is not None and len(names) != len(paths):
         raise IngestError(f"--names has {len(names)} labels for {len(paths)} paths; expected one per path")
     known_methods = [n for n in names or [] if n] + [Path(p.rstrip("/")).name for p in paths]
     found: list[tuple[Path, str | None]] = []
+    shipped: list[Run] = []
     for i, spec in enumerate(paths):
         label = names[i] if names else None
+        if published.is_spec(spec):
+            shipped += _published_runs(spec, label)
+            continue
         dirs = _run_dirs(spec)
         if not dirs:
             raise IngestError(f"{spec}: no runs found (expected folders holding scores.jsonl or metrics.jsonl)")
@@ -89,7 +95,15 @@ def discover(paths: Sequence[str], names: Sequence[str] | None = None) -> list[R
             continue
         seen[real] = label
         runs.append(_label_run(run_dir, label, known_methods))
-    return with_unique_names(_number_missing_seeds(runs))
+    return with_unique_names(_number_missing_seeds(runs) + shipped)
+
+
+def _published_runs(spec: str, label: str | None) -> list[Run]:
+    try:
+        method = label or published.label(published.name_of(spec))
+        return [Run(path, task, method, seed, "") for path, task, seed in published.entries(spec)]
+    except published.PublishedError as error:
+        raise IngestError(str(error)) from None
 
 
 def one_form_of_each_log(run_dir: Path) -> None:
@@ -288,25 +302,63 @@ def _number_missing_seeds(runs: list[Run]) -> list[Run]:
     for run in runs:
         if run.seed < 0:
             used = {r.seed for r in runs + out if (r.task, r.method) == (run.task, run.method)}
-            run = replace(run, seed=next(i for i in range(len(used) + 1) if i not in used))
+            run = replace(run, seed=next(i for i in range(len(used) + 1) if i not in used), seed_recorded=False)
         out.append(run)
     return out
 
 
 def copies(runs: list[Run]) -> list[tuple[Run, Run]]:
-    """Pairs of runs of one method whose log files are byte-identical (a copied folder is not
-    another seed), a gzipped log compared unzipped (a packed copy of a run is the run); empty
-    when every run's logs differ. Runs without readable logs are skipped."""
-    first: dict[tuple[str, str], Run] = {}
-    pairs = []
+    """Pairs (first, copy) of runs that are the same run in two folders: one method and task, the
+    same recorded seed (or none recorded on either), the same config.yaml and byte-identical logs
+    (a gzipped log compared unzipped: a packed copy of a run is the run). Two seeds whose logs
+    happen to match (a game where every episode scores 0) are not copies. Runs without readable
+    logs are skipped."""
+    return _same_logs(runs)[0]
+
+
+def _same_logs(runs: list[Run]) -> tuple[list[tuple[Run, Run]], list[tuple[Run, Run]]]:
+    """(copies, twins): pairs of one method and task with byte-identical logs that are the same
+    run (`copies`), and pairs that are not (another recorded seed or another config.yaml)."""
+    first: dict[tuple, Run] = {}
+    by_logs: dict[tuple, Run] = {}
+    copied, twins = [], []
     for run in runs:
-        key = _unzipped_key(run.path)
-        if key is None:
+        logs = _unzipped_key(run.path)
+        if logs is None:
             continue
-        other = first.setdefault((run.method, key), run)
+        seed = run.seed if run.seed_recorded else None
+        other = first.setdefault((run.method, run.task, seed, _config_key(run.path), logs), run)
         if other is not run:
-            pairs.append((other, run))
-    return pairs
+            copied.append((other, run))
+            continue
+        twin = by_logs.setdefault((run.method, run.task, logs), run)
+        if twin is not run:
+            twins.append((twin, run))
+    return copied, twins
+
+
+def without_copies(runs: list[Run]) -> tuple[list[Run], list[str]]:
+    """The runs with each copy (see `copies`) left out, and one warning line per copy left out
+    and per pair of distinct runs whose logs are byte-identical (both kept)."""
+    copied, twins = _same_logs(runs)
+    dropped = {id(copy) for _, copy in copied}
+    notes = [f"{remote.shown(copy.path)} is a copy of {remote.shown(run.path)} (same seed {run.seed}, config "
+             "and logs): counted once" for run, copy in copied]
+    notes += [f"{remote.shown(a.path)} (seed {a.seed}) and {remote.shown(b.path)} (seed {b.seed}) have "
+              "byte-identical logs but another seed or config: counted as two runs (expected only where "
+              "every episode scores the same)" for a, b in twins]
+    return [r for r in runs if id(r) not in dropped], notes
+
+
+def _config_key(run_dir: Path) -> str | None:
+    """A hash of the run's config.yaml (None when it has none or it cannot be read)."""
+    path = run_dir / "config.yaml"
+    if not confine.run_file(run_dir, path):
+        return None
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def with_unique_names(runs: list[Run]) -> list[Run]:
@@ -464,6 +516,11 @@ def _unzipped_key(run_dir: Path) -> str | None:
 
 def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None = True) -> list[Tables]:
     """read_runs through the parquet cache (analysis/cache.py); `cache` as cache.folder takes it."""
+    shipped = {d: (published.scores_table(d), pl.DataFrame(schema=LONG_SCHEMA), [])
+               for d in run_dirs if published.owns(d)}
+    if shipped:  # published runs: read from the package's data, never cached
+        rest = iter(read_runs_cached([d for d in run_dirs if d not in shipped], cache))
+        return [shipped[d] if d in shipped else next(rest) for d in run_dirs]
     folder = cache_lib.folder(cache)
     if folder is None:
         return read_runs(run_dirs)

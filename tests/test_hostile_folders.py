@@ -280,9 +280,9 @@ def test_a_score_that_overflows_the_aggregates_is_refused(tmp_path):
     assert "1.7e+308" in _error_line(result)
 
 
-def _compare_with_a_copy(tmp_path, gzipped):
-    """Two seeds a method, plus a copy of adapt's first run relabelled seed 7 (its logs
-    gzipped or not); the compare's one error line, the original and the copy."""
+def _compare_with_a_copy(tmp_path, gzipped, relabel):
+    """Two seeds a method, plus a copy of adapt's first run (its logs gzipped or not; with
+    `relabel`, its config.yaml says seed 7); the compare's output, the original and the copy."""
     for method in ("baseline", "adapt"):
         for seed in range(2):
             _small_run(tmp_path, method, seed)
@@ -292,18 +292,34 @@ def _compare_with_a_copy(tmp_path, gzipped):
     for log in copy.glob("*.jsonl") if gzipped else []:
         log.with_name(log.name + ".gz").write_bytes(gzip.compress(log.read_bytes()))
         log.unlink()
-    (copy / "config.yaml").write_text("seed: 7\ntask: atari100k_alien\n")  # relabelled, same logs
+    if relabel:
+        (copy / "config.yaml").write_text("seed: 7\ntask: atari100k_alien\n")  # relabelled, same logs
     result = _invoke(["compare", str(tmp_path / "atari100k_alien_baseline"), str(tmp_path / "atari100k_alien_adapt"),
                       "--reps", "100", "--no-report", "--no-cache", "--out", str(tmp_path / "out")])
-    return _error_line(result), original, copy
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return result.stdout, original, copy
 
 
 @pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzipped"])
-def test_copies_are_not_counted_as_seeds(tmp_path, gzipped):
-    """A copied run folder, or a copy whose logs were gzipped, is the same run."""
-    line, original, copy = _compare_with_a_copy(tmp_path, gzipped)
-    assert "byte-identical" in line and original.name in line and copy.name in line
-    assert not (tmp_path / "out").exists()
+def test_a_copy_counts_once_with_one_warning(tmp_path, gzipped):
+    """A copied run folder (same seed, config and logs), or a copy whose logs were gzipped, is
+    the same run: counted once, one note, and the comparison goes on."""
+    out, original, copy = _compare_with_a_copy(tmp_path, gzipped, relabel=False)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    notes = [note for note in summary["notes"] if "copy" in note]
+    assert len(notes) == 1 and f"{copy} is a copy of {original}" in notes[0] and "is a copy of" in out
+    runs = summary["runs"]
+    assert [r["seed"] for r in runs if r["method"] == "adapt"] == [0, 1]
+
+
+def test_identical_logs_under_another_seed_count_twice_with_a_note(tmp_path):
+    """Identical logs alone do not make a copy (every episode of a hard game can score 0)."""
+    out, original, copy = _compare_with_a_copy(tmp_path, False, relabel=True)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    twins = [note for note in summary["notes"] if "byte-identical logs but another seed" in note]
+    assert len(twins) == 1 and str(copy) in twins[0] and not any("is a copy of" in n for n in summary["notes"])
+    runs = summary["runs"]
+    assert sorted(r["seed"] for r in runs if r["method"] == "adapt") == [0, 1, 7]
 
 
 def test_open_loop_folder_of_the_report_stays_in_out(tmp_path):
