@@ -43,6 +43,8 @@ demo: $(STAMP)
 	$(BIN)/dreamer-report openloop $(BASE) $(ADAPT) --context 5 --horizon 45 --out $(OUT)/openloop
 	$(BIN)/dreamer-report best-seed $(ADAPT) --video $(OUT)/best_seed_adapt_openloop.mp4
 	@echo "demo: the report is $(OUT)/report.html (and report.pdf); figures, panels and video are beside it"
+	@echo "demo: this trainer's Road Runner runs (size12m, GPU) beside the published DreamerV3, at equal env frames"
+	$(BIN)/dreamer-report compare published:dreamerv3 artifacts/gpu_road_runner_size12m --out reports/road_runner_vs_published --reps 50000
 	@echo "demo: the dynamics-shift experiment (artifacts/SHIFT_EXPERIMENT.md), four arms, shift at env step 9,500"
 	$(BIN)/dreamer-report compare $(SHIFT_ARMS) --frames 9500:13000 --metric iqm,mean \
 	  --out $(SHIFT_OUT) --reps 50000

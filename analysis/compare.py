@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import confine, defaults, figures, ingest, mask, published, remote, stats
+from analysis import atari, confine, defaults, figures, ingest, mask, published, remote, stats
 from analysis.ingest import IngestError
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
@@ -113,7 +113,6 @@ def compare(
     runs, copy_notes = ingest.without_copies(ingest.with_unique_names(runs))
     data = ingest.ingest(runs, metric_keys=COMPARE_METRIC_KEYS, progress=progress, cache=cache)
     data, cut_notes = equal_frames(data)
-    coverage = coverage_of(data, labels)
     try:
         stats.check_magnitude(data.scores, {r.name: r.path for r in runs})
     except ValueError as error:
@@ -124,6 +123,7 @@ def compare(
         final = stats.interval_scores(data.scores, frames, runs)
     tasks, notes = _shared_tasks(final, labels)
     notes = copy_notes + cut_notes + notes
+    coverage = coverage_of(data, labels, tasks)
     normalizations = final.filter(pl.col("task").is_in(tasks))["normalization"].unique().to_list()
     unit = stats.score_unit(normalizations)
     metrics, dropped_og = _metrics_for(metrics, normalizations)
@@ -145,20 +145,22 @@ def compare(
                          seed, reps, window, tuple(metrics), unit, notes, frames, coverage)
 
 
-def coverage_of(data: ingest.Ingested, methods: list[str]) -> list[dict]:
-    """Per method: its tasks, runs, seeds per task (fewest, most) and last env frame (lowest,
-    highest) over its runs, as scored (after `equal_frames`)."""
+def coverage_of(data: ingest.Ingested, methods: list[str], tasks: list[str]) -> list[dict]:
+    """Per method: how many tasks it has in all, and on the compared `tasks` its runs, seeds
+    per task (fewest, most) and last env frame (lowest, highest), as scored (after `equal_frames`)."""
     ends = dict(ingest.last_steps(data.scores, data.metrics).select(
         pl.col("run").cast(pl.String), "last_step").iter_rows())
     out = []
     for method in methods:
-        runs = [r for r in data.runs if r.method == method]
+        mine = [r for r in data.runs if r.method == method]
+        runs = [r for r in mine if r.task in tasks]
         per_task = {}
         for r in runs:
             per_task.setdefault(r.task, set()).add(r.seed)
         last = [ends[r.name] for r in runs if r.name in ends]
-        out.append({"method": method, "tasks": len(per_task), "runs": len(runs),
-                    "seeds_per_task": [min(map(len, per_task.values())), max(map(len, per_task.values()))],
+        out.append({"method": method, "tasks_in_all": len({r.task for r in mine}), "tasks": len(per_task),
+                    "runs": len(runs), "seeds_per_task": [min(map(len, per_task.values())),
+                                                          max(map(len, per_task.values()))],
                     "last_frame": [min(last), max(last)] if last else None})
     return out
 
@@ -171,7 +173,10 @@ def coverage_sentences(result: CompareResult) -> list[str]:
             else str(c["seeds_per_task"][0])
         frames = "no episodes" if c["last_frame"] is None else \
             "runs end at {:,} to {:,} env frames".format(*c["last_frame"])
-        out.append(f"{c['method']}: {c['runs']} runs on {c['tasks']} task(s), {seeds} seed(s) per task, {frames}")
+        also = c["tasks_in_all"] - c["tasks"]
+        more = f" (and {also} task(s) not compared)" if also else ""
+        out.append(f"{c['method']}: {c['runs']} runs on {c['tasks']} compared task(s){more}, {seeds} seed(s) per "
+                   f"task, {frames}")
     return out
 
 
@@ -190,10 +195,13 @@ def equal_frames(data: ingest.Ingested) -> tuple[ingest.Ingested, list[str]]:
     keep = (~pl.col("run").cast(pl.String).is_in(list(shipped)) | pl.col("_limit").is_null()
             | (pl.col("step") <= pl.col("_limit")))
     cut = scores.filter(keep).drop("_limit")
+    problems = data.problems.filter(~pl.col("problem").str.starts_with("shorter run"))  # again, on the cut runs
+    problems = pl.concat([problems, pl.DataFrame(ingest.short_runs(data.runs, cut, data.metrics),
+                                                 schema=ingest.PROBLEM_SCHEMA)])
     notes = [f"published runs of {task} cut at {end:,} env frames, the last frame the compared runs of it "
              "reached (equal frames)" for task, end in sorted(limits.items())
              if task in set(data.scores.filter(pl.col("run").is_in(list(shipped)))["task"].cast(pl.String))]
-    return ingest.Ingested(data.runs, cut, data.metrics, data.problems), notes
+    return ingest.Ingested(data.runs, cut, data.metrics, problems), notes
 
 
 def _metrics_for(metrics: Sequence[str], normalizations: list[str]) -> tuple[list[str], list[str]]:
@@ -251,8 +259,9 @@ def _shared_tasks(final: pl.DataFrame, methods: list[str]) -> tuple[list[str], l
     scored = final.filter(pl.col("normalized").is_not_null())
     per_method = {m: set(scored.filter(pl.col("method") == m)["task"]) for m in methods}
     tasks = sorted(set.intersection(*per_method.values()))
-    notes = [f"{task}: not every method has scored runs of it ({m} has); left out of the comparison"
-             for m in methods for task in sorted(per_method[m] - set(tasks))]
+    notes = [f"{m} has scored runs of {len(only)} task(s) not every method has, left out of the comparison: "
+             + ", ".join(t.removeprefix(atari.PREFIX) for t in only)
+             for m in methods if (only := sorted(per_method[m] - set(tasks)))]
     if not tasks:
         raise CompareError(f"no task has scored runs of every method ({', '.join(map(repr, methods))})")
     if any(final.filter(pl.col("task").is_in(tasks))["normalization"] == "raw"):

@@ -557,7 +557,7 @@ def ingest(
     keep = None if metric_keys is None else pl.col("key").is_in(list(metric_keys))
     scores_df = _labelled(runs, [t[0] for t in tables])
     metrics_df = _labelled(runs, [t[1] if keep is None else t[1].filter(keep) for t in tables])
-    problems += _short_runs(runs, scores_df, metrics_df)
+    problems += short_runs(runs, scores_df, metrics_df)
     scored = set(scores_df["run"].unique())
     problems += [{"run": r.name, "file": "scores.jsonl", "line": None, "problem": "no episodes"}
                  for r in runs if r.name not in scored]
@@ -603,7 +603,8 @@ def last_steps(scores: pl.DataFrame, metrics: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(per_table).group_by("run", "task").agg(pl.col("last_step").max())
 
 
-def _short_runs(runs: list[Run], scores: pl.DataFrame, metrics: pl.DataFrame) -> list[dict]:
+def short_runs(runs: list[Run], scores: pl.DataFrame, metrics: pl.DataFrame) -> list[dict]:
+    """A problem row per run ending before SHORT_RUN_FRACTION of its task's longest run."""
     last = last_steps(scores, metrics).with_columns(longest=pl.col("last_step").max().over("task"))
     short = last.filter(pl.col("last_step") < SHORT_RUN_FRACTION * pl.col("longest")).sort("run")
     return [{"run": run, "file": "", "line": None,

@@ -1,8 +1,8 @@
 """Runs read in 10k-env-frame bins beside the published DreamerV3 scores (Road Runner).
 
-The published figures are those of the official repository's
-`scores/atari100k-dreamerv3.json.gz` (5 seeds, the paper's model): the mean over seeds of each
-seed's mean episode score, with the seeds' range, in (40k, 50k] and (50k, 60k] env frames.
+The published figures are computed from the official repository's Atari100k scores of DreamerV3
+(`published:dreamerv3`, analysis/published.py; 5 seeds, the paper's model): per bin, the mean
+over seeds of each seed's mean episode score, with the seeds' range.
 `score_bins` and `metric_bins` reduce ingested tables to one row per run and bin (or per bin);
 `score_table` and `diagnostic_table` format them as `docs/results.md` shows them;
 `curve_figure` draws each seed against the published points. Bins are (start, end] as the
@@ -15,12 +15,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
+from analysis import atari, published
+
 BIN = 10_000  # env frames
-PUBLISHED = {  # Road Runner, (start, end] env frames: (mean, min, max) over the 5 published seeds
-    (40_000, 50_000): (798, 188, 1_400),
-    (50_000, 60_000): (1_009, 840, 1_225),
-}
-RANDOM = 11.5  # Road Runner's random score (analysis/atari.py)
+TASK = "atari100k_road_runner"
+RANDOM = atari.RANDOM_HUMAN["road_runner"][0]
 DIAGNOSTICS = ("train/rew", "train/tar", "train/repval/ret", "train/ent/action", "train/rand/action",
                "train/loss/rew", "train/loss/dyn")
 DIAGNOSTIC_TITLES = ("imagined rew/step", "replayed rew/step", "train/tar", "train/repval/ret",
@@ -46,6 +45,20 @@ def score_bins(scores: pl.DataFrame) -> pl.DataFrame:
         (pl.col("episode/score").sum() / pl.col("episode/length").sum()).alias("replay_rew")).sort("bin", "seed")
 
 
+def published_bins(agent: str = "dreamerv3", task: str = TASK) -> pl.DataFrame:
+    """Per bin of the published runs of `agent` on `task`: the mean over seeds of each seed's
+    mean episode score in the bin, its min and max, and the seeds with an episode there.
+    Columns: bin, mean, low, high, seeds; sorted by bin."""
+    spec = published.PREFIX + agent
+    tables = [published.scores_table(path).with_columns(seed=pl.lit(seed))
+              for path, run_task, seed in published.entries(spec) if run_task == task]
+    rows = pl.concat(tables).with_columns(bin_start(pl.col("step")).alias("bin"))
+    per_seed = rows.group_by("seed", "bin").agg(pl.col("value").mean())
+    return per_seed.group_by("bin").agg(
+        pl.col("value").mean().alias("mean"), pl.col("value").min().alias("low"),
+        pl.col("value").max().alias("high"), pl.len().alias("seeds")).sort("bin")
+
+
 def metric_bins(metrics: pl.DataFrame, keys=DIAGNOSTICS) -> pl.DataFrame:
     """Per bin, the mean of each key's logged values over every run: columns bin, *keys."""
     rows = metrics.with_columns(pl.col(pl.Categorical).cast(pl.String)).filter(pl.col("key").is_in(keys))
@@ -62,11 +75,11 @@ def bin_label(start: int, last_step: int | None = None) -> str:
     return f"({start // 1000}k, {end // 1000}k]"
 
 
-def _published(start: int, last_label: str) -> str:
-    pub = PUBLISHED.get((start, start + BIN))
-    if pub is None:
+def _published(start: int, last_label: str, pub: dict) -> str:
+    if start not in pub:
         return "-"
-    text = f"{pub[0]:,} [{pub[1]:,}, {pub[2]:,}]"
+    mean, low, high, seeds = pub[start]
+    text = f"{mean:,.0f} [{low:,.0f}, {high:,.0f}]" + ("" if seeds == 5 else f" ({seeds} seeds)")
     return text if last_label == bin_label(start) else f"{bin_label(start)}: {text}"
 
 
@@ -75,6 +88,7 @@ def score_table(per_run: pl.DataFrame, last_step: int | None = None) -> tuple[li
     seeds = sorted(per_run["seed"].unique().to_list())
     columns = (["env frames"] + [f"seed {s}: episodes, mean" for s in seeds]
                + ["mean over seeds [min, max]", "published mean [seeds' range]"])
+    pub = {r[0]: r[1:] for r in published_bins().iter_rows()}
     rows = []
     for start in sorted(per_run["bin"].unique().to_list()):
         here = per_run.filter(pl.col("bin") == start)
@@ -85,7 +99,7 @@ def score_table(per_run: pl.DataFrame, last_step: int | None = None) -> tuple[li
         means = here["score"].to_numpy()
         spread = f"{means.mean():,.1f} [{means.min():,.1f}, {means.max():,.1f}]" if len(means) == len(seeds) else "-"
         label = bin_label(start, last_step)
-        rows.append([label, *cells, spread, _published(start, label)])
+        rows.append([label, *cells, spread, _published(start, label, pub)])
     return columns, rows
 
 
@@ -111,9 +125,10 @@ def curve_figure(per_run: pl.DataFrame, label: str):
         rows = per_run.filter(pl.col("seed") == s).sort("bin")
         ax.plot((rows["bin"] + BIN).to_numpy() / 1000, rows["score"].to_numpy(), "o-", lw=1.2, ms=3,
                 label=f"this trainer, {label}, seed {s}")
-    for (start, end), (mid, low, high) in PUBLISHED.items():
-        ax.errorbar(end / 1000, mid, yerr=np.array([[mid - low], [high - mid]]), fmt="s", color="black",
-                    capsize=4, label="published DreamerV3 (5 seeds: mean, range)" if start == 40_000 else None)
+    pub = published_bins().filter(pl.col("bin") <= per_run["bin"].max())
+    ends, mid = (pub["bin"] + BIN).to_numpy() / 1000, pub["mean"].to_numpy()
+    ax.errorbar(ends, mid, yerr=np.stack([mid - pub["low"].to_numpy(), pub["high"].to_numpy() - mid]), fmt="s-",
+                color="black", lw=0.8, ms=4, capsize=3, label="published DreamerV3 (5 seeds: mean, range)")
     ax.axhline(RANDOM, color="gray", ls="--", lw=0.8, label=f"random ({RANDOM})")
     ax.set_xlabel("env frames (thousands; each point: episodes ending in the 10k before it)")
     ax.set_ylabel("mean episode score (raw)")

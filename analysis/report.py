@@ -23,7 +23,7 @@ import polars as pl
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from analysis import compare, confine, figures, mask, openloop, ranking, remote, runconfig, stats
+from analysis import compare, confine, figures, mask, openloop, published, ranking, remote, runconfig, stats
 
 TEMPLATES = Path(__file__).parent / "templates"
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
@@ -241,7 +241,8 @@ def label_section(result) -> Section:
 
 def setup_section(result) -> Section:
     runs = result.data.runs
-    configs = {m: [read_config(r.path) for r in runs if r.method == m] for m in result.methods}
+    configs = {m: [read_config(r.path) for r in runs if r.method == m] for m in result.methods
+               if not all(published.owns(r.path) for r in runs if r.method == m)}  # published: no config
     counts = ", ".join(f"{m}: {len(c)} run(s), {sum(1 for x in c if x)} with config.yaml" for m, c in configs.items())
     table = config_differences(configs)
     blocks = [Paragraph(f"Tasks: {', '.join(result.tasks)}. {counts}. The table lists every config key whose "
@@ -310,7 +311,8 @@ def mask_section(result, best: dict[str, Path]) -> tuple[Section, dict]:
                         "with the mask active; the table gives per-run means over all logged lines." + around),
               Figure("Mask over training (best run of each method)", rendered["mask_over_training"].png),
               Figure("Mask mean against loss/dyn (all runs)", rendered["mask_vs_loss"].png),
-              table_from_records(summary.to_dicts())]
+              table_from_records(summary.filter(pl.col("logged") > 0).to_dicts(),
+                                 "Runs that logged the mask's metrics.")]
     return Section("mask", "Mask diagnostics", blocks), rendered
 
 
@@ -369,7 +371,9 @@ def build(result, rendered: dict, out: Path, paths: list[list[str]], openloop_so
         mask,
         openloop_section(result, best, out, openloop_source),
         Section("per-run", "Per-run table", [table_from_records(
-            result.final.to_dicts(), stats.final_score_definition(result.window, result.frames) + ".")]),
+            result.final.filter(pl.col("task").is_in(result.tasks)).to_dicts(),
+            stats.final_score_definition(result.window, result.frames) + "; compared tasks only (per_run.csv has "
+            "every run).")]),
         Section("problems", "Ingest problems", [
             table_from_records(result.data.problems.to_dicts()) if result.data.problems.height else
             Paragraph("No problems were found while reading the runs.")]),

@@ -167,11 +167,49 @@ def road_runner(root: Path, folder: str, title: str) -> Section:
         *table(["seed", "last step", "updates", "parameters", "episodes", "scoring", "image loss",
                 "loss/dyn", "last rand/action", *SPEED_KEYS], facts), "",
         f"Mean episode score (raw) per 10k env frames, episodes ending in the bin; random {readout.RANDOM}. "
-        "Published: the official DreamerV3's 5 seeds, mean [range] (`analysis/readout.py`).", "",
+        "Published: the official DreamerV3's 5 seeds (`published:dreamerv3`), mean [range] of each seed's mean "
+        "in the bin.", "",
         *table(*readout.score_table(per_run, last)), "",
         "Diagnostics: the mean over runs of the values logged in each bin; \"replayed rew/step\" is the "
         "score per agent step of the episodes ending in the bin.", "",
         *table(*readout.diagnostic_table(per_run, data.metrics, last))])
+
+
+ROAD_RUNNER_SETS = (("atari100k_road_runner_dreamerv3", "size1m"), ("atari100k_road_runner_lr3e-4", "size1m-lr3e-4"),
+                    ("gpu_road_runner_size12m", "size12m"))
+
+
+def road_runner_vs_published(root: Path) -> Section:
+    """Each shipped Road Runner set against the published DreamerV3 at equal env frames: the
+    compare command's numbers (`dreamer-report compare published:dreamerv3 <set>`)."""
+    lines = ["Each set against the official DreamerV3's published Road Runner runs (`published:dreamerv3`), "
+             "the published runs cut at the last env frame the set reached, so both sides are scored at equal "
+             "frames; human-normalised final scores, 95% stratified bootstrap CIs. What `dreamer-report compare "
+             "published:dreamerv3 artifacts/<set>` prints.", ""]
+    rows, notes = [], []
+    for folder, label in ROAD_RUNNER_SETS:
+        try:
+            result = compare.compare([["published:dreamerv3"], [str(root / folder)]], names=["published", label],
+                                     reps=REPS, seed=SEED, metrics=["iqm", "mean"], cache=False)
+        except compare.CompareError as error:
+            notes.append(f"- `{folder}`: not compared: {error}")
+            continue
+        agg = {(r["scope"], r["method"], r["metric"]): r for r in result.aggregate.iter_rows(named=True)}
+        poi = result.poi.filter(pl.col("scope") == compare.OVERALL).row(0, named=True)
+        cut = next(n for n in result.notes if "cut at" in n).split(" cut at ")[1].split(" env frames")[0]
+        for method in result.methods:
+            cells = [_ci(agg[compare.OVERALL, method, m]) for m in ("iqm", "mean")]
+            rows.append([f"`{folder}`", "published DreamerV3" if method == "published" else "this trainer",
+                         agg[compare.OVERALL, method, "iqm"]["runs"], cut, *cells,
+                         _ci(poi) if method != "published" else ""])
+    lines += table(["set", "runs of", "runs", "env frames", "IQM [95% CI]", "mean [95% CI]", "P(set > published)"],
+                   rows)
+    return Section("Road Runner against the published DreamerV3", lines + ([""] + notes if notes else []) + [
+        "", stats.final_score_definition(compare.DEFAULT_WINDOW, None) + f"; bootstrap seed {SEED}, {REPS:,} reps."])
+
+
+def _ci(row: dict) -> str:
+    return f"{row['point']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
 
 
 def cartpole(root: Path) -> Section:
@@ -354,7 +392,7 @@ def sections(root: Path) -> list[Section]:
             road_runner(root, "atari100k_road_runner_dreamerv3", "Road Runner at the official settings, size1m"),
             road_runner(root, "atari100k_road_runner_lr3e-4", "Road Runner at lr 3e-4, size1m"),
             road_runner(root, "gpu_road_runner_size12m", "Road Runner at the official settings, size12m, GPU"),
-            cartpole(root), gpu_alien(root), shift(root), shift_study(root)]
+            road_runner_vs_published(root), cartpole(root), gpu_alien(root), shift(root), shift_study(root)]
 
 
 def build(root: Path) -> str:

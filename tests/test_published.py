@@ -117,9 +117,13 @@ def test_equal_frames_cut_the_published_runs_to_the_compared_ones():
     assert 0 < end["published-dreamerv3"] <= end["size12m"] < 100_000
     assert any("cut at" in note and "road_runner" in note for note in result.notes)
     cover = {c["method"]: c for c in result.coverage}
-    assert cover["published-dreamerv3"]["runs"] == 130 and cover["size12m"]["runs"] == 3
+    assert cover["published-dreamerv3"]["runs"] == 5 and cover["published-dreamerv3"]["tasks_in_all"] == 26
+    assert cover["size12m"]["runs"] == 3 and cover["size12m"]["last_frame"][1] == end["size12m"]
     # the other 25 games of the published runs are named as left out, not silently dropped
-    assert sum("not every method has scored runs" in n for n in result.notes) == 25
+    left = [n for n in result.notes if "not every method has" in n]
+    assert len(left) == 1 and "25 task(s)" in left[0] and "alien" in left[0]
+    short = result.data.problems.filter(pl.col("problem").str.starts_with("shorter run"))["run"].to_list()
+    assert short and not any("road_runner" in run for run in short)  # at equal frames none is short
 
 
 def test_unknown_published_agent_is_one_clear_error():
