@@ -87,25 +87,35 @@ PowerDelta = Annotated[float, typer.Option("--power-delta", help="IQM difference
                                                                  "(default: each method's observed one).")]
 PowerMaxSeeds = Annotated[int, typer.Option("--power-max-seeds", help="Largest study (seeds per method) the "
                                                                       "power statement tries, up to 1000.")]
+ScoreKey = Annotated[str, typer.Option("--score-key", help="TensorBoard runs and CSV exports: the tag or column "
+                                                           "holding an episode's score.")]
+StepKey = Annotated[str, typer.Option("--step-key", help="TensorBoard runs and CSV exports: 'step' (the event's "
+                                                         "step, or the CSV column step) or the tag / column of the x.")]
+FramesPerStep = Annotated[float, typer.Option("--frames-per-step", help="TensorBoard runs and CSV exports: env "
+                                                                        "frames per unit of the step (e.g. 4).")]
 OpenloopSource = Annotated[str, typer.Option("--openloop-source", help="Report's open loop from auto, ckpt or scope.")]
 
 
 def _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
-                        cache, frames=None, power_max_seeds=defaults.POWER_MAX_SEEDS) -> None:
+                        cache, frames=None, power_max_seeds=defaults.POWER_MAX_SEEDS,
+                        score_key=defaults.SCORE_KEY, step_key="step", frames_per_step=1.0) -> None:
     """`compare` and `report`: one pipeline (analysis.pipeline.run); print its table and files."""
-    from analysis import compare, pipeline, stats
+    from analysis import compare, foreign, pipeline, stats
     from analysis.ingest import IngestError
 
     if len(methods) < 2:
         _fail(f"got {len(methods)} method argument(s); expected REF OTHER [OTHER ...]")
     _check_seed(seed)
+    if not (frames_per_step > 0 and frames_per_step < float("inf")):
+        _fail(f"--frames-per-step {frames_per_step}: expected a positive number of env frames")
+    keys = foreign.KeyMap(score_key, step_key, frames_per_step)
     metrics = [m.strip() for m in metric.split(",") if m.strip()]
     labels = None if names is None else [n.strip() for n in names.split(",")]
     try:
         interval = None if frames is None else stats.parse_frames(frames)
         done = pipeline.run([[m] for m in methods], out, labels, reps, seed, metrics, window, power_delta,
                             make_report, source, progress=True, cache=cache, frames=interval,
-                            power_max_seeds=power_max_seeds)
+                            power_max_seeds=power_max_seeds, keys=keys)
     except (IngestError, ValueError, OSError) as error:
         _fail(_first_line(error))
     from rich.table import Table
@@ -152,11 +162,14 @@ def compare_cli(
     source: OpenloopSource = defaults.OPENLOOP_SOURCE,
     cache_dir: str = CACHE_DIR,
     no_cache: bool = NO_CACHE,
+    score_key: ScoreKey = defaults.SCORE_KEY,
+    step_key: StepKey = "step",
+    frames_per_step: FramesPerStep = 1.0,
 ):
     """Compare methods against the first: IQM, mean, median, optimality gap with 95% bootstrap CIs,
     probability of improvement and seeds needed; writes figures and the report."""
     _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
-                        _cache(cache_dir, no_cache), frames, power_max_seeds)
+                        _cache(cache_dir, no_cache), frames, power_max_seeds, score_key, step_key, frames_per_step)
 
 
 @app.command("report")
@@ -174,10 +187,13 @@ def report_cli(
     source: OpenloopSource = defaults.OPENLOOP_SOURCE,
     cache_dir: str = CACHE_DIR,
     no_cache: bool = NO_CACHE,
+    score_key: ScoreKey = defaults.SCORE_KEY,
+    step_key: StepKey = "step",
+    frames_per_step: FramesPerStep = 1.0,
 ):
     """Write the full report (report.html, self-contained, and report.pdf): `compare` with the report."""
     _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, True, source,
-                        _cache(cache_dir, no_cache), frames, power_max_seeds)
+                        _cache(cache_dir, no_cache), frames, power_max_seeds, score_key, step_key, frames_per_step)
 
 
 @app.command("mask")

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import atari, confine, defaults, figures, ingest, mask, published, remote, stats
+from analysis import atari, confine, defaults, figures, foreign, ingest, mask, published, remote, stats
 from analysis.ingest import IngestError
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
@@ -83,13 +83,15 @@ def compare(
     cache: bool | str | Path | None = True,
     frames: tuple[int, int] | None = None,
     power_max_seeds: int = DEFAULT_MAX_SEEDS,
+    keys: foreign.KeyMap = foreign.DEFAULT,
 ) -> CompareResult:
     """Compare the methods whose runs lie under each group of paths (the first group is the
     reference); raises IngestError / CompareError on input that cannot work.
 
     Each run's score is its mean episode score over the last `window` of its own frames, or,
     with `frames` (start, end), over the episodes ending in that env-frame interval, the same
-    for every run (for example the frames after a dynamics shift)."""
+    for every run (for example the frames after a dynamics shift). `keys` says where TensorBoard
+    runs and CSV exports hold the score and the step (analysis/foreign.py)."""
     groups = [[g] if isinstance(g, str) else list(g) for g in groups]
     _check_options(groups, names, metrics, reps, window, power_delta)
     try:
@@ -111,7 +113,7 @@ def compare(
     ingest.one_method_per_run(dict(zip(labels, found)))
     runs = [run for group in found for run in group]
     runs, copy_notes = ingest.without_copies(ingest.with_unique_names(runs))
-    data = ingest.ingest(runs, metric_keys=COMPARE_METRIC_KEYS, progress=progress, cache=cache)
+    data = ingest.ingest(runs, metric_keys=COMPARE_METRIC_KEYS, progress=progress, cache=cache, keys=keys)
     data, cut_notes = equal_frames(data)
     try:
         stats.check_magnitude(data.scores, {r.name: r.path for r in runs})

@@ -17,3 +17,14 @@ RUN_FILES = LOGS + tuple(name + GZIP for name in LOGS)  # a folder holding one o
 # a few hundred), so more than this is a gzip bomb or not a log, and the file is skipped.
 MAX_UNZIPPED_LOG_BYTES = 1 << 30
 UNZIP_BATCH_BYTES = 256 << 20  # decompressed logs held at once while a batch of them is parsed
+SCORE_KEY = "episode/score"  # an episode's score, as the trainer logs it (and foreign files by default)
+EVENT_FILE_PREFIX = "events.out.tfevents."  # a folder holding a TensorBoard event file is a run
+
+
+def is_event_file(name: str) -> bool:
+    return name.startswith(EVENT_FILE_PREFIX)
+
+
+def is_run_file(name: str) -> bool:
+    """A file whose presence makes its folder a run: a log, or a TensorBoard event file."""
+    return name in RUN_FILES or is_event_file(name)

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import atari, confine, defaults, gzlog, jsonl, published, remote, runconfig
+from analysis import atari, confine, defaults, foreign, gzlog, jsonl, published, remote, runconfig
 from analysis import cache as cache_lib
 from analysis.jsonl import LONG_SCHEMA, IngestError, problem, read_jsonl  # noqa: F401 (re-exported)
 
@@ -80,6 +80,9 @@ def discover(paths: Sequence[str], names: Sequence[str] | None = None) -> list[R
         if published.is_spec(spec):
             shipped += _published_runs(spec, label)
             continue
+        if foreign.is_csv(spec):
+            shipped += _csv_runs(Path(spec), label, known_methods)
+            continue
         dirs = _run_dirs(spec)
         if not dirs:
             raise IngestError(f"{spec}: no runs found (expected folders holding scores.jsonl or metrics.jsonl)")
@@ -96,6 +99,49 @@ def discover(paths: Sequence[str], names: Sequence[str] | None = None) -> list[R
         seen[real] = label
         runs.append(_label_run(run_dir, label, known_methods))
     return with_unique_names(_number_missing_seeds(runs) + shipped)
+
+
+def _csv_runs(path: Path, label: str | None, known_methods: Sequence[str]) -> list[Run]:
+    """The runs of a CSV export: one per distinct (task, method, seed) of its label columns (its
+    path `<file>/run<i>`), or the file as one run; what no column says comes from the folders."""
+    try:
+        groups = foreign.csv_groups(path)
+    except foreign.ForeignError as error:
+        raise IngestError(str(error)) from None
+    folder = _label_run(path.parent, label, known_methods)
+    stem_seed = re.search(r"seed[_-]?(\d+)", path.stem)
+    runs = []
+    for i, group in enumerate(groups):
+        seed = group.get("seed", stem_seed.group(1) if stem_seed else None)
+        if seed is not None and not (str(seed).isdigit() and len(str(seed)) < 19):
+            raise IngestError(f"{path}: seed {seed!r} in the seed column; expected a whole number")
+        runs.append(Run(path / f"run{i}" if group else path, group.get("task") or folder.task,
+                        label or group.get("method") or folder.method,
+                        int(seed) if seed is not None else -1, "", seed_recorded=seed is not None))
+    return _number_missing_seeds(runs)
+
+
+def _csv_of(path: Path) -> tuple[Path, int | None] | None:
+    """(CSV file, group index or None) when `path` is a CSV run (see `_csv_runs`), else None."""
+    if path.suffix.lower() == foreign.CSV_SUFFIX and path.is_file():
+        return path, None
+    if path.parent.suffix.lower() == foreign.CSV_SUFFIX and path.name.startswith("run") and path.name[3:].isdigit():
+        return (path.parent, int(path.name[3:])) if path.parent.is_file() else None
+    return None
+
+
+def _is_event_run(run_dir: Path) -> bool:
+    """A TensorBoard run: event files, and neither JSONL log (a run writing both is read from its logs)."""
+    listed = remote.listed(run_dir)
+    names = listed if listed is not None else {p.name for p in _children(run_dir)}
+    return any(defaults.is_event_file(n) for n in names) and not any(n in RUN_FILES for n in names)
+
+
+def _children(folder: Path) -> list[Path]:
+    try:
+        return list(Path(folder).iterdir()) if Path(folder).is_dir() else []
+    except OSError:
+        return []
 
 
 def _published_runs(spec: str, label: str | None) -> list[Run]:
@@ -164,7 +210,7 @@ def _run_dirs(spec: str) -> list[Path]:
 def _walk(root: Path) -> list[Path]:
     """Run dirs at or below an existing path (a run file names its folder)."""
     if root.is_file():
-        root = root.parent if root.name in RUN_FILES else root
+        root = root.parent if defaults.is_run_file(root.name) else root
     if _is_run_dir(root):
         return [root]
     out, stack, entered = [], [root], set()
@@ -252,7 +298,9 @@ def _expand(folder: Path, parts: list[str], entered: set, found: dict) -> None:
 
 
 def _is_run_dir(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in RUN_FILES)
+    if any((folder / name).is_file() for name in RUN_FILES):
+        return True
+    return any(defaults.is_event_file(p.name) and p.is_file() for p in _children(folder))
 
 
 def split_task_method(folder: str, known_methods: Sequence[str] = (), task: str | None = None):
@@ -407,16 +455,34 @@ def read_scope_scalars(scope_dir: Path, problems: list[dict], run_dir: Path | No
 Tables = tuple[pl.DataFrame, pl.DataFrame, list[dict]]  # scores, metrics, problems of one run
 
 
-def read_runs(run_dirs: Sequence[Path]) -> list[Tables]:
+def read_runs(run_dirs: Sequence[Path], keys: foreign.KeyMap = foreign.DEFAULT) -> list[Tables]:
     """(scores, metrics, problems) of each run dir, each table long: step, key, value.
 
     The JSONL files of all the runs are parsed together (jsonl.read_many): one scan over many
-    files is several times faster than one scan per file.
+    files is several times faster than one scan per file. TensorBoard runs and CSV exports are
+    read by analysis/foreign.py with the key map `keys`.
     """
     remote.fetch_logs(run_dirs)
-    files = [path for d in run_dirs for path in (log_file(d, name) for name in LOGS) if confine.run_file(d, path)]
+    other = {d: _read_foreign(d, keys) for d in run_dirs if _csv_of(d) or _is_event_run(d)}
+    files = [path for d in run_dirs if d not in other for path in (log_file(d, name) for name in LOGS)
+             if confine.run_file(d, path)]
     logs = dict(zip(files, jsonl.read_many(files)))
-    return [_assemble_run(d, logs) for d in run_dirs]
+    return [other[d] if d in other else _assemble_run(d, logs) for d in run_dirs]
+
+
+def _read_foreign(run_dir: Path, keys: foreign.KeyMap) -> Tables:
+    """A TensorBoard run or a CSV export's run, NaN/inf scores left out as for a JSONL run."""
+    csv = _csv_of(run_dir)
+    try:
+        if csv is None:
+            scores, metrics, problems = foreign.read_events(run_dir, keys)
+        else:
+            labels = foreign.csv_groups(csv[0])[csv[1]] if csv[1] is not None else {}
+            scores, metrics, problems = foreign.read_csv_run(csv[0], labels, keys)
+    except foreign.ForeignError as error:
+        return pl.DataFrame(schema=LONG_SCHEMA), pl.DataFrame(schema=LONG_SCHEMA), [
+            {"file": (csv[0] if csv else run_dir).name, "line": None, "problem": str(error)}]
+    return _finite(scores, problems, "scores"), metrics, problems
 
 
 def read_run(run_dir: Path) -> Tables:
@@ -478,6 +544,8 @@ def _finite(scores: pl.DataFrame, problems: list[dict], name: str = "scores.json
 
 def _sources(run_dir: Path) -> list[Path]:
     """The files a run's tables are parsed from (what the cache key hashes)."""
+    if _is_event_run(run_dir):
+        return foreign.event_files(run_dir)
     scope = sorted(p for p in (run_dir / "scope").glob("*.float") if confine.run_file(run_dir, p)) \
         if (run_dir / "scope").is_dir() else []
     logs = [log_file(run_dir, name) for name in LOGS]
@@ -514,25 +582,30 @@ def _unzipped_key(run_dir: Path) -> str | None:
     return digest.hexdigest()
 
 
-def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None = True) -> list[Tables]:
-    """read_runs through the parquet cache (analysis/cache.py); `cache` as cache.folder takes it."""
+def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None = True,
+                     keys: foreign.KeyMap = foreign.DEFAULT) -> list[Tables]:
+    """read_runs through the parquet cache (analysis/cache.py); `cache` as cache.folder takes it.
+    Published runs and CSV exports are read each time (they parse in milliseconds)."""
     shipped = {d: (published.scores_table(d), pl.DataFrame(schema=LONG_SCHEMA), [])
                for d in run_dirs if published.owns(d)}
-    if shipped:  # published runs: read from the package's data, never cached
-        rest = iter(read_runs_cached([d for d in run_dirs if d not in shipped], cache))
+    csvs = [d for d in run_dirs if _csv_of(d)]
+    shipped.update(zip(csvs, read_runs(csvs, keys)))
+    if shipped:
+        rest = iter(read_runs_cached([d for d in run_dirs if d not in shipped], cache, keys))
         return [shipped[d] if d in shipped else next(rest) for d in run_dirs]
     folder = cache_lib.folder(cache)
     if folder is None:
-        return read_runs(run_dirs)
+        return read_runs(run_dirs, keys)
     remote.fetch_logs(run_dirs)
     confine.refuse_inside(folder, run_dirs, "--cache-dir")
-    keys = {d: _content_key(d) for d in run_dirs}
-    found = {d: cache_lib.read(cache_lib.entry(folder, d), keys[d]) if keys[d] else None for d in run_dirs}
+    content = {d: _content_key(d) for d in run_dirs}
+    tagged = {d: content[d] + "|" + keys.tag() if content[d] and _is_event_run(d) else content[d] for d in run_dirs}
+    found = {d: cache_lib.read(cache_lib.entry(folder, d), tagged[d]) if tagged[d] else None for d in run_dirs}
     missing = [d for d, tables in found.items() if tables is None]
-    for run_dir, tables in zip(missing, read_runs(missing)):
+    for run_dir, tables in zip(missing, read_runs(missing, keys)):
         found[run_dir] = tables
-        if keys[run_dir]:
-            cache_lib.write(cache_lib.entry(folder, run_dir), keys[run_dir], tables)
+        if tagged[run_dir]:
+            cache_lib.write(cache_lib.entry(folder, run_dir), tagged[run_dir], tables)
     return [found[d] for d in run_dirs]
 
 
@@ -541,7 +614,7 @@ def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None =
 
 def ingest(
     runs: list[Run], metric_keys: Sequence[str] | None = None, progress: bool = False,
-    cache: bool | str | Path | None = True,
+    cache: bool | str | Path | None = True, keys: foreign.KeyMap = foreign.DEFAULT,
 ) -> Ingested:
     """Read every run into the tidy tables; `metric_keys` limits the metrics table to those keys.
 
@@ -549,7 +622,7 @@ def ingest(
     """
     scores, metrics, problems = [], [], []
     batches = [runs[i:i + BATCH_RUNS] for i in range(0, len(runs), BATCH_RUNS)]
-    tables = [t for tables in _progress(_read_batches(batches, cache), progress, "reading runs", len(batches))
+    tables = [t for tables in _progress(_read_batches(batches, cache, keys), progress, "reading runs", len(batches))
               for t in tables]
     for run, (_, _, run_problems) in zip(runs, tables):
         problems += [{"run": run.name, "file": "config.yaml", "line": None, "problem": n} for n in run.notes]
@@ -564,12 +637,12 @@ def ingest(
     return Ingested(runs, scores_df, metrics_df, pl.DataFrame(problems, schema=PROBLEM_SCHEMA))
 
 
-def _read_batches(batches: list[list[Run]], cache):
+def _read_batches(batches: list[list[Run]], cache, keys: foreign.KeyMap = foreign.DEFAULT):
     """read_runs_cached of each batch; a remote batch's logs download while the one before parses."""
     for i, batch in enumerate(batches):
         if i + 1 < len(batches):
             remote.prefetch_logs([r.path for r in batches[i + 1]])
-        yield read_runs_cached([r.path for r in batch], cache)
+        yield read_runs_cached([r.path for r in batch], cache, keys)
 
 
 def _labelled(runs: list[Run], tables: list[pl.DataFrame]) -> pl.DataFrame:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from analysis import compare, confine, figures, report, stats
+from analysis import compare, confine, figures, foreign, report, stats
 
 REPORTS = Path("reports")
 
@@ -37,13 +37,14 @@ def run(groups: Sequence[Sequence[str]], out: str | Path | None = None, names: S
         reps: int = compare.DEFAULT_REPS, seed: int = 0, metrics: Sequence[str] = stats.METRICS,
         window: float = compare.DEFAULT_WINDOW, power_delta: float | None = None, make_report: bool = True,
         openloop_source: str = "auto", progress: bool = False, cache: bool | str | Path | None = True,
-        frames: tuple[int, int] | None = None, power_max_seeds: int = compare.DEFAULT_MAX_SEEDS) -> Outcome:
+        frames: tuple[int, int] | None = None, power_max_seeds: int = compare.DEFAULT_MAX_SEEDS,
+        keys: foreign.KeyMap = foreign.DEFAULT) -> Outcome:
     """Compare, write figures and tables, and write the report; raises what `compare` raises."""
 
     groups = [[g] if isinstance(g, str) else list(g) for g in groups]
     result = compare.compare(groups, names=names, reps=reps, seed=seed, metrics=metrics, window=window,
                              progress=progress, power_delta=power_delta, cache=cache, frames=frames,
-                             power_max_seeds=power_max_seeds)
+                             power_max_seeds=power_max_seeds, keys=keys)
     folder = Path(out) if out else REPORTS / result.name
     confine.refuse_inside(folder, [run.path for run in result.data.runs], "--out" if out else "the report folder")
     rendered = {stem: figures.render(fig) for stem, fig in compare.figures_of(result).items()}

@@ -2,7 +2,7 @@
 
 A remote path is listed once (one recursive listing per path or glob match); its run dirs are
 found from the key names by the rules a local walk uses (a folder holding scores.jsonl or
-metrics.jsonl, or their .gz; nothing below a run, in ckpt/, replay/, scope/ or a hidden folder, is another
+metrics.jsonl, or their .gz, or a TensorBoard event file; nothing below a run, in ckpt/, replay/, scope/ or a hidden folder, is another
 run). Each run is mirrored into a private staging folder that exists for this process only,
 `<stage>/<scheme>/<bucket>/<key>`, so every later stage (ingest, cache, report, open loop) reads
 local files and labels runs exactly as it labels a local copy. Files are fetched when a stage
@@ -157,7 +157,7 @@ def run_dirs(spec: str) -> list[Path]:
         listing = call(_url(scheme, root), "find", root, detail=True)
         if not listing and call(_url(scheme, root), "isfile", root):
             listing = {root: call(_url(scheme, root), "info", root)}
-        if root in listing and root.rsplit("/", 1)[-1] in RUN_FILES:  # a run file names its folder
+        if root in listing and defaults.is_run_file(root.rsplit("/", 1)[-1]):  # a run file names its folder
             root = roots[i] = root.rsplit("/", 1)[0]
             listing = call(_url(scheme, root), "find", root, detail=True)
         listed |= {name.strip("/") for name in listing}
@@ -180,7 +180,8 @@ def _runs_in(root: str, listing: dict) -> dict[str, dict[str, int]]:
     sizes = {name.strip("/"): int(info.get("size") or 0) for name, info in listing.items()
              if info.get("type", "file") == "file"}
     below = {name[len(root) + 1:]: size for name, size in sizes.items() if name.startswith(root + "/")}
-    folders = {rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in below if rel.rsplit("/", 1)[-1] in RUN_FILES}
+    folders = {rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in below
+               if defaults.is_run_file(rel.rsplit("/", 1)[-1])}
     runs = []
     for folder in sorted(folders):
         parts = folder.split("/") if folder else []
@@ -302,7 +303,7 @@ def prefetch_logs(run_dirs) -> None:
 
 
 def _log_keys(run: Staged) -> list[str]:
-    return [rel for rel in run.keys if rel in RUN_FILES
+    return [rel for rel in run.keys if rel in RUN_FILES or defaults.is_event_file(rel)
             or fnmatch.fnmatchcase(rel, "scope/*.float") and rel.count("/") == 1]
 
 
