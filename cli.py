@@ -93,12 +93,16 @@ StepKey = Annotated[str, typer.Option("--step-key", help="TensorBoard runs and C
                                                          "step, or the CSV column step) or the tag / column of the x.")]
 FramesPerStep = Annotated[float, typer.Option("--frames-per-step", help="TensorBoard runs and CSV exports: env "
                                                                         "frames per unit of the step (e.g. 4).")]
+Summary = Annotated[str, typer.Option("--summary", help="Each run's score: window (mean over the last --window "
+                                                       "of its frames, or over --frames), last (its last episode) "
+                                                       "or max (its best episode).")]
 OpenloopSource = Annotated[str, typer.Option("--openloop-source", help="Report's open loop from auto, ckpt or scope.")]
 
 
 def _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
                         cache, frames=None, power_max_seeds=defaults.POWER_MAX_SEEDS,
-                        score_key=defaults.SCORE_KEY, step_key="step", frames_per_step=1.0) -> None:
+                        score_key=defaults.SCORE_KEY, step_key="step", frames_per_step=1.0,
+                        summary="window") -> None:
     """`compare` and `report`: one pipeline (analysis.pipeline.run); print its table and files."""
     from analysis import compare, foreign, pipeline, stats
     from analysis.ingest import IngestError
@@ -115,7 +119,7 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
         interval = None if frames is None else stats.parse_frames(frames)
         done = pipeline.run([[m] for m in methods], out, labels, reps, seed, metrics, window, power_delta,
                             make_report, source, progress=True, cache=cache, frames=interval,
-                            power_max_seeds=power_max_seeds, keys=keys)
+                            power_max_seeds=power_max_seeds, keys=keys, summary=summary)
     except (IngestError, ValueError, OSError) as error:
         _fail(_first_line(error))
     from rich.table import Table
@@ -165,11 +169,13 @@ def compare_cli(
     score_key: ScoreKey = defaults.SCORE_KEY,
     step_key: StepKey = "step",
     frames_per_step: FramesPerStep = 1.0,
+    summary: Summary = "window",
 ):
     """Compare methods against the first: IQM, mean, median, optimality gap with 95% bootstrap CIs,
     probability of improvement and seeds needed; writes figures and the report."""
     _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
-                        _cache(cache_dir, no_cache), frames, power_max_seeds, score_key, step_key, frames_per_step)
+                        _cache(cache_dir, no_cache), frames, power_max_seeds, score_key, step_key, frames_per_step,
+                        summary)
 
 
 @app.command("report")
@@ -190,10 +196,12 @@ def report_cli(
     score_key: ScoreKey = defaults.SCORE_KEY,
     step_key: StepKey = "step",
     frames_per_step: FramesPerStep = 1.0,
+    summary: Summary = "window",
 ):
     """Write the full report (report.html, self-contained, and report.pdf): `compare` with the report."""
     _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, True, source,
-                        _cache(cache_dir, no_cache), frames, power_max_seeds, score_key, step_key, frames_per_step)
+                        _cache(cache_dir, no_cache), frames, power_max_seeds, score_key, step_key, frames_per_step,
+                        summary)
 
 
 @app.command("mask")

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import atari, confine, defaults, figures, foreign, ingest, mask, published, remote, stats
+from analysis import atari, confine, defaults, figures, foreign, ingest, mask, published, remote, runscore, stats, tables
 from analysis.ingest import IngestError
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
@@ -53,7 +53,13 @@ class CompareResult:
     unit: str  # stats.score_unit of the scored tasks: what every aggregate, axis and caption is in
     notes: list[str] = field(default_factory=list)
     frames: tuple[int, int] | None = None  # scored env-frame interval; None: the last `window`
-    coverage: list[dict] = field(default_factory=list)  # published.coverage: each method's tasks, seeds, frames
+    coverage: list[dict] = field(default_factory=list)  # coverage_of: each method's tasks, seeds, frames
+    summary: str = "window"  # runscore: how each run became one score
+
+    @property
+    def definition(self) -> str:
+        """The sentence saying how each run's score was made (printed beside every table)."""
+        return runscore.definition(self.summary, self.window, self.frames)
 
     @property
     def reference(self) -> str:
@@ -84,6 +90,7 @@ def compare(
     frames: tuple[int, int] | None = None,
     power_max_seeds: int = DEFAULT_MAX_SEEDS,
     keys: foreign.KeyMap = foreign.DEFAULT,
+    summary: str = runscore.DEFAULT,
 ) -> CompareResult:
     """Compare the methods whose runs lie under each group of paths (the first group is the
     reference); raises IngestError / CompareError on input that cannot work.
@@ -91,7 +98,8 @@ def compare(
     Each run's score is its mean episode score over the last `window` of its own frames, or,
     with `frames` (start, end), over the episodes ending in that env-frame interval, the same
     for every run (for example the frames after a dynamics shift). `keys` says where TensorBoard
-    runs and CSV exports hold the score and the step (analysis/foreign.py)."""
+    runs and CSV exports hold the score and the step (analysis/foreign.py). `summary` says how
+    a run becomes one score (analysis/runscore.py: window, last or max)."""
     groups = [[g] if isinstance(g, str) else list(g) for g in groups]
     _check_options(groups, names, metrics, reps, window, power_delta)
     try:
@@ -119,10 +127,11 @@ def compare(
         stats.check_magnitude(data.scores, {r.name: r.path for r in runs})
     except ValueError as error:
         raise CompareError(str(error)) from None
-    if frames is None:
-        final = stats.final_scores(data.scores, window, runs, ingest.last_steps(data.scores, data.metrics))
-    else:
-        final = stats.interval_scores(data.scores, frames, runs)
+    try:
+        final = runscore.run_scores(data.scores, summary, window, frames, runs,
+                                    ingest.last_steps(data.scores, data.metrics))
+    except ValueError as error:
+        raise CompareError(str(error)) from None
     tasks, notes = _shared_tasks(final, labels)
     notes = copy_notes + cut_notes + notes
     coverage = coverage_of(data, labels, tasks)
@@ -144,7 +153,7 @@ def compare(
     curves = _curves(data.scores, final, labels, tasks, min(reps, CURVE_REPS), seed)
     profiles = _profiles(matrices, min(reps, CURVE_REPS), seed)
     return CompareResult(labels, data, final, tasks, aggregate, poi, power, differences, curves, profiles,
-                         seed, reps, window, tuple(metrics), unit, notes, frames, coverage)
+                         seed, reps, window, tuple(metrics), unit, notes, frames, coverage, summary)
 
 
 def coverage_of(data: ingest.Ingested, methods: list[str], tasks: list[str]) -> list[dict]:
@@ -374,7 +383,7 @@ def difference_sentences(result: CompareResult) -> list[str]:
 
 def bootstrap_sentence(result: CompareResult) -> str:
     return (f"bootstrap: seed {result.seed}, {result.reps:,} reps (stratified over runs, percentile CIs); "
-            + stats.final_score_definition(result.window, result.frames))
+            + result.definition)
 
 
 FIGURE_TITLES = {"aggregates": "Aggregate metrics", "probability_of_improvement": "Probability of improvement",
@@ -408,7 +417,8 @@ def summary(result: CompareResult) -> dict:
         "methods": result.methods, "reference": result.reference, "tasks": result.tasks,
         "seed": result.seed, "reps": result.reps, "window": result.window,
         "frames": None if result.frames is None else list(result.frames), "ci": stats.CI_SIZE,
-        "metrics": list(result.metrics), "score_unit": result.unit,
+        "metrics": list(result.metrics), "score_unit": result.unit, "summary": result.summary,
+        "score_definition": result.definition,
         "aggregate": [{k: safe(v) if isinstance(v, float) else v for k, v in row.items()}
                       for row in result.aggregate.to_dicts()],
         "probability_of_improvement": result.poi.to_dicts(),
@@ -430,4 +440,5 @@ def write_outputs(result: CompareResult, out: Path, rendered: dict[str, figures.
     (out / "summary.json").write_text(json.dumps(summary(result), indent=2, default=str))
     result.final.write_csv(out / "per_run.csv")
     written["summary.json"], written["per_run.csv"] = out / "summary.json", out / "per_run.csv"
+    written.update(tables.write(result, out, result.definition))
     return written

@@ -7,6 +7,7 @@ files with the same defaults:
 
     OUT/report.html, OUT/report.pdf        the report (self-contained HTML, and its PDF)
     OUT/summary.json, OUT/per_run.csv      the numbers behind it
+    OUT/tables/<name>.tex, .md and .csv    the aggregate and per-task tables (analysis/tables.py)
     OUT/figures/<stem>.png and .pdf        every figure of the report
     OUT/openloop/<reference>_vs_<method>/  open-loop panels, mp4 and error-vs-horizon per method
 
@@ -38,13 +39,13 @@ def run(groups: Sequence[Sequence[str]], out: str | Path | None = None, names: S
         window: float = compare.DEFAULT_WINDOW, power_delta: float | None = None, make_report: bool = True,
         openloop_source: str = "auto", progress: bool = False, cache: bool | str | Path | None = True,
         frames: tuple[int, int] | None = None, power_max_seeds: int = compare.DEFAULT_MAX_SEEDS,
-        keys: foreign.KeyMap = foreign.DEFAULT) -> Outcome:
+        keys: foreign.KeyMap = foreign.DEFAULT, summary: str = "window") -> Outcome:
     """Compare, write figures and tables, and write the report; raises what `compare` raises."""
 
     groups = [[g] if isinstance(g, str) else list(g) for g in groups]
     result = compare.compare(groups, names=names, reps=reps, seed=seed, metrics=metrics, window=window,
                              progress=progress, power_delta=power_delta, cache=cache, frames=frames,
-                             power_max_seeds=power_max_seeds, keys=keys)
+                             power_max_seeds=power_max_seeds, keys=keys, summary=summary)
     folder = Path(out) if out else REPORTS / result.name
     confine.refuse_inside(folder, [run.path for run in result.data.runs], "--out" if out else "the report folder")
     rendered = {stem: figures.render(fig) for stem, fig in compare.figures_of(result).items()}

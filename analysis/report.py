@@ -23,7 +23,7 @@ import polars as pl
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from analysis import compare, confine, figures, mask, openloop, published, ranking, remote, runconfig, stats
+from analysis import compare, confine, figures, mask, openloop, published, ranking, remote, runconfig, stats, tables
 
 TEMPLATES = Path(__file__).parent / "templates"
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
@@ -254,11 +254,12 @@ def setup_section(result) -> Section:
 
 def aggregate_section(result) -> Section:
 
-    columns, rows = compare.table_rows(result)
-    caption = (f"Final scores ({result.unit}) with 95% stratified bootstrap CIs, per task and over "
-               f"{stats.OVERALL}; the last column is the probability of improvement (rliable) over the "
-               f"reference {result.reference}. " + compare.bootstrap_sentence(result) + ".")
-    blocks = [Table(columns, rows, caption)]
+    text = tables.caption(result, result.definition)
+    blocks = [Paragraph(line) for line in compare.coverage_sentences(result)]
+    blocks += [Table(*tables.shown(result, [stats.OVERALL]), f"Over {stats.OVERALL} ({len(result.tasks)}): {text}"),
+               Table(*tables.shown(result, list(result.tasks)), f"Per task: {text}"),
+               Paragraph("The same tables are in tables/aggregate.{tex,md,csv} and tables/per_task.{tex,md,csv} "
+                         "beside summary.json (LaTeX: booktabs).")]
     blocks += [Paragraph(line) for line in compare.difference_sentences(result) + compare.power_sentences(result)]
     blocks += [Paragraph(f"Note: {note}") for note in result.notes]
     return Section("aggregate", "Aggregate scores", blocks)
@@ -372,7 +373,7 @@ def build(result, rendered: dict, out: Path, paths: list[list[str]], openloop_so
         openloop_section(result, best, out, openloop_source),
         Section("per-run", "Per-run table", [table_from_records(
             result.final.filter(pl.col("task").is_in(result.tasks)).to_dicts(),
-            stats.final_score_definition(result.window, result.frames) + "; compared tasks only (per_run.csv has "
+            result.definition + "; compared tasks only (per_run.csv has "
             "every run).")]),
         Section("problems", "Ingest problems", [
             table_from_records(result.data.problems.to_dicts()) if result.data.problems.height else

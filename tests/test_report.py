@@ -91,7 +91,8 @@ def test_sections_show_the_data(written):
     for method in METHODS[1:]:  # open loop of every other method against the reference
         assert (out / "openloop" / f"baseline_vs_{method}" / "openloop.mp4").exists()
         assert f"{method} vs baseline: error vs horizon" in text
-    assert all(f"{m} (n=3)" in text for m in METHODS)  # the aggregate table has every method
+    assert all(f"<td>{m}</td>" in text for m in METHODS)  # the aggregate tables have every method
+    assert "tables/aggregate.{tex,md,csv}" in text and (out / "tables" / "per_task.tex").is_file()
     assert text.count("power, ") == 2  # a seeds-needed statement per other method
     assert (out / "figures" / "aggregates.png").is_file() and (out / "figures" / "mask_vs_loss.pdf").is_file()
 
