@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from analysis import atari, confine, defaults, figures, foreign, ingest, mask, published, remote, runscore, stats, tables
+from analysis import atari, confine, curves, defaults, figures, foreign, ingest, mask, published, remote, runscore, stats, tables
 from analysis.ingest import IngestError
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
@@ -313,11 +313,8 @@ def _power(base, other, delta, seed, grid) -> dict | None:
 
 
 def _curves(scores, final, methods, tasks, reps, seed) -> dict:
-    marks, table = stats.score_curves(scores.filter(pl.col("task").is_in(tasks)), final)
-    out = {"marks": marks}
-    for method in methods:
-        out[method] = stats.iqm_curve(stats.curve_matrix(table, method, tasks), reps, seed)
-    return out
+    """Sample-efficiency curves (analysis/curves.py): runs count only while they last."""
+    return curves.efficiency(scores, final, methods, tasks, reps, seed)
 
 
 def _profiles(matrices, reps, seed) -> dict:
@@ -387,13 +384,15 @@ def bootstrap_sentence(result: CompareResult) -> str:
 
 
 FIGURE_TITLES = {"aggregates": "Aggregate metrics", "probability_of_improvement": "Probability of improvement",
-                 "sample_efficiency": "IQM learning curves", "performance_profile": "Performance profiles",
+                 "sample_efficiency": "IQM learning curves (band: 95% stratified bootstrap CI; below: runs per "
+                 "task at each point, fewer where runs end)", "performance_profile": "Performance profiles",
                  "score_curves": "Raw episode scores (on Atari100k against the random and human scores)",
                  "final_scores": "Final score per run"}
 
 
-def figures_of(result: CompareResult) -> dict[str, object]:
-    """Every figure of the comparison (matplotlib figures, not yet saved), by file stem."""
+def figures_of(result: CompareResult, smooth: str = curves.DEFAULT_SMOOTH) -> dict[str, object]:
+    """Every figure of the comparison (matplotlib figures, not yet saved), by file stem; `smooth`
+    is the score curves' display smoothing (curves.smooth), never the statistics'."""
     colors = figures.method_colors(result.methods)
     shared = pl.col("task").is_in(result.tasks)
     return {
@@ -402,7 +401,7 @@ def figures_of(result: CompareResult) -> dict[str, object]:
         "probability_of_improvement": figures.plot_poi(result.poi, result.reference),
         "sample_efficiency": figures.plot_curves(result.curves, colors, len(result.tasks), result.unit),
         "performance_profile": figures.plot_profiles(result.profiles, colors, result.unit),
-        "score_curves": figures.plot_score_curves(result.data.scores.filter(shared), colors),
+        "score_curves": figures.plot_score_curves(result.data.scores.filter(shared), colors, smooth),
         "final_scores": figures.plot_final_scores(result.final.filter(shared), colors, result.unit),
     }
 

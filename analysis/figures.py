@@ -22,6 +22,7 @@ import polars as pl
 import seaborn as sns
 
 from analysis import atari
+from analysis import curves as curves_lib
 from analysis.stats import METRIC_TITLES, OVERALL
 
 FRAMES_LABEL = "env frames"
@@ -140,19 +141,34 @@ def plot_poi(poi: pl.DataFrame, reference: str):
 
 @_style
 def plot_curves(curves: dict, colors: dict, n_tasks: int, unit: str):
-    """Sample efficiency: IQM of normalised score over env frames, 95% CI bands."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    """Sample efficiency: IQM of normalised score over env frames, 95% stratified bootstrap CI
+    bands; below it, the runs per task each point rests on (it drops where runs end)."""
+    counted = any("runs" in c for m, c in curves.items() if m != "marks")
+    fig, axes = plt.subplots(2 if counted else 1, 1, figsize=(6.5, 5 if counted else 4), sharex=True,
+                             squeeze=False, gridspec_kw={"height_ratios": [3, 1]} if counted else None)
+    ax = axes[0, 0]
     marks = curves["marks"]
     for method, color in colors.items():
         if method not in curves:
             continue
         c = curves[method]
-        ax.plot(marks, c["point"], color=color, lw=2, label=method)
+        runs = c.get("runs")
+        span = "" if runs is None else (f", {runs.max()} runs/task" if runs.min() == runs.max()
+                                        else f", {runs.min()}-{runs.max()} runs/task")
+        ax.plot(marks, c["point"], color=color, lw=2, label=f"{method}{span}")
         ax.fill_between(marks, c["low"], c["high"], color=color, alpha=0.25, lw=0)
-    _frames(ax)
+        if runs is not None:
+            axes[1, 0].step(marks, runs, where="mid", color=color, lw=1.5)
     ax.set_ylabel(f"IQM {unit}")
-    ax.set_title(f"Sample efficiency ({n_tasks} task{'s' if n_tasks != 1 else ''}), 95% CI")
-    ax.legend(loc="upper left")
+    ax.set_title(f"Sample efficiency ({n_tasks} task{'s' if n_tasks != 1 else ''}): IQM, band = 95% "
+                 "stratified bootstrap CI", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    if counted:
+        axes[1, 0].set_ylabel("runs/task", fontsize=8)
+        axes[1, 0].set_ylim(bottom=0)
+        _frames(axes[1, 0])
+    else:
+        _frames(ax)
     fig.tight_layout()
     return fig
 
@@ -176,12 +192,14 @@ def plot_profiles(profiles: dict, colors: dict, unit: str):
 
 
 @_style
-def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int = 10, max_tasks: int = 8):
-    """Raw episode scores over env frames per task: each run thin (a rolling mean of `smooth`
-    episodes), each method's mean over runs thick, and the task's random / human scores dashed.
+def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int | str = 10, max_tasks: int = 8):
+    """Raw episode scores over env frames per task: each run thin (smoothed as `smooth` says:
+    an int N is `window:N`, else a curves.smooth spec), each method's mean over runs thick, only
+    where every run has episodes, and the task's random / human scores dashed.
 
     The aggregates say which method is ahead; this says whether either learned at all.
     """
+    spec = f"window:{smooth}" if isinstance(smooth, int) else smooth
     rows = scores.filter(pl.col("key") == "episode/score")
     tasks = sorted(rows["task"].cast(pl.String).unique())[:max_tasks]
     cols = max(1, min(len(tasks), 4))
@@ -193,7 +211,7 @@ def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int = 10, max_
             curves = []
             for _, run in runs.group_by("run", maintain_order=True):
                 step, score = run["step"].to_numpy(), run["value"].to_numpy()
-                curves.append((step, pd.Series(score).rolling(smooth, min_periods=1).mean().to_numpy()))
+                curves.append((step, curves_lib.smooth(score, spec)))
                 ax.plot(*curves[-1], color=color, lw=0.8, alpha=0.45)
             if not curves:
                 continue
@@ -201,7 +219,7 @@ def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int = 10, max_
             start, end = max(c[0][0] for c in curves), min(c[0][-1] for c in curves)
             grid = np.linspace(start, end, 100) if end > start else np.array([])
             mean = np.mean([np.interp(grid, *c) for c in curves], 0) if grid.size else grid
-            ax.plot(grid, mean, color=color, lw=2.2, label=f"{method} ({len(curves)} runs)")
+            ax.plot(grid, mean, color=color, lw=2.2, label=f"{method} (mean of {len(curves)} runs)")
         game = atari.game_of(task)
         if game is not None:
             low, high = atari.RANDOM_HUMAN[game]
@@ -209,7 +227,7 @@ def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int = 10, max_
             if high < 3 * max(rows.filter(pl.col("task") == task)["value"].max() or 0, low + 1):
                 ax.axhline(high, color="0.3", ls=":", lw=1, label=f"human {high:g}")
         _frames(ax)
-        ax.set_ylabel(f"episode score (mean of last {smooth})")
+        ax.set_ylabel(f"episode score ({curves_lib.smooth_label(spec)})", fontsize=9)
         ax.set_title(task, fontsize=11)
         ax.legend(fontsize=8, loc="best")
     for ax in list(axes.flat)[len(tasks):]:

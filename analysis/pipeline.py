@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from analysis import compare, confine, figures, foreign, report, stats
+from analysis import compare, confine, curves, figures, foreign, report, stats
 
 REPORTS = Path("reports")
 
@@ -39,16 +39,18 @@ def run(groups: Sequence[Sequence[str]], out: str | Path | None = None, names: S
         window: float = compare.DEFAULT_WINDOW, power_delta: float | None = None, make_report: bool = True,
         openloop_source: str = "auto", progress: bool = False, cache: bool | str | Path | None = True,
         frames: tuple[int, int] | None = None, power_max_seeds: int = compare.DEFAULT_MAX_SEEDS,
-        keys: foreign.KeyMap = foreign.DEFAULT, summary: str = "window") -> Outcome:
+        keys: foreign.KeyMap = foreign.DEFAULT, summary: str = "window",
+        smooth: str = curves.DEFAULT_SMOOTH) -> Outcome:
     """Compare, write figures and tables, and write the report; raises what `compare` raises."""
 
     groups = [[g] if isinstance(g, str) else list(g) for g in groups]
+    curves.parse_smooth(smooth)  # a bad --smooth fails before the work
     result = compare.compare(groups, names=names, reps=reps, seed=seed, metrics=metrics, window=window,
                              progress=progress, power_delta=power_delta, cache=cache, frames=frames,
                              power_max_seeds=power_max_seeds, keys=keys, summary=summary)
     folder = Path(out) if out else REPORTS / result.name
     confine.refuse_inside(folder, [run.path for run in result.data.runs], "--out" if out else "the report folder")
-    rendered = {stem: figures.render(fig) for stem, fig in compare.figures_of(result).items()}
+    rendered = {stem: figures.render(fig) for stem, fig in compare.figures_of(result, smooth).items()}
     written = compare.write_outputs(result, folder, rendered)
     if not make_report:
         return Outcome(result, folder, written, None, True)
