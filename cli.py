@@ -182,31 +182,10 @@ def compare_cli(
                         summary, smooth)
 
 
-@app.command("report")
-def report_cli(
-    methods: Methods,
-    out: Out = None,
-    reps: Reps = defaults.REPS,
-    seed: Seed = 0,
-    metric: Metric = ",".join(defaults.METRICS),
-    names: Names = None,
-    window: Window = defaults.WINDOW,
-    frames: Frames = None,
-    power_delta: PowerDelta = None,
-    power_max_seeds: PowerMaxSeeds = defaults.POWER_MAX_SEEDS,
-    source: OpenloopSource = defaults.OPENLOOP_SOURCE,
-    cache_dir: str = CACHE_DIR,
-    no_cache: bool = NO_CACHE,
-    score_key: ScoreKey = defaults.SCORE_KEY,
-    step_key: StepKey = "step",
-    frames_per_step: FramesPerStep = 1.0,
-    summary: Summary = "window",
-    smooth: Smooth = "window:10",
-):
-    """Write the full report (report.html, self-contained, and report.pdf): `compare` with the report."""
-    _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, True, source,
-                        _cache(cache_dir, no_cache), frames, power_max_seeds, score_key, step_key, frames_per_step,
-                        summary, smooth)
+# `report` is `compare` under another name (the report is written by default): one command
+# function, one pipeline, the same options and defaults.
+app.command("report", help="Write the full report (report.html, self-contained, and report.pdf) of the comparison: "
+            "`compare` under another name.")(compare_cli)
 
 
 @app.command("mask")

@@ -129,3 +129,18 @@ def test_equal_frames_cut_the_published_runs_to_the_compared_ones():
 def test_unknown_published_agent_is_one_clear_error():
     with pytest.raises(ingest.IngestError, match="published:dreamerv3, published:ppo"):
         ingest.discover(["published:muzero"])
+
+
+def test_report_shows_the_published_comparison(tmp_path):
+    """`report` is `compare` with the report: the HTML has each side's coverage and the cut."""
+    from typer.testing import CliRunner
+
+    import cli
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli.app, ["report", "published:dreamerv3", str(SIZE12M), "--reps", "100",
+                                          "--metric", "iqm", "--no-cache", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text()
+    assert "published-dreamerv3: 5 runs on 1 compared task(s) (and 25 task(s) not compared)" in html
+    assert "published runs of atari100k_road_runner cut at" in html and (out / "tables" / "per_task.tex").is_file()
