@@ -113,7 +113,7 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
     if len(methods) < 2:
         _fail(f"got {len(methods)} method argument(s); expected REF OTHER [OTHER ...]")
     _check_seed(seed)
-    if not (frames_per_step > 0 and frames_per_step < float("inf")):
+    if not (0 < frames_per_step < float("inf")):
         _fail(f"--frames-per-step {frames_per_step}: expected a positive number of env frames")
     keys = foreign.KeyMap(score_key, step_key, frames_per_step)
     metrics = [m.strip() for m in metric.split(",") if m.strip()]
@@ -313,13 +313,19 @@ def runs_cli(
     paths: list[str] = typer.Argument(..., help="Run dirs, folders of runs, or globs."),
     cache_dir: str = CACHE_DIR,
     no_cache: bool = NO_CACHE,
+    score_key: ScoreKey = defaults.SCORE_KEY,
+    step_key: StepKey = "step",
+    frames_per_step: FramesPerStep = 1.0,
 ):
     """List the runs found: task, method, seed, steps, episodes and problems."""
-    from analysis import ingest
+    from analysis import foreign, ingest
 
+    if not (0 < frames_per_step < float("inf")):
+        _fail(f"--frames-per-step {frames_per_step}: expected a positive number of env frames")
     try:
         found = ingest.discover(paths)
-        data = ingest.ingest(found, progress=True, cache=_cache(cache_dir, no_cache))
+        data = ingest.ingest(found, progress=True, cache=_cache(cache_dir, no_cache),
+                             keys=foreign.KeyMap(score_key, step_key, frames_per_step))
     except (ingest.IngestError, ValueError, OSError) as error:
         _fail(_first_line(error))
     from rich.table import Table

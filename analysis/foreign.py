@@ -147,7 +147,7 @@ def read_events(run_dir: Path, keys: KeyMap = DEFAULT) -> tuple[pl.DataFrame, pl
             merged.setdefault(tag, []).append(series)
     series = {tag: (np.concatenate([s for s, _ in parts]), np.concatenate([v for _, v in parts]))
               for tag, parts in merged.items()}
-    return _tables(series, keys, problems, "event files")
+    return _tables(series, keys, problems, "event files", defaults.EVENT_FILE_PREFIX + "*")
 
 
 # ---------------------------------------------------------------- CSV
@@ -187,7 +187,7 @@ def read_csv_run(path: Path, labels: dict[str, str], keys: KeyMap = DEFAULT
     if keys.step not in frame.columns:
         problems.append({"file": path.name, "line": None,
                          "problem": f"no step column {keys.step!r} (columns: {', '.join(frame.columns)[:200]})"})
-        return _tables({}, keys, problems, "columns")
+        return _tables({}, keys, problems, "columns", path.name)
     series = {}
     for column in frame.columns:
         if column in LABEL_COLUMNS or column == keys.step:
@@ -202,17 +202,17 @@ def read_csv_run(path: Path, labels: dict[str, str], keys: KeyMap = DEFAULT
                              "problem": f"{column}: {unread} value(s) that are not numbers or have no step; skipped"})
         if pair.height:
             series[column] = (pair["s"].to_numpy(), pair["v"].to_numpy())
-    return _tables(series, replace(keys, step="step"), problems, "columns")  # the x column is the step
+    return _tables(series, replace(keys, step="step"), problems, "columns", path.name)  # the x column is the step
 
 
 # ---------------------------------------------------------------- shared
 
 
-def _tables(series: dict[str, tuple[np.ndarray, np.ndarray]], keys: KeyMap, problems: list[dict], what: str
-            ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
+def _tables(series: dict[str, tuple[np.ndarray, np.ndarray]], keys: KeyMap, problems: list[dict], what: str,
+            source: str = "") -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
     """Long tables from tag -> (steps (N,), values (N,)): the score tag as episode/score, every
     other tag a metric; steps mapped to env frames by `keys`."""
-    steps_of = _step_map(series, keys, problems, what)
+    steps_of = _step_map(series, keys, problems, what, source)
     scores, metrics = [], []
     for tag, (steps, values) in series.items():
         frames = steps_of(steps)
@@ -223,19 +223,19 @@ def _tables(series: dict[str, tuple[np.ndarray, np.ndarray]], keys: KeyMap, prob
                               "value": values[ok].astype(np.float64)}, schema=LONG)
         (scores if tag == keys.score else metrics).append(frame.sort("step", maintain_order=True))
     if series and keys.score not in series:
-        problems.append({"file": "", "line": None, "problem": f"no score {keys.score!r} among the {what} "
+        problems.append({"file": source, "line": None, "problem": f"no score {keys.score!r} among the {what} "
                          f"({', '.join(sorted(series))[:200]}); give --score-key"})
     empty = pl.DataFrame(schema=LONG)
     return (pl.concat(scores) if scores else empty), (pl.concat(metrics) if metrics else empty), problems
 
 
-def _step_map(series, keys: KeyMap, problems: list[dict], what: str):
+def _step_map(series, keys: KeyMap, problems: list[dict], what: str, source: str):
     """steps (N,) -> env frames (N,) float, NaN where a step has no frame count."""
     scale = float(keys.frames_per_step)
     if keys.step == "step":
         return lambda steps: np.asarray(steps, np.float64) * scale
     if keys.step not in series:
-        problems.append({"file": "", "line": None, "problem": f"no step {keys.step!r} among the {what}; "
+        problems.append({"file": source, "line": None, "problem": f"no step {keys.step!r} among the {what}; "
                          "episodes have no env frame"})
         return lambda steps: np.full(len(steps), np.nan)
     own, frames = series[keys.step]
