@@ -99,13 +99,15 @@ Summary = Annotated[str, typer.Option("--summary", help="Each run's score: windo
 Smooth = Annotated[str, typer.Option("--smooth", help="Score curves' display smoothing: none, window:N (mean of the "
                                                      "last N episodes) or ema:W (TensorBoard's debiased EMA); "
                                                      "statistics are never smoothed.")]
+XAxis = Annotated[str, typer.Option("--x", help="Curves' x axis: frames (env frames) or steps (agent steps: env "
+                                                "frames / the runs' action repeat).")]
 OpenloopSource = Annotated[str, typer.Option("--openloop-source", help="Report's open loop from auto, ckpt or scope.")]
 
 
 def _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
                         cache, frames=None, power_max_seeds=defaults.POWER_MAX_SEEDS,
                         score_key=defaults.SCORE_KEY, step_key="step", frames_per_step=1.0,
-                        summary="window", smooth="window:10") -> None:
+                        summary="window", smooth="window:10", x="frames") -> None:
     """`compare` and `report`: one pipeline (analysis.pipeline.run); print its table and files."""
     from analysis import compare, foreign, pipeline, stats
     from analysis.ingest import IngestError
@@ -122,7 +124,7 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
         interval = None if frames is None else stats.parse_frames(frames)
         done = pipeline.run([[m] for m in methods], out, labels, reps, seed, metrics, window, power_delta,
                             make_report, source, progress=True, cache=cache, frames=interval,
-                            power_max_seeds=power_max_seeds, keys=keys, summary=summary, smooth=smooth)
+                            power_max_seeds=power_max_seeds, keys=keys, summary=summary, smooth=smooth, x=x)
     except (IngestError, ValueError, OSError) as error:
         _fail(_first_line(error))
     from rich.table import Table
@@ -174,12 +176,13 @@ def compare_cli(
     frames_per_step: FramesPerStep = 1.0,
     summary: Summary = "window",
     smooth: Smooth = "window:10",
+    x: XAxis = "frames",
 ):
     """Compare methods against the first: IQM, mean, median, optimality gap with 95% bootstrap CIs,
     probability of improvement and seeds needed; writes figures and the report."""
     _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
                         _cache(cache_dir, no_cache), frames, power_max_seeds, score_key, step_key, frames_per_step,
-                        summary, smooth)
+                        summary, smooth, x)
 
 
 # `report` is `compare` under another name (the report is written by default): one command

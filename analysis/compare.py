@@ -390,18 +390,20 @@ FIGURE_TITLES = {"aggregates": "Aggregate metrics", "probability_of_improvement"
                  "final_scores": "Final score per run"}
 
 
-def figures_of(result: CompareResult, smooth: str = curves.DEFAULT_SMOOTH) -> dict[str, object]:
+def figures_of(result: CompareResult, smooth: str = curves.DEFAULT_SMOOTH, x: str = "frames") -> dict[str, object]:
     """Every figure of the comparison (matplotlib figures, not yet saved), by file stem; `smooth`
-    is the score curves' display smoothing (curves.smooth), never the statistics'."""
+    is the score curves' display smoothing (curves.smooth), never the statistics'; `x` the
+    curves' x axis (curves.x_axis: env frames, or agent steps)."""
+    axis = curves.x_axis(result.data.runs, x)
     colors = figures.method_colors(result.methods)
     shared = pl.col("task").is_in(result.tasks)
     return {
         "aggregates": figures.plot_aggregates(result.aggregate.filter(pl.col("scope") == OVERALL), colors,
                                               result.reps, result.seed, result.unit),
         "probability_of_improvement": figures.plot_poi(result.poi, result.reference),
-        "sample_efficiency": figures.plot_curves(result.curves, colors, len(result.tasks), result.unit),
+        "sample_efficiency": figures.plot_curves(result.curves, colors, len(result.tasks), result.unit, axis),
         "performance_profile": figures.plot_profiles(result.profiles, colors, result.unit),
-        "score_curves": figures.plot_score_curves(result.data.scores.filter(shared), colors, smooth),
+        "score_curves": figures.plot_score_curves(result.data.scores.filter(shared), colors, smooth, x=axis),
         "final_scores": figures.plot_final_scores(result.final.filter(shared), colors, result.unit),
     }
 

@@ -18,11 +18,48 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from analysis import stats
+from analysis import confine, published, runconfig, stats
 
 POINTS = 25  # marks along the x axis
 SMOOTHINGS = ("none", "window:N", "ema:W")
 DEFAULT_SMOOTH = "window:10"  # the score curves' rolling mean of 10 episodes
+
+
+X_AXES = ("frames", "steps")
+PUBLISHED_REPEAT = 4  # the published Atari100k runs: 400k env frames are 100k agent steps
+
+
+def action_repeat(run) -> int | None:
+    """Env frames per agent step of a run: its config's env.<suite>.repeat (suite: the task's
+    prefix, atari100k for atari100k_pong), 4 for the published runs; None when unknown."""
+    if published.owns(run.path):
+        return PUBLISHED_REPEAT
+    path = run.path / "config.yaml"
+    if not confine.run_file(run.path, path):
+        return None
+    try:
+        value = runconfig.read_flat(path).get(f"env.{run.task.split('_')[0]}.repeat")
+    except Exception:  # noqa: BLE001 (an unreadable config says nothing about the repeat)
+        return None
+    return int(value) if isinstance(value, (int, float)) and value >= 1 else None
+
+
+def x_axis(runs, x: str = "frames") -> tuple[float, str]:
+    """(env frames per x unit, axis label) of the curves' x axis; ValueError when `steps` is
+    asked of runs whose action repeat is unknown or differs."""
+    if x == "frames":
+        return 1.0, "env frames"
+    if x != "steps":
+        raise ValueError(f"--x {x!r}: expected one of {', '.join(X_AXES)}")
+    repeats = {r.name: action_repeat(r) for r in runs}
+    unknown = [name for name, rep in repeats.items() if rep is None]
+    if unknown:
+        raise ValueError(f"--x steps: run {unknown[0]} has no env.<suite>.repeat in its config.yaml; use --x frames")
+    if len(set(repeats.values())) > 1:
+        raise ValueError(f"--x steps: the runs' action repeats differ ({', '.join(map(str, sorted(set(repeats.values()))))}); "
+                         "use --x frames")
+    repeat = next(iter(repeats.values()))
+    return float(repeat), f"agent steps (env frames / {repeat})"
 
 
 def parse_smooth(spec: str) -> tuple[str, float]:

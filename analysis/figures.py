@@ -90,9 +90,11 @@ def save(fig, stem: Path) -> list[Path]:
     return [written[stem.name + ".png"], written[stem.name + ".pdf"]]
 
 
-def _frames(ax):
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e3:,.0f}k"))
-    ax.set_xlabel(FRAMES_LABEL)
+def _frames(ax, x: tuple[float, str] = (1.0, FRAMES_LABEL)):
+    """x ticks in thousands of env frames, or of another unit: x = (env frames per unit, label)."""
+    per, label = x
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / per / 1e3:,.4g}k"))
+    ax.set_xlabel(label)
 
 
 @_style
@@ -140,7 +142,7 @@ def plot_poi(poi: pl.DataFrame, reference: str):
 
 
 @_style
-def plot_curves(curves: dict, colors: dict, n_tasks: int, unit: str):
+def plot_curves(curves: dict, colors: dict, n_tasks: int, unit: str, x: tuple[float, str] = (1.0, FRAMES_LABEL)):
     """Sample efficiency: IQM of normalised score over env frames, 95% stratified bootstrap CI
     bands; below it, the runs per task each point rests on (it drops where runs end)."""
     counted = any("runs" in c for m, c in curves.items() if m != "marks")
@@ -166,9 +168,9 @@ def plot_curves(curves: dict, colors: dict, n_tasks: int, unit: str):
     if counted:
         axes[1, 0].set_ylabel("runs/task", fontsize=8)
         axes[1, 0].set_ylim(bottom=0)
-        _frames(axes[1, 0])
+        _frames(axes[1, 0], x)
     else:
-        _frames(ax)
+        _frames(ax, x)
     fig.tight_layout()
     return fig
 
@@ -192,7 +194,8 @@ def plot_profiles(profiles: dict, colors: dict, unit: str):
 
 
 @_style
-def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int | str = 10, max_tasks: int = 8):
+def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int | str = 10, max_tasks: int = 8,
+                      x: tuple[float, str] = (1.0, FRAMES_LABEL)):
     """Raw episode scores over env frames per task: each run thin (smoothed as `smooth` says:
     an int N is `window:N`, else a curves.smooth spec), each method's mean over runs thick, only
     where every run has episodes, and the task's random / human scores dashed.
@@ -226,7 +229,7 @@ def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int | str = 10
             ax.axhline(low, color="0.3", ls="--", lw=1, label=f"random {low:g}")
             if high < 3 * max(rows.filter(pl.col("task") == task)["value"].max() or 0, low + 1):
                 ax.axhline(high, color="0.3", ls=":", lw=1, label=f"human {high:g}")
-        _frames(ax)
+        _frames(ax, x)
         ax.set_ylabel(f"episode score ({curves_lib.smooth_label(spec)})", fontsize=9)
         ax.set_title(task, fontsize=11)
         ax.legend(fontsize=8, loc="best")

@@ -57,3 +57,22 @@ def test_the_figure_states_the_band_and_the_run_counts():
     top, counts = fig.axes
     assert "95% stratified bootstrap CI" in top.get_title() and "1-2 runs/task" in top.get_legend().texts[0].get_text()
     assert counts.get_ylabel() == "runs/task"
+
+
+def test_x_axis_in_agent_steps_needs_one_known_action_repeat(tmp_path):
+    from analysis import ingest
+
+    shipped = ingest.discover(["published:dreamerv3"])[:3]
+    assert curves.x_axis(shipped, "steps") == (4.0, "agent steps (env frames / 4)")
+    assert curves.x_axis(shipped, "frames") == (1.0, "env frames")
+    run = tmp_path / "atari100k_pong_mine" / "seed0"
+    run.mkdir(parents=True)
+    (run / "scores.jsonl").write_text('{"step": 100, "episode/score": 1.0}\n')
+    (run / "config.yaml").write_text("task: atari100k_pong\nseed: 0\nenv:\n  atari100k:\n    repeat: 2\n")
+    mine = ingest.discover([str(run)])
+    assert curves.x_axis(mine, "steps")[0] == 2.0
+    with pytest.raises(ValueError, match="action repeats differ"):
+        curves.x_axis(shipped + mine, "steps")
+    (run / "config.yaml").write_text("task: atari100k_pong\nseed: 0\n")
+    with pytest.raises(ValueError, match="no env.<suite>.repeat"):
+        curves.x_axis(ingest.discover([str(run)]), "steps")
