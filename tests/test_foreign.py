@@ -198,3 +198,18 @@ def test_tensorboard_runs_from_s3_equal_the_local_ones(written, reference, s3):
     scores, metrics, data = _tables([s3])
     assert len(data.runs) == 2 and scores.equals(reference[0])
     assert np.allclose(metrics["value"], reference[1]["value"], rtol=1e-6)
+
+
+def test_step_key_names_a_tag_holding_the_env_frames(tmp_path):
+    """The x from another tag logged at the same event steps (a counter of env frames)."""
+    from tensorboardX import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "atari100k_pong_x" / "seed0"))
+    for i, score in enumerate([1.0, 2.0, 5.0]):
+        writer.add_scalar("env_frames", 1000.0 * (i + 1), global_step=i)
+        writer.add_scalar("episode/score", score, global_step=i)
+    writer.close()
+    scores, _, data = _tables([str(tmp_path)], keys=ingest.foreign.KeyMap(step="env_frames"))
+    assert scores["step"].to_list() == [1000, 2000, 3000] and scores["value"].to_list() == [1.0, 2.0, 5.0]
+    _, _, missing = _tables([str(tmp_path)], keys=ingest.foreign.KeyMap(step="frames_total"))
+    assert missing.scores.height == 0 and missing.problems["problem"].str.contains("no step 'frames_total'").any()
