@@ -80,6 +80,9 @@ def discover(paths: Sequence[str], names: Sequence[str] | None = None) -> list[R
         if published.is_spec(spec):
             shipped += _published_runs(spec, label)
             continue
+        if remote.is_remote(spec) and spec.lower().endswith(foreign.CSV_SUFFIX) and not any(c in spec for c in "*?["):
+            shipped += _csv_runs(remote.fetch_file(spec), label, known_methods)
+            continue
         if foreign.is_csv(spec):
             shipped += _csv_runs(Path(spec), label, known_methods)
             continue

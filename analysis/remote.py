@@ -275,6 +275,20 @@ def _cat(url: str, keys: list[str], start: int | None = None, end: int | None = 
     return call(url, "cat_ranges", keys, start, end, on_error="return")
 
 
+def fetch_file(url: str) -> Path:
+    """One remote object (a CSV export named on the command line) mirrored into the stage: its
+    local path. A key whose name would leave its folder is refused."""
+    bare = _bare(url)
+    if "/" not in bare or not _safe(bare.split("/", 1)[1]):
+        raise RemoteError(f"{url}: expected a bucket and a plain key")
+    (got,) = _cat(url, [bare])
+    if isinstance(got, Exception):
+        raise RemoteError(f"{url}: {_why(got)}")
+    path = local_path(url)
+    _write(path, got)
+    return path
+
+
 def fetch_logs(run_dirs) -> None:
     """The files ingest parses (the JSONL logs and scope/*.float) of the staged runs among `run_dirs`;
     a download started by `prefetch_logs` is waited for."""

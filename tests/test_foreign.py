@@ -187,6 +187,7 @@ def s3(written):
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     fs.mkdir("tb-bkt")
     fs.put(str(written["root"] / "tbx") + "/", "tb-bkt/tbx", recursive=True)
+    fs.put(str(written["csv"]), "tb-bkt/exports/export.csv")
     yield "s3://tb-bkt/tbx"
     server.stop()
     os.environ.clear()
@@ -213,3 +214,9 @@ def test_step_key_names_a_tag_holding_the_env_frames(tmp_path):
     assert scores["step"].to_list() == [1000, 2000, 3000] and scores["value"].to_list() == [1.0, 2.0, 5.0]
     _, _, missing = _tables([str(tmp_path)], keys=ingest.foreign.KeyMap(step="frames_total"))
     assert missing.scores.height == 0 and missing.problems["problem"].str.contains("no step 'frames_total'").any()
+
+
+def test_a_csv_export_from_s3_equals_the_local_one(written, reference, s3):
+    scores, metrics, data = _tables(["s3://tb-bkt/exports/export.csv"])
+    assert len(data.runs) == 2 and scores.equals(reference[0]) and metrics.equals(reference[1])
+    assert all(remote.shown(r.path).startswith("s3://tb-bkt/exports/export.csv/run") for r in data.runs)
