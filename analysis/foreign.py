@@ -177,6 +177,14 @@ def csv_groups(path: Path) -> list[dict[str, str]]:
     return [{c: ("" if v is None else v) for c, v in zip(present, row)} for row in rows.iter_rows()]
 
 
+def first_line_with(path: Path, column: str, value: str) -> int | None:
+    """The file line (1: the header) of the first row whose `column` is `value`; None if none.
+    Counts rows, so a quoted value spanning lines shifts it."""
+    frame = read_csv(path).with_row_index("row")
+    rows = frame.filter(pl.col(column).fill_null("") == value)["row"]
+    return int(rows[0]) + 2 if rows.len() else None
+
+
 def read_csv_run(path: Path, labels: dict[str, str], keys: KeyMap = DEFAULT
                  ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
     """(scores, metrics, problems) of the rows of CSV `path` whose label columns equal `labels`."""

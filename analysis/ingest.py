@@ -117,7 +117,9 @@ def _csv_runs(path: Path, label: str | None, known_methods: Sequence[str]) -> li
     for i, group in enumerate(groups):
         seed = group.get("seed", stem_seed.group(1) if stem_seed else None)
         if seed is not None and not (str(seed).isdigit() and len(str(seed)) < 19):
-            raise IngestError(f"{path}: seed {seed!r} in the seed column; expected a whole number")
+            line = foreign.first_line_with(path, "seed", seed) if "seed" in group else None
+            where = f"{remote.shown(path)}:{line}" if line else remote.shown(path)
+            raise IngestError(f"{where}: seed {seed!r}; expected a whole number in the seed column")
         runs.append(Run(path / f"run{i}" if group else path, group.get("task") or folder.task,
                         label or group.get("method") or folder.method,
                         int(seed) if seed is not None else -1, "", seed_recorded=seed is not None))

@@ -220,3 +220,15 @@ def test_a_csv_export_from_s3_equals_the_local_one(written, reference, s3):
     scores, metrics, data = _tables(["s3://tb-bkt/exports/export.csv"])
     assert len(data.runs) == 2 and scores.equals(reference[0]) and metrics.equals(reference[1])
     assert all(remote.shown(r.path).startswith("s3://tb-bkt/exports/export.csv/run") for r in data.runs)
+
+
+def test_a_bad_csv_is_one_line_naming_file_and_line(tmp_path):
+    from typer.testing import CliRunner
+
+    import cli
+
+    bad = tmp_path / "export.csv"
+    bad.write_text("task,seed,step,episode/score\natari100k_pong,0,10,1\natari100k_pong,zero,20,2\n")
+    result = CliRunner().invoke(cli.app, ["runs", str(bad), "--no-cache"])
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and f"{bad}:3: seed 'zero'" in errors[0], result.output
