@@ -19,7 +19,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _HERE]
 import elements  # noqa: E402
 
 from dreamerv3 import configs as configlib  # noqa: E402
-from dreamerv3.configs import BadInput, UsageError  # noqa: E402
+from dreamerv3.errors import BadInput, UsageError  # noqa: E402
 
 
 def jax_platforms(platform):

@@ -31,7 +31,7 @@ from dreamerv3 import memory
 from dreamerv3 import popagent
 from dreamerv3 import replay as replaylib
 from dreamerv3 import run as runlib
-from dreamerv3.configs import UsageError
+from dreamerv3.errors import UsageError
 
 KEEP = 2  # complete checkpoints each member keeps (see the module doc)
 

@@ -27,7 +27,7 @@ import re
 import ruamel.yaml
 
 from dreamerv3 import imag_adapt
-from dreamerv3.configs import BadInput
+from dreamerv3.errors import BadInput
 from dreamerv3.envs import shift
 
 # Config keys (fnmatch patterns) in which members may differ.

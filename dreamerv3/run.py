@@ -28,7 +28,7 @@ from dreamerv3 import envs as envlib
 from dreamerv3 import logs
 from dreamerv3 import metrics as metricslib
 from dreamerv3 import replay as replaylib
-from dreamerv3.configs import UsageError
+from dreamerv3.errors import UsageError
 from dreamerv3.restore import build_agent
 
 OPPORTUNITY = 10  # loop iterations between checks of the log/report/save clocks

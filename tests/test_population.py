@@ -21,7 +21,7 @@ import pytest
 from conftest import make_batch, spaces
 from dreamerv3 import agent as agentlib
 from dreamerv3 import checkpoint, main, population
-from dreamerv3.configs import BadInput
+from dreamerv3.errors import BadInput
 from dreamerv3.popagent import PopulationAgent, stack
 
 ROOT = pathlib.Path(__file__).parent.parent
