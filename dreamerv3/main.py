@@ -95,12 +95,8 @@ def main(argv=None, agent_cls=None):
     print('Logdir:', logdir)
   try:
     with storage.syncing(mirrors, config.run.sync_every):
-      if members:
-        from dreamerv3 import poprun
-        poprun.train(runs, *([agent_cls] if agent_cls else []))
-      else:
-        from dreamerv3 import run
-        run.SCRIPTS[config.script](config, agent_cls)
+      from dreamerv3 import run
+      run.SCRIPTS[config.script](runs, agent_cls)
   except UsageError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -15,8 +15,8 @@ values the update reads as arrays (agent.run_scalars: seed, learning rate,
 one command for each (the message names the keys).
 
 This module turns a parsed config into the member configs and refuses what a
-population cannot be, with one line (BadInput). The vmapped agent is popagent.py,
-the training loop poprun.py.
+population cannot be, with one line (BadInput). The vmapped learner is learner.py,
+the training loop (the same for one member or many) run.py.
 """
 
 import fnmatch
@@ -140,10 +140,14 @@ def check_members(members):
   if base.run.from_checkpoint:
     raise BadInput('population: --run.from_checkpoint is not supported (each member '
                    'resumes from its own run dir when the command is run again)')
-  if len(base.jax.train_devices) != 1 or list(base.jax.train_devices) != list(
-      base.jax.policy_devices):
-    raise BadInput('population: runs on one device; give one and the same '
-                   '--jax.train_devices and --jax.policy_devices')
+  devices = list(base.jax.train_devices)
+  if devices != list(base.jax.policy_devices):
+    raise BadInput('population: give one and the same --jax.train_devices and '
+                   '--jax.policy_devices (the members act and train on one mesh)')
+  if len(members) % len(devices):
+    raise BadInput(f'population: {len(members)} members do not divide evenly over the '
+                   f'{len(devices)} devices of --jax.train_devices; use a multiple of '
+                   f'{len(devices)} members or fewer devices')
   for member in members:
     problem = imag_adapt.validate(member.agent.imag_adapt) or shift.check_config(member)
     if problem:

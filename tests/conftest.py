@@ -93,15 +93,34 @@ def debug_config():
 
 
 @pytest.fixture(scope="session")
-def debug_agent(debug_config):
-    """The shared agent; `agent.initial_save` is its state before any update.
-    Tests that train restore whatever state they need with `agent.load`."""
+def shared_debug_agent(debug_config):
+    """The one compiled debug agent of the test session; tests get it through `debug_agent`."""
     from dreamerv3.agent import Agent
 
     obs_space, act_space = spaces()
     agent = Agent(obs_space, act_space, debug_config)
     agent.initial_save = agent.save()
     return agent
+
+
+def reset_agent(agent):
+    """The shared agent as it was built: its state (with the policy-call counter) and its
+    run scalars (seed, lr, imag_adapt), which tests may swap for another run's."""
+    from dreamerv3 import agent as agentlib
+
+    agent.load(agent.initial_save)
+    agent.scalars = agentlib.run_scalars(agent.config)
+
+
+@pytest.fixture
+def debug_agent(shared_debug_agent):
+    """The shared agent in its initial state (`agent.initial_save`), put back in that state
+    after the test whatever the test did or however it ended."""
+    reset_agent(shared_debug_agent)
+    try:
+        yield shared_debug_agent
+    finally:
+        reset_agent(shared_debug_agent)
 
 
 @pytest.fixture
