@@ -103,10 +103,11 @@ NOT_YET_REWORDED = {"dreamerv3/population.py", "tests/conftest.py", "bench/READM
 
 def _project_files():
     for folder, dirs, files in os.walk(ROOT):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__" and d != "reports"]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
         for name in files:
             path = Path(folder) / name
-            if any(path.match(pattern) for pattern in TEXT_FILES) or name.endswith(".ipynb"):
+            run_data = name == "config.yaml" and "artifacts" in path.relative_to(ROOT).parts
+            if (any(path.match(pattern) for pattern in TEXT_FILES) or name.endswith(".ipynb")) and not run_data:
                 yield path
 
 
