@@ -5,7 +5,7 @@ a killed run resumes from its checkpoint, a run over its time limit is stopped.
 The runs are the trainer's own (debug model on CartPole: built, acting, logging and saving
 checkpoints), stopped before their first update: each arm's update is a program of its own,
 and compiling them takes minutes on 2 cores (the trainer's training and resume have their
-own tests). The runs share the test session's JAX compile cache (conftest.py)."""
+own tests). The runs share the test run's JAX compile cache (conftest.py)."""
 
 import json
 import os
