@@ -158,7 +158,7 @@ def load_saved(path):
 
 
 def _unbracket(arg):
-  """'[0]' or '[0,1]' -> '0' or '0,1': the seed writes list flags in brackets,
+  """'[0]' or '[0,1]' -> '0' or '0,1': the reference commands write list flags in brackets,
   elements.Flags takes comma-separated values."""
   if arg.startswith('[') and arg.endswith(']') and not arg.startswith('--'):
     return arg[1:-1].replace(' ', '')

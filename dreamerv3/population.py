@@ -1,6 +1,6 @@
 """A population: many runs of DreamerV3 trained in one process, one vmapped update.
 
-The seed's command line, plus two flags, starts one:
+A training command, plus two flags, starts one:
 
   python dreamerv3/main.py --logdir runs/cartpole_{arm}/seed{seed} \\
     --configs cartpole size1m --population.seeds 0-3 --population.arms arms.yaml
