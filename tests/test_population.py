@@ -2,9 +2,9 @@
 with member k's config computes.
 
 Tolerances (float32 on CPU): a member's update equals the solo update to 1e-6
-absolute on every parameter (measured: at most 1.5e-8, one unit in the last place
-of the batched kernels' sums) and 1e-5 relative on every metric; random draws,
-actions, episodes, replay contents and replay batches are exactly equal.
+absolute on every parameter (the batched kernels sum in another order, so the last
+place may differ) and 1e-5 relative on every metric; random draws, actions, episodes,
+replay contents and replay batches are exactly equal.
 """
 
 import json
@@ -239,9 +239,9 @@ def test_member_sees_exactly_the_episodes_batches_and_actions_of_its_solo_twin(t
 
 def test_learning_members_follow_their_solo_twins(tmp_path):
     """The debug preset's lr: the member and its solo twin start identical and can part
-    only when the batched kernels' last-place differences in the parameters (1e-8)
-    flip a sampled action. Measured on an AMD EPYC (2 cores): identical for all 150
-    agent steps (every episode, about 60 updates)."""
+    only when the batched kernels' last-place differences in the parameters flip a sampled
+    action. Asserted: identical up to the first update at least (how long they stay
+    identical after it depends on the CPU's kernels; the test prints it)."""
     member, solo = population_and_twin(tmp_path)
     member, solo = episodes(member), episodes(solo)
     same = next((i for i, (a, b) in enumerate(zip(member, solo)) if a != b), len(solo))
