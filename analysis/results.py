@@ -21,7 +21,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
-from analysis import compare, defaults, figures, gzlog, ingest, longrun, mask, preregistered, ranking, readout, stats
+from analysis import compare, defaults, figures, gzlog, ingest, longrun, mask, ranking, readout, stats
+from studies.shift_cartpole import preregistered  # moved out of analysis in the next commit
 
 REPS = 50_000  # the demo's bootstrap reps, so both print the same intervals
 SEED = 0
@@ -304,13 +305,13 @@ def shift(root: Path) -> Section:
 
 def shift_study(root: Path) -> Section:
     """The pre-registered shift study: its design's power from the pilot, which runs are in,
-    and, once all are, the primary analysis (analysis/preregistered.py)."""
+    and, once all are, the primary analysis (studies/shift_cartpole/preregistered.py)."""
     plan = preregistered
     pilot = {arm: root / "shift_cartpole" / f"gym_CartPole-v1_{arm}" for arm in SHIFT_ARMS}
     power_rows = [[f"{r['method']} vs {r['reference']}", f"{r['alpha']:g}", f"{r['power']:.3f}"]
                   for r in plan.plan_power(pilot)]
     lines = [
-        f"Plan: `artifacts/SHIFT_EXPERIMENT.md`, \"Pre-registered study\": {len(plan.SEEDS)} seeds per arm, "
+        f"Plan: `studies/shift_cartpole/README.md`, \"Pre-registered study\": {len(plan.SEEDS)} seeds per arm, "
         f"score window ({plan.WINDOW[0]:,}, {plan.WINDOW[1]:,}], smallest difference of interest {plan.DELTA:g} (IQM, raw score).", "",
         f"Power of each primary comparison at {len(plan.SEEDS)} seeds per arm, simulated from the pilot's "
         f"runs ({plan.POWER_SIMS:,} studies, seed {plan.SEED}; Holm's first step tests at alpha "

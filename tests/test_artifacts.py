@@ -200,7 +200,7 @@ def test_shift_runs_match_their_label():
     for arm in ("baseline", "fixed"):
         assert summaries[arm]["frac_active"].max() == 0.0
     assert summaries["placebo"]["active_before"].min() > 0.0  # drawn regardless of the shift
-    assert "all 5 planned seeds per arm" in (ARTIFACTS / "SHIFT_EXPERIMENT.md").read_text()
+    assert "all 5 planned seeds per arm" in (ARTIFACTS.parent / "studies" / "shift_cartpole" / "README.md").read_text()
 
 
 def _road_runner(folder):

@@ -20,7 +20,7 @@ import pytest
 from slurm_cluster import SlurmCluster, missing
 
 ROOT = pathlib.Path(__file__).parent.parent
-SHIFT = "sweeps/shift_cartpole.yaml"
+SHIFT = "studies/shift_cartpole/pilot.yaml"
 ARMS = ("baseline", "adapt", "placebo", "fixed")
 TINY = ["configs=[cartpole,debug]", "budget.steps=24", "seeds=[0]", "flags.env.gym.shift.step=12",
         "flags.agent.imag_adapt.warmup=0", "flags.run.train_ratio=16", "flags.run.log_every=0",

@@ -1,5 +1,5 @@
 """The GPU machine's image has jax, numpy, optax, chex, pillow, opencv, psutil and pytest;
-the device scripts carry the rest as wheels (bench/gpu_wheels.sh). These tests make the
+the device scripts carry the rest as wheels (ops/gpu_wheels.sh). These tests make the
 shift study's device call (its --dry-run) with a Python that has only those packages, so an
 import of something the image lacks (fsspec, submitit, polars, ...) fails here and not in a
 device call."""
@@ -14,7 +14,7 @@ import venv
 
 import pytest
 
-ROOT = pathlib.Path(__file__).parent.parent
+ROOT = pathlib.Path(__file__).parent.parent.parent
 IMAGE = {"jax", "jaxlib", "jax_plugins", "numpy", "optax", "chex", "PIL", "cv2", "psutil", "scipy",
          "ml_dtypes", "opt_einsum", "absl", "etils", "toolz", "typing_extensions", "pytest", "_pytest",
          "pluggy", "packaging"}
@@ -26,7 +26,7 @@ OURS = {"dreamerv3", "sweep", "embodied"}
 
 
 def carried() -> set[str]:
-    """Import names of the wheels bench/gpu_wheels.sh downloads."""
+    """Import names of the wheels ops/gpu_wheels.sh downloads."""
     script = (ROOT / "bench" / "gpu_wheels.sh").read_text()
     return {IMPORT_NAMES.get(name, name.replace("-", "_")) for name in re.findall(r"([A-Za-z0-9_.-]+)==", script)}
 
@@ -54,11 +54,11 @@ def test_the_image_venv_lacks_what_the_image_lacks(image):
 
 
 def test_shift_study_block_call_runs_on_the_image_and_packs_gzipped_logs(image, tmp_path):
-    """bench/device_shift.sh --dry-run for one block of the pre-registered study (two seeds
+    """studies/shift_cartpole/device_shift.sh --dry-run for one block of the pre-registered study (two seeds
     here) with the image's Python: two population processes, every run dir packed under
     shift_powered/ with gzipped logs and no checkpoint, the processes' logs beside them; the toolkit reads the unpacked runs."""
-    env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=str(image), SWEEP="sweeps/shift_powered.yaml")
-    result = subprocess.run(["bash", "bench/device_shift.sh", "--dry-run"], cwd=ROOT, env=env,
+    env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=str(image), SWEEP="studies/shift_cartpole/sweep.yaml")
+    result = subprocess.run(["bash", "studies/shift_cartpole/device_shift.sh", "--dry-run"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     log = (tmp_path / "out" / "device_shift.log").read_text()
     assert result.returncode == 0, log[-3000:]

@@ -1,7 +1,7 @@
 """The pre-registered dynamics-shift study's analysis, exactly as its plan fixes it.
 
-The plan is `artifacts/SHIFT_EXPERIMENT.md`, "Pre-registered study" (committed before any of
-its runs): 64 seeds per arm of `sweeps/shift_powered.yaml`; per run, the mean episode score
+The plan is `studies/shift_cartpole/README.md`, "Pre-registered study" (committed before any of
+its runs): 64 seeds per arm of `studies/shift_cartpole/sweep.yaml`; per run, the mean episode score
 over the episodes ending in env frames (9,500, 13,000]; per arm, the IQM. Two primary
 comparisons, adapt against placebo and adapt against baseline: the IQM difference with its
 95% stratified bootstrap CI, the test's two-sided p-value (`stats.iqm_difference_test`),
@@ -23,7 +23,7 @@ import polars as pl
 from analysis import compare, ingest, stats
 
 ARMS = ("baseline", "adapt", "placebo", "fixed")
-SEEDS = tuple(range(1000, 1064))  # sweeps/shift_powered.yaml
+SEEDS = tuple(range(1000, 1064))  # studies/shift_cartpole/sweep.yaml
 STEPS = 13_000  # agent steps of a complete run (CartPole: one env frame each)
 WINDOW = (9_500, 13_000)
 DELTA = 10.0  # the smallest IQM difference of interest (raw CartPole score)

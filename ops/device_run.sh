@@ -4,10 +4,10 @@
 # Alien for a fixed time each, with the agent's tests on the GPU beside them.
 #
 #   On the device machine, from the repo root, with the wheels of
-#   bench/gpu_wheels.sh carried as .whl:
-#     bash bench/device_run.sh                 # everything under $OUT
+#   ops/gpu_wheels.sh carried as .whl:
+#     bash ops/device_run.sh                 # everything under $OUT
 #   Here, on CPU, the same steps at toy size (debug nets, seconds per step):
-#     bash bench/device_run.sh --dry-run       # OUT defaults to a fresh temp dir
+#     bash ops/device_run.sh --dry-run       # OUT defaults to a fresh temp dir
 #
 # Each step has its own time limit and a failed step does not stop the next.
 # What comes back (at most 8 files): device_run.log (all output), summary.md
@@ -20,7 +20,7 @@ DRY=0
 [[ "${1:-}" == "--dry-run" ]] && DRY=1
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-source bench/device_common.sh
+source ops/device_common.sh
 OUT="${OUT:-$(mktemp -d)}"
 mkdir -p "$OUT"
 WORK="$(mktemp -d)"
@@ -106,11 +106,11 @@ done
 
 # 3. The seed's two commands (SPEC s.2) with a time budget, both at once on the
 #    one device (each with 40% of its memory), from the same seed: the sweep
-#    sweeps/gpu_alien.yaml. It runs from $WORK with a relative root, so config.yaml
+#    studies/alien/gpu.yaml. It runs from $WORK with a relative root, so config.yaml
 #    and the logs name artifacts/..., as the shipped runs do, and no path of the machine.
 RUNS="$WORK/artifacts"
 both_runs() {
-  cd "$WORK" && "$PY" -m sweep.cli run "$ROOT/sweeps/gpu_alien.yaml" --root artifacts \
+  cd "$WORK" && "$PY" -m sweep.cli run "$ROOT/studies/alien/gpu.yaml" --root artifacts \
     --set "configs=[atari100k,$RUN_SIZE]" --set "flags.jax.platform=$PLATFORM" \
     --set "budget.duration=$RUN_SECONDS"
   local rc=$?

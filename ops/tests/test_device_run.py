@@ -1,4 +1,4 @@
-"""bench/device_run.sh --dry-run: the GPU call's every step, on CPU at toy size,
+"""ops/device_run.sh --dry-run: the GPU call's every step, on CPU at toy size,
 so the one device call is known to work before it is made."""
 
 import json
@@ -8,12 +8,12 @@ import subprocess
 import sys
 import tarfile
 
-ROOT = pathlib.Path(__file__).parent.parent
+ROOT = pathlib.Path(__file__).parent.parent.parent
 
 
 def test_dry_run_runs_every_step_and_packs_both_runs(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=sys.executable)
-    result = subprocess.run(["bash", "bench/device_run.sh", "--dry-run"], cwd=ROOT, env=env,
+    result = subprocess.run(["bash", "ops/device_run.sh", "--dry-run"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     out = tmp_path / "out"
     log = (out / "device_run.log").read_text() if (out / "device_run.log").exists() else ""

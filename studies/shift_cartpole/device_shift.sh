@@ -3,36 +3,36 @@
 # every arm at once on the one GPU, each with a time budget, then the run dirs (no
 # checkpoints, no replay) and the terminal logs packed into $OUT.
 #
-#   On the device machine, from the repo root, with .whl carried (bench/gpu_wheels.sh):
-#     GIT_COMMIT=<sha> bash bench/device_shift.sh
-#     GIT_COMMIT=<sha> SWEEP=sweeps/shift_powered.yaml SEEDS=1000-1015 bash bench/device_shift.sh
+#   On the device machine, from the repo root, with .whl carried (ops/gpu_wheels.sh):
+#     GIT_COMMIT=<sha> bash studies/shift_cartpole/device_shift.sh
+#     GIT_COMMIT=<sha> SWEEP=studies/shift_cartpole/sweep.yaml SEEDS=1000-1015 bash studies/shift_cartpole/device_shift.sh
 #   Here, on CPU, the same steps with the debug model and one seed (about 2 minutes):
-#     bash bench/device_shift.sh --dry-run          # OUT defaults to a fresh temp dir
-#     SWEEP=sweeps/shift_powered.yaml bash bench/device_shift.sh --dry-run   # seeds 1000-1001
+#     bash studies/shift_cartpole/device_shift.sh --dry-run          # OUT defaults to a fresh temp dir
+#     SWEEP=studies/shift_cartpole/sweep.yaml bash studies/shift_cartpole/device_shift.sh --dry-run   # seeds 1000-1001
 #
-# Settings (env): SWEEP [sweeps/shift_cartpole.yaml: the pilot's five seeds, one process a
-# run; sweeps/shift_powered.yaml: the pre-registered study, population processes],
+# Settings (env): SWEEP [studies/shift_cartpole/pilot.yaml: the pilot's five seeds, one process a
+# run; studies/shift_cartpole/sweep.yaml: the pre-registered study, population processes],
 # DURATION [470 s per run, counted from the run loop's start], LIMIT [545 s for all runs
 # together], SEEDS ["0 1 2 3 4"; spaces or the sweep's '1000-1015' form], LOG_EVERY [5 s],
 # PACK [pack options; the powered sweep's default: gzipped logs. The image has no polars,
 # so `--scope best` (which ranks seeds with the toolkit) is for re-packing here].
 # Measured: one seed of the pilot (4 runs at once) takes about 2 minutes; seeds 0 and 1 were
-# made that way (artifacts/SHIFT_EXPERIMENT.md). Seeds 2-4 in one call: SEEDS="2 3 4".
+# made that way (studies/shift_cartpole/README.md). Seeds 2-4 in one call: SEEDS="2 3 4".
 # The runs compute in float32 with full-precision matmuls on the GPU, as on CPU, so
 # that the mask thresholds meet the same numbers as in the CPU runs that chose them.
 # What comes back: shift_runs.tgz (<root>/<task>_<arm>/seed<N>/ and <root>/logs/), progress.log
 # (each run's step every 30 s and the GPU's use), device_shift.log (everything else).
 set -uo pipefail
 
-source "$(dirname "$0")/device_common.sh"
+source "$(dirname "$0")/../../ops/device_common.sh"
 device_start device_shift "${1:-}"
-SWEEP=${SWEEP:-sweeps/shift_cartpole.yaml}
+SWEEP=${SWEEP:-studies/shift_cartpole/pilot.yaml}
 LOG_EVERY=${LOG_EVERY:-5}
 case "$SWEEP" in
-  sweeps/shift_cartpole.yaml) ROOT_NAME=artifacts PACK=${PACK:-} SEEDS=${SEEDS:-"0 1 2 3 4"} ;;
-  sweeps/shift_powered.yaml) ROOT_NAME=artifacts/shift_powered PACK=${PACK-"--gzip-logs"}
+  studies/shift_cartpole/pilot.yaml) ROOT_NAME=artifacts PACK=${PACK:-} SEEDS=${SEEDS:-"0 1 2 3 4"} ;;
+  studies/shift_cartpole/sweep.yaml) ROOT_NAME=artifacts/shift_powered PACK=${PACK-"--gzip-logs"}
     SEEDS=${SEEDS:-$( ((DRY)) && echo 1000-1001 || echo 1000-1015)} ;;
-  *) echo "error: SWEEP=$SWEEP: expected sweeps/shift_cartpole.yaml or sweeps/shift_powered.yaml" >&2; exit 2 ;;
+  *) echo "error: SWEEP=$SWEEP: expected studies/shift_cartpole/pilot.yaml or studies/shift_cartpole/sweep.yaml" >&2; exit 2 ;;
 esac
 
 device_python
@@ -43,7 +43,7 @@ if ((DRY)); then
   TINY=(--set "configs=[cartpole,debug]" --set budget.steps=80 --set flags.env.gym.shift.step=40
         --set flags.agent.imag_adapt.warmup=0 --set flags.run.train_fill=32
         --set flags.run.train_ratio=16)
-  [[ $SWEEP == sweeps/shift_cartpole.yaml ]] && SEEDS=0
+  [[ $SWEEP == studies/shift_cartpole/pilot.yaml ]] && SEEDS=0
   export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
 else
   DURATION=${DURATION:-470} LIMIT=${LIMIT:-545}

@@ -5,10 +5,10 @@
 # size12m. Targets: at N = 16, size12m Atari, 8x the aggregate updates/s of N = 1; at
 # N = 64, CartPole size1m, 25x.
 #
-#   On the device machine, from the repo root, with .whl carried (bench/gpu_wheels.sh):
-#     bash bench/device_population.sh
+#   On the device machine, from the repo root, with .whl carried (ops/gpu_wheels.sh):
+#     bash ops/device_population.sh
 #   Here, on CPU, the same steps with the debug model and N = 1, 2 (a few minutes):
-#     bash bench/device_population.sh --dry-run     # OUT defaults to a fresh temp dir
+#     bash ops/device_population.sh --dry-run     # OUT defaults to a fresh temp dir
 #
 # Settings (env): TASKS ["cartpole atari"], CARTPOLE_MEMBERS [1,2,4,8,16,64],
 # ATARI_MEMBERS [1,2,4,8,16], LIMIT [seconds per task, 240], ROW_LIMIT [seconds per row, 200].

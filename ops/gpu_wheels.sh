@@ -2,11 +2,11 @@
 # Downloads into .whl/ the wheels the trainer and the sweep command need that the GPU
 # image lacks (it has jax 0.11.2, numpy, optax, chex, pillow, opencv, psutil and pytest;
 # not ninjax, elements, ruamel.yaml, ale-py or gymnasium, nor typer and its own
-# dependencies, which dreamer-sweep needs). tests/test_device_image.py keeps the trainer and
+# dependencies, which dreamer-sweep needs). ops/tests/test_device_image.py keeps the trainer and
 # the sweep's local backend within these packages.
 # scope and av (62 MB) stay behind: dreamerv3/scopefile.py writes scope's files
-# and OpenCV encodes the open-loop video. bench/device_run.sh installs them there.
-#   bash bench/gpu_wheels.sh          # then carry .whl in the device call
+# and OpenCV encodes the open-loop video. ops/device_run.sh installs them there.
+#   bash ops/gpu_wheels.sh          # then carry .whl in the device call
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .whl && mkdir -p .whl

@@ -1,9 +1,9 @@
-# Sourced by the device scripts (bench/device_*.sh), on the GPU machine and in their
+# Sourced by the device scripts (ops/device_*.sh), on the GPU machine and in their
 # --dry-run on CPU. What each of them needs the same way:
 #   device_start NAME [--dry-run]   DRY (1 with --dry-run), the repo root as the working
 #                                   folder, OUT (absolute; a fresh temp folder by default)
 #                                   and LOG=$OUT/NAME.log, emptied
-#   install_carried_wheels PY LOG   the wheels carried in .whl (bench/gpu_wheels.sh) into a
+#   install_carried_wheels PY LOG   the wheels carried in .whl (ops/gpu_wheels.sh) into a
 #                                   fresh temp folder put on PYTHONPATH; nothing without .whl
 #   device_python                   PY and PLATFORM of this call: in a dry run the venv's
 #                                   Python (or PYTHON) on cpu; on the device the image's

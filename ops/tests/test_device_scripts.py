@@ -1,4 +1,4 @@
-"""bench/device_roadrunner.sh and bench/device_speed.sh --dry-run: the GPU calls of the Road
+"""ops/device_roadrunner.sh and ops/device_speed.sh --dry-run: the GPU calls of the Road
 Runner runs, on CPU with the debug model, so a device call is known to work before it is made
 (the shift study's call: test_device_image.py)."""
 
@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tarfile
 
-ROOT = pathlib.Path(__file__).parent.parent
+ROOT = pathlib.Path(__file__).parent.parent.parent
 
 
 def dry_run(script, out, **env):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Why a size12m update was slow on the GPU (issue 12): the first Road Runner runs of
-# bench/device_roadrunner.sh trained at 247 frames/s, about 4 s per update with two runs
+# ops/device_roadrunner.sh trained at 247 frames/s, about 4 s per update with two runs
 # sharing an H200 (bench/README.md); this found the cause (2026-11-28: autotuning off,
 # 2.683 s per update; on, 0.035 s). It times one update, and its parts
 # (bench_train.py --breakdown: encoder, decoder, RSSM observe, heads, imagination,
@@ -11,10 +11,10 @@
 #                        device scripts' GPU_XLA_FLAGS since this measured it 77x faster)
 #   defaults             XLA's defaults
 #
-#   On the device machine, from the repo root, with .whl carried (bench/gpu_wheels.sh):
-#     bash bench/device_speed.sh
+#   On the device machine, from the repo root, with .whl carried (ops/gpu_wheels.sh):
+#     bash ops/device_speed.sh
 #   Here, on CPU, the same steps with the debug model (about a minute):
-#     bash bench/device_speed.sh --dry-run          # OUT defaults to a fresh temp dir
+#     bash ops/device_speed.sh --dry-run          # OUT defaults to a fresh temp dir
 #
 # Settings (env): SIZE [size12m], LIMIT [150 s per flag set], SETS [all three, by name].
 # What comes back: device_speed.log (all output) and speed.md (each set's status, seconds

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Road Runner on the GPU machine: the sweep sweeps/gpu_road_runner.yaml (the official
+# Road Runner on the GPU machine: the sweep studies/road_runner/gpu.yaml (the official
 # Atari100k preset at size12m, SEEDS side by side on the one GPU, each with a time budget;
 # its settings and why are there), run by dreamer-sweep, then the run dirs (no checkpoints,
 # no replay) and their terminal logs packed into $OUT.
 #
-#   On the device machine, from the repo root, with .whl carried (bench/gpu_wheels.sh):
-#     GIT_COMMIT=<sha> bash bench/device_roadrunner.sh
+#   On the device machine, from the repo root, with .whl carried (ops/gpu_wheels.sh):
+#     GIT_COMMIT=<sha> bash ops/device_roadrunner.sh
 #   Here, on CPU, the same steps with the debug model for a few hundred steps (~2 min):
-#     bash bench/device_roadrunner.sh --dry-run        # OUT defaults to a fresh temp dir
-#   Baseline, adapt and placebo as one population (sweeps/atari_population.yaml; TASKS picks
+#     bash ops/device_roadrunner.sh --dry-run        # OUT defaults to a fresh temp dir
+#   Baseline, adapt and placebo as one population (studies/atari_population/sweep.yaml; TASKS picks
 #   the game, as the sweep's tasks: mapping):
-#     GIT_COMMIT=<sha> SWEEP=sweeps/atari_population.yaml bash bench/device_roadrunner.sh
+#     GIT_COMMIT=<sha> SWEEP=studies/atari_population/sweep.yaml bash ops/device_roadrunner.sh
 #     ... TASKS="{gpu_alien_pop: atari100k_alien}" ...
 #   A visual dynamics shift (Boxing's difficulty switch), baseline and adapt:
-#     GIT_COMMIT=<sha> SWEEP=sweeps/atari_shift.yaml bash bench/device_roadrunner.sh
+#     GIT_COMMIT=<sha> SWEEP=studies/atari_shift/sweep.yaml bash ops/device_roadrunner.sh
 #
 # Settings (env, defaults as in the sweep file): SEEDS ["0 1 2"], STEPS [13000 agent
 # steps], SIZE [size12m], DURATION [500 s per run, from the run loop's start], LIMIT [550 s
@@ -25,12 +25,12 @@ set -uo pipefail
 
 source "$(dirname "$0")/device_common.sh"
 device_start device_roadrunner "${1:-}"
-SWEEP=${SWEEP:-sweeps/gpu_road_runner.yaml}
+SWEEP=${SWEEP:-studies/road_runner/gpu.yaml}
 case "$SWEEP" in
-  sweeps/gpu_road_runner.yaml) SEEDS=${SEEDS:-"0 1 2"} POPULATION=0 ;;
-  sweeps/atari_population.yaml) SEEDS=${SEEDS:-"0 1 2 3 4"} POPULATION=1 ;;
-  sweeps/atari_shift.yaml) SEEDS=${SEEDS:-"0 1 2"} POPULATION=1 ;;
-  *) echo "error: SWEEP=$SWEEP: expected sweeps/gpu_road_runner.yaml, atari_population.yaml or atari_shift.yaml" >&2
+  studies/road_runner/gpu.yaml) SEEDS=${SEEDS:-"0 1 2"} POPULATION=0 ;;
+  studies/atari_population/sweep.yaml) SEEDS=${SEEDS:-"0 1 2 3 4"} POPULATION=1 ;;
+  studies/atari_shift/sweep.yaml) SEEDS=${SEEDS:-"0 1 2"} POPULATION=1 ;;
+  *) echo "error: SWEEP=$SWEEP: expected studies/road_runner/gpu.yaml, atari_population.yaml or atari_shift.yaml" >&2
      exit 2 ;;
 esac
 LOG_EVERY=${LOG_EVERY:-15}

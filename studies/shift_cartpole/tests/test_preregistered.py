@@ -1,10 +1,10 @@
-"""The pre-registered shift study's analysis (analysis/preregistered.py): Holm's adjustment
+"""The pre-registered shift study's analysis (studies/shift_cartpole/preregistered.py): Holm's adjustment
 against hand-computed values, no comparison before every planned run is in and complete,
 and the primary comparisons once they are."""
 
 import pytest
 
-from analysis import preregistered
+from studies.shift_cartpole import preregistered
 from runfactory import write_run
 
 
