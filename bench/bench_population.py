@@ -127,7 +127,7 @@ def main():
     p.add_argument('--one', help=argparse.SUPPRESS)  # a child process: one row, as JSON
     args = p.parse_args()
     if args.dry_run:
-        args.size, args.members, args.updates, args.act_steps = 'debug', '1,2', 1, 3
+        args.size, args.members, args.updates, args.act_steps = 'debug', '1,2:mixed', 1, 3
     jax.config.update('jax_platforms', args.platform if args.platform == 'cpu'
                       else f'{args.platform},cpu')
     if args.one:

@@ -1,5 +1,6 @@
 """ops/device_population.sh --dry-run: the GPU population benchmark's one call, on CPU
-with the debug model (N = 1, 2 and the solo agent), so the device call is known to work.
+with the debug model (N = 1, a 2-member mixed-arm population and the solo agent), so the
+device call is known to work.
 CartPole only here (the Atari rows take the same path with an image model)."""
 
 import os
@@ -19,7 +20,7 @@ def test_population_dry_run_prints_a_row_per_size_with_the_solo_row(tmp_path):
     assert "## cartpole (ok in" in summary, summary
     rows = [line.split("|")[1].strip() for line in summary.splitlines()
             if line.startswith("| ") and not line.startswith("| members")]
-    assert rows == ["solo", "1", "2"], summary
+    assert rows == ["solo", "1", "2:mixed"], summary
     assert "| solo |" in summary and " 1.00 |" in summary  # the solo row is the reference
     bad = subprocess.run(["bash", "ops/device_population.sh", "--dry-run"], cwd=ROOT,
                          env=dict(env, TASKS="pong"), capture_output=True, text=True)
