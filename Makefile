@@ -30,7 +30,7 @@ BASE := artifacts/atari100k_alien_baseline
 ADAPT := artifacts/atari100k_alien_adapt
 OUT := reports/atari100k_alien
 BIN := $(VENV)/bin
-# The dynamics-shift experiment (artifacts/SHIFT_EXPERIMENT.md): four arms, scored after
+# The dynamics-shift experiment (studies/shift_cartpole/README.md): four arms, scored after
 # the shift, before it, and adapt against the placebo.
 SHIFT := artifacts/shift_cartpole/gym_CartPole-v1
 SHIFT_ARMS := $(SHIFT)_baseline $(SHIFT)_adapt $(SHIFT)_placebo $(SHIFT)_fixed
@@ -45,7 +45,7 @@ demo: $(STAMP)
 	@echo "demo: the report is $(OUT)/report.html (and report.pdf); figures, panels and video are beside it"
 	@echo "demo: this trainer's Road Runner runs (size12m, GPU) beside the published DreamerV3, at equal env frames"
 	$(BIN)/dreamer-report compare published:dreamerv3 artifacts/gpu_road_runner_size12m --out reports/road_runner_vs_published --reps 50000
-	@echo "demo: the dynamics-shift experiment (artifacts/SHIFT_EXPERIMENT.md), four arms, shift at env step 9,500"
+	@echo "demo: the dynamics-shift experiment (studies/shift_cartpole/README.md), four arms, shift at env step 9,500"
 	$(BIN)/dreamer-report compare $(SHIFT_ARMS) --frames 9500:13000 --metric iqm,mean \
 	  --out $(SHIFT_OUT) --reps 50000
 	$(BIN)/dreamer-report compare $(SHIFT_ARMS) --frames 6000:9500 --metric iqm,mean \

@@ -379,36 +379,24 @@ def watch_cli(
                                             "(0: until Ctrl-C).")] = 0,
 ):
     """A live view of runs while they write: last step, fps, scores, mask activity, problems."""
-    import datetime
-    import time
-    from pathlib import Path
-
     from rich.live import Live
     from rich.table import Table
     from rich.text import Text
 
     from analysis import watch
+    from analysis.confine import OutputInInput
     from analysis.ingest import IngestError
-    from analysis.confine import OutputInInput, refuse_inside
 
-    if html and Path(html).is_dir():
-        _fail(f"--html {html}: is a folder; expected a file name for the page")
-    if html and Path(html).exists() and not Path(html).is_file():  # a device or FIFO: never replaced
-        _fail(f"--html {html}: exists and is not a regular file; expected a file name for the page")
     try:
+        watch.check_page(html)
         watcher = watch.Watcher(paths, torn_after=torn_after)
     except (IngestError, ValueError, OSError) as error:
         _fail(_first_line(error))
     console = _console()
     fits = max(1, console.height - 8) if console.is_terminal else None  # rows a terminal shows
 
-    def view() -> Table:
-        watcher.refresh()
-        columns, rows = watcher.table()
-        stamp = datetime.datetime.now().strftime("%H:%M:%S")
-        if html:
-            refuse_inside(html, watcher.runs, "--html")
-            watch.write_atomic(Path(html), watch.render_html(columns, rows, interval, stamp))
+    def view(frame) -> Table:
+        columns, rows, stamp = frame
         more = f"; {len(rows) - fits} more below (all in --html)" if fits and len(rows) > fits else ""
         table = Table(title=f"{len(rows)} run(s) at {stamp}{more}; Ctrl-C to stop")
         for column in columns:
@@ -417,19 +405,15 @@ def watch_cli(
             table.add_row(*(Text(_plain(cell)) for cell in row))
         return table
 
-    done = 0
+    frames = watch.follow(watcher, interval, iterations, html)
     try:
         if console.is_terminal:
-            with Live(view(), console=console, auto_refresh=False) as live:
-                while iterations == 0 or (done := done + 1) < iterations:
-                    time.sleep(interval)
-                    live.update(view(), refresh=True)
+            with Live(console=console, auto_refresh=False) as live:
+                for frame in frames:
+                    live.update(view(frame), refresh=True)
         else:  # a log or a pipe: one table per refresh
-            while iterations == 0 or done < iterations:
-                console.print(view())
-                done += 1
-                if iterations == 0 or done < iterations:
-                    time.sleep(interval)
+            for frame in frames:
+                console.print(view(frame))
     except KeyboardInterrupt:
         pass
     except (OSError, OutputInInput) as error:  # the --html page cannot or may not be written

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
-from analysis import compare, figures, gzlog, ingest, longrun, mask, preregistered, readout, stats
+from analysis import compare, defaults, figures, gzlog, ingest, longrun, mask, ranking, readout, stats
+from studies.shift_cartpole import preregistered  # moved out of analysis in the next commit
 
 REPS = 50_000  # the demo's bootstrap reps, so both print the same intervals
 SEED = 0
@@ -341,13 +343,13 @@ def shift(root: Path) -> Section:
 
 def shift_study(root: Path) -> Section:
     """The pre-registered shift study: its design's power from the pilot, which runs are in,
-    and, once all are, the primary analysis (analysis/preregistered.py)."""
+    and, once all are, the primary analysis (studies/shift_cartpole/preregistered.py)."""
     plan = preregistered
     pilot = {arm: root / "shift_cartpole" / f"gym_CartPole-v1_{arm}" for arm in SHIFT_ARMS}
     power_rows = [[f"{r['method']} vs {r['reference']}", f"{r['alpha']:g}", f"{r['power']:.3f}"]
                   for r in plan.plan_power(pilot)]
     lines = [
-        f"Plan: `artifacts/SHIFT_EXPERIMENT.md`, \"Pre-registered study\": {len(plan.SEEDS)} seeds per arm, "
+        f"Plan: `studies/shift_cartpole/README.md`, \"Pre-registered study\": {len(plan.SEEDS)} seeds per arm, "
         f"score window ({plan.WINDOW[0]:,}, {plan.WINDOW[1]:,}], smallest difference of interest {plan.DELTA:g} (IQM, raw score).", "",
         f"Power of each primary comparison at {len(plan.SEEDS)} seeds per arm, simulated from the pilot's "
         f"runs ({plan.POWER_SIMS:,} studies, seed {plan.SEED}; Holm's first step tests at alpha "
@@ -374,6 +376,54 @@ def shift_study(root: Path) -> Section:
     return Section("Pre-registered shift study", lines)
 
 
+PARAMETER_LINE = re.compile(r"Parameter count: total ([\d,]+)")
+
+
+def _terminal_logs(root: Path) -> dict[str, list[Path]]:
+    """The trainer's terminal outputs kept beside the runs, by set: `logs/<set>_seed<N>.log`, and
+    a run's own `train.log`."""
+    sets: dict[str, list[Path]] = {}
+    for path in sorted((root / "logs").glob("*.log")):
+        sets.setdefault(re.sub(r"_seed\d+$", "", path.stem), []).append(path)
+    for path in sorted(root.glob("*/*/train.log")):
+        sets.setdefault(path.parent.parent.name, []).append(path)
+    return sets
+
+
+def parameter_counts(root: Path) -> list[list[str]]:
+    """Per set of terminal logs: how many logs, and the parameter counts they printed."""
+    rows = []
+    for name, paths in _terminal_logs(root).items():
+        counts = {int(m.group(1).replace(",", "")) for path in paths
+                  for m in PARAMETER_LINE.finditer(path.read_text(errors="replace"))}
+        rows.append([f"`{name}`", len(paths), ", ".join(f"{c:,}" for c in sorted(counts)) or "not printed"])
+    return rows
+
+
+def best_seeds(root: Path) -> list[str]:
+    """The demo's Alien runs: each method's best seed by final score (as `best-seed` ranks them),
+    and the seeds with an episode in the final window (the others' score is their last episode)."""
+    lines = []
+    for method in ("baseline", "adapt"):
+        ranked = ranking.seed_table([str(root / f"atari100k_alien_{method}")], cache=False)
+        scored = sorted(r["seed"] for r in ranked if r["final_score"] is not None and not r["fallback"])
+        lines.append(f"- {method}: best seed {ranked[0]['seed']}; seeds with an episode in the final window: "
+                     + (", ".join(map(str, scored)) or "none") + ".")
+    return lines
+
+
+def run_facts(root: Path) -> Section:
+    """Facts the labels in artifacts/ point to: parameter counts from the terminal logs, the
+    demo's best seeds."""
+    return Section("Run facts", [
+        "Parameter counts, from the `Parameter count: total` line each terminal log kept in "
+        "`artifacts/logs/` (and a run's `train.log`) printed; a set is a log name without its seed:", "",
+        *table(["logs", "files", "parameters"], parameter_counts(root)), "",
+        f"The demo's Alien runs, ranked by final score (mean episode score over the last "
+        f"{defaults.WINDOW:.0%} of each run's env frames, "
+        "`dreamer-report best-seed`):", "", *best_seeds(root)])
+
+
 # ---------------------------------------------------------------- the document
 
 
@@ -392,7 +442,7 @@ def sections(root: Path) -> list[Section]:
             road_runner(root, "atari100k_road_runner_dreamerv3", "Road Runner at the official settings, size1m"),
             road_runner(root, "atari100k_road_runner_lr3e-4", "Road Runner at lr 3e-4, size1m"),
             road_runner(root, "gpu_road_runner_size12m", "Road Runner at the official settings, size12m, GPU"),
-            road_runner_vs_published(root), cartpole(root), gpu_alien(root), shift(root), shift_study(root)]
+            road_runner_vs_published(root), cartpole(root), gpu_alien(root), shift(root), shift_study(root), run_facts(root)]
 
 
 def build(root: Path) -> str:

@@ -17,10 +17,12 @@ only the decompressed lines past those already seen become rows.
 
 from __future__ import annotations
 
+import datetime
 import html
 import math
 import os
 import time
+from collections.abc import Iterator
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,6 +254,34 @@ class Watcher:
 
     def table(self) -> tuple[list[str], list[list[str]]]:
         return COLUMNS, [state.row() for state in sorted(self.runs.values(), key=lambda s: s.name)]
+
+
+def check_page(page: str | None) -> None:
+    """ValueError (one line) when `page`, the --html target, cannot be a page this command replaces."""
+    if page and Path(page).is_dir():
+        raise ValueError(f"--html {page}: is a folder; expected a file name for the page")
+    if page and Path(page).exists() and not Path(page).is_file():  # a device or FIFO: never replaced
+        raise ValueError(f"--html {page}: exists and is not a regular file; expected a file name for the page")
+
+
+def follow(watcher: Watcher, interval: float, iterations: int = 0,
+           page: str | None = None) -> Iterator[tuple[list[str], list[list[str]], str]]:
+    """Refresh `watcher` every `interval` seconds and yield (columns, rows, time of day) after each
+    refresh, `iterations` times (0: until the caller stops). With `page`, the self-refreshing HTML
+    view there is replaced at each refresh (never inside a run being watched: OutputInInput)."""
+    done = 0
+    while True:
+        watcher.refresh()
+        columns, rows = watcher.table()
+        stamp = datetime.datetime.now().strftime("%H:%M:%S")
+        if page:
+            confine.refuse_inside(page, watcher.runs, "--html")
+            write_atomic(Path(page), render_html(columns, rows, interval, stamp))
+        yield columns, rows, stamp
+        done += 1
+        if iterations and done >= iterations:
+            return
+        time.sleep(interval)
 
 
 def render_html(columns: list[str], rows: list[list[str]], interval: float, stamp: str) -> str:

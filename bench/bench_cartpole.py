@@ -3,7 +3,7 @@
         .venv/bin/python bench/bench_cartpole.py [--seeds 0,1,2] [--parallel 3]
                 [--minutes 30] [--root artifacts] [--configs cartpole,size1m]
 
-Runs the sweep sweeps/cartpole_learning.yaml (`--configs cartpole size1m`, one run
+Runs the sweep studies/cartpole_learning/sweep.yaml (`--configs cartpole size1m`, one run
 per seed into <root>/cartpole_dreamerv3/seed<N>/, all at once with --parallel 3,
 so the seeds share the 2 cores: a harder budget than one at a time), each stopped
 by `run.duration` after --minutes. While they run it polls every scores.jsonl and

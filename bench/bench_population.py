@@ -1,10 +1,11 @@
 """Aggregate throughput of a population against its size, with the solo run beside it.
 
     .venv/bin/python bench/bench_population.py --task cartpole --size size1m \
-        --members 1,2,4,8,16,64 [--updates 5] [--platform cpu|cuda] [--dry-run]
+        --members 1,2,4,8,16,64,48:mixed [--updates 5] [--platform cpu|cuda] [--dry-run]
 
 For each population size N (and `solo`: the plain agent, not vmapped, same config)
-a fresh process builds the agent for N members (seeds 0..N-1, one arm), compiles
+a fresh process builds the agent for N members (seeds 0..N-1, one arm; `N:mixed`:
+the shift study's three arms, baseline, adapt and placebo, taking turns), compiles
 the update, and times it on random replay-shaped data (median of --updates after
 a warm-up); then times acting: one policy call for all members plus one step of
 each member's real env (CartPole: gymnasium; Atari: ale-py Alien), --act-steps
@@ -32,9 +33,14 @@ import numpy as np  # noqa: E402
 from bench_train import load_config, peak_device_mb, random_batch, spaces  # noqa: E402
 from dreamerv3 import agent as agentlib  # noqa: E402
 from dreamerv3 import envs as envlib  # noqa: E402
-from dreamerv3 import popagent  # noqa: E402
+from dreamerv3 import learner  # noqa: E402
 
 TASKS = {'cartpole': 'gym_CartPole-v1', 'atari': 'atari100k_alien'}
+# The shift study's arms (members of one population differ only in these).
+MIXED = [{'agent.imag_adapt.enabled': False},
+         {'agent.imag_adapt.enabled': True, 'agent.imag_adapt.mode': 'rule'},
+         {'agent.imag_adapt.enabled': True, 'agent.imag_adapt.mode': 'placebo',
+          'agent.imag_adapt.placebo_rate': 0.11, 'agent.imag_adapt.placebo_severity': 0.2}]
 
 
 def build(task, size, members, platform):
@@ -44,8 +50,10 @@ def build(task, size, members, platform):
     obs, act = spaces('alien' if task == 'atari' else 'cartpole')
     if members == 'solo':
         return agentlib.Agent(obs, act, config), [config]
-    configs = [config.update({'seed': k}) for k in range(int(members))]
-    return popagent.PopulationAgent(obs, act, configs), configs
+    count, _, arms = members.partition(':')
+    arms = MIXED if arms == 'mixed' else [{}]
+    configs = [config.update({'seed': k, **arms[k % len(arms)]}) for k in range(int(count))]
+    return learner.Population(obs, act, configs), configs
 
 
 def time_updates(agent, configs, task, updates):
@@ -55,7 +63,7 @@ def time_updates(agent, configs, task, updates):
     solo = isinstance(agent, agentlib.Agent)
     batches = [random_batch(B, T, seed=k, task=kind, agent=agent if solo else agent.solo)
                for k in range(len(configs))]
-    data = batches[0] if solo else popagent.stack(batches)
+    data = batches[0] if solo else learner.stack(batches)
     carry = agent.init_train(B)
     start = time.perf_counter()
     carry, _, metrics = agent.train_step(carry, data)  # compiles, then runs once
@@ -119,7 +127,7 @@ def main():
     p.add_argument('--one', help=argparse.SUPPRESS)  # a child process: one row, as JSON
     args = p.parse_args()
     if args.dry_run:
-        args.size, args.members, args.updates, args.act_steps = 'debug', '1,2', 1, 3
+        args.size, args.members, args.updates, args.act_steps = 'debug', '1,2:mixed', 1, 3
     jax.config.update('jax_platforms', args.platform if args.platform == 'cpu'
                       else f'{args.platform},cpu')
     if args.one:

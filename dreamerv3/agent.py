@@ -5,6 +5,11 @@ optimizer state, slow critic, return-normaliser stats, the adaptive-horizon
 rule's state, update counter), so `save()`/`load()` restore a run exactly and
 the jitted update can donate it. Data parallel: a Mesh over
 `jax.train_devices`, batch dimension sharded, everything else replicated.
+
+The agent's computations are pure functions of arrays: `init_state(seed)`,
+`policy_step(params, carry, obs, seed, count)` and `update(state, carry, data, scalars)`.
+The methods around them (`policy`, `train`, `report`) hold one run's state; a population
+(learner.py) runs the same pure functions under `jax.vmap` for many runs.
 """
 
 import dataclasses
@@ -58,7 +63,7 @@ POLICY_CALLS = 'policy_calls'  # the save() entry of the policy-call counter
 class Agent:
 
   def __init__(self, obs_space, act_space, config, init_state=True):
-    """init_state=False leaves `state` None: a population (popagent.py) uses the agent as
+    """init_state=False leaves `state` None: a population (learner.py) uses the agent as
     its members' template and makes every member's state itself."""
     self.obs_space, self.act_space, self.config = obs_space, act_space, config
     self.acfg = config.agent
@@ -78,11 +83,11 @@ class Agent:
     self.scalars = run_scalars(config)
     self._setup_devices()
     self.param_counts = self._count_params()
-    self.state = jax.device_put(self._init_state(), self.repl) if init_state else None
+    self.state = jax.device_put(self.init_state(), self.repl) if init_state else None
     self._policy_params = None
     self._policy_calls = 0
     self._train_fns, self._report_fn, self._openloop_fns = {}, None, {}
-    self._policy_fn = self._jit(self._policy)
+    self._policy_fn = self.jit(self.policy_step)
 
   # ---- construction ---------------------------------------------------------------
 
@@ -107,7 +112,7 @@ class Agent:
       data[k] = jnp.zeros((B, T), bool)
     return data
 
-  def _jit(self, fn, **kwargs):
+  def jit(self, fn, **kwargs):
     """jax.jit of `fn` traced under this agent's network settings, compiled
     with `compiler_options(config)`."""
     options = compiler_options(self.config)
@@ -125,7 +130,7 @@ class Agent:
   def _count_params(self):
     return tally(jax.eval_shape(self._init_params))
 
-  def _init_state(self, seed=None):
+  def init_state(self, seed=None):
     """The state before the first update of the run with `seed` (default: this
     agent's); a population builds each member's with its own seed."""
     params = self._init_params(seed)
@@ -137,14 +142,14 @@ class Agent:
 
   # ---- carries --------------------------------------------------------------------
 
-  def _zero_carry(self, B):
+  def zero_carry(self, B):
     r = self.acfg.rssm
     return {'deter': np.zeros((B, r.deter), np.float32),
             'stoch': np.zeros((B, r.stoch, r.classes), np.float32),
             'prevact': np.zeros((B, self.model.act_dim), np.float32)}
 
   def init_policy(self, batch_size):
-    return jax.device_put(self._zero_carry(batch_size), self.policy_repl)
+    return jax.device_put(self.zero_carry(batch_size), self.policy_repl)
 
   @property
   def ext_space(self):
@@ -165,15 +170,16 @@ class Agent:
     """Training sequences start from the replay context's stored state (or
     zeros with replay_context 0); the carry returned by train() is the last
     posterior state, kept for inspection."""
-    return jax.device_put(self._zero_carry(batch_size), self.batch)
+    return jax.device_put(self.zero_carry(batch_size), self.batch)
 
   def init_report(self, batch_size):
-    return jax.device_put(self._zero_carry(batch_size), self.batch)
+    return jax.device_put(self.zero_carry(batch_size), self.batch)
 
   # ---- policy ---------------------------------------------------------------------
 
-  def _policy(self, params, carry, obs, seed, count):
-    """One policy step; its key is draw `count` of the run's policy stream."""
+  def policy_step(self, params, carry, obs, seed, count):
+    """One policy step (pure): carry and obs [E, ...] -> (carry, action [E, ...], the
+    replay entries of ext_space [E, ...]); its key is draw `count` of the run's policy stream."""
     key = stream_key(seed, 'policy', count)
     _, (carry, action) = nj.pure(self.model.policy_step)(params, carry, obs, key)
     return carry, action, self._entries(carry)
@@ -206,11 +212,14 @@ class Agent:
 
   # ---- training -------------------------------------------------------------------
 
-  def _imag_mask(self, l_dyn, state, adapt, seed, enabled):
-    """The adaptive-horizon rule (imag_adapt.py); returns the mask applied (all
-    ones when `enabled`, a bool or a bool array, is off), the rule's new state and
-    metrics. When disabled the rule's state still tracks loss/dyn, but the logged
-    active/mask_mean/horizon_eff are those of the mask applied: 0, 1 and H."""
+  def _imag_mask(self, l_dyn, state, adapt, seed):
+    """The adaptive-horizon rule (imag_adapt.py); returns the mask applied, the rule's new
+    state and metrics. Where `adapt['enabled']` (a bool array: members of a population may
+    differ in it) is off, the mask applied is all ones, which leaves the actor-critic loss
+    exactly the plain one (x * 1.0 == x), so no second, unmasked pass is needed. The rule's
+    state still tracks loss/dyn, but the logged active/mask_mean/horizon_eff are those of
+    the mask applied: 0, 1 and H."""
+    enabled = adapt['enabled']
     mask, state, mets = imag_adapt.imag_mask(sg(l_dyn), state, adapt, self.H, seed)
     mask = jnp.where(enabled, mask, jnp.ones_like(mask))
     mets = {**mets, 'active': jnp.where(enabled, mets['active'], 0.0),
@@ -232,12 +241,13 @@ class Agent:
     rest = {k: v[:, K:] for k, v in data.items() if k not in self.ext_space}
     return rest, start
 
-  def _update(self, state, carry, data, scalars, hook='config'):
-    """One gradient update. scalars: run_scalars() of the run (arrays; a
-    population vmaps this function over its members' state, batches and
-    scalars). hook: 'config' follows agent.imag_adapt.enabled of the config,
-    'mixed' follows scalars['adapt']['enabled'] (a population whose members differ
-    in it), 'on' forces the mask, 'off' removes the hook code entirely (reference path)."""
+  def update(self, state, carry, data, scalars, rule=True):
+    """One gradient update (pure): (state, carry [B, ...], data [B, K + T, ...], scalars)
+    -> (state, carry, metrics, outs). scalars: run_scalars() of the run, arrays (a
+    population vmaps this function over its members' states, batches and scalars);
+    whether the mask applies is scalars['adapt']['enabled']. rule=False leaves the
+    adaptive rule's code out of the program: the plain DreamerV3 update, kept as the
+    reference the disabled mask is tested against (bit for bit) and benchmarked by."""
     a = self.acfg
     data, start = self._apply_context(data)
     params = state['params']
@@ -254,13 +264,11 @@ class Agent:
 
     # Adaptive imagination horizon: the one call site (imag_adapt.imag_mask).
     adapt = scalars['adapt']
-    enabled = {'config': bool(self.adapt_cfg['enabled']), 'on': True, 'off': False,
-               'mixed': adapt['enabled']}[hook]
-    if hook == 'off':
-      imag_mask, adapt_state, adapt_mets = None, state['adapt'], {}
-    else:
+    if rule:
       imag_mask, adapt_state, adapt_mets = self._imag_mask(
-          wm_aux['losses']['dyn'], state['adapt'], adapt, scalars['seed'], enabled)
+          wm_aux['losses']['dyn'], state['adapt'], adapt, scalars['seed'])
+    else:
+      imag_mask, adapt_state, adapt_mets = None, state['adapt'], {}
 
     # Imagination from every replayed posterior state (no gradients into the model)
     B, T = data['is_first'].shape
@@ -282,13 +290,8 @@ class Agent:
           {**params, **ac_p}, traj, {**targets, 'rep_feat': rep_feat}, data, mask,
           adapt['mask_value'])
       return loss, aux
-    ac_grad = lambda mask: jax.value_and_grad(ac_fn, (0, 1), has_aux=True)(
-        ac_params, rep_feat, mask)
-    if hook == 'mixed':  # enabled is an array: the plain path exactly where it is off
-      (ac_total, ac_aux), (ac_grads, feat_grad) = jax.lax.cond(
-          enabled, lambda: ac_grad(imag_mask), lambda: ac_grad(None))
-    else:
-      (ac_total, ac_aux), (ac_grads, feat_grad) = ac_grad(imag_mask if enabled else None)
+    (ac_total, ac_aux), (ac_grads, feat_grad) = jax.value_and_grad(
+        ac_fn, (0, 1), has_aux=True)(ac_params, rep_feat, imag_mask)
     (wm_grads,) = wm_vjp((jnp.ones_like(wm_total), feat_grad))
 
     # Optimizer, slow critic, counters
@@ -325,16 +328,16 @@ class Agent:
     new_carry = {**wm_aux['carry'], 'prevact': self.model.actfeat(data['action'][:, -1])}
     return new_state, new_carry, metrics, outs
 
-  def _train_fn(self, hook):
-    if hook not in self._train_fns:
-      fn = lambda state, carry, data, scalars: self._update(state, carry, data, scalars, hook)
-      self._train_fns[hook] = self._jit(
+  def _train_fn(self, rule=True):
+    if rule not in self._train_fns:
+      fn = lambda state, carry, data, scalars: self.update(state, carry, data, scalars, rule)
+      self._train_fns[rule] = self.jit(
           fn, in_shardings=(self.repl, self.batch, self.batch, self.repl),
           out_shardings=(self.repl, self.batch, self.repl, self.repl),
           donate_argnums=(0,))
-    return self._train_fns[hook]
+    return self._train_fns[rule]
 
-  def _host_data(self, data):
+  def host_data(self, data):
     """The batch keys the update reads, as numpy arrays."""
     missing = [k for k in self.ext_space if k not in data]
     if missing:
@@ -345,7 +348,7 @@ class Agent:
     return {k: np.asarray(data[k]) for k in keys}
 
   def _put_data(self, data):
-    return jax.device_put(self._host_data(data), self.batch)
+    return jax.device_put(self.host_data(data), self.batch)
 
   def train(self, carry, data):
     """One update on data [B, replay_context + T, ...]; returns (carry, outs,
@@ -360,10 +363,10 @@ class Agent:
       replay['stepid'] = np.asarray(data['stepid'])[:, self.context:]
     return carry, {'replay': replay}, metrics
 
-  def train_step(self, carry, data, hook='config'):
+  def train_step(self, carry, data, rule=True):
     """Like train(), (carry, outs, metrics), with every output of the update in outs:
-    the per-step actor weights too (for tests and tools). hook: as in _update."""
-    fn = self._train_fn(hook)
+    the per-step actor weights too (for tests and tools). rule: as in update()."""
+    fn = self._train_fn(rule)
     self.state, carry, metrics, outs = fn(
         self.state, carry, self._put_data(data), self.scalars)
     self._policy_params = None
@@ -377,7 +380,7 @@ class Agent:
       def fn(params, data, seed, start):
         _, out = nj.pure(self.model.openloop)(params, data, context, seed, start)
         return out
-      self._openloop_fns[context] = self._jit(fn)
+      self._openloop_fns[context] = self.jit(fn)
     return self._openloop_fns[context]
 
   def openloop(self, data, context, start=None, params=None, seed=None):
@@ -406,8 +409,8 @@ class Agent:
         data, start = self._apply_context(data)
         _, (_, aux) = nj.pure(self.model.wm_loss)(params, data, seed, start)
         return aux['losses']
-      self._report_fn = self._jit(fn)
-    data = self._host_data(data)
+      self._report_fn = self.jit(fn)
+    data = self.host_data(data)
     lossd = jax.device_get(self._report_fn(params, data, stream_key(seed, 'report')))
     data, start = self._apply_context(data)  # the video starts where the loss does
     metrics = {f'loss/{k}': float(v) for k, v in lossd.items()}

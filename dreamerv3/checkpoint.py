@@ -22,7 +22,7 @@ import elements
 import elements.checkpoint as ecp
 
 from dreamerv3 import safefile
-from dreamerv3.configs import UsageError
+from dreamerv3.errors import CheckpointError, ResumeError, UsageError
 
 
 class Checkpoint:
@@ -143,14 +143,6 @@ def _inside(path, folder):
   if base not in real.parents:
     raise CheckpointError(f'{path}: a link to a file outside the checkpoint folder; not read')
   return path
-
-
-class CheckpointError(ValueError):
-  """A checkpoint file that is not plain data; the message names the file."""
-
-
-class ResumeError(UsageError):
-  """No complete checkpoint of the run loads (damaged, or of another model size): one line, exit 2."""
 
 
 def load_pickle(path):

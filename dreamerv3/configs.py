@@ -15,15 +15,9 @@ import pathlib
 import elements
 import ruamel.yaml
 
+from dreamerv3.errors import BadInput, UsageError
+
 CONFIGS = pathlib.Path(__file__).parent / 'configs.yaml'
-
-
-class BadInput(Exception):
-  """Bad flags, presets or settings, found before a run starts: one line for the user."""
-
-
-class UsageError(Exception):
-  """A bad setting found while building a run (env, agent, logger): one line, exit code 2."""
 
 
 def load_presets():
@@ -136,7 +130,7 @@ def check_numbers(config):
     return f'--agent.retnorm.plo {plo} / phi {phi}: expected percentiles 0 <= plo < phi <= 100'
   source = config.run.from_checkpoint
   if source and '://' not in str(source):
-    from dreamerv3 import checkpoint  # here: checkpoint.py imports this module
+    from dreamerv3 import checkpoint
     try:
       checkpoint.resolve(source)
     except UsageError as e:
@@ -164,7 +158,7 @@ def load_saved(path):
 
 
 def _unbracket(arg):
-  """'[0]' or '[0,1]' -> '0' or '0,1': the seed writes list flags in brackets,
+  """'[0]' or '[0,1]' -> '0' or '0,1': the reference commands write list flags in brackets,
   elements.Flags takes comma-separated values."""
   if arg.startswith('[') and arg.endswith(']') and not arg.startswith('--'):
     return arg[1:-1].replace(' ', '')

@@ -114,7 +114,8 @@ def scope_output(logdir, say=True):
 
 
 def scope_safe(metrics):
-  """Drop what scope rejects in its background thread (dependency note P5)."""
+  """Drop what scope rejects: it asserts on other keys and values in its background thread,
+  and the error surfaces only at a later write or is lost at close."""
   safe = {}
   for key, value in metrics.items():
     value = np.asarray(value)
@@ -130,7 +131,7 @@ def scope_safe(metrics):
 
 
 def close(logger):
-  """Flush every output and wait for scope's writer threads (note P3)."""
+  """Flush every output and wait for scope's writer threads (its close does not wait for them)."""
   logger.close()
   for output in logger.outputs:
     writer = getattr(output, 'writer', None)

@@ -19,7 +19,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _HERE]
 import elements  # noqa: E402
 
 from dreamerv3 import configs as configlib  # noqa: E402
-from dreamerv3.configs import BadInput, UsageError  # noqa: E402
+from dreamerv3.errors import BadInput, UsageError  # noqa: E402
 
 
 def jax_platforms(platform):
@@ -95,12 +95,8 @@ def main(argv=None, agent_cls=None):
     print('Logdir:', logdir)
   try:
     with storage.syncing(mirrors, config.run.sync_every):
-      if members:
-        from dreamerv3 import poprun
-        poprun.train(runs, *([agent_cls] if agent_cls else []))
-      else:
-        from dreamerv3 import run
-        run.SCRIPTS[config.script](config, agent_cls)
+      from dreamerv3 import run
+      run.SCRIPTS[config.script](runs, agent_cls)
   except UsageError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -1,6 +1,6 @@
 """A population: many runs of DreamerV3 trained in one process, one vmapped update.
 
-The seed's command line, plus two flags, starts one:
+A training command, plus two flags, starts one:
 
   python dreamerv3/main.py --logdir runs/cartpole_{arm}/seed{seed} \\
     --configs cartpole size1m --population.seeds 0-3 --population.arms arms.yaml
@@ -15,8 +15,8 @@ values the update reads as arrays (agent.run_scalars: seed, learning rate,
 one command for each (the message names the keys).
 
 This module turns a parsed config into the member configs and refuses what a
-population cannot be, with one line (BadInput). The vmapped agent is popagent.py,
-the training loop poprun.py.
+population cannot be, with one line (BadInput). The vmapped learner is learner.py,
+the training loop (the same for one member or many) run.py.
 """
 
 import fnmatch
@@ -27,7 +27,7 @@ import re
 import ruamel.yaml
 
 from dreamerv3 import imag_adapt
-from dreamerv3.configs import BadInput
+from dreamerv3.errors import BadInput
 from dreamerv3.envs import shift
 
 # Config keys (fnmatch patterns) in which members may differ.
@@ -140,10 +140,14 @@ def check_members(members):
   if base.run.from_checkpoint:
     raise BadInput('population: --run.from_checkpoint is not supported (each member '
                    'resumes from its own run dir when the command is run again)')
-  if len(base.jax.train_devices) != 1 or list(base.jax.train_devices) != list(
-      base.jax.policy_devices):
-    raise BadInput('population: runs on one device; give one and the same '
-                   '--jax.train_devices and --jax.policy_devices')
+  devices = list(base.jax.train_devices)
+  if devices != list(base.jax.policy_devices):
+    raise BadInput('population: give one and the same --jax.train_devices and '
+                   '--jax.policy_devices (the members act and train on one mesh)')
+  if len(members) % len(devices):
+    raise BadInput(f'population: {len(members)} members do not divide evenly over the '
+                   f'{len(devices)} devices of --jax.train_devices; use a multiple of '
+                   f'{len(devices)} members or fewer devices')
   for member in members:
     problem = imag_adapt.validate(member.agent.imag_adapt) or shift.check_config(member)
     if problem:

@@ -9,7 +9,7 @@ import pathlib
 from dreamerv3 import checkpoint as ckptlib
 from dreamerv3 import configs as configlib
 from dreamerv3 import envs as envlib
-from dreamerv3.configs import UsageError
+from dreamerv3.errors import UsageError
 
 
 def build_agent(obs_space, act_space, config, agent_cls=None):

@@ -9,11 +9,7 @@ outside it. `refuse_links` finds such links before a run starts (one line, exit 
 import os
 import pathlib
 
-from dreamerv3.configs import UsageError
-
-
-class LinkInLogdir(UsageError):
-  """A path the trainer would write through is a symbolic link: one line, exit 2."""
+from dreamerv3.errors import LinkInLogdir
 
 
 def refuse_links(paths):

@@ -25,15 +25,13 @@ import sys
 import tempfile
 import threading
 
+from dreamerv3.errors import StorageError
+
 
 os.environ.setdefault('GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT', 'false')  # see analysis/remote.py
 
 PROTOCOLS = {'s3': 's3', 'gs': 'gcs', 'gcs': 'gcs', 'az': 'az', 'abfs': 'az'}
 DEADLINE = 120.0  # seconds for one remote call (a whole batch of uploads)
-
-
-class StorageError(OSError):
-  """A remote call failed; the message is one line naming the URL."""
 
 
 def is_remote(path):

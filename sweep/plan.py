@@ -29,6 +29,7 @@ import os
 import ruamel.yaml
 
 from dreamerv3 import configs as configlib
+from dreamerv3 import errors
 from dreamerv3 import population
 from sweep.spec import SweepError
 
@@ -115,7 +116,7 @@ def _check(sweep, label, arm, flags):
   """The trainer's parser on this arm's flags; a bad value is blamed on the line that set it."""
   try:
     configlib.parse(('--logdir', 'x') + flags)
-  except configlib.BadInput as e:
+  except errors.BadInput as e:
     spec = sweep.arms[arm]
     own = any(k in str(e) for k in spec['flags']) or any(p in str(e) for p in spec['configs'])
     key = f'arms.{arm}' if own else ('tasks' if label in str(e) or sweep.tasks[label] in str(e)

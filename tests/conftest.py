@@ -1,4 +1,4 @@
-"""Shared fixtures: ONE `debug`-config agent per test session, compiled once.
+"""Shared fixtures: ONE `debug`-config agent per pytest process, compiled once.
 
 Compiles dominate on 2 CPU cores, so tests use XLA with its backend
 optimisation passes off (the same math, about 4x faster to compile; set
@@ -14,7 +14,7 @@ _FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive
 if not os.environ.get("DREAMER_TEST_FULL_XLA"):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FAST_COMPILE).strip()
 
-# XLA's persistent compilation cache, for this test session only: agents of one config
+# XLA's persistent compilation cache, for this pytest process only: agents of one config
 # with other seeds, learning rates or imag_adapt values trace to the same program (those
 # are arguments of the update), so after the first such compile the rest load it from
 # disk. Environment variables, so the trainer's subprocesses share the cache too.
@@ -33,7 +33,7 @@ import pytest  # noqa: E402
 from dreamerv3 import configs as configlib  # noqa: E402
 from dreamerv3 import envs  # noqa: E402
 
-# The toolkit's ingest cache goes to a folder of this test session, not the user's cache.
+# The toolkit's ingest cache goes to a folder of this pytest process, not the user's cache.
 os.environ["DREAMER_REPORT_CACHE"] = tempfile.mkdtemp(prefix="dreamer-report-test-cache-")
 atexit.register(shutil.rmtree, os.environ["DREAMER_REPORT_CACHE"], ignore_errors=True)
 
@@ -93,15 +93,34 @@ def debug_config():
 
 
 @pytest.fixture(scope="session")
-def debug_agent(debug_config):
-    """The shared agent; `agent.initial_save` is its state before any update.
-    Tests that train restore whatever state they need with `agent.load`."""
+def shared_debug_agent(debug_config):
+    """The one compiled debug agent of the pytest process; tests get it through `debug_agent`."""
     from dreamerv3.agent import Agent
 
     obs_space, act_space = spaces()
     agent = Agent(obs_space, act_space, debug_config)
     agent.initial_save = agent.save()
     return agent
+
+
+def reset_agent(agent):
+    """The shared agent as it was built: its state (with the policy-call counter) and its
+    run scalars (seed, lr, imag_adapt), which tests may swap for another run's."""
+    from dreamerv3 import agent as agentlib
+
+    agent.load(agent.initial_save)
+    agent.scalars = agentlib.run_scalars(agent.config)
+
+
+@pytest.fixture
+def debug_agent(shared_debug_agent):
+    """The shared agent in its initial state (`agent.initial_save`), put back in that state
+    after the test whatever the test did or however it ended."""
+    reset_agent(shared_debug_agent)
+    try:
+        yield shared_debug_agent
+    finally:
+        reset_agent(shared_debug_agent)
 
 
 @pytest.fixture
@@ -112,7 +131,7 @@ def debug_batch(debug_config):
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory):
     """ONE end-to-end run of main.py (debug preset, real agent) shared by every test
-    that needs a real run directory: the seed's command shape, as a subprocess."""
+    that needs a real run directory: the reference commands' shape, as a subprocess."""
     import subprocess
     import sys
 

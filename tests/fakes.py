@@ -79,7 +79,7 @@ class FakeAgent:
 
 
 class FakePopulation:
-    """A FakeAgent per member behind PopulationAgent's interface (dreamerv3/popagent.py):
+    """A FakeAgent per member behind learner.Population's interface (dreamerv3/learner.py):
     arrays with a leading member axis in and out, member(k) saves and loads member k."""
 
     def __init__(self, obs_space, act_space, configs):

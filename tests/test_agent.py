@@ -140,32 +140,6 @@ def test_invalid_imag_adapt_config_raises(debug_config):
         Agent(*spaces(), config)
 
 
-TWO_DEVICES = """
-import json, sys
-sys.path.insert(0, {tests!r})
-from conftest import load_config, spaces, make_batch
-from dreamerv3.agent import Agent
-config = load_config('debug').update({{'jax.train_devices': [0, 1], 'jax.policy_devices': [0]}})
-agent = Agent(*spaces(), config)
-batch = make_batch(config.batch_size, config.batch_length, config=config)
-_, _, metrics = agent.train(agent.init_train(config.batch_size), batch)
-carry, act, _ = agent.policy(agent.init_policy(1), {{k: v[:1, 0] for k, v in batch.items()}})
-print(json.dumps({{k: v for k, v in metrics.items() if k.startswith('loss/')}}))
-"""
-
-
-def test_train_step_on_two_cpu_devices(tmp_path):
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
-    env["JAX_PLATFORMS"] = "cpu"
-    script = TWO_DEVICES.format(tests=str(ROOT / "tests"))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    losses = json.loads(result.stdout.strip().splitlines()[-1])
-    assert losses and all(math.isfinite(v) for v in losses.values()), losses
-
-
 def test_compiler_options_only_on_cpu_and_not_for_default():
     from dreamerv3 import agent as agentlib
     config = load_config('debug').update({'jax.platform': 'cpu'})

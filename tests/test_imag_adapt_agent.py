@@ -1,6 +1,6 @@
 """The adaptive horizon inside the agent's update.
 
-Disabled: the update is bit-for-bit the one with the hook code removed.
+Disabled: the update is bit-for-bit the one without the rule's code (rule=False).
 Enabled with a loss/dyn far above its EMA: the actor's per-step weights shrink
 by exactly the rule's mask; with a normal loss/dyn they stay untouched.
 """
@@ -18,15 +18,26 @@ def adapt_keys(saved):
     return ema, count
 
 
+def train_with_mask_on(agent, carry, batch):
+    """One update of `agent` with agent.imag_adapt.enabled on: an argument of the compiled
+    update, so the shared agent's program is reused; its scalars are restored after."""
+    scalars = agent.scalars
+    agent.scalars = {**scalars, "adapt": {**scalars["adapt"], "enabled": np.bool_(True)}}
+    try:
+        return agent.train_step(carry, batch)
+    finally:
+        agent.scalars = scalars
+
+
 def test_disabled_is_bit_exact_dreamerv3(debug_agent, debug_batch):
     agent = debug_agent
     assert not agent.config.agent.imag_adapt.enabled
     carry = agent.init_train(debug_batch["is_first"].shape[0])
     agent.load(agent.initial_save)
-    _, _, with_hook = agent.train_step(carry, debug_batch, hook="config")
+    _, _, with_hook = agent.train_step(carry, debug_batch)
     state_hook = agent.save()
     agent.load(agent.initial_save)
-    _, _, without = agent.train_step(carry, debug_batch, hook="off")
+    _, _, without = agent.train_step(carry, debug_batch, rule=False)
     state_plain = agent.save()
     for key, value in without.items():
         assert with_hook[key] == value, (key, with_hook[key], value)  # bit for bit
@@ -48,7 +59,7 @@ def test_high_loss_dyn_activates_mask_and_normal_does_not(debug_agent, debug_bat
     state[ema_key] = np.float32(0.1)
     state[count_key] = np.int32(cfg["warmup"] + 5)
     agent.load(state)
-    _, outs, metrics = agent.train_step(carry, debug_batch, hook="on")
+    _, outs, metrics = train_with_mask_on(agent, carry, debug_batch)
     assert metrics["loss/dyn"] > cfg["abs_thresh"], metrics["loss/dyn"]
     assert metrics["imag_adapt/active"] == 1.0
     ema = 0.99 * 0.1 + 0.01 * metrics["loss/dyn"]
@@ -64,7 +75,7 @@ def test_high_loss_dyn_activates_mask_and_normal_does_not(debug_agent, debug_bat
     # An EMA at the current level: nothing changes.
     state[ema_key] = np.float32(metrics["loss/dyn"])
     agent.load(state)
-    _, outs, normal = agent.train_step(carry, debug_batch, hook="on")
+    _, outs, normal = train_with_mask_on(agent, carry, debug_batch)
     assert normal["imag_adapt/active"] == 0.0
     np.testing.assert_array_equal(outs["pol_weight"], outs["weight"])
     assert normal["imag_adapt/horizon_eff"] == H

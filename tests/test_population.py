@@ -2,9 +2,9 @@
 with member k's config computes.
 
 Tolerances (float32 on CPU): a member's update equals the solo update to 1e-6
-absolute on every parameter (measured: at most 1.5e-8, one unit in the last place
-of the batched kernels' sums) and 1e-5 relative on every metric; random draws,
-actions, episodes, replay contents and replay batches are exactly equal.
+absolute on every parameter (the batched kernels sum in another order, so the last
+place may differ) and 1e-5 relative on every metric; random draws, actions, episodes,
+replay contents and replay batches are exactly equal.
 """
 
 import json
@@ -21,8 +21,8 @@ import pytest
 from conftest import make_batch, spaces
 from dreamerv3 import agent as agentlib
 from dreamerv3 import checkpoint, main, population
-from dreamerv3.configs import BadInput
-from dreamerv3.popagent import PopulationAgent, stack
+from dreamerv3.errors import BadInput
+from dreamerv3.learner import Population, stack
 
 ROOT = pathlib.Path(__file__).parent.parent
 RULE = {"agent.imag_adapt.enabled": True, "agent.imag_adapt.warmup": 0,
@@ -40,7 +40,7 @@ def mixed(debug_config):
     random stream that depended on the position would show)."""
     configs = [debug_config.update({"seed": 3}), debug_config.update({"seed": 1, **RULE}),
                debug_config.update({"seed": 7, **PLACEBO})]
-    return configs, PopulationAgent(*spaces(), configs)
+    return configs, Population(*spaces(), configs)
 
 
 def as_solo(agent, config):
@@ -48,7 +48,7 @@ def as_solo(agent, config):
     lr and imag_adapt values are arguments; imag_adapt.enabled must match)."""
     assert agent.adapt_cfg["enabled"] == config.agent.imag_adapt.enabled
     agent.scalars = agentlib.run_scalars(config)
-    agent.state = agent._init_state(config.seed)
+    agent.state = agent.init_state(config.seed)
     agent._policy_calls = 0
     return agent
 
@@ -56,7 +56,7 @@ def as_solo(agent, config):
 def test_members_start_where_solo_runs_start(mixed, debug_agent):
     configs, pop = mixed
     for k, config in enumerate(configs):
-        solo = agentlib.Agent._init_state(debug_agent, config.seed)
+        solo = debug_agent.init_state(config.seed)
         member = pop.member(k).save()
         for key, value in agentlib.jax.tree_util.tree_flatten_with_path(solo)[0]:
             np.testing.assert_array_equal(
@@ -65,7 +65,6 @@ def test_members_start_where_solo_runs_start(mixed, debug_agent):
 
 def test_member_update_equals_solo_update_in_a_mixed_population(mixed, debug_agent, debug_config):
     configs, pop = mixed
-    assert pop.hook == "mixed"
     saved = [pop.member(k).save() for k in range(3)]
     batches = [make_batch(debug_config.batch_size, debug_config.batch_length, seed=k,
                           config=debug_config) for k in range(3)]
@@ -88,8 +87,6 @@ def test_member_update_equals_solo_update_in_a_mixed_population(mixed, debug_age
                                        err_msg=f"member {k}: {key}")
         fired.append(solo_metrics["imag_adapt/active"])
     assert fired == [0.0, 1.0, 1.0]  # baseline off, the rule fired, the placebo on
-    debug_agent.load(debug_agent.initial_save)
-    debug_agent.scalars = agentlib.run_scalars(debug_agent.config)
 
 
 def test_member_actions_equal_solo_actions(mixed, debug_agent, debug_config):
@@ -110,8 +107,6 @@ def test_member_actions_equal_solo_actions(mixed, debug_agent, debug_config):
         for t in range(4):
             solo_carry, act, _ = solo.policy(solo_carry, obs[t])
             np.testing.assert_array_equal(got[t][k], act["action"], err_msg=f"member {k} step {t}")
-    debug_agent.load(debug_agent.initial_save)
-    debug_agent.scalars = agentlib.run_scalars(debug_agent.config)
 
 
 def test_member_checkpoint_round_trips_exactly(mixed):
@@ -160,6 +155,10 @@ def test_arms_and_seeds_make_one_member_each(tmp_path):
     ([], "'../x': {}\n", "becomes part of a folder name"),
     ([], "a: {b: [\n", "line"),
     (["--script", "train_eval", "--population.seeds", "0,1"], None, "--script train_eval"),
+    (["--population.seeds", "0-2", "--jax.train_devices", "[0,1]", "--jax.policy_devices",
+      "[0,1]"], None, "3 members do not divide evenly over the 2 devices"),
+    (["--population.seeds", "0-1", "--jax.train_devices", "[0,1]"], None,
+     "one and the same --jax.train_devices and --jax.policy_devices"),
 ])
 def test_bad_populations_are_one_line(tmp_path, extra, arms, expected):
     with pytest.raises(BadInput, match=None) as error:
@@ -240,9 +239,9 @@ def test_member_sees_exactly_the_episodes_batches_and_actions_of_its_solo_twin(t
 
 def test_learning_members_follow_their_solo_twins(tmp_path):
     """The debug preset's lr: the member and its solo twin start identical and can part
-    only when the batched kernels' last-place differences in the parameters (1e-8)
-    flip a sampled action. Measured on an AMD EPYC (2 cores): identical for all 150
-    agent steps (every episode, about 60 updates)."""
+    only when the batched kernels' last-place differences in the parameters flip a sampled
+    action. Asserted: identical up to the first update at least (how long they stay
+    identical after it depends on the CPU's kernels; the test prints it)."""
     member, solo = population_and_twin(tmp_path)
     member, solo = episodes(member), episodes(solo)
     same = next((i for i, (a, b) in enumerate(zip(member, solo)) if a != b), len(solo))

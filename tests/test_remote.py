@@ -1,6 +1,6 @@
 """Runs in object storage against real local servers: moto (S3) and gcp-storage-emulator (GCS).
 
-The servers are started once per session (tests/object_servers.py). dreamer-report must give
+The servers are started once per test run (tests/object_servers.py). dreamer-report must give
 the same output on s3:// and gs:// as on local copies (gzipped logs too), follow a remote log by
 range reads, fail in one line with exit 2, and the trainer must write its logdir to s3:// and
 resume from it. Azure has no server on PyPI (Azurite is an npm package), so az:// is tested for

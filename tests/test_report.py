@@ -1,6 +1,6 @@
 """The report: one self-contained HTML with every section, everything escaped, and a PDF.
 
-One synthetic run set (tests/runfactory.py) is reported once per session through the CLI;
+One synthetic run set (tests/runfactory.py) is reported once per test run through the CLI;
 the tests then read what it wrote. The set lives under a folder pair whose joined path reads
 `<script>alert(1)</script>`, so every path the report prints is a would-be script.
 """

@@ -76,3 +76,15 @@ def test_long_run_losses_plot_todays_names_from_a_run_that_logged_the_old_ones()
     plt.close(fig)
     with pytest.raises(ValueError, match="train/loss/image"):
         longrun.loss_figure(data.metrics.filter(pl.col("key") != "train/loss/image"))
+
+
+def test_parameter_counts_read_each_log_set_and_say_when_none_was_printed(tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "demo_seed0.log").write_text("start\nParameter count: total 1,234 (enc 34)\n")
+    (tmp_path / "logs" / "demo_seed1.log").write_text("Parameter count: total 1,234 (enc 34)\n")
+    (tmp_path / "logs" / "other_seed0.log").write_text("killed before the agent was built\n")
+    run = tmp_path / "gpu_set" / "seed0"
+    run.mkdir(parents=True)
+    (run / "train.log").write_text("Parameter count: total 5,000,000\nParameter count: total 5,000,001\n")
+    assert results.parameter_counts(tmp_path) == [["`demo`", 2, "1,234"], ["`other`", 1, "not printed"],
+                                                  ["`gpu_set`", 1, "5,000,000, 5,000,001"]]

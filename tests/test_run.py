@@ -158,7 +158,7 @@ def test_update_schedule_follows_train_ratio(tmp_path):
         agents.append(FakeAgent(*a))
         return agents[-1]
 
-    run.train(config, agent_cls=make)
+    run.train([config], agent_cls=make)
     # Updates start after train_fill (32 steps); then 16 / (4 * 16) = 1 per 4 steps,
     # each on 16 steps after one step of replay context.
     assert len(agents[0].batches) == (400 - 32) // 4
@@ -200,7 +200,7 @@ def test_from_checkpoint_loads_weights_into_a_new_run(tmp_path):
         return agents[-1]
 
     config = configlib.parse(args(tmp_path / "new", 40, "--run.from_checkpoint", str(source)))
-    run.train(config, agent_cls=make)
+    run.train([config], agent_cls=make)
     # Loaded the source's weights, then trained on: (40 - 32) / 2 = 4 more updates.
     assert agents[0].weights["w"][0] == trained + 4
     # The new run starts its own step counter and replay.

@@ -5,7 +5,7 @@ a killed run resumes from its checkpoint, a run over its time limit is stopped.
 The runs are the trainer's own (debug model on CartPole: built, acting, logging and saving
 checkpoints), stopped before their first update: each arm's update is a program of its own,
 and compiling them takes minutes on 2 cores (the trainer's training and resume have their
-own tests). The runs share the test session's JAX compile cache (conftest.py)."""
+own tests). The runs share the test run's JAX compile cache (conftest.py)."""
 
 import json
 import os
@@ -20,7 +20,7 @@ import pytest
 from slurm_cluster import SlurmCluster, missing
 
 ROOT = pathlib.Path(__file__).parent.parent
-SHIFT = "sweeps/shift_cartpole.yaml"
+SHIFT = "studies/shift_cartpole/pilot.yaml"
 ARMS = ("baseline", "adapt", "placebo", "fixed")
 TINY = ["configs=[cartpole,debug]", "budget.steps=24", "seeds=[0]", "flags.env.gym.shift.step=12",
         "flags.agent.imag_adapt.warmup=0", "flags.run.train_ratio=16", "flags.run.log_every=0",

@@ -4,7 +4,6 @@ line, or the checkpoint before), impossible numbers (one line, exit 2, nothing w
 Runs use the fake agent of tests/fakes.py: no compile."""
 
 import gzip
-import shutil
 
 import numpy as np
 import pytest
@@ -111,13 +110,12 @@ def test_scope_appends_never_follow_a_link(tmp_path):
 
 
 def _two_checkpoints(logdir):
-    """A finished run whose ckpt/ holds two complete checkpoints (steps 60 and 100)."""
-    assert main.main(args(logdir, 60), agent_cls=FakeAgent) == 0
-    older = checkpoint.newest(logdir / "ckpt")
-    shutil.copytree(older, logdir.parent / "older")
-    assert main.main(args(logdir, 100), agent_cls=FakeAgent) == 0  # its cleanup removes the older one
-    shutil.copytree(logdir.parent / "older", older)
-    return older.name, checkpoint.newest(logdir / "ckpt")
+    """A finished run whose ckpt/ holds its two last complete checkpoints: every run keeps
+    two, so that a damaged newest one has one before it."""
+    assert main.main(args(logdir, 100), agent_cls=FakeAgent) == 0
+    older, newest = checkpoint.complete_folders(logdir / "ckpt")
+    assert checkpoint.step_of(older) < checkpoint.step_of(newest) == 100
+    return older.name, newest
 
 
 def test_truncated_agent_resumes_from_the_checkpoint_before(tmp_path, capsys):
@@ -130,7 +128,8 @@ def test_truncated_agent_resumes_from_the_checkpoint_before(tmp_path, capsys):
     out = capsys.readouterr()
     warnings = [line for line in out.err.splitlines() if "Warning" in line]
     assert len(warnings) == 1 and "agent.pkl" in warnings[0] and older in warnings[0], out.err
-    assert f"Resumed from {logdir / 'ckpt' / older} at agent step 60" in out.out
+    step = checkpoint.step_of(logdir / "ckpt" / older)
+    assert f"Resumed from {logdir / 'ckpt' / older} at agent step {step}" in out.out
 
 
 class _SizedAgent(FakeAgent):
