@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check in one call (issue 14): the machine, update speed at
+# Every GPU check in one call: the machine, update speed at
 # size12m/50m/200m, then the seed's baseline and adapt commands at size200m on
 # Alien for a fixed time each, with the agent's tests on the GPU beside them.
 #
@@ -53,7 +53,7 @@ else
   # took over 45 s at size12m and over 80 s at size200m, and the agent tests over
   # 60 s for test_compute_dtype alone. So the three bench processes compile at
   # once on the host's 16 cores and take turns on the GPU (--lock), and the tests
-  # run beside the seed commands, which need no clean timing.
+  # run beside the reference commands, which need no clean timing.
   RUN_SECONDS=180
   BENCH_ARGS=(--updates 5 --reps 2)
   TESTS=(tests/test_compute_dtype.py tests/test_agent.py tests/test_scopefile.py)
@@ -104,7 +104,7 @@ for size in "${SIZES[@]}"; do
   grep -v 'Delay kernel timed out' "$WORK/bench_$size.log" >>"$LOG" 2>/dev/null
 done
 
-# 3. The seed's two commands (SPEC s.2) with a time budget, both at once on the
+# 3. The two reference commands with a time budget, both at once on the
 #    one device (each with 40% of its memory), from the same seed: the sweep
 #    studies/alien/gpu.yaml. It runs from $WORK with a relative root, so config.yaml
 #    and the logs name artifacts/..., as the shipped runs do, and no path of the machine.
@@ -126,7 +126,7 @@ export PY RUN_SIZE PLATFORM RUN_SECONDS RUNS WORK LOG ROOT
 ( STEP_LOG="$WORK/tests.log" step tests "$LIMIT_TESTS" env DREAMER_TEST_PLATFORM="$PLATFORM" XLA_PYTHON_CLIENT_PREALLOCATE=false \
     "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" ) &
 TESTS_PID=$!
-step "seed commands ($RUN_SIZE, ${RUN_SECONDS}s each, concurrent)" "$LIMIT_RUNS" bash -c both_runs
+step "reference commands ($RUN_SIZE, ${RUN_SECONDS}s each, concurrent)" "$LIMIT_RUNS" bash -c both_runs
 wait "$TESTS_PID"
 cat "$WORK/tests.log" >>"$LOG"
 

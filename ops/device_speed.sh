@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Why a size12m update was slow on the GPU (issue 12): the first Road Runner runs of
+# Why a size12m update was slow on the GPU: the first Road Runner runs of
 # ops/device_roadrunner.sh trained at 247 frames/s, about 4 s per update with two runs
 # sharing an H200 (bench/README.md); this found the cause (2026-11-28: autotuning off,
 # 2.683 s per update; on, 0.035 s). It times one update, and its parts

@@ -22,7 +22,7 @@ def test_dry_run_runs_every_step_and_packs_both_runs(tmp_path):
     steps = [line.split("|")[1:3] for line in summary.splitlines()
              if line.startswith("| ") and line.count("|") == 4]
     names = sorted(name.strip() for name, _ in steps[1:])  # after the header row
-    assert names[:3] == ["bench debug", "jax", "seed commands (debug, 40s each, concurrent)"]
+    assert names[:3] == ["bench debug", "jax", "reference commands (debug, 40s each, concurrent)"]
     assert names[3:] == ["tests"], summary
     assert all(status.strip() == "ok" for _, status in steps[1:]), summary + log[-3000:]
     assert "| debug | cpu | float32 | auto |" in summary, summary
