@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from sweep import launch  # noqa: E402
 import record  # noqa: E402
 
-SWEEP = ROOT / 'sweeps' / 'cartpole_learning.yaml'
+SWEEP = ROOT / 'studies' / 'cartpole_learning' / 'sweep.yaml'
 GOAL, WINDOW = 200.0, 10
 
 

@@ -80,7 +80,7 @@ watch_runs() {
       done
       ((DRY)) || nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$file" 2>&1
     done
-  ) &
+  ) </dev/null >/dev/null 2>&1 &  # holds no pipe of the caller: its sleep outlives a kill
   WATCH_PID=$!
 }
 

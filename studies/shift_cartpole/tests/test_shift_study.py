@@ -68,3 +68,13 @@ def test_pilot_runs_match_their_label():
     text = (STUDY / "README.md").read_text()
     assert "all 5 planned seeds per arm" in text
     assert "fired at the shift in every adapt run (and briefly before it, in one" in text.replace("\n", " ")
+
+
+def test_the_population_demo_arms_are_the_studys():
+    """artifacts/population_demo/arms.yaml (the demo's input, the README's example) holds the
+    study's arms that share shapes, with the values of the study's sweep file."""
+    import ruamel.yaml
+
+    demo = ruamel.yaml.YAML(typ="safe", pure=True).load((ARTIFACTS / "population_demo" / "arms.yaml").read_text())
+    study = {arm: spec["flags"] for arm, spec in preregistered.SWEEP.arms.items() if arm != "fixed"}
+    assert demo == study
