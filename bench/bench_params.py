@@ -35,6 +35,7 @@ def main():
         total = counts.pop('total')
         parts = ' '.join(f'{k} {v / total:.0%}' for k, v in sorted(counts.items()))
         rows.append((size, total, total / nominal(size) - 1, parts))
+    print('Parameters per size preset, on Atari100k Alien inputs; modules: share of the total')
     print('| preset | parameters | vs its name | modules |')
     print('|---|---|---|---|')
     for size, total, gap, parts in rows:
