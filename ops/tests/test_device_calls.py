@@ -5,17 +5,25 @@ ops/device_roadrunner.sh (Road Runner runs, packed without checkpoints). The shi
 call is tested in test_device_image.py, the population bench's in test_device_population.py.
 
 One file, in this order, so that the calls share one compile cache (dry_compile in
-ops/device_common.sh: the test session's): the speed call's whole update is the measurement
-call's bench update, and the Road Runner run the same debug Atari agent as its runs."""
+ops/device_common.sh keeps the test session's, set below when tests/conftest.py has not): the
+speed call's whole update is the measurement call's bench update, and the Road Runner run the
+same debug Atari agent as its runs."""
 
+import atexit
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 ROOT = pathlib.Path(__file__).parent.parent.parent
+if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # tests/conftest.py sets it for the whole suite
+    _CACHE = tempfile.mkdtemp(prefix="dreamer-ops-xla-cache-")
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
 
 
 def dry_run(script, out, **env):
