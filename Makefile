@@ -21,16 +21,18 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-# Every number the README and the labels in artifacts/ quote, computed from the run files.
+# Every number the README, the labels in artifacts/ and the studies' write-ups quote,
+# computed from the run files: docs/results.md, then each study's own results.md.
 results: $(STAMP)
 	$(VENV)/bin/dreamer-report results --out docs/results.md
+	$(PY) -m studies.shift_cartpole.results --out studies/shift_cartpole/results.md
 
 # The main job on the shipped runs (artifacts/README.md says how they were made).
 BASE := artifacts/atari100k_alien_baseline
 ADAPT := artifacts/atari100k_alien_adapt
 OUT := reports/atari100k_alien
 BIN := $(VENV)/bin
-# The dynamics-shift experiment (studies/shift_cartpole/README.md): four arms, scored after
+# The dynamics-shift study (studies/shift_cartpole/): the pilot's four arms, scored after
 # the shift, before it, and adapt against the placebo.
 SHIFT := artifacts/shift_cartpole/gym_CartPole-v1
 SHIFT_ARMS := $(SHIFT)_baseline $(SHIFT)_adapt $(SHIFT)_placebo $(SHIFT)_fixed

@@ -1,8 +1,9 @@
 """Every number the documents quote about the shipped runs, computed from the run files.
 
 `build(root)` reads the run sets under `root` (the repository's `artifacts/`) through
-`ingest`, `stats`, `compare`, `mask` and `readout`, and returns the Markdown of
-`docs/results.md`: one section per set, each a few lines of facts and tables. The labels in
+`ingest` and `readout`, and returns the Markdown of `docs/results.md`: one section per set,
+each a few lines of facts and tables. A study's numbers are in its own folder
+(`studies/<study>/results.md`, written by its results module with the helpers here). The labels in
 `artifacts/` say how each set was made and link to its section here instead of retyping
 figures; `make results` (`dreamer-report results`) rewrites the file, and a test regenerates
 it and fails on any difference. Everything here is deterministic: the bootstrap CIs use a
@@ -21,15 +22,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
-from analysis import compare, defaults, figures, gzlog, ingest, longrun, mask, ranking, readout, stats
-from studies.shift_cartpole import preregistered  # moved out of analysis in the next commit
+from analysis import compare, defaults, figures, gzlog, ingest, longrun, ranking, readout, stats
 
 REPS = 50_000  # the demo's bootstrap reps, so both print the same intervals
 SEED = 0
 ALIEN_RANDOM = 227.8  # analysis/atari.py
-SHIFT_ARMS = ("baseline", "adapt", "placebo", "fixed")
-SHIFT_WINDOWS = {"before the shift": (6_000, 9_500), "after the shift": (9_500, 13_000),
-                 "late recovery": (11_000, 13_000)}
 
 
 @dataclass
@@ -262,120 +259,6 @@ def _log_text(run: Path, name: str) -> str:
     return data.decode()
 
 
-def _shift_run_rows(datas: dict[str, ingest.Ingested], shift: int) -> list[list[str]]:
-    rows = []
-    for arm, data in datas.items():
-        for run in data.runs:
-            steps, dyn = _steps(data, run.name, "train/loss/dyn"), _values(data, run.name, "train/loss/dyn")
-            before = dyn[(steps > shift - 1_500) & (steps <= shift)].mean()
-            peak = dyn[steps > shift].max()
-            s_steps = _steps(data, run.name, "episode/score", "scores")
-            scores = _values(data, run.name, "episode/score", "scores")
-
-            def window(lo, hi):
-                inside = scores[(s_steps > lo) & (s_steps <= hi)]
-                return _num(inside.mean()) if inside.size else "-"
-
-            rows.append([arm, run.seed, f"{before:.3f}", f"{peak:.3f}", f"{peak / before - 1:+.0%}",
-                         window(shift - 2_000, shift), window(shift, shift + 1_500), window(11_000, 13_000)])
-    return rows
-
-
-def _interval(row: dict) -> str:
-    return f"{row['point']:.1f} [{row['low']:.1f}, {row['high']:.1f}]"
-
-
-def _shift_scores(folders: dict[str, Path]) -> tuple[list[list[str]], list[str]]:
-    groups = [[str(folders[arm])] for arm in SHIFT_ARMS]
-    rows, lines = [], []
-    for name, frames in SHIFT_WINDOWS.items():
-        result = compare.compare(groups, reps=REPS, seed=SEED, metrics=("iqm",), frames=frames, cache=False)
-        iqm = {r["method"]: r for r in result.aggregate.filter(pl.col("scope") == stats.OVERALL).iter_rows(named=True)}
-        rows.append([f"{name} ({frames[0]:,}, {frames[1]:,}]", *(_interval(iqm[arm]) for arm in SHIFT_ARMS)])
-        poi = result.poi.filter(pl.col("scope") == stats.OVERALL)
-        lines.append(f"- {name}: " + ", ".join(f"P({r['method']} > baseline) {r['point']:.2f} [{r['low']:.2f}, "
-                                                f"{r['high']:.2f}]" for r in poi.iter_rows(named=True)))
-        if name == "after the shift":
-            lines += [f"  - {sentence}" for sentence in compare.difference_sentences(result)]
-            lines += [f"  - {sentence}" for sentence in compare.power_sentences(result)]
-            pair = compare.compare([groups[2], groups[1]], reps=REPS, seed=SEED, metrics=("iqm",), frames=frames,
-                                   cache=False)
-            lines.append("  - " + "; ".join(f"P(adapt > placebo) {r['point']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
-                                            for r in pair.poi.filter(pl.col("scope") == stats.OVERALL).iter_rows(named=True)))
-            lines += [f"  - {sentence}" for sentence in compare.difference_sentences(pair)]
-            lines += [f"  - {sentence}" for sentence in compare.power_sentences(pair)]
-    return rows, lines
-
-
-def shift(root: Path) -> Section:
-    """The dynamics-shift experiment: loss/dyn and scores per run, the mask, the arms' IQMs."""
-    folders = {arm: root / "shift_cartpole" / f"gym_CartPole-v1_{arm}" for arm in SHIFT_ARMS}
-    datas = {arm: _read(folder) for arm, folder in folders.items()}
-    summaries = {arm: mask.summarize(data) for arm, data in datas.items()}
-    shift_at = int(summaries["adapt"]["shift_step"][0])
-    mask_rows = [[r["seed"], f"{r['active_before']:.1%}", f"{r['active_after']:.1%}",
-                  f"{r['first_active_after']:,}" if r["first_active_after"] is not None else "never"]
-                 for r in summaries["adapt"].sort("seed").iter_rows(named=True)]
-    placebo = summaries["placebo"]
-    never = [arm for arm in ("baseline", "fixed") if summaries[arm]["frac_active"].max() == 0.0]
-    score_rows, poi_lines = _shift_scores(folders)
-    return Section("Dynamics-shift experiment", [
-        f"`artifacts/shift_cartpole/gym_CartPole-v1_<arm>/`, shift at env step {shift_at:,}: "
-        + ", ".join(f"{arm} {_problems(datas[arm])}" for arm in SHIFT_ARMS) + ".", "",
-        f"Per run: `train/loss/dyn` mean over the 1,500 frames before the shift ({shift_at - 1_500:,}, "
-        f"{shift_at:,}], its peak after it and the rise; mean episode score (raw) over the episodes ending in "
-        f"({shift_at - 2_000:,}, {shift_at:,}], ({shift_at:,}, {shift_at + 1_500:,}] and (11,000, 13,000].", "",
-        *table(["arm", "seed", "loss/dyn before", "peak after", "rise", "score before", "score just after",
-                "score late"], _shift_run_rows(datas, shift_at)), "",
-        "The mask in the adapt runs (`dreamer-report mask`; fractions of updates, weighted by each log "
-        "line's updates):", "",
-        *table(["adapt seed", "on before the shift", "on after it", "first logged interval on after it ended at"],
-               mask_rows), "",
-        f"Placebo: on at {placebo['active_before'].min():.1%}-{placebo['active_before'].max():.1%} of the updates "
-        f"before the shift and {placebo['active_after'].min():.1%}-{placebo['active_after'].max():.1%} after. "
-        f"Never applied the mask: {', '.join(never) or 'none'}.", "",
-        f"Scores (`dreamer-report compare ... --frames START:END`): IQM over the 5 runs of each arm of "
-        f"the raw CartPole score, 95% stratified bootstrap CI ({REPS:,} reps, seed {SEED}, as `make demo`); "
-        "a run's score is its mean episode score over the episodes ending in the window.", "",
-        *table(["window (env frames)", *SHIFT_ARMS], score_rows), "",
-        "Probability of improvement and seeds needed (same bootstrap):", "", *poi_lines])
-
-
-def shift_study(root: Path) -> Section:
-    """The pre-registered shift study: its design's power from the pilot, which runs are in,
-    and, once all are, the primary analysis (studies/shift_cartpole/preregistered.py)."""
-    plan = preregistered
-    pilot = {arm: root / "shift_cartpole" / f"gym_CartPole-v1_{arm}" for arm in SHIFT_ARMS}
-    power_rows = [[f"{r['method']} vs {r['reference']}", f"{r['alpha']:g}", f"{r['power']:.3f}"]
-                  for r in plan.plan_power(pilot)]
-    lines = [
-        f"Plan: `studies/shift_cartpole/README.md`, \"Pre-registered study\": {len(plan.SEEDS)} seeds per arm, "
-        f"score window ({plan.WINDOW[0]:,}, {plan.WINDOW[1]:,}], smallest difference of interest {plan.DELTA:g} (IQM, raw score).", "",
-        f"Power of each primary comparison at {len(plan.SEEDS)} seeds per arm, simulated from the pilot's "
-        f"runs ({plan.POWER_SIMS:,} studies, seed {plan.SEED}; Holm's first step tests at alpha "
-        f"{plan.ALPHA / 2:g}):", "",
-        *table(["comparison", "alpha", "power"], power_rows), ""]
-    study = root / "shift_powered"
-    state = plan.status(study)
-    done = sum(len(v) for v in state.complete.values())
-    lines.append(f"Runs in `artifacts/shift_powered/`: {done} of {len(plan.SEEDS) * len(plan.ARMS)} complete ("
-                 + ", ".join(f"{arm} {len(state.complete[arm])}" for arm in plan.ARMS)
-                 + f"), {len(state.incomplete)} incomplete.")
-    rows = plan.primary(study, state)
-    if rows is None:
-        lines += ["", "The primary analysis runs when every planned run is in and complete (the plan "
-                      "allows no interim look); until then nothing is compared."]
-        return Section("Pre-registered shift study", lines)
-    lines += ["", *table(["comparison", "IQM difference [95% CI]", "p", "p (Holm)", "P(improvement) [95% CI]",
-                          "decision"],
-                         [[f"{r['method']} - {r['reference']}", f"{r['point']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]",
-                           f"{r['p_value']:.4f}", f"{r['p_holm']:.4f}",
-                           f"{r['poi'][0]:.3f} [{r['poi'][1]:.3f}, {r['poi'][2]:.3f}]", r["decision"]]
-                          for r in rows])]
-    lines += [f"- note ({r['method']} vs {r['reference']}): {note}" for r in rows for note in r["notes"]]
-    return Section("Pre-registered shift study", lines)
-
-
 PARAMETER_LINE = re.compile(r"Parameter count: total ([\d,]+)")
 
 
@@ -442,7 +325,7 @@ def sections(root: Path) -> list[Section]:
             road_runner(root, "atari100k_road_runner_dreamerv3", "Road Runner at the official settings, size1m"),
             road_runner(root, "atari100k_road_runner_lr3e-4", "Road Runner at lr 3e-4, size1m"),
             road_runner(root, "gpu_road_runner_size12m", "Road Runner at the official settings, size12m, GPU"),
-            road_runner_vs_published(root), cartpole(root), gpu_alien(root), shift(root), shift_study(root), run_facts(root)]
+            road_runner_vs_published(root), cartpole(root), gpu_alien(root), run_facts(root)]
 
 
 def build(root: Path) -> str:

@@ -23,8 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from sweep import launch  # noqa: E402
+import record  # noqa: E402
 
-SWEEP = ROOT / 'sweeps' / 'cartpole_learning.yaml'
+SWEEP = ROOT / 'studies' / 'cartpole_learning' / 'sweep.yaml'
 GOAL, WINDOW = 200.0, 10
 
 
@@ -143,4 +144,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    record.run('bench_cartpole', main)

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from analysis import atari, compare, figures, ingest  # noqa: E402
 from runfactory import write_study  # noqa: E402
+import record  # noqa: E402
 
 
 def main():
@@ -44,4 +45,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    record.run('bench_compare', main)

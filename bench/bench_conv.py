@@ -26,6 +26,7 @@ import jax.numpy as jnp  # noqa: E402
 from dreamerv3 import agent as agentlib  # noqa: E402
 from dreamerv3 import fastconv  # noqa: E402
 from dreamerv3 import configs as configlib  # noqa: E402
+import record  # noqa: E402
 
 DEPTHS = {'size1m': 4, 'size12m': 16, 'size25m': 24}
 MULTS = (2, 3, 4, 4)
@@ -147,4 +148,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    record.run('bench_conv', main)

@@ -24,6 +24,7 @@ import jax  # noqa: E402
 
 from bench_train import load_config, random_batch, spaces, xla_flops_of  # noqa: E402
 from dreamerv3 import agent as agentlib  # noqa: E402
+import record  # noqa: E402
 
 
 def compile_update(agent, hook, data):
@@ -64,4 +65,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    record.run('bench_imag_adapt', main)

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import object_servers  # noqa: E402
 from analysis import atari, ingest, remote  # noqa: E402
 from runfactory import write_run  # noqa: E402
+import record  # noqa: E402
 
 
 def make_runs(root: Path, games: int, seeds: int) -> None:
@@ -151,4 +152,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    record.run('bench_ingest', main)

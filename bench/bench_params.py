@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 from dreamerv3 import agent as agentlib  # noqa: E402
 from bench_train import load_config, spaces  # noqa: E402
+import record  # noqa: E402
 
 SIZES = ('size1m', 'size12m', 'size25m', 'size50m', 'size100m', 'size200m', 'size400m')
 
@@ -34,10 +35,12 @@ def main():
         total = counts.pop('total')
         parts = ' '.join(f'{k} {v / total:.0%}' for k, v in sorted(counts.items()))
         rows.append((size, total, total / nominal(size) - 1, parts))
-    print(f'{"preset":<9} {"params":>13} {"vs name":>8}  modules')
+    print('Parameters per size preset, on Atari100k Alien inputs; modules: share of the total')
+    print('| preset | parameters | vs its name | modules |')
+    print('|---|---|---|---|')
     for size, total, gap, parts in rows:
-        print(f'{size:<9} {total:>13,} {gap:>+8.0%}  {parts}')
+        print(f'| {size} | {total:,} | {gap:+.0%} | {parts} |')
 
 
 if __name__ == '__main__':
-    main()
+    record.run('bench_params', main)

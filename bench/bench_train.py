@@ -42,6 +42,7 @@ from dreamerv3 import configs as configlib  # noqa: E402
 from dreamerv3 import main as mainlib  # noqa: E402
 from dreamerv3 import model as modellib  # noqa: E402
 from flops import count_flops  # noqa: E402
+import record  # noqa: E402
 
 ACTIONS = 18  # Alien's minimal action set
 
@@ -315,4 +316,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    record.run('bench_train', main)

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from analysis import watch  # noqa: E402
 from runfactory import write_run  # noqa: E402
+import record  # noqa: E402
 
 KEYS = [f"train/k{i:02d}" for i in range(44)] + ["train/loss/dyn", "fps/policy", "train/imag_adapt/active",
                                                  "train/imag_adapt/horizon_eff"]
@@ -122,4 +123,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    record.run('bench_watch', main)

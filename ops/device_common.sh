@@ -14,6 +14,10 @@
 #                                   GPU's use unless DRY; WATCH_PID names the watcher
 #   tree_commit                     the commit this tree is: GIT_COMMIT (the device copy's
 #                                   .git can be stale), else git's HEAD, else "unknown"
+#   dry_compile                     in a dry run: the fast-compile CPU flags as XLA_FLAGS, and
+#                                   one persistent compile cache for every process (the one
+#                                   given in JAX_COMPILATION_CACHE_DIR, e.g. the test
+#                                   session's, so dry runs share their compiles; else a fresh one)
 # and three flag sets:
 #   GPU_XLA_FLAGS   no Triton GEMM fusions; XLA still autotunes (picks cuDNN's convolution
 #                   algorithms). Measured on an H200: with XLA's defaults, 20 size1m runs
@@ -22,7 +26,7 @@
 #                   (--xla_gpu_autotune_level=0, what the shift runs used) made a size12m
 #                   update 2.683 s instead of 0.035 s: the image encoder and decoder ran
 #                   ~200x slower without a chosen conv algorithm (device_speed.sh, 2026-11-28;
-#                   bench/README.md)
+#                   bench/LOG.md)
 #   GPU_XLA_FLAGS_NOAUTOTUNE  the same with autotuning off: what the shift runs used (MLPs
 #                   only, no convolution to choose an algorithm for, 20 compiles at once)
 #   DRY_XLA_FLAGS   the tests' fast-compile CPU flags (tests/conftest.py), for --dry-run
@@ -76,8 +80,14 @@ watch_runs() {
       done
       ((DRY)) || nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$file" 2>&1
     done
-  ) &
+  ) </dev/null >/dev/null 2>&1 &  # holds no pipe of the caller: its sleep outlives a kill
   WATCH_PID=$!
+}
+
+dry_compile() {
+  export XLA_FLAGS="$DRY_XLA_FLAGS"  # exactly these: the cache keys on the flags
+  export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$(mktemp -d)}"
+  export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
 }
 
 tree_commit() {

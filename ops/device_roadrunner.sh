@@ -46,14 +46,14 @@ if ((DRY)); then
   RUNS_OUT=$(mktemp -d)/artifacts  # the dry run writes nothing into this tree
   SEEDS=0
   EXTRA=(--set flags.run.train_fill=32 --set flags.run.train_ratio=16)
-  export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
+  dry_compile
 else
   SIZE=${SIZE:-size12m} STEPS=${STEPS:-13000}
   DURATION=${DURATION:-500} LIMIT=${LIMIT:-550}
   RUNS_OUT=artifacts EXTRA=()
   export JAX_COMPILATION_CACHE_DIR="$(mktemp -d)"
   # GPU_XLA_FLAGS (device_common.sh): autotuning on, so cuDNN picks its convolution
-  # algorithms; without it a size12m update took 2.7 s instead of 0.035 s (bench/README.md).
+  # algorithms; without it a size12m update took 2.7 s instead of 0.035 s (bench/LOG.md).
   export XLA_FLAGS="${XLA_FLAGS:-$GPU_XLA_FLAGS}"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every GPU check in one call: the machine, update speed at
-# size12m/50m/200m, then the seed's baseline and adapt commands at size200m on
+# size12m/50m/200m, then the reference baseline and adapt commands at size200m on
 # Alien for a fixed time each, with the agent's tests on the GPU beside them.
 #
 #   On the device machine, from the repo root, with the wheels of
@@ -11,8 +11,9 @@
 #
 # Each step has its own time limit and a failed step does not stop the next.
 # What comes back (at most 8 files): device_run.log (all output), summary.md
-# (the bench tables and each step's status and seconds), gpu_runs.tgz (the two
-# run dirs, without checkpoints or replay). The step limits add up to 530 s
+# (the bench tables and each step's status and seconds), bench_<size>.json (each
+# size's bench, bench/record.py's format: copy into bench/results/ to render it),
+# gpu_runs.tgz (the two run dirs, without checkpoints or replay). The step limits add up to 530 s
 # (8.8 minutes). GIT_COMMIT names the commit where .git does not travel.
 set -uo pipefail
 
@@ -29,8 +30,8 @@ SUMMARY="$OUT/summary.md"
 : >"$LOG"
 : >"$SUMMARY"
 export PYTHONUNBUFFERED=1
-# One persistent compile cache for every process of this call.
-export JAX_COMPILATION_CACHE_DIR="$WORK/jax_cache"
+# One persistent compile cache for every process of this call (a dry run: dry_compile).
+((DRY)) || export JAX_COMPILATION_CACHE_DIR="$WORK/jax_cache"
 
 if ((DRY)); then
   PY="${PYTHON:-$ROOT/.venv/bin/python}"
@@ -38,12 +39,14 @@ if ((DRY)); then
   SIZES=(debug)
   RUN_SIZE=debug
   RUN_SECONDS=40
+  # The runs stop after a few updates (training starts at step 32, one update per 4 steps).
+  RUN_SETS="--set budget.steps=40 --set flags.run.train_ratio=16"
   BENCH_ARGS=(--updates 1 --reps 1)
   # A few agent tests: the whole files already ran in this suite on CPU.
   TESTS=(tests/test_compute_dtype.py -k auto)
   LIMIT_BENCH=240 LIMIT_RUNS=240 LIMIT_TESTS=120
-  # Tests' fast-compile XLA flags (tests/conftest.py), so the dry run is quick.
-  export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
+  # Tests' fast-compile XLA flags (tests/conftest.py) and a shared compile cache.
+  dry_compile
 else
   PY="${PYTHON:-python3}"
   PLATFORM=cuda
@@ -54,7 +57,7 @@ else
   # 60 s for test_compute_dtype alone. So the three bench processes compile at
   # once on the host's 16 cores and take turns on the GPU (--lock), and the tests
   # run beside the reference commands, which need no clean timing.
-  RUN_SECONDS=180
+  RUN_SECONDS=180 RUN_SETS=""
   BENCH_ARGS=(--updates 5 --reps 2)
   TESTS=(tests/test_compute_dtype.py tests/test_agent.py tests/test_scopefile.py)
   LIMIT_BENCH=270 LIMIT_RUNS=250 LIMIT_TESTS=240
@@ -97,14 +100,14 @@ print('have', {m: importlib.util.find_spec(m) is not None for m in
 for size in "${SIZES[@]}"; do
   ( STEP_LOG="$WORK/bench_$size.log" XLA_PYTHON_CLIENT_PREALLOCATE=false \
       step "bench $size" "$LIMIT_BENCH" "$PY" bench/bench_train.py --platform "$PLATFORM" \
-      --size "$size" --impls auto --lock "$WORK/gpu.lock" "${BENCH_ARGS[@]}" ) &
+      --size "$size" --impls auto --lock "$WORK/gpu.lock" "${BENCH_ARGS[@]}" --json "$OUT/bench_$size.json" ) &
 done
 wait
 for size in "${SIZES[@]}"; do
   grep -v 'Delay kernel timed out' "$WORK/bench_$size.log" >>"$LOG" 2>/dev/null
 done
 
-# 3. The two reference commands with a time budget, both at once on the
+# 3. The reference commands (baseline and adapt) with a time budget, both at once on the
 #    one device (each with 40% of its memory), from the same seed: the sweep
 #    studies/alien/gpu.yaml. It runs from $WORK with a relative root, so config.yaml
 #    and the logs name artifacts/..., as the shipped runs do, and no path of the machine.
@@ -112,7 +115,7 @@ RUNS="$WORK/artifacts"
 both_runs() {
   cd "$WORK" && "$PY" -m sweep.cli run "$ROOT/studies/alien/gpu.yaml" --root artifacts \
     --set "configs=[atari100k,$RUN_SIZE]" --set "flags.jax.platform=$PLATFORM" \
-    --set "budget.duration=$RUN_SECONDS"
+    --set "budget.duration=$RUN_SECONDS" $RUN_SETS
   local rc=$?
   for m in baseline adapt; do
     echo "--- $m (last lines)"; tail -n 25 "$RUNS/logs/gpu_atari100k_alien_${m}_seed0.log"
@@ -120,7 +123,7 @@ both_runs() {
   return $rc
 }
 export -f both_runs
-export PY RUN_SIZE PLATFORM RUN_SECONDS RUNS WORK LOG ROOT
+export PY RUN_SIZE PLATFORM RUN_SECONDS RUN_SETS RUNS WORK LOG ROOT
 # The agent's tests (every test config on this platform) beside the two runs,
 # taking GPU memory as they need it.
 ( STEP_LOG="$WORK/tests.log" step tests "$LIMIT_TESTS" env DREAMER_TEST_PLATFORM="$PLATFORM" XLA_PYTHON_CLIENT_PREALLOCATE=false \

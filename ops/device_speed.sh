@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Why a size12m update was slow on the GPU: the first Road Runner runs of
 # ops/device_roadrunner.sh trained at 247 frames/s, about 4 s per update with two runs
-# sharing an H200 (bench/README.md); this found the cause (2026-11-28: autotuning off,
+# sharing an H200 (bench/LOG.md); this found the cause (2026-11-28: autotuning off,
 # 2.683 s per update; on, 0.035 s). It times one update, and its parts
 # (bench_train.py --breakdown: encoder, decoder, RSSM observe, heads, imagination,
 # optimizer), under three XLA flag sets, one process at a time:
@@ -17,8 +17,8 @@
 #     bash ops/device_speed.sh --dry-run          # OUT defaults to a fresh temp dir
 #
 # Settings (env): SIZE [size12m], LIMIT [150 s per flag set], SETS [all three, by name].
-# What comes back: device_speed.log (all output) and speed.md (each set's status, seconds
-# and the bench's tables).
+# What comes back: device_speed.log (all output), speed.md (each set's status, seconds
+# and the bench's tables) and <set>.json (each set's bench, bench/record.py's format).
 set -uo pipefail
 
 source "$(dirname "$0")/device_common.sh"
@@ -43,6 +43,7 @@ for set in $SETS; do flags_of "$set" >/dev/null || exit 2; done  # before any in
 
 device_python
 if ((DRY)); then
+  dry_compile
   SIZE=debug LIMIT=${LIMIT:-120} ARGS=(--updates 1 --reps 1)
 else
   SIZE=${SIZE:-size12m} LIMIT=${LIMIT:-150} ARGS=(--updates 5 --reps 2)
@@ -55,7 +56,7 @@ for set in $SETS; do
   start=$SECONDS
   echo "===== $set: XLA_FLAGS='$flags'" >>"$LOG"
   XLA_FLAGS="$flags" timeout --kill-after=10 "$LIMIT" "$PY" bench/bench_train.py --platform "$PLATFORM" \
-    --size "$SIZE" --impls auto --breakdown "${ARGS[@]}" >"$OUT/$set.txt" 2>&1
+    --size "$SIZE" --impls auto --breakdown "${ARGS[@]}" --json "$OUT/$set.json" >"$OUT/$set.txt" 2>&1
   rc=$?
   cat "$OUT/$set.txt" >>"$LOG"
   status=ok

@@ -1,10 +1,10 @@
 """dreamer-sweep: run a sweep file (tasks x arms x seeds of the trainer) locally or on SLURM.
 
-    dreamer-sweep run studies/shift_cartpole/pilot.yaml                  # local pool
-    dreamer-sweep run studies/shift_cartpole/pilot.yaml --backend slurm  # one SLURM job array
-    dreamer-sweep run studies/shift_cartpole/pilot.yaml --dry-run        # the commands, none run
-    dreamer-sweep pack studies/shift_cartpole/pilot.yaml --out runs.tgz  # run dirs without ckpt/
-    dreamer-sweep pack studies/shift_cartpole/pilot.yaml --out small.tgz --gzip-logs --scope best
+    dreamer-sweep run studies/shift_cartpole/sweep.yaml                  # local pool
+    dreamer-sweep run studies/shift_cartpole/sweep.yaml --backend slurm  # one SLURM job array
+    dreamer-sweep run studies/shift_cartpole/sweep.yaml --dry-run        # the commands, none run
+    dreamer-sweep pack studies/shift_cartpole/sweep.yaml --out runs.tgz  # run dirs without ckpt/
+    dreamer-sweep pack studies/shift_cartpole/sweep.yaml --out small.tgz --gzip-logs --scope best
 
 docs/sweeps.md describes the file. This module parses options and prints; the work lives
 in sweep/launch.py. Exit codes: 0 every run finished, 1 a run failed, 2 bad input.

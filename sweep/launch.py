@@ -1,7 +1,7 @@
 """A sweep from file to finished runs: plan, skip what is finished, run the rest on a backend.
 
     from sweep import launch
-    plan = launch.prepare('studies/shift_cartpole/pilot.yaml', overrides=['budget.steps=40'])
+    plan = launch.prepare('studies/shift_cartpole/sweep.yaml', overrides=['budget.steps=40'])
     results = launch.run(plan, backend='local')
 
 Finished runs (plan.is_finished) are skipped; every other run is started, and one whose

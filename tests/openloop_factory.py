@@ -2,9 +2,12 @@
 
 `known_sequences` makes truth and prediction frames with a flat colour per sequence (so a
 test can tell the sequences apart after H.264) and a white bar that moves one step per frame
-(so a test can check frame order). `compose` lays them out as the trainer does
-(dreamerv3/agent.compose_video): sequences side by side, rows truth / model / error, observed frames bordered green,
-imagined ones red, black frames appended; `write_video` stores that with scope's writer.
+(so a test can check frame order). `compose` lays them out with the trainer's own
+`dreamerv3.agent.compose_video` (sequences side by side, rows truth / model / error, a border
+round each cell, green on observed frames, red on imagined ones). `compose_column` is the
+other layout the toolkit reads: one border round each sequence's column and black frames
+appended, as the official DreamerV3's report video. `write_video` stores a video with
+scope's writer, as the trainer's logger does.
 """
 
 from __future__ import annotations
@@ -29,25 +32,25 @@ def known_sequences(B: int = 6, T: int = 16, size: int = 64) -> tuple[np.ndarray
     return truth, pred
 
 
-def compose(truth: np.ndarray, pred: np.ndarray, context: int, per_cell: bool = False,
-            blank_frames: int = 10) -> np.ndarray:
-    """The trainer's open-loop video [T + blank, H, W, 3] (per_cell: a border round each cell)."""
+def compose(truth: np.ndarray, pred: np.ndarray, context: int) -> np.ndarray:
+    """The trainer's open-loop video [T, 3 (H + 4), B (W + 4), 3], drawn by the trainer's code."""
+    from dreamerv3.agent import compose_video
+
+    return compose_video(truth, pred, context, border=PAD)
+
+
+def compose_column(truth: np.ndarray, pred: np.ndarray, context: int, blank_frames: int = 10) -> np.ndarray:
+    """[T + blank_frames, 3 H + 4, B (W + 4), 3]: one border round each sequence's column of
+    truth / model / error, then black frames."""
     B, T, h, w, _ = truth.shape
     error = ((pred.astype(np.int16) - truth.astype(np.int16) + 255) // 2).astype(np.uint8)
     pad = [(0, 0), (PAD, PAD), (PAD, PAD), (0, 0)]
-    columns = []
-    for b in range(B):
-        rows = (truth[b], pred[b], error[b])
-        if per_cell:
-            columns.append(np.concatenate([np.pad(x, pad) for x in rows], axis=1))
-        else:
-            columns.append(np.pad(np.concatenate(rows, axis=1), pad))
-    video = np.concatenate(columns, axis=2)
+    video = np.concatenate([np.pad(np.concatenate((truth[b], pred[b], error[b]), axis=1), pad)
+                            for b in range(B)], axis=2)
     inside = np.zeros(video.shape[1:3], bool)
-    cw, ch = w + 2 * PAD, (h + 2 * PAD if per_cell else 3 * h + 2 * PAD)
+    cw = w + 2 * PAD
     for b in range(B):
-        for r in range(3 if per_cell else 1):
-            inside[r * ch + PAD:(r + 1) * ch - PAD, b * cw + PAD:(b + 1) * cw - PAD] = True
+        inside[PAD:3 * h + PAD, b * cw + PAD:(b + 1) * cw - PAD] = True
     colours = np.where((np.arange(T) < context)[:, None], [0, 255, 0], [255, 0, 0]).astype(np.uint8)
     video[:, ~inside] = colours[:, None, :]
     return np.concatenate([video, np.zeros_like(video[:blank_frames])], axis=0)

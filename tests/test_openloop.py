@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from analysis import openloop, runconfig, video
 from cli import app
-from openloop_factory import compose, known_sequences, write_video
+from openloop_factory import compose, compose_column, known_sequences, write_video
 
 B, T, CONTEXT = 6, 16, 8
 
@@ -50,9 +50,9 @@ def test_frames_keep_their_order(scope_run):
         assert abs(int(column_brightness.argmax()) - (3 * t + 1)) <= 1, t
 
 
-def test_border_per_cell_layout_splits_the_same(tmp_path):
+def test_column_border_layout_with_black_frames_splits_the_same(tmp_path):
     truth, pred = known_sequences(3, 10)
-    write_video(tmp_path, compose(truth, pred, 4, per_cell=True))
+    write_video(tmp_path, compose_column(truth, pred, 4))
     ol = openloop.from_scope(tmp_path)
     assert ol.truth.shape == (3, 10, 64, 64, 3) and ol.context == 4
     assert _close(ol.truth, truth) and _close(ol.pred, pred)

@@ -13,7 +13,8 @@ from analysis import ingest, longrun, readout, results
 from cli import app
 
 ROOT = Path(__file__).parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "artifacts").rglob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "artifacts").rglob("*.md")),
+        *sorted((ROOT / "studies").rglob("*.md"))]
 
 
 def test_results_md_is_regenerated_identically(tmp_path):
@@ -25,11 +26,17 @@ def test_results_md_is_regenerated_identically(tmp_path):
 
 
 def test_every_link_into_results_md_names_one_of_its_sections():
-    text = (ROOT / "docs" / "results.md").read_text()
-    anchors = {results.slug(line[3:]) for line in text.splitlines() if line.startswith("## ")}
-    links = [(doc.name, a) for doc in DOCS for a in re.findall(r"results\.md#([\w-]+)", doc.read_text())]
-    assert links, "no document links into docs/results.md"
-    assert [(doc, a) for doc, a in links if a not in anchors] == []
+    """Links into docs/results.md and into a study's results.md (both generated) land on a heading."""
+    links = [(doc, doc.parent / path, anchor) for doc in DOCS
+             for path, anchor in re.findall(r"\]\(([^)#\s]*results\.md)#([\w-]+)\)", doc.read_text())]
+    linked = {target.resolve() for _, target, _ in links}
+    assert linked >= {(ROOT / "docs" / "results.md").resolve(), (ROOT / "studies" / "shift_cartpole" / "results.md").resolve()}
+    anchors = {}
+    for _, target, _ in links:
+        if target not in anchors:
+            text = target.read_text() if target.is_file() else ""
+            anchors[target] = {results.slug(line[3:]) for line in text.splitlines() if line.startswith("## ")}
+    assert [(doc.name, str(target), a) for doc, target, a in links if a not in anchors[target]] == []
 
 
 def test_results_command_names_a_missing_root_in_one_line(tmp_path):

@@ -15,7 +15,10 @@ from sweep import execute, launch, pack, plan, spec
 from sweep.cli import app
 
 ROOT = pathlib.Path(__file__).parent.parent
-SHIFT = ROOT / "sweeps" / "shift_cartpole.yaml"
+SHIFT = ROOT / "studies" / "shift_cartpole" / "sweep.yaml"
+# The shift study's pilot: its sweep file with the pilot's seeds, one process a run.
+PILOT_SETS = ["seeds='0-4'", "population=false", "population_seeds=0"]
+PILOT = [arg for item in PILOT_SETS for arg in ("--set", item)]
 runner = CliRunner()
 
 GOOD = """\
@@ -59,7 +62,7 @@ def dry_run(path, *options):
 
 
 def test_shift_sweep_gives_four_arms_that_differ_only_in_the_method(tmp_path):
-    commands = dry_run(SHIFT, "--root", str(tmp_path), "--set", "seeds=0-1")
+    commands = dry_run(SHIFT, *PILOT, "--root", str(tmp_path), "--set", "seeds=0-1")
     assert len(commands) == 8
     configs = {}
     for argv in commands:
@@ -89,7 +92,7 @@ def test_shift_sweep_gives_four_arms_that_differ_only_in_the_method(tmp_path):
 
 
 def test_overrides_reach_every_run(tmp_path):
-    commands = dry_run(SHIFT, "--root", str(tmp_path), "--set", "seeds=[3]",
+    commands = dry_run(SHIFT, *PILOT, "--root", str(tmp_path), "--set", "seeds=[3]",
                        "--set", "flags.jax.platform=cuda", "--set", "budget.duration=470",
                        "--set", "arms.placebo.agent.imag_adapt.placebo_rate=0.2", "--arms", "placebo,fixed")
     assert len(commands) == 2
@@ -100,7 +103,7 @@ def test_overrides_reach_every_run(tmp_path):
 
 
 def test_members_that_differ_only_in_varying_values_form_one_group(tmp_path):
-    runs = plan.runs(spec.load(SHIFT), str(tmp_path))
+    runs = plan.runs(spec.load(SHIFT, PILOT_SETS), str(tmp_path))
     groups = plan.groups(runs)
     arms = [sorted({r.arm for r in group}) for group in groups]
     assert arms == [["adapt", "baseline", "placebo"], ["fixed"]]  # imag_length fixes shapes
@@ -112,10 +115,10 @@ def test_population_processes_make_the_same_members_as_the_solo_runs(tmp_path):
     configs of the solo runs they replace."""
     root = str(tmp_path / "runs")
     solo = {}
-    for argv in dry_run(SHIFT, "--root", root, "--set", "seeds=0-1"):
+    for argv in dry_run(SHIFT, *PILOT, "--root", root, "--set", "seeds=0-1"):
         config = configlib.parse(argv)
         solo[config.logdir] = flat(config)
-    commands = dry_run(SHIFT, "--root", root, "--set", "seeds=0-1", "--population")
+    commands = dry_run(SHIFT, *PILOT, "--root", root, "--set", "seeds=0-1", "--population")
     assert len(commands) == 2
     members = {}
     for argv in commands:
@@ -127,10 +130,10 @@ def test_population_processes_make_the_same_members_as_the_solo_runs(tmp_path):
         differs = {k for k, v in config.items() if solo[logdir].get(k) != v}
         assert differs <= {"population.seeds", "population.arms"}, (logdir, differs)
     # Half of the seeds finished: the rest is one population per group again, seed 1 only.
-    for run in plan.runs(spec.load(SHIFT, ["seeds=0-1"]), root):
+    for run in plan.runs(spec.load(SHIFT, [*PILOT_SETS, "seeds=0-1"]), root):
         if run.seed == 0:
             execute.mark_finished(run, "abc", 1.0)
-    again = dry_run(SHIFT, "--root", root, "--set", "seeds=0-1", "--population")
+    again = dry_run(SHIFT, *PILOT, "--root", root, "--set", "seeds=0-1", "--population")
     assert len([a for a in again if a[0] != "--logdir"]) == 4  # the finished runs' lines
     rest = [a for a in again if a[0] == "--logdir"]
     assert len(rest) == 2 and all(a[a.index("--population.seeds") + 1] == "1" for a in rest)
@@ -140,7 +143,7 @@ def test_population_seeds_splits_each_group_into_processes_of_that_many_seeds(tm
     """population_seeds: 2 with seeds 0-4: three processes per group (seeds 0,1 / 2,3 / 4),
     every run made exactly once; a negative or fractional value is refused with its line."""
     root = str(tmp_path / "runs")
-    commands = dry_run(SHIFT, "--root", root, "--set", "seeds=0-4", "--set", "population_seeds=2", "--population")
+    commands = dry_run(SHIFT, *PILOT, "--root", root, "--set", "seeds=0-4", "--set", "population_seeds=2", "--population")
     seeds = sorted(a[a.index("--population.seeds") + 1] for a in commands)
     assert seeds == sorted(["0,1", "2,3", "4"] * 2)  # (baseline, adapt, placebo) and fixed
     members = [m.logdir for argv in commands for m in population.member_configs(configlib.parse(argv))]

@@ -20,9 +20,9 @@ import pytest
 from slurm_cluster import SlurmCluster, missing
 
 ROOT = pathlib.Path(__file__).parent.parent
-SHIFT = "studies/shift_cartpole/pilot.yaml"
+SHIFT = "studies/shift_cartpole/sweep.yaml"  # as the pilot: solo runs (TINY)
 ARMS = ("baseline", "adapt", "placebo", "fixed")
-TINY = ["configs=[cartpole,debug]", "budget.steps=24", "seeds=[0]", "flags.env.gym.shift.step=12",
+TINY = ["configs=[cartpole,debug]", "budget.steps=24", "seeds=[0]", "population=false", "flags.env.gym.shift.step=12",
         "flags.agent.imag_adapt.warmup=0", "flags.run.train_ratio=16", "flags.run.log_every=0",
         "flags.run.save_every=0", "backend.slurm.cpus_per_job=1"]
 

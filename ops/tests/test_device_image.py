@@ -27,7 +27,7 @@ OURS = {"dreamerv3", "sweep", "embodied"}
 
 def carried() -> set[str]:
     """Import names of the wheels ops/gpu_wheels.sh downloads."""
-    script = (ROOT / "bench" / "gpu_wheels.sh").read_text()
+    script = (ROOT / "ops" / "gpu_wheels.sh").read_text()
     return {IMPORT_NAMES.get(name, name.replace("-", "_")) for name in re.findall(r"([A-Za-z0-9_.-]+)==", script)}
 
 
@@ -57,7 +57,7 @@ def test_shift_study_block_call_runs_on_the_image_and_packs_gzipped_logs(image, 
     """studies/shift_cartpole/device_shift.sh --dry-run for one block of the pre-registered study (two seeds
     here) with the image's Python: two population processes, every run dir packed under
     shift_powered/ with gzipped logs and no checkpoint, the processes' logs beside them; the toolkit reads the unpacked runs."""
-    env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=str(image), SWEEP="studies/shift_cartpole/sweep.yaml")
+    env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=str(image))
     result = subprocess.run(["bash", "studies/shift_cartpole/device_shift.sh", "--dry-run"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     log = (tmp_path / "out" / "device_shift.log").read_text()

@@ -5,7 +5,7 @@
 #   bash studies/alien/make_runs.sh                        # seeds 0 1 2, two runs at a time
 #   bash studies/alien/make_runs.sh --set budget.steps=2000 --dry-run
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 for old in STEPS RATIO WARMUP PARALLEL SEEDS; do
   if [ -n "${!old:-}" ]; then
     echo "error: $old is no longer read; set it in studies/alien/sweep.yaml or with --set (docs/sweeps.md)" >&2

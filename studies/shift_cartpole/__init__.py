@@ -1,0 +1,1 @@
+"""The dynamics-shift study: README.md beside this file."""

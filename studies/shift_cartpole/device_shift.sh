@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# The shift experiment (a sweep file run by dreamer-sweep) on the GPU machine: every run of
-# every arm at once on the one GPU, each with a time budget, then the run dirs (no
+# The shift study (studies/shift_cartpole/sweep.yaml, run by dreamer-sweep) on the GPU machine:
+# every run of the call at once on the one GPU, each with a time budget, then the run dirs (no
 # checkpoints, no replay) and the terminal logs packed into $OUT.
 #
 #   On the device machine, from the repo root, with .whl carried (ops/gpu_wheels.sh):
-#     GIT_COMMIT=<sha> bash studies/shift_cartpole/device_shift.sh
-#     GIT_COMMIT=<sha> SWEEP=studies/shift_cartpole/sweep.yaml SEEDS=1000-1015 bash studies/shift_cartpole/device_shift.sh
-#   Here, on CPU, the same steps with the debug model and one seed (about 2 minutes):
-#     bash studies/shift_cartpole/device_shift.sh --dry-run          # OUT defaults to a fresh temp dir
-#     SWEEP=studies/shift_cartpole/sweep.yaml bash studies/shift_cartpole/device_shift.sh --dry-run   # seeds 1000-1001
+#     GIT_COMMIT=<sha> SEEDS=1000-1015 bash studies/shift_cartpole/device_shift.sh
+#     GIT_COMMIT=<sha> PART=pilot bash studies/shift_cartpole/device_shift.sh
+#   Here, on CPU, the same steps with the debug model (about 2 minutes):
+#     bash studies/shift_cartpole/device_shift.sh --dry-run             # seeds 1000-1001
+#     PART=pilot bash studies/shift_cartpole/device_shift.sh --dry-run  # seed 0
 #
-# Settings (env): SWEEP [studies/shift_cartpole/pilot.yaml: the pilot's five seeds, one process a
-# run; studies/shift_cartpole/sweep.yaml: the pre-registered study, population processes],
-# DURATION [470 s per run, counted from the run loop's start], LIMIT [545 s for all runs
-# together], SEEDS ["0 1 2 3 4"; spaces or the sweep's '1000-1015' form], LOG_EVERY [5 s],
-# PACK [pack options; the powered sweep's default: gzipped logs. The image has no polars,
-# so `--scope best` (which ranks seeds with the toolkit) is for re-packing here].
-# Measured: one seed of the pilot (4 runs at once) takes about 2 minutes; seeds 0 and 1 were
-# made that way (studies/shift_cartpole/README.md). Seeds 2-4 in one call: SEEDS="2 3 4".
+# Settings (env): PART [powered: the pre-registered study as the sweep file says, population
+# processes; pilot: seeds 0-4, one process a run], DURATION [470 s per run, counted from the
+# run loop's start], LIMIT [545 s for all runs together], SEEDS [powered: 1000-1015; pilot:
+# "0 1 2 3 4"; spaces or the sweep's '1000-1015' form], LOG_EVERY [5 s], PACK [pack options;
+# powered: gzipped logs. The image has no polars, so `--scope best` (which ranks seeds with
+# the toolkit) is for re-packing here].
+# One seed of the pilot (4 runs at once) took about 2 minutes; the pilot's seeds 2-4 were
+# made in one call (SEEDS="2 3 4"; studies/shift_cartpole/README.md).
 # The runs compute in float32 with full-precision matmuls on the GPU, as on CPU, so
 # that the mask thresholds meet the same numbers as in the CPU runs that chose them.
 # What comes back: shift_runs.tgz (<root>/<task>_<arm>/seed<N>/ and <root>/logs/), progress.log
@@ -26,13 +26,15 @@ set -uo pipefail
 
 source "$(dirname "$0")/../../ops/device_common.sh"
 device_start device_shift "${1:-}"
-SWEEP=${SWEEP:-studies/shift_cartpole/pilot.yaml}
+SWEEP=studies/shift_cartpole/sweep.yaml
+PART=${PART:-powered}
 LOG_EVERY=${LOG_EVERY:-5}
-case "$SWEEP" in
-  studies/shift_cartpole/pilot.yaml) ROOT_NAME=artifacts PACK=${PACK:-} SEEDS=${SEEDS:-"0 1 2 3 4"} ;;
-  studies/shift_cartpole/sweep.yaml) ROOT_NAME=artifacts/shift_powered PACK=${PACK-"--gzip-logs"}
-    SEEDS=${SEEDS:-$( ((DRY)) && echo 1000-1001 || echo 1000-1015)} ;;
-  *) echo "error: SWEEP=$SWEEP: expected studies/shift_cartpole/pilot.yaml or studies/shift_cartpole/sweep.yaml" >&2; exit 2 ;;
+case "$PART" in
+  pilot) ROOT_NAME=artifacts PACK=${PACK:-} SEEDS=${SEEDS:-"0 1 2 3 4"}
+    AS_PART=(--set population=false --set population_seeds=0) ;;
+  powered) ROOT_NAME=artifacts/shift_powered PACK=${PACK-"--gzip-logs"}
+    SEEDS=${SEEDS:-$( ((DRY)) && echo 1000-1001 || echo 1000-1015)} AS_PART=() ;;
+  *) echo "error: PART=$PART: expected powered or pilot" >&2; exit 2 ;;
 esac
 
 device_python
@@ -43,8 +45,8 @@ if ((DRY)); then
   TINY=(--set "configs=[cartpole,debug]" --set budget.steps=80 --set flags.env.gym.shift.step=40
         --set flags.agent.imag_adapt.warmup=0 --set flags.run.train_fill=32
         --set flags.run.train_ratio=16)
-  [[ $SWEEP == studies/shift_cartpole/pilot.yaml ]] && SEEDS=0
-  export XLA_FLAGS="${XLA_FLAGS:-} $DRY_XLA_FLAGS"
+  [[ $PART == pilot ]] && SEEDS=0
+  dry_compile
 else
   DURATION=${DURATION:-470} LIMIT=${LIMIT:-545}
   RUNS_OUT=$ROOT_NAME TINY=()
@@ -58,12 +60,12 @@ else
   export XLA_FLAGS="${XLA_FLAGS:-$GPU_XLA_FLAGS_NOAUTOTUNE}"
 fi
 echo "device_shift $( ((DRY)) && echo --dry-run) $(date -u +%FT%TZ) commit ${GIT_COMMIT:-tree}" \
-  "sweep $SWEEP platform $PLATFORM duration ${DURATION}s limit ${LIMIT}s seeds '$SEEDS'" | tee -a "$LOG"
+  "sweep $SWEEP ($PART) platform $PLATFORM duration ${DURATION}s limit ${LIMIT}s seeds '$SEEDS'" | tee -a "$LOG"
 
 watch_runs "$OUT/progress.log" "$RUNS_OUT/shift_cartpole_*/seed*"
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-SETS=(--root "$RUNS_OUT" --set "seeds='${SEEDS// /,}'" "${TINY[@]}")
+SETS=(--root "$RUNS_OUT" --set "seeds='${SEEDS// /,}'" "${AS_PART[@]}" "${TINY[@]}")
 start=$SECONDS
 timeout --kill-after=10 "$LIMIT" "$PY" -m sweep.cli run "$SWEEP" "${SETS[@]}" \
   --set "flags.jax.platform=$PLATFORM" --set flags.jax.compute_dtype=float32 \

@@ -1,7 +1,7 @@
 """The pre-registered dynamics-shift study's analysis, exactly as its plan fixes it.
 
-The plan is `studies/shift_cartpole/README.md`, "Pre-registered study" (committed before any of
-its runs): 64 seeds per arm of `studies/shift_cartpole/sweep.yaml`; per run, the mean episode score
+The plan is README.md beside this file, "Pre-registered study" (committed before any of
+its runs): 64 seeds per arm of `sweep.yaml` (beside this file); per run, the mean episode score
 over the episodes ending in env frames (9,500, 13,000]; per arm, the IQM. Two primary
 comparisons, adapt against placebo and adapt against baseline: the IQM difference with its
 95% stratified bootstrap CI, the test's two-sided p-value (`stats.iqm_difference_test`),
@@ -9,7 +9,7 @@ Holm-adjusted over the two, decided at 0.05; the probability of improvement with
 
 `plan_power(pilot)` is the power of that design from the pilot's spread. `primary(study)`
 refuses to compare anything until every planned run is in and complete (no interim look),
-then returns the comparisons. Both are printed by `results.py` into docs/results.md.
+then returns the comparisons. Both are printed by `results.py` into results.md (this folder).
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ import numpy as np
 import polars as pl
 
 from analysis import compare, ingest, stats
+from sweep import spec
 
-ARMS = ("baseline", "adapt", "placebo", "fixed")
-SEEDS = tuple(range(1000, 1064))  # studies/shift_cartpole/sweep.yaml
-STEPS = 13_000  # agent steps of a complete run (CartPole: one env frame each)
+SWEEP = spec.load(Path(__file__).parent / "sweep.yaml")  # the study's runs, as the sweep makes them
+ARMS = tuple(SWEEP.arms)  # baseline, adapt, placebo, fixed
+SEEDS = SWEEP.seeds  # 1000-1063
+STEPS = SWEEP.steps  # agent steps of a complete run (CartPole: one env frame each)
 WINDOW = (9_500, 13_000)
 DELTA = 10.0  # the smallest IQM difference of interest (raw CartPole score)
 ALPHA = 0.05  # familywise, over the two primary comparisons (Holm)
@@ -32,7 +34,7 @@ PRIMARY = (("adapt", "placebo"), ("adapt", "baseline"))  # (method, reference): 
 REPS = 50_000
 SEED = 0
 POWER_SIMS = 2_000
-TASK_FOLDER = "shift_cartpole"  # <study>/shift_cartpole_<arm>/seed<k>/
+(TASK_FOLDER,) = SWEEP.tasks  # <study>/shift_cartpole_<arm>/seed<k>/
 
 
 def holm(p_values: list[float]) -> list[float]:
