@@ -34,6 +34,7 @@ from bench_train import load_config, peak_device_mb, random_batch, spaces  # noq
 from dreamerv3 import agent as agentlib  # noqa: E402
 from dreamerv3 import envs as envlib  # noqa: E402
 from dreamerv3 import learner  # noqa: E402
+import record  # noqa: E402
 
 TASKS = {'cartpole': 'gym_CartPole-v1', 'atari': 'atari100k_alien'}
 # The shift study's arms (members of one population differ only in these).
@@ -134,7 +135,7 @@ def main():
         return one_row(args)
     rows = []
     for members in ['solo', *args.members.split(',')]:
-        cmd = [sys.executable, __file__, '--one', members, '--task', args.task,
+        cmd = [sys.executable, __file__, '--json', '', '--one', members, '--task', args.task,
                '--size', args.size, '--updates', str(args.updates),
                '--act-steps', str(args.act_steps), '--platform', args.platform]
         try:
@@ -173,4 +174,4 @@ def table(rows, args):
 
 
 if __name__ == '__main__':
-    main()
+    record.run('bench_population', main)  # the table also goes to bench/results/bench_population.json

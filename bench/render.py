@@ -26,6 +26,11 @@ BENCHES = (
      'alternately in one process', 'python bench/bench_imag_adapt.py --size size1m --rounds 6'),
     ('bench_population', 'Population updates', 'aggregate updates/s of a population against its number of '
      'members, with the solo agent in the same run', 'python bench/bench_population.py --task cartpole'),
+    ('population_mixed_before', 'Mixed-arm population, before', "48 CartPole size1m members: one arm against "
+     "the shift study's three arms taking turns, with the actor-critic computed twice for mixed arms (commit "
+     "d54fab8); the ratio of the two rows is the cost of mixing", 'bash bench/mixed_before_after.sh d54fab8'),
+    ('population_mixed_after', 'Mixed-arm population, after', 'the same, the mask applied as where(enabled, '
+     'mask, 1): one actor-critic pass for every member', 'bash bench/mixed_before_after.sh d54fab8'),
     ('bench_conv', 'Convolutions', "the encoder's and decoder's convolution layers, XLA against the fast "
      'CPU path', 'python bench/bench_conv.py --sizes size1m,size12m'),
     ('bench_params', 'Parameters', 'parameters per size preset, counted without allocating',

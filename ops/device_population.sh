@@ -45,7 +45,7 @@ for task in $TASKS; do
   start=$SECONDS
   echo "===== $task $size members $members" >>"$LOG"
   timeout --kill-after=10 "$LIMIT" "$PY" bench/bench_population.py --task "$task" --size "$size" \
-    --members "$members" --platform "$PLATFORM" --limit "${ROW_LIMIT:-200}" "${ARGS[@]}" \
+    --members "$members" --platform "$PLATFORM" --limit "${ROW_LIMIT:-200}" --json "$OUT/$task.json" "${ARGS[@]}" \
     >"$OUT/$task.txt" 2>>"$LOG"
   rc=$?
   cat "$OUT/$task.txt" >>"$LOG"

@@ -42,7 +42,7 @@ VECTOR = 5
 ACTIONS = 6
 
 
-# bench/device_run.sh runs the agent tests on a GPU with DREAMER_TEST_PLATFORM=cuda:
+# ops/device_run.sh runs the agent tests on a GPU with DREAMER_TEST_PLATFORM=cuda:
 # every test config then names that platform (bfloat16 compute, XLA's convs).
 TEST_PLATFORM = os.environ.get("DREAMER_TEST_PLATFORM", "")
 

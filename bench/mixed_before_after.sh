@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# A mixed-arm population's update against a one-arm one, before and after a change, in one run:
+# 48 CartPole size1m members, one arm (seeds 0-47) and the shift study's three arms taking turns
+# (`48:mixed`), timed by bench/bench_population.py in the tree at BEFORE (a git worktree made
+# here) and in this tree, alternately. The before tree gets this tree's bench_population.py
+# (with the import of its population agent, popagent.PopulationAgent, put back).
+#
+#   bash bench/mixed_before_after.sh d54fab8 [rounds]
+#
+# Writes bench/results/population_mixed_before.json and _after.json (the last round's tables).
+# Takes about 15 minutes a row on 2 shared cores; the machine is shared: compare the ratio
+# mixed / one-arm within one tree, measured minutes apart.
+set -euo pipefail
+BEFORE=${1:?usage: bench/mixed_before_after.sh BEFORE_COMMIT [rounds]}
+ROUNDS=${2:-1}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+WORK=$(mktemp -d)
+trap 'git -C "$ROOT" worktree remove --force "$WORK/before" >/dev/null 2>&1; rm -rf "$WORK"' EXIT
+git -C "$ROOT" worktree add -q --detach "$WORK/before" "$BEFORE"
+cp "$ROOT/bench/bench_population.py" "$ROOT/bench/record.py" "$WORK/before/bench/"
+sed -i 's/from dreamerv3 import learner  # noqa: E402/from dreamerv3 import popagent as learner  # noqa: E402/;
+        s/learner.Population(/learner.PopulationAgent(/' "$WORK/before/bench/bench_population.py"
+for ((round = 1; round <= ROUNDS; round++)); do
+  for side in before after; do
+    tree=$ROOT; [[ $side == before ]] && tree=$WORK/before
+    echo "== round $round, $side ($(git -C "$tree" rev-parse --short HEAD)), load $(cut -d' ' -f1 /proc/loadavg)"
+    (cd "$tree" && "$PY" bench/bench_population.py --task cartpole --size size1m --members 48,48:mixed \
+      --updates 5 --act-steps 5 --limit 1500 --json "$ROOT/bench/results/population_mixed_$side.json")
+  done
+done
