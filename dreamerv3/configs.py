@@ -8,6 +8,7 @@ line; main.py prints it and exits with code 2.
 """
 
 import fnmatch
+import functools
 import math
 import os
 import pathlib
@@ -15,6 +16,7 @@ import pathlib
 import elements
 import ruamel.yaml
 
+from dreamerv3 import validate
 from dreamerv3.errors import BadInput, UsageError
 
 CONFIGS = pathlib.Path(__file__).parent / 'configs.yaml'
@@ -39,10 +41,46 @@ def from_presets(names, presets=None):
   return config
 
 
+def check(config):
+  """BadInput (one line) for the first setting of `config` that cannot work: each check is
+  owned by the module of its settings and imports no jax. A population member's config
+  passes here as a solo config does."""
+  from dreamerv3 import envs, logs, settings
+  from dreamerv3.envs import shift
+  try:
+    validate.name(config.task, '--task')
+    envs.check_task(config.task)
+  except (ValueError, validate.Invalid) as e:
+    raise BadInput(str(e))
+  problem = (settings.validate(config.agent.imag_adapt) or shift.check_config(config)
+             or settings.check_compute_dtype(config.jax.compute_dtype)
+             or logs.check_outputs(config.logger.outputs))
+  if problem:
+    raise BadInput(problem)
+  if config.script not in ('train', 'train_eval', 'eval_only'):
+    raise BadInput(f"unknown --script '{config.script}' (known: train, train_eval, eval_only)")
+  problem = check_numbers(config)
+  if problem:
+    raise BadInput(problem)
+  if not config.logdir:
+    raise BadInput('--logdir is required')
+  population = str(config.population.seeds).strip() or str(config.population.arms).strip()
+  for field in ('{seed}', '{arm}'):
+    if field in str(config.logdir) and not population:
+      raise BadInput(f"--logdir {validate.show(config.logdir)}: '{field}' is filled in only for a "
+                     'population; give --population.seeds (and --population.arms)')
+
+
 def parse(argv):
   """argv -> resolved elements.Config; raises BadInput with one line."""
   presets = load_presets()
   argv = [_unbracket(arg) for arg in argv]
+  for arg in argv:
+    if arg.startswith('--'):  # a flag name: a dotted key, or one of elements' small patterns
+      try:
+        validate.pattern_key(arg.split('=', 1)[0], 'flag')
+      except validate.Invalid as e:
+        raise BadInput(str(e))
   wants_help = '--help' in argv
   argv = [arg for arg in argv if arg != '--help']
   try:
@@ -56,34 +94,7 @@ def parse(argv):
     config = elements.Flags(config).parse(rest)
   except (KeyError, ValueError, TypeError) as e:
     raise BadInput(_message(e) + ' (see --help for the known keys)')
-  from dreamerv3 import envs
-  try:
-    envs.check_task(config.task)
-  except ValueError as e:
-    raise BadInput(str(e))
-  from dreamerv3 import imag_adapt
-  problem = imag_adapt.validate(config.agent.imag_adapt)
-  if problem:
-    raise BadInput(problem)
-  from dreamerv3.envs import shift
-  problem = shift.check_config(config)
-  if problem:
-    raise BadInput(problem)
-  from dreamerv3 import agent
-  if config.jax.compute_dtype not in agent.COMPUTE_DTYPES:
-    raise BadInput(f"unknown --jax.compute_dtype '{config.jax.compute_dtype}' "
-                   f"(known: {', '.join(agent.COMPUTE_DTYPES)})")
-  from dreamerv3 import logs
-  problem = logs.check_outputs(config.logger.outputs)
-  if problem:
-    raise BadInput(problem)
-  if config.script not in ('train', 'train_eval', 'eval_only'):
-    raise BadInput(f"unknown --script '{config.script}' (known: train, train_eval, eval_only)")
-  problem = check_numbers(config)
-  if problem:
-    raise BadInput(problem)
-  if not config.logdir:
-    raise BadInput('--logdir is required')
+  check(config)
   logdir = config.logdir.replace('{timestamp}', elements.timestamp())
   if os.path.exists(logdir) and not os.path.isdir(logdir):
     raise BadInput(f'--logdir {logdir}: exists and is not a folder')
@@ -119,7 +130,7 @@ def check_numbers(config):
   """None, or one line naming the first numeric setting out of its range (NUMBER_RULES), a
   percentile pair out of order, or a --run.from_checkpoint with no checkpoint there."""
   for key, value in config.flat.items():
-    rule = next(r for pattern, r in NUMBER_RULES if fnmatch.fnmatchcase(key, pattern))
+    rule = _rule(key)
     for item in value if isinstance(value, (tuple, list)) else (value,):
       if isinstance(item, bool) or not isinstance(item, (int, float)):
         continue
@@ -138,7 +149,14 @@ def check_numbers(config):
   return None
 
 
+@functools.lru_cache(maxsize=None)
+def _rule(key):
+  return next(r for pattern, r in NUMBER_RULES if fnmatch.fnmatchcase(key, pattern))
+
+
 def _in_range(value, rule):
+  if isinstance(value, int) and value.bit_length() > 62:  # past a C integer (and a float's 53 bits)
+    return False
   if not math.isfinite(value):
     return False
   if rule == WHOLE:
@@ -147,7 +165,11 @@ def _in_range(value, rule):
 
 
 def _show(value):
-  return ','.join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+  """A setting's value for a message: a short list item by item, anything long cut short."""
+  items = value if isinstance(value, (tuple, list)) else (value,)
+  if len(items) > 16:
+    return validate.show(value)
+  return ','.join(validate.show(item) for item in items)
 
 
 def load_saved(path):
