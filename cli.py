@@ -343,7 +343,7 @@ def results_cli(
     try:
         text = results.build(root)
         written = results.redraw_figures(root) if redraw else []
-        results.write(text, out)
+        results.write(text, out, inputs=[root])
     except (ingest.IngestError, ValueError, OSError) as error:
         _fail(_first_line(error))
     for path in [out, *written]:

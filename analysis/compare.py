@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from dreamerv3 import safefile
 from analysis import confine, defaults, figures, ingest, mask, remote, stats
 from analysis.ingest import IngestError
 
@@ -365,7 +366,8 @@ def write_outputs(result: CompareResult, out: Path, rendered: dict[str, figures.
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     written = figures.write_rendered(rendered, out / "figures")
-    (out / "summary.json").write_text(json.dumps(summary(result), indent=2, default=str))
-    result.final.write_csv(out / "per_run.csv")
+    safefile.write(out / "summary.json", json.dumps(summary(result), indent=2, default=str))
+    with safefile.replacing(out / "per_run.csv") as f:
+        result.final.write_csv(f)
     written["summary.json"], written["per_run.csv"] = out / "summary.json", out / "per_run.csv"
     return written

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
+from dreamerv3 import safefile
 from analysis import compare, figures, gzlog, ingest, longrun, mask, preregistered, readout, stats
 
 REPS = 50_000  # the demo's bootstrap reps, so both print the same intervals
@@ -372,11 +373,9 @@ def slug(title: str) -> str:
     return kept.replace(" ", "-")
 
 
-def write(text: str, out: Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    return out
+def write(text: str, out: Path, inputs=()) -> Path:
+    """`text` to `out` by replace; refused inside any of `inputs` (the run sets) or through a link."""
+    return safefile.write(out, text, inputs, "--out")
 
 
 def redraw_figures(root: Path) -> list[Path]:
@@ -396,6 +395,7 @@ def redraw_figures(root: Path) -> list[Path]:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
+    with safefile.replacing(path, flag="a figure") as f:  # a link planted at the name is refused
+        fig.savefig(f, dpi=110, format=path.suffix[1:])
     plt.close(fig)
     return path
