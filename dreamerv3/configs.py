@@ -174,7 +174,14 @@ def _show(value):
 
 def load_saved(path):
   """A run's saved config.yaml, merged into today's `defaults` (see the module doc)."""
-  saved = elements.Config.load(elements.Path(path))
+  try:
+    data = validate.load_yaml(elements.Path(path).read_bytes(), str(path))
+    if not isinstance(data, dict):
+      raise validate.Invalid(f'{path}: expected a mapping of settings')
+    saved = elements.Config(data)
+    validate.name(saved.flat.get('task', 'dummy_disc'), f'{path}: task')
+  except validate.Invalid as e:
+    raise BadInput(str(e) + (f' (line {e.line})' if e.line else ''))
   defaults = from_presets([])
   return defaults.update({k: v for k, v in saved.flat.items() if k in defaults.flat})
 

@@ -44,6 +44,9 @@ def environment(job):
   env.update(dict(job.env))
   env['PYTHONPATH'] = job.code + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
   env['PYTHONUNBUFFERED'] = '1'
+  if os.path.exists(os.path.join(job.code, '.complete')):  # pinned code (sweep/code.py), checked
+    # file by file against its commit: no bytecode cache may appear beside it
+    env['PYTHONDONTWRITEBYTECODE'] = '1'
   return env
 
 

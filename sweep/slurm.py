@@ -15,7 +15,7 @@ import os
 import subprocess
 import time
 
-from dreamerv3 import safefile
+from dreamerv3 import safefile, validate
 from sweep import execute
 from sweep.spec import SweepError
 
@@ -36,6 +36,10 @@ def executor(settings, folder, time_limit):
     params['gpus_per_node'] = settings.gpus_per_job
   if settings.mem_gb:
     params['mem'] = f'{max(1, round(settings.mem_gb * 1024))}M'
+  for key, value in params.items():  # each becomes a '#SBATCH --key=value' line of the job script
+    if isinstance(value, str) and validate.CONTROL.search(value):
+      raise SweepError(f'backend.slurm {key} {validate.show(value)}: control characters would '
+                       'break the job script')
   ex.update_parameters(**params)
   return ex
 

@@ -155,3 +155,47 @@ def test_results_never_write_into_the_run_sets_or_through_a_link(tmp_path):
     with pytest.raises(safefile.UnsafeTarget):
         results._save(plt.figure(), root / "set" / "curve.png")
     assert secret.read_bytes() == b"keep"
+
+
+# Nothing found is executed: pinned code is checked against its commit before every use.
+
+def test_pinned_code_found_in_the_root_runs_only_if_it_is_the_commits(tmp_path):
+    path, _ = prepared(tmp_path)
+    root = tmp_path / "runs"
+    job = launch.prepare(str(path), root=str(root), commit="HEAD").jobs[0]
+    exported = pathlib.Path(job.code)
+    assert launch.prepare(str(path), root=str(root), commit="HEAD").jobs[0].code == job.code
+    for tamper in ("edit", "extra", "cache"):
+        main = exported / "dreamerv3" / "main.py"
+        original = main.read_bytes()
+        if tamper == "edit":
+            main.write_bytes(original + b"\nimport os; os.system('echo owned')\n")
+        elif tamper == "extra":
+            (exported / "dreamerv3" / "sitecustomize.py").write_text("print('owned')\n")
+        else:
+            (exported / "dreamerv3" / "__pycache__").mkdir()
+        result = runner.invoke(app, ["run", str(path), "--root", str(root), "--commit", "HEAD", "--jobs", "1"])
+        assert result.exit_code == 2 and "differs from commit" in result.output, result.output
+        main.write_bytes(original)
+        for extra in ("sitecustomize.py", "__pycache__"):
+            target = exported / "dreamerv3" / extra
+            if target.is_dir():
+                target.rmdir()
+            elif target.exists():
+                target.unlink()
+    planted = root / ".sweep" / "code"
+    import shutil
+    shutil.rmtree(planted)
+    (planted / job.commit / "dreamerv3").mkdir(parents=True)
+    (planted / job.commit / "dreamerv3" / "evil.py").write_text("print('owned')\n")
+    result = runner.invoke(app, ["run", str(path), "--root", str(root), "--commit", "HEAD", "--dry-run"])
+    assert result.exit_code == 0  # a dry run exports nothing
+    with pytest.raises(SweepError, match="differs from commit"):
+        launch.prepare(str(path), root=str(root), commit="HEAD")
+
+
+def test_a_gym_id_naming_a_module_is_never_imported():
+    from dreamerv3.envs import gym
+
+    with pytest.raises(ValueError, match="no registered gymnasium env"):
+        gym.Gym("os.path:Env")
