@@ -57,7 +57,7 @@ def main(argv=None, agent_cls=None):
   except BadInput as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  from dreamerv3 import population, storage
+  from dreamerv3 import population, runlock, storage
   try:
     members = population.member_configs(config) if population.is_population(config) else None
   except BadInput as e:
@@ -83,6 +83,11 @@ def main(argv=None, agent_cls=None):
       print(f'error: --logdir {member.logdir} holds {packed}, a packed run (its logs gzipped for '
             f'shipping): training there would write {packed[:-3]} beside it. Use another logdir, '
             'or gunzip its logs to continue it', file=sys.stderr)
+      return 2
+    busy = runlock.claim(member.logdir)  # None, or one line naming the process that holds it
+    if busy:
+      storage.discard(mirrors)
+      print(f'error: {busy}', file=sys.stderr)
       return 2
     logdir = elements.Path(member.logdir)
     try:

@@ -19,7 +19,7 @@ from dreamerv3 import safefile
 from sweep import plan
 from sweep.spec import SweepError
 
-SKIP = ('ckpt', 'replay')  # folders of a run dir that stay behind
+SKIP = ('ckpt', 'replay', '.lock')  # what of a run dir stays behind (.lock: dreamerv3/runlock.py)
 LOGS = ('scores.jsonl', 'metrics.jsonl')
 SCOPES = ('all', 'best', 'none')  # which runs keep scope/
 
