@@ -373,6 +373,11 @@ def slug(title: str) -> str:
     return kept.replace(" ", "-")
 
 
+def check_out(out: Path | str, root: Path | str) -> None:
+    """UnsafeTarget (a ValueError) before any work when `out` lies in the run sets or names a bucket."""
+    safefile.refuse_inside(out, [root], "--out")
+
+
 def write(text: str, out: Path, inputs=()) -> Path:
     """`text` to `out` by replace; refused inside any of `inputs` (the run sets) or through a link."""
     return safefile.write(out, text, inputs, "--out")

@@ -16,7 +16,7 @@ import pathlib
 import elements
 import ruamel.yaml
 
-from dreamerv3 import validate
+from dreamerv3 import remotepath, validate
 from dreamerv3.errors import BadInput, UsageError
 
 CONFIGS = pathlib.Path(__file__).parent / 'configs.yaml'
@@ -64,6 +64,9 @@ def check(config):
     raise BadInput(problem)
   if not config.logdir:
     raise BadInput('--logdir is required')
+  if remotepath.scheme(config.logdir) and not remotepath.is_remote(config.logdir):
+    raise BadInput(f'--logdir {validate.show(config.logdir)}: expected a local folder or '
+                   f"object storage ({', '.join(s + '://' for s in remotepath.PROTOCOLS)})")
   population = str(config.population.seeds).strip() or str(config.population.arms).strip()
   for field in ('{seed}', '{arm}'):
     if field in str(config.logdir) and not population:
@@ -179,9 +182,8 @@ def load_saved(path):
     if not isinstance(data, dict):
       raise validate.Invalid(f'{path}: expected a mapping of settings')
     saved = elements.Config(data)
-    validate.name(saved.flat.get('task', 'dummy_disc'), f'{path}: task')
   except validate.Invalid as e:
-    raise BadInput(str(e) + (f' (line {e.line})' if e.line else ''))
+    raise UsageError(str(e) + (f' (line {e.line})' if e.line else ''))
   defaults = from_presets([])
   return defaults.update({k: v for k, v in saved.flat.items() if k in defaults.flat})
 

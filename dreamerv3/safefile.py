@@ -16,6 +16,7 @@ import os
 import pathlib
 import stat
 
+from dreamerv3 import remotepath
 from dreamerv3.errors import LinkInLogdir
 
 
@@ -73,7 +74,9 @@ def inside(path, root):
 
 
 def refuse_inside(output, inputs, flag, what='input'):
-  """OutputInInput when `output` is one of `inputs` (files) or lies inside one (folders)."""
+  """OutputInInput when `output` is one of `inputs` (files) or lies inside one (folders);
+  UnsafeTarget when it names object storage (these outputs are local files)."""
+  remotepath.refuse_url(output, flag, UnsafeTarget)
   for source in inputs:
     if inside(output, source):
       raise OutputInInput(f'{flag} {output}: inside the {what} {source}; write outputs outside '
@@ -103,8 +106,8 @@ def write(path, data, inputs=(), flag='--out', within=None):
   """The one way a command writes a file: refused inside any of `inputs` or through a link
   (refuse_inside, refuse_linked), folders made as needed, then `write_replace`. `data`: bytes
   or text (UTF-8). Returns the path."""
-  path = pathlib.Path(path)
   refuse_inside(path, inputs, flag)
+  path = pathlib.Path(path)
   refuse_linked(path, flag, within)
   path.parent.mkdir(parents=True, exist_ok=True)
   write_replace(path, data.encode('utf-8') if isinstance(data, str) else data)
@@ -116,8 +119,8 @@ def replacing(path, inputs=(), flag='--out', within=None):
   """`write` for a writer that streams (an archive, a figure, a CSV): yields a binary file
   on `<name>.tmp` (created fresh, never through a link), renamed over `path` when the block
   ends without an error; removed when it raises."""
-  path = pathlib.Path(path)
   refuse_inside(path, inputs, flag)
+  path = pathlib.Path(path)
   refuse_linked(path, flag, within)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(path.name + '.tmp')

@@ -26,7 +26,7 @@ import re
 
 from ruamel.yaml.comments import CommentedMap
 
-from dreamerv3 import validate
+from dreamerv3 import remotepath, validate
 
 ENV_NAME = re.compile(r'\A[A-Za-z_][A-Za-z0-9_]*\Z')
 PARTITION = re.compile(r'\A[A-Za-z0-9_.,-]+\Z')  # one SLURM partition or a comma list
@@ -330,6 +330,7 @@ def _root(value, where):
   """The root folder: a text without control characters or placeholders such as {timestamp}
   (the sweep resumes its runs by their folders, so the root must name one folder)."""
   value = _text(value, 'root', where)
+  _check('root', where, remotepath.refuse_url, value, 'root', validate.Invalid)
   if '{' in value or '}' in value:
     raise SweepError(where('root', f'{validate.show(value)}: expected a plain folder, without '
                            "'{' or '}' (a sweep's root is the same at every call)"))
