@@ -55,10 +55,11 @@ def check(config):
   problem = (settings.validate(config.agent.imag_adapt) or shift.check_config(config)
              or settings.check_compute_dtype(config.jax.compute_dtype)
              or logs.check_outputs(config.logger.outputs))
-  if problem:
-    raise BadInput(problem)
+  if problem:  # each owner quotes the value it refuses: one line, however odd the value
+    raise BadInput(validate.one_line(problem))
   if config.script not in ('train', 'train_eval', 'eval_only'):
-    raise BadInput(f"unknown --script '{config.script}' (known: train, train_eval, eval_only)")
+    raise BadInput(f"unknown --script {validate.show(config.script)} (known: train, train_eval, "
+                   'eval_only)')
   problem = check_numbers(config)
   if problem:
     raise BadInput(problem)
@@ -89,14 +90,14 @@ def parse(argv):
   try:
     chosen, rest = elements.Flags(configs=['defaults']).parse_known(argv)
   except (KeyError, ValueError, TypeError) as e:
-    raise BadInput(f'bad --configs: {e}')
+    raise BadInput(f'bad --configs: {validate.clip(_message(e), 200)}')
   config = from_presets(chosen.configs, presets)
   if wants_help:
     rest = rest + ['--help']  # elements prints every key of this config, then exits
   try:
     config = elements.Flags(config).parse(rest)
   except (KeyError, ValueError, TypeError) as e:
-    raise BadInput(_message(e) + ' (see --help for the known keys)')
+    raise BadInput(validate.clip(_message(e), 200) + ' (see --help for the known keys)')
   check(config)
   logdir = config.logdir.replace('{timestamp}', elements.timestamp())
   if os.path.exists(logdir) and not os.path.isdir(logdir):

@@ -124,7 +124,7 @@ def member_configs(config):
     try:
       member = config.update(values)
     except (KeyError, ValueError, TypeError) as e:
-      raise BadInput(f"--population.arms: arm '{arm}': {_message(e)}")
+      raise BadInput(f"--population.arms: arm '{arm}': {validate.clip(_message(e), 200)}")
     try:
       configs.check(member)  # the checks of a solo config: finite numbers, ranges, the task
     except BadInput as e:

@@ -63,6 +63,12 @@ def clip(text, limit=SHOWN):
   return repr(text[:limit])[1:-1] + ('...' if len(text) > limit else '')
 
 
+def one_line(message, limit=300):
+  """A message as one line: control characters escaped (a newline shows as \\n), cut at `limit`."""
+  text = CONTROL.sub(lambda m: repr(m.group())[1:-1], str(message))
+  return text if len(text) <= limit else text[:limit] + '...'
+
+
 def name(value, what):
   """`value` if it is a name (letters, digits, '.', '_', '-'; first a letter or digit)."""
   if not isinstance(value, str) or len(value) > MAX_NAME or not NAME.match(value):

@@ -85,7 +85,8 @@ def load(path, overrides=()):
     _override(data, text, where)
   unknown = [k for k in data if k not in TOP]
   if unknown:
-    raise SweepError(where(unknown[0], f"unknown key '{unknown[0]}' (known: {', '.join(TOP)})"))
+    name = validate.clip(unknown[0])
+    raise SweepError(where(name, f"unknown key '{name}' (known: {', '.join(TOP)})"))
   for key in ('tasks', 'arms', 'seeds'):
     if key not in data:
       raise SweepError(f'{path}: no {key}: given (a sweep needs tasks, arms and seeds)')

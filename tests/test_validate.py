@@ -3,6 +3,7 @@ a traceback, a hang or a memory runaway; the same checks whether a value comes f
 an arms file, a sweep file or --set. Property tests (hypothesis) throw arbitrary text and
 YAML-like documents at each parser within a time bound."""
 
+import os
 import subprocess
 import sys
 import time
@@ -21,7 +22,8 @@ from sweep.cli import app
 from sweep.spec import SweepError
 
 runner = CliRunner()
-QUICK = settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# A few seconds per property; DREAMER_HYPOTHESIS_EXAMPLES=2000 searches longer.
+QUICK = settings(max_examples=int(os.environ.get("DREAMER_HYPOTHESIS_EXAMPLES", "60")), deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 SWEEP = """\
 tasks: [dummy_disc]
