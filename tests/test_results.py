@@ -76,3 +76,26 @@ def test_long_run_losses_plot_todays_names_from_a_run_that_logged_the_old_ones()
     plt.close(fig)
     with pytest.raises(ValueError, match="train/loss/image"):
         longrun.loss_figure(data.metrics.filter(pl.col("key") != "train/loss/image"))
+
+
+@pytest.mark.parametrize("csv_text, expected", [
+    ("step,seconds\n1,2\n", "line 2: expected numbers in the columns step, seconds and score"),
+    ("step,seconds,score\n1,2,x\n", "line 2: expected numbers"),
+    ("step,seconds,score\n", "no rows"),
+])
+def test_a_wall_clock_missing_a_column_is_one_line(tmp_path, csv_text, expected):
+    from analysis import ingest, results
+
+    (tmp_path / "wall_clock.csv").write_text(csv_text)
+    with pytest.raises(ingest.IngestError, match=expected):
+        results._clock(tmp_path / "wall_clock.csv")
+
+
+@pytest.mark.parametrize("text", ['{"step": 1}\n{"other": 2}\n', '{"step": 1}\n[1]\n', '{"step": 1}\n{"step": NaN}\n',
+                                  '{"step": 1}\nnot json\n'])
+def test_a_log_missing_a_key_is_one_line_naming_file_and_line(tmp_path, text):
+    from analysis import ingest, results
+
+    (tmp_path / "metrics.jsonl").write_text(text)
+    with pytest.raises(ingest.IngestError, match=r"metrics.jsonl, line 2: expected a JSON object with a number under 'step'"):
+        results._rows(tmp_path, "metrics.jsonl", "step")
