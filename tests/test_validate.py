@@ -245,3 +245,32 @@ def test_any_trainer_command_line_gives_a_config_or_one_line(argv):
         one_line(e)
     except SystemExit:  # --help prints the keys and exits, as elements does
         pass
+
+
+@pytest.mark.parametrize("text", ["0:1e30", "0:1e400", "1e20:1e21"])
+def test_an_absurd_frames_window_is_one_line(text):
+    from analysis import stats
+
+    with pytest.raises(ValueError, match="START < END <="):
+        stats.parse_frames(text)
+
+
+@QUICK
+@given(st.one_of(st.text(max_size=30), st.from_regex(r"\A-?[0-9.e+k_,]{0,12}:-?[0-9.e+k_,]{0,12}\Z")))
+def test_any_frames_text_is_a_window_or_one_line(text):
+    from analysis import stats
+
+    try:
+        start, end = stats.parse_frames(text)
+    except ValueError as e:
+        one_line(e)
+    else:
+        assert 0 <= start < end <= stats.MAX_FRAMES
+
+
+def test_resume_drops_damaged_log_lines_instead_of_failing(tmp_path):
+    from dreamerv3 import logs
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n[1, 2]\n5\n{"step": "x"}\n{"step": 3}\n{"step": 9}\n')
+    logs.trim(tmp_path, 5)
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 1}\n{"step": 3}\n'
