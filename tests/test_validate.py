@@ -274,3 +274,23 @@ def test_resume_drops_damaged_log_lines_instead_of_failing(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n[1, 2]\n5\n{"step": "x"}\n{"step": 3}\n{"step": 9}\n')
     logs.trim(tmp_path, 5)
     assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 1}\n{"step": 3}\n'
+
+
+def test_scope_files_with_negative_steps_nan_values_or_a_huge_size_are_named(tmp_path, monkeypatch):
+    import numpy as np
+
+    from analysis import defaults, ingest
+
+    scope = tmp_path / "run" / "scope"
+    scope.mkdir(parents=True)
+    rows = np.array([(-5, 1.0), (1, float("nan")), (2, 3.0)], dtype=[("step", ">i8"), ("value", ">f8")])
+    (scope / "episode-score.float").write_bytes(rows.tobytes())
+    with open(scope / "huge.float", "wb") as f:
+        f.truncate(1 << 20)  # sparse: claims a size, holds nothing
+    monkeypatch.setattr(defaults, "MAX_UNZIPPED_LOG_BYTES", 1 << 16)
+    problems = []
+    frame = ingest.read_scope_scalars(scope, problems)
+    said = " | ".join(p["problem"] for p in problems)
+    assert "1 records with a negative step skipped" in said and "1 NaN/inf values" in said, said
+    assert "more than the 65,536" in said, said
+    assert sorted(frame["step"].to_list()) == [1, 2]
