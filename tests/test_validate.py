@@ -119,7 +119,7 @@ def test_too_many_members_are_refused_before_any_is_built(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("arms, expected", [
-    ("'a\\n': {}\n", "arm name"),                      # a trailing newline is not a name
+    ('"a\\n": {}\n', "arm name"),                      # a trailing newline is not a name
     ("a: {agent.opt.lr: [[1]]}\n", "expected a number"),
     ("a: !!binary aGk=\n", "YAML tag"),
     ("a: &x [*x]\n", "inside the node it names"),
@@ -149,8 +149,8 @@ def sweep_error(tmp_path, text, *sets):
 
 
 @pytest.mark.parametrize("text, sets, expected", [
-    (SWEEP.replace("[dummy_disc]", "['dummy_disc\\n']"), [], "task"),
-    (SWEEP.replace("baseline:", "'base\\n':"), [], "arm name"),
+    (SWEEP.replace("[dummy_disc]", '["dummy_disc\\n"]'), [], "task"),
+    (SWEEP.replace("baseline:", '"base\\n":'), [], "arm name"),
     (SWEEP.replace("seeds: [0]", "seeds: '0-9999999999'"), [], "goes past"),
     (SWEEP.replace("seeds: [0]", "seeds: '0-300000'"), [], "300001 seeds"),
     (SWEEP + "budget: {steps: " + "9" * 400 + "}\n", [], "expected a whole number"),
