@@ -68,6 +68,16 @@ def filesystem(name, error=OSError):
     raise error(f'{name}://: cannot connect ({first_line(e)})') from None
 
 
+def upload(local, url, error=OSError):
+  """Copy the local file `local` to the object `url` (replacing it); `error` with one line
+  naming the URL when the call fails."""
+  fs = filesystem(scheme(url), error)
+  try:
+    fs.put_file(str(local), bare(url))
+  except Exception as e:  # botocore, aiohttp, azure and fsspec errors share no base
+    raise error(f'{url}: {type(e).__name__}: {first_line(e)}') from None
+
+
 def refuse_url(path, flag, error=ValueError):
   """`error` with one line when `path` names object storage (or any URL) where this command
   writes only local files; also when a path library has already squeezed the URL's '//'."""

@@ -92,7 +92,8 @@ def run_cli(
 
 
 @app.command('pack')
-def pack_cli(path: str = SWEEP, out: str = typer.Option(..., '--out', help='The .tgz to write.'),
+def pack_cli(path: str = SWEEP, out: str = typer.Option(..., '--out', help='The .tgz to write: '
+                                                     'a local path, or s3://, gs://, az://.'),
              root: str = ROOT, overrides: list[str] = SET, arms: str = ARMS,
              gzip_logs: bool = typer.Option(False, '--gzip-logs', help='Store metrics.jsonl and '
                                             'scores.jsonl gzipped (.jsonl.gz; dreamer-report reads them).'),

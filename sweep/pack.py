@@ -15,7 +15,7 @@ import shutil
 import tarfile
 import tempfile
 
-from dreamerv3 import safefile
+from dreamerv3 import remotepath, safefile
 from sweep import plan
 from sweep.spec import SweepError
 
@@ -30,6 +30,12 @@ def pack(runs, root, out, gzip_logs=False, keep_scope=None, sources=()):
   logdirs (normalised paths) whose `scope/` goes in (None: every run's); `sources`: more
   inputs (the sweep file) `out` may not be. Written through safefile.replacing: never into an
   input or through a link; run dirs reached through a link and links inside runs stay out."""
+  if remotepath.is_remote(out):  # packed locally, then uploaded as one object
+    with tempfile.TemporaryDirectory(prefix='dreamer-pack-') as folder:
+      local = os.path.join(folder, 'pack.tgz')
+      count = pack(runs, root, local, gzip_logs, keep_scope, sources)
+      remotepath.upload(local, out, SweepError)
+    return count
   base = os.path.basename(os.path.normpath(root)) or 'runs'
   count = 0
   inputs = [p for run in runs for p in (run.logdir, run.log)] + list(sources)

@@ -45,12 +45,35 @@ def test_a_bucket_where_a_command_writes_local_files_is_one_line(tmp_path, monke
     assert not os.path.exists(tmp_path / "s3:")
 
 
-def test_pack_and_a_sweep_root_refuse_a_bucket(tmp_path, monkeypatch):
+def test_pack_uploads_to_a_bucket_and_a_sweep_root_refuses_one(tmp_path, monkeypatch):
+    import fsspec
+
+    import object_servers
+
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "sweep.yaml"
     path.write_text(SWEEP)
-    result = CliRunner().invoke(sweep_app, ["pack", str(path), "--root", "runs", "--out", "s3://b/runs.tgz"])
-    assert result.exit_code == 2 and "not to s3://" in result.output, result.output
+    logdir = tmp_path / "runs" / "dummy_disc_a" / "seed0"
+    logdir.mkdir(parents=True)
+    (logdir / "metrics.jsonl").write_text('{"step": 1}\n')
+    s3 = object_servers.start_s3()
+    try:
+        for key, value in s3.env.items():
+            monkeypatch.setenv(key, value)
+        fs = fsspec.filesystem("s3", skip_instance_cache=True)
+        fs.mkdir("packs")
+        result = CliRunner().invoke(sweep_app, ["pack", str(path), "--root", "runs", "--out", "s3://packs/runs.tgz"])
+        assert result.exit_code == 0, result.output
+        (tmp_path / "back.tgz").write_bytes(fs.cat("packs/runs.tgz"))
+        result = CliRunner().invoke(sweep_app, ["pack", str(path), "--root", "runs", "--out", "s3://no-bucket/x.tgz"])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+        assert "s3://no-bucket/x.tgz" in result.output
+    finally:
+        s3.stop()
+    import tarfile
+    with tarfile.open(tmp_path / "back.tgz") as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    assert (tmp_path / "unpacked" / "runs" / "dummy_disc_a" / "seed0" / "metrics.jsonl").read_text() == '{"step": 1}\n'
     path.write_text(SWEEP + "root: gs://bucket/runs\n")
     with pytest.raises(spec.SweepError, match="not to gs://"):
         spec.load(path)
