@@ -109,10 +109,10 @@ def parse(argv):
 # item. Counts and sizes are whole numbers >= 1; times in seconds and warmups may be 0 ("every
 # time" / "off"; run.duration 0 = no limit). env.*.shift and agent.imag_adapt have their own
 # checks (envs/shift.py, imag_adapt.validate) and are only required to be finite here.
-WHOLE, POSITIVE, NONNEG, FRACTION, ANY = 'whole', 'positive', 'nonneg', 'fraction', 'any'
+WHOLE, POSITIVE, NONNEG, FRACTION, ANY, SEED = 'whole', 'positive', 'nonneg', 'fraction', 'any', 'seed'
 NUMBER_RULES = (
     ('env.*.shift.*', ANY), ('agent.imag_adapt.*', ANY),
-    ('seed', NONNEG), ('jax.*_devices', NONNEG),
+    ('seed', SEED), ('jax.*_devices', NONNEG),
     ('batch_size', WHOLE), ('batch_length', WHOLE), ('report_length', WHOLE), ('replay_context', NONNEG),
     ('run.steps', WHOLE), ('run.envs', WHOLE), ('run.eval_envs', WHOLE), ('run.eval_eps', WHOLE),
     ('run.train_ratio', POSITIVE), ('run.*', NONNEG),
@@ -127,7 +127,8 @@ NUMBER_RULES = (
     ('agent.opt.beta*', FRACTION), ('agent.report_openloop', WHOLE), ('*', NONNEG),
 )
 EXPECTED = {WHOLE: 'a whole number >= 1', POSITIVE: 'a number > 0', NONNEG: 'a number >= 0',
-            FRACTION: 'a number in [0, 1]', ANY: 'a finite number'}
+            FRACTION: 'a number in [0, 1]', ANY: 'a finite number',
+            SEED: f'a whole number in 0 .. {validate.MAX_SEED}'}
 
 
 def check_numbers(config):
@@ -165,6 +166,8 @@ def _in_range(value, rule):
     return False
   if rule == WHOLE:
     return value >= 1 and float(value).is_integer()
+  if rule == SEED:
+    return 0 <= value <= validate.MAX_SEED and float(value).is_integer()
   return {POSITIVE: value > 0, NONNEG: value >= 0, FRACTION: 0 <= value <= 1, ANY: True}[rule]
 
 

@@ -92,6 +92,7 @@ def test_an_arm_key_that_is_no_setting_is_refused(tmp_path):
     (["--task", "gym_os:Env"], "--task"),
     (["--task", "dummy_disc\n"], "--task"),
     (["--seed", "9" * 40], "--seed"),
+    (["--seed", str(2**32)], "0 .. 4294967295"),
     (["--logdir", "runs/{seed}"], "'{seed}' is filled in only for a population"),
     (["--logdir", "runs/{arm}", "--population.seeds", " "], "'{arm}' is filled in only"),
 ])

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dreamerv3 import safefile
-from sweep import execute, launch, pack, plan, slurm
+from sweep import execute, launch, plan, slurm
 from sweep.cli import app
 from sweep.spec import SweepError
 
