@@ -6,6 +6,8 @@ Run `dreamer-report --help` for the commands.
 
 import typer
 
+from dreamerv3 import remotepath  # the first line of an error, as the trainer prints it
+
 app = typer.Typer(
     help="Analyse and report DreamerV3 runs: compare methods with rliable statistics, "
     "plot the adaptive-horizon mask, export open-loop panels and videos, write reports.",
@@ -49,10 +51,7 @@ def _check_seed(seed: int, flag: str = "--seed") -> None:
         _fail(f"{flag} {seed}: expected a whole number in 0 .. {SEED_MAX}")
 
 
-def _first_line(error: Exception) -> str:
-    """The first non-blank line of an error (some libraries start their message with a newline)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+_first_line = remotepath.first_line  # the first non-blank line of an error
 
 
 def _console():
@@ -359,9 +358,10 @@ def results_cli(
     from analysis import ingest, results
 
     try:
+        results.check_out(out, root)
         text = results.build(root)
         written = results.redraw_figures(root) if redraw else []
-        results.write(text, out)
+        results.write(text, out, inputs=[root])
     except (ingest.IngestError, ValueError, OSError) as error:
         _fail(_first_line(error))
     for path in [out, *written]:
@@ -384,7 +384,7 @@ def watch_cli(
     from rich.text import Text
 
     from analysis import watch
-    from analysis.confine import OutputInInput
+    from analysis.confine import UnsafeTarget
     from analysis.ingest import IngestError
 
     try:
@@ -416,7 +416,7 @@ def watch_cli(
                 console.print(view(frame))
     except KeyboardInterrupt:
         pass
-    except (OSError, OutputInInput) as error:  # the --html page cannot or may not be written
+    except (OSError, UnsafeTarget) as error:  # the --html page cannot or may not be written
         _fail(_first_line(error))
     console.print(f"watch stopped; {watcher.bytes_read():,} bytes read", markup=False)
 

@@ -18,8 +18,8 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from dreamerv3 import safefile
 from analysis import atari, confine, curves, defaults, figures, foreign, ingest, mask, published, remote, runscore, stats, tables
-from analysis.ingest import IngestError
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
 COMPARE_METRIC_KEYS = ("train/loss/dyn", "train/loss/rep", "train/loss/policy", "train/loss/value",
@@ -438,8 +438,9 @@ def write_outputs(result: CompareResult, out: Path, rendered: dict[str, figures.
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     written = figures.write_rendered(rendered, out / "figures")
-    (out / "summary.json").write_text(json.dumps(summary(result), indent=2, default=str))
-    result.final.write_csv(out / "per_run.csv")
+    safefile.write(out / "summary.json", json.dumps(summary(result), indent=2, default=str))
+    with safefile.replacing(out / "per_run.csv") as f:
+        result.final.write_csv(f)
     written["summary.json"], written["per_run.csv"] = out / "summary.json", out / "per_run.csv"
     written.update(tables.write(result, out, result.definition))
     return written

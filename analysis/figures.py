@@ -21,6 +21,7 @@ import pandas as pd
 import polars as pl
 import seaborn as sns
 
+from dreamerv3 import safefile
 from analysis import atari
 from analysis import curves as curves_lib
 from analysis.stats import METRIC_TITLES, OVERALL
@@ -78,7 +79,7 @@ def write_rendered(rendered: dict[str, Rendered], folder: Path) -> dict[str, Pat
     for stem, fig in rendered.items():
         for suffix, data in ((".png", fig.png), (".pdf", fig.pdf)):
             path = folder / f"{stem}{suffix}"
-            path.write_bytes(data)
+            safefile.write(path, data, flag="a figure")  # never through a link, by replace
             written[path.name] = path
     return written
 

@@ -39,6 +39,7 @@ def _inflate(f, limit: int) -> tuple[bytes | None, str | None]:
     """unzip's work: zlib directly, not GzipFile, whose read() drops what it decoded when the
     stream ends early. Members follow each other (`cat a.gz b.gz` is one gzip file)."""
     chunks, size, member, started, first = [], 0, zlib.decompressobj(wbits=31), False, b""
+    whole = 0  # decompressed bytes of the members read to their end (checksums verified)
     try:
         while block := f.read(1 << 20):
             first = first or block
@@ -54,11 +55,14 @@ def _inflate(f, limit: int) -> tuple[bytes | None, str | None]:
                 if not member.eof:
                     pending = member.unconsumed_tail
                     continue
-                pending, started = member.unused_data, False
+                pending, started, whole = member.unused_data, False, size
                 if not pending.strip(b"\0"):  # padding after the last member (as gzip allows)
                     pending = b""
                 member = zlib.decompressobj(wbits=31)
     except zlib.error as error:
+        if whole and size == whole:  # whole members, then bytes that are no gzip: as `gzip -d`,
+            return b"".join(chunks), (f"data after the gzip members that is not gzip ({_reason(error)}); "
+                                      f"the {whole:,} bytes of the whole members before it kept")
         if size == 0 and not first.startswith(GZIP_MAGIC):
             return None, "not a gzip file (it does not start with the gzip signature); skipped"
         return None, f"corrupt gzip data ({_reason(error)}); skipped"

@@ -438,11 +438,22 @@ def read_scope_scalars(scope_dir: Path, problems: list[dict], run_dir: Path | No
         if why:
             problems.append(problem(path, None, why))
             continue
+        size = path.stat().st_size  # before reading: a sparse file may claim terabytes
+        if size > defaults.MAX_UNZIPPED_LOG_BYTES:
+            problems.append(problem(path, None, f"{size:,} bytes, more than the {defaults.MAX_UNZIPPED_LOG_BYTES:,} "
+                                    "read of one log (MAX_UNZIPPED_LOG_BYTES, analysis/defaults.py); skipped"))
+            continue
         data = path.read_bytes()
         whole = len(data) - len(data) % 16
         if whole < len(data):
             problems.append(problem(path, None, f"torn last record ({len(data) - whole} bytes) skipped"))
         rows = np.frombuffer(data[:whole], dtype=[("step", ">i8"), ("value", ">f8")])
+        if (rows["step"] < 0).any():
+            problems.append(problem(path, None, f"{int((rows['step'] < 0).sum())} records with a negative step "
+                                    "skipped"))
+            rows = rows[rows["step"] >= 0]
+        if not np.isfinite(rows["value"]).all():
+            problems.append(problem(path, None, f"{int((~np.isfinite(rows['value'])).sum())} NaN/inf values"))
         steps = rows["step"].astype(np.int64)
         again = jsonl.resume_repeats(steps, np.zeros(len(steps)), steps, np.arange(len(steps)))  # one key
         key = path.name[: -len(".float")].replace("-", "/")

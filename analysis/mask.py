@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from dreamerv3 import safefile
 from analysis import confine, figures, ingest, runconfig
 
 ADAPT_FIELDS = ("active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff")  # the rule's metrics
@@ -153,6 +154,7 @@ def write_outputs(result: MaskResult, out: Path) -> dict[str, Path]:
                       ("mask_vs_loss", figures.plot_mask_scatter(result.data.metrics, runs, colors))):
         for path in figures.save(fig, out / stem):
             written[path.name] = path
-    result.summary.write_csv(out / "mask_summary.csv")
+    with safefile.replacing(out / "mask_summary.csv") as f:
+        result.summary.write_csv(f)
     written["mask_summary.csv"] = out / "mask_summary.csv"
     return written

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import matplotlib.text
 import numpy as np
 from scope import formats
 
+from dreamerv3 import safefile
 from analysis import confine, figures, remote, runconfig, stats, video
 
 VIDEO_KEY = "report/openloop/image"
@@ -459,10 +461,11 @@ def export(baseline: OpenLoop, adapt: OpenLoop, same_truth: bool, out: Path,
         "errors": [written["error_vs_horizon.png"], written["error_vs_horizon.pdf"], out / "error_vs_horizon.csv"],
         "rendered": list(rendered.items()),
     }
-    with open(out / "error_vs_horizon.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(table[0]))
+    writer.writeheader()
+    writer.writerows(table)
+    safefile.write(out / "error_vs_horizon.csv", text.getvalue())
     return paths
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import atexit
 import fnmatch
 import os
-import re
 import shutil
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,11 +35,10 @@ import fsspec
 from fsspec.exceptions import FSTimeoutError
 
 from analysis import defaults
+from dreamerv3 import remotepath
 
-# gcsfs's default "zonal/HNS" layer probes every bucket through a second API with the default
-# credentials (a warning per bucket against an emulator); the plain JSON API reads runs.
-os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-PROTOCOLS = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "az": "az", "abfs": "az"}  # URL scheme -> fsspec's
+# The scheme table, client options, gcsfs's default and the key rule are shared with the trainer.
+PROTOCOLS = remotepath.PROTOCOLS  # URL scheme -> fsspec's
 RUN_FILES = defaults.RUN_FILES  # the logs, plain or gzipped
 SKIP_DIRS = {"ckpt", "replay", "scope"}
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
@@ -74,18 +72,11 @@ _AHEAD: dict[Staged, Future] = {}  # runs whose logs are being downloaded in the
 _POOL: list[ThreadPoolExecutor] = []  # the one background thread, made on first use
 
 
-def is_remote(spec) -> bool:
-    return _scheme(str(spec)) in PROTOCOLS
-
-
-def _scheme(spec: str) -> str | None:
-    found = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", spec)
-    return found.group(1).lower() if found else None
-
-
-def _bare(url: str) -> str:
-    """'bucket/key' of a URL (what fsspec's calls take and return)."""
-    return url.split("://", 1)[1].strip("/")
+is_remote = remotepath.is_remote
+_scheme = remotepath.scheme
+_bare = remotepath.bare
+_first_line = remotepath.first_line
+_safe = remotepath.safe_key  # listings and globs alike
 
 
 def _url(scheme: str, bare: str) -> str:
@@ -96,16 +87,7 @@ def filesystem(scheme: str) -> fsspec.AbstractFileSystem:
     """The fsspec filesystem of a URL scheme, with few retries and short connect timeouts."""
     protocol = PROTOCOLS[scheme]
     if protocol not in _FS:
-        options = {
-            "s3": {"config_kwargs": {"connect_timeout": 5, "read_timeout": 30,
-                                     "retries": {"max_attempts": 2, "mode": "standard"}}},
-            "gcs": {"requests_timeout": 30},
-            "az": {"connection_timeout": 5, "read_timeout": 30, "retry_total": 1},
-        }[protocol]
-        try:
-            fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
-        except Exception as error:  # no credentials, a malformed connection string, a missing package
-            raise RemoteError(f"{scheme}://: cannot connect ({_first_line(error)})") from None
+        fs = remotepath.filesystem(scheme, RemoteError)
         if hasattr(fs, "retries"):
             fs.retries = 2  # s3fs's own retry loop (botocore's is set above)
         _FS[protocol] = fs
@@ -132,11 +114,6 @@ def _why(error: Exception) -> str:
     return f"{type(error).__name__}: {_first_line(error)}"
 
 
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 # ---------------------------------------------------------------- finding runs
 
 
@@ -147,7 +124,7 @@ def run_dirs(spec: str) -> list[Path]:
         raise RemoteError(f"{spec}: a glob in the bucket name is not supported")
     roots = [bare]
     if any(ch in bare.split("/", 1)[-1] for ch in "*?[") and not call(spec, "exists", bare):
-        roots = sorted(call(spec, "glob", bare))
+        roots = sorted(root for root in call(spec, "glob", bare) if _safe(root.strip("/")))
         if not roots:
             raise RemoteError(f"{spec}: no path matches this glob")
     found: dict[str, Staged] = {}
@@ -199,11 +176,6 @@ def _runs_in(root: str, listing: dict) -> dict[str, dict[str, int]]:
     return {f"{root}/{folder}" if folder else root: keys for folder, keys in out.items()}
 
 
-def _safe(rel: str) -> bool:
-    """A key that stays inside its folder when mirrored: no empty, '.' or '..' parts."""
-    return all(part not in ("", ".", "..") for part in rel.split("/"))
-
-
 def _fetch_readmes(scheme: str, runs: list[Staged], roots: list[str], listed: set[str]) -> None:
     """READMEs of the folders above the runs (up to the bucket), as a local report looks for them.
 
@@ -225,7 +197,10 @@ def _fetch_readmes(scheme: str, runs: list[Staged], roots: list[str], listed: se
 
 
 def local_path(url: str) -> Path:
-    """Where the object or folder at `url` is mirrored."""
+    """Where the object or folder at `url` is mirrored; a key that would leave the staging
+    folder ('..', empty parts) is refused."""
+    if not _safe(_bare(url)):
+        raise RemoteError(f"{url}: a key with an empty, '.' or '..' part; never mirrored")
     return _stage() / _scheme(url) / Path(*_bare(url).split("/"))
 
 

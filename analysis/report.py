@@ -23,6 +23,7 @@ import polars as pl
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from dreamerv3 import safefile
 from analysis import compare, confine, figures, mask, openloop, published, ranking, remote, runconfig, stats, tables
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -221,7 +222,8 @@ def write(data: ReportData, out: Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     html = render_html(data)
-    (out / "report.html").write_text(html, encoding="utf-8")
+    safefile.write(out / "report.html", html, flag="the report")
+    safefile.refuse_linked(out / "report.pdf", "the report")
     pages = write_pdf(html, out / "report.pdf")
     return {"html": out / "report.html", "pdf": out / "report.pdf", "pages": pages}
 

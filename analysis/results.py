@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
+from dreamerv3 import safefile
 from analysis import compare, defaults, figures, gzlog, ingest, longrun, ranking, readout, stats
 
 REPS = 50_000  # the demo's bootstrap reps, so both print the same intervals
@@ -216,8 +217,7 @@ def cartpole(root: Path) -> Section:
     folder = root / "cartpole_dreamerv3"
     rows = []
     for run in sorted(ingest.discover([str(folder)]), key=lambda r: r.seed):
-        with open(run.path / "wall_clock.csv", newline="") as f:
-            clock = [(int(float(r["step"])), float(r["seconds"]), float(r["score"])) for r in csv.DictReader(f)]
+        clock = _clock(run.path / "wall_clock.csv")
         scores = np.array([c[2] for c in clock])
         means = np.convolve(scores, np.ones(10) / 10, mode="valid")  # means[i]: episodes i..i+9
         hit = np.flatnonzero(means >= 200)
@@ -238,14 +238,44 @@ def gpu_alien(root: Path) -> Section:
     rows = []
     for method in ("baseline", "adapt"):
         (run,) = [p for p in (root / f"gpu_atari100k_alien_{method}").iterdir() if p.is_dir()]
-        lines = [json.loads(line) for line in _log_text(run, "metrics.jsonl").splitlines()]
-        scores = [json.loads(line)["episode/score"] for line in _log_text(run, "scores.jsonl").splitlines()]
+        lines = _rows(run, "metrics.jsonl", "step")
+        scores = [row["episode/score"] for row in _rows(run, "scores.jsonl", "episode/score")]
         trained = any(key.startswith("train/") for row in lines for key in row)
         rows.append([method, f"{max(row['step'] for row in lines):,}", ", ".join(f"{s:g}" for s in scores),
                      "yes" if trained else "no"])
     return Section("GPU Alien runs (prefill only)", [
         "`artifacts/gpu_atari100k_alien_{baseline,adapt}/`: last logged step (env frames), episode scores, "
         "whether any update was logged (`train/*`).", "", *table(["method", "last step", "scores", "updates"], rows)])
+
+
+def _clock(path: Path) -> list[tuple[int, float, float]]:
+    """(step, seconds, score) of each row of a wall_clock.csv; IngestError names the file and line."""
+    rows = []
+    with open(path, newline="") as f:
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                rows.append((int(float(row["step"])), float(row["seconds"]), float(row["score"])))
+            except (KeyError, TypeError, ValueError, OverflowError):
+                raise ingest.IngestError(f"{path}, line {line}: expected numbers in the columns step, seconds "
+                                         "and score") from None
+    if not rows:
+        raise ingest.IngestError(f"{path}: no rows; expected the columns step, seconds and score")
+    return rows
+
+
+def _rows(run: Path, name: str, key: str) -> list[dict]:
+    """The JSON objects of a shipped run's log, each with a finite number under `key`."""
+    rows = []
+    for line, text in enumerate(_log_text(run, name).splitlines(), start=1):
+        try:
+            row = json.loads(text)
+            if not np.isfinite(float(row[key])):
+                raise ValueError(key)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise ingest.IngestError(f"{ingest.log_file(run, name)}, line {line}: expected a JSON object with "
+                                     f"a number under '{key}'") from None
+        rows.append(row)
+    return rows
 
 
 def _log_text(run: Path, name: str) -> str:
@@ -343,11 +373,14 @@ def slug(title: str) -> str:
     return kept.replace(" ", "-")
 
 
-def write(text: str, out: Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    return out
+def check_out(out: Path | str, root: Path | str) -> None:
+    """UnsafeTarget (a ValueError) before any work when `out` lies in the run sets or names a bucket."""
+    safefile.refuse_inside(out, [root], "--out")
+
+
+def write(text: str, out: Path, inputs=()) -> Path:
+    """`text` to `out` by replace; refused inside any of `inputs` (the run sets) or through a link."""
+    return safefile.write(out, text, inputs, "--out")
 
 
 def redraw_figures(root: Path) -> list[Path]:
@@ -367,6 +400,7 @@ def redraw_figures(root: Path) -> list[Path]:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
+    with safefile.replacing(path, flag="a figure") as f:  # a link planted at the name is refused
+        fig.savefig(f, dpi=110, format=path.suffix[1:])
     plt.close(fig)
     return path

@@ -122,14 +122,17 @@ def _normalized(table: pl.DataFrame) -> pl.DataFrame:
              "normalized", "normalization").sort("method", "task", "seed", "run")
 
 
+MAX_FRAMES = 10**15  # env frames: far past any run, well inside the logs' 64-bit steps
+
+
 def check_frames(frames) -> tuple[int, int]:
     """(start, end) env frames with 0 <= start < end, as ints; ValueError naming the problem."""
     try:
         start, end = frames
     except (TypeError, ValueError):
         raise ValueError(f"frames {frames!r}: expected two numbers, start and end") from None
-    if not (np.isfinite(start) and np.isfinite(end) and 0 <= start < end):
-        raise ValueError(f"frames ({start}, {end}): expected 0 <= start < end env frames")
+    if not (np.isfinite(start) and np.isfinite(end) and 0 <= start < end <= MAX_FRAMES):
+        raise ValueError(f"frames ({start:.6g}, {end:.6g}): expected 0 <= start < end <= {MAX_FRAMES:.0e} env frames")
     return int(start), int(end)
 
 
@@ -149,7 +152,7 @@ def parse_frames(text: str) -> tuple[int, int]:
     try:
         return check_frames(values)
     except ValueError as error:
-        raise ValueError(f"--frames {text!r}: expected START < END, both >= 0") from error
+        raise ValueError(f"--frames {text!r}: expected 0 <= START < END <= {MAX_FRAMES:.0e}") from error
 
 
 def score_unit(normalizations) -> str:

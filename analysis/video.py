@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageDraw
 
+from dreamerv3 import safefile
+
 GREEN = np.array([0, 200, 0], np.uint8)
 RED = np.array([220, 0, 0], np.uint8)
 
@@ -63,6 +65,7 @@ def write_mp4(frames: np.ndarray, path: Path, fps: int = 10) -> Path:
     """Write uint8 [T, H, W, 3] frames as H.264 mp4 (PyAV through imageio)."""
 
     path = Path(path)
+    safefile.refuse_linked(path, "a video")
     path.parent.mkdir(parents=True, exist_ok=True)
     H, W = frames.shape[1:3]
     frames = np.pad(frames, [(0, 0), (0, H % 2), (0, W % 2), (0, 0)])

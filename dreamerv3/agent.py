@@ -27,6 +27,7 @@ from dreamerv3 import metrics as metricslib
 from dreamerv3 import model as modellib
 from dreamerv3 import nets
 from dreamerv3 import opt as optlib
+from dreamerv3 import settings
 
 f32 = jnp.float32
 sg = jax.lax.stop_gradient
@@ -481,7 +482,7 @@ def compiler_options(config):
   return {'xla_cpu_experimental_ynn_fusion_type': ','.join(fusions)}
 
 
-COMPUTE_DTYPES = ('auto', 'float32', 'bfloat16', 'float16')
+COMPUTE_DTYPES = settings.COMPUTE_DTYPES
 
 
 def compute_dtype(config):

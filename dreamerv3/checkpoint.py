@@ -22,7 +22,7 @@ import elements
 import elements.checkpoint as ecp
 
 from dreamerv3 import safefile
-from dreamerv3.errors import CheckpointError, ResumeError, UsageError
+from dreamerv3.errors import CheckpointError, ResumeError
 
 
 class Checkpoint:

@@ -165,9 +165,12 @@ def _trim_jsonl(path, max_step):
   for line in path.read_text().splitlines():
     try:
       row = json.loads(line)
+      step = row.get('step', 0) if isinstance(row, dict) else None
+      if isinstance(step, bool) or not isinstance(step, (int, float)):
+        continue  # not a row the trainer writes (a damaged line): dropped as a torn one is
     except json.JSONDecodeError:
       continue  # a torn line from the killed process
-    if row.get('step', 0) <= max_step:
+    if step <= max_step:
       kept.append(line + '\n')
   safefile.write_replace(path, ''.join(kept).encode())
 

@@ -57,13 +57,19 @@ def main(argv=None, agent_cls=None):
   except BadInput as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  from dreamerv3 import population, storage
+  from dreamerv3 import population, runlock, storage
   try:
     members = population.member_configs(config) if population.is_population(config) else None
   except BadInput as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   runs = members or [config]
+  from dreamerv3 import run
+  try:
+    run.check_memory(runs)  # a population that does not fit: refused before any folder is made
+  except UsageError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   mirrors = []
   if storage.is_remote(config.logdir):  # written locally, kept in step with the bucket
     try:
@@ -84,6 +90,11 @@ def main(argv=None, agent_cls=None):
             f'shipping): training there would write {packed[:-3]} beside it. Use another logdir, '
             'or gunzip its logs to continue it', file=sys.stderr)
       return 2
+    busy = runlock.claim(member.logdir)  # None, or one line naming the process that holds it
+    if busy:
+      storage.discard(mirrors)
+      print(f'error: {busy}', file=sys.stderr)
+      return 2
     logdir = elements.Path(member.logdir)
     try:
       logdir.mkdir(parents=True)
@@ -95,7 +106,6 @@ def main(argv=None, agent_cls=None):
     print('Logdir:', logdir)
   try:
     with storage.syncing(mirrors, config.run.sync_every):
-      from dreamerv3 import run
       run.SCRIPTS[config.script](runs, agent_cls)
   except UsageError as e:
     print(f'error: {e}', file=sys.stderr)

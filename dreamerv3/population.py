@@ -21,12 +21,8 @@ the training loop (the same for one member or many) run.py.
 
 import fnmatch
 import os
-import pathlib
-import re
 
-import ruamel.yaml
-
-from dreamerv3 import imag_adapt
+from dreamerv3 import configs, settings, validate
 from dreamerv3.errors import BadInput
 from dreamerv3.envs import shift
 
@@ -37,7 +33,6 @@ VARYING = (
     'env.gym.shift.*', 'env.atari100k.shift.*',  # read by each member's own envs
 )
 ALLOWED = 'the seed, agent.opt.lr, agent.imag_adapt.* and env.*.shift.*'
-SEEDS = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
 MAX_MEMBERS = 4096
 
 
@@ -46,49 +41,58 @@ def is_population(config):
 
 
 def parse_seeds(text):
-  """'0,1,2' or '0-7' or '0-3,8' (ranges inclusive) -> [int]; '' -> []."""
-  text = str(text).replace(' ', '')
-  if not text:
+  """'0,1,2' or '0-7' or '0-3,8' (ranges inclusive) -> [int]; '' or blank -> []. Counted
+  before a range is expanded (validate.seeds)."""
+  if not str(text).strip():
     return []
-  if not SEEDS.match(text):
-    raise BadInput(f"--population.seeds '{text}': expected seeds like 0,1,2 or 0-7 or 0-3,8")
-  seeds = []
-  for part in text.split(','):
-    first, _, last = part.partition('-')
-    seeds += list(range(int(first), int(last or first) + 1))
-  if len(set(seeds)) != len(seeds):
-    raise BadInput(f"--population.seeds '{text}': a seed is listed twice")
-  if not seeds or len(seeds) > MAX_MEMBERS:
-    raise BadInput(f"--population.seeds '{text}': expected 1 to {MAX_MEMBERS} seeds")
-  return seeds
+  try:
+    return validate.seeds(str(text), '--population.seeds', MAX_MEMBERS)
+  except validate.Invalid as e:
+    raise BadInput(str(e))
 
 
 def load_arms(path):
-  """The arms file -> {arm name: {dotted key: value}} in file order."""
-  path = pathlib.Path(path)
+  """The arms file -> {arm name: {dotted key: value}} in file order. Keys are taken
+  literally (a dotted flag name, never a pattern); values are numbers, true/false, texts or
+  lists of them; the file is read within validate.load_yaml's bounds."""
+  what = f'--population.arms {path}'
   try:
-    data = ruamel.yaml.YAML(typ='safe').load(path.read_text())
+    with open(path, 'rb') as f:
+      raw = f.read(validate.MAX_YAML_BYTES + 1)
   except OSError as e:
-    raise BadInput(f'--population.arms {path}: cannot read it ({e.strerror or e})')
-  except Exception as e:  # ruamel raises many types for bad YAML
-    where = getattr(e, 'problem_mark', None)
-    line = f', line {where.line + 1}' if where else ''
-    raise BadInput(f'--population.arms {path}{line}: not valid YAML')
-  if not isinstance(data, dict) or not data:
-    raise BadInput(f'--population.arms {path}: expected a mapping of arm name -> '
-                   '{dotted flag: value}, e.g. "adapt: {agent.imag_adapt.enabled: True}"')
-  arms = {}
-  for name, values in data.items():
-    if not isinstance(name, str) or not re.match(r'^[A-Za-z0-9][A-Za-z0-9._-]*$', name):
-      raise BadInput(f"--population.arms {path}: arm name {name!r} must be letters, "
-                     "digits, '.', '_' or '-' (it becomes part of a folder name)")
-    if values is None:
-      values = {}
-    if not isinstance(values, dict):
-      raise BadInput(f"--population.arms {path}: arm '{name}' must map dotted flags to "
-                     f'values, got {type(values).__name__}')
-    arms[name] = {str(k).lstrip('-'): v for k, v in values.items()}
+    raise BadInput(f'{what}: cannot read it ({e.strerror or e})')
+  try:
+    data = validate.load_yaml(raw, what)
+    if not isinstance(data, dict) or not data:
+      raise validate.Invalid(f'{what}: expected a mapping of arm name -> {{dotted flag: value}}, '
+                             'e.g. "adapt: {agent.imag_adapt.enabled: True}"')
+    if len(data) > MAX_MEMBERS:
+      raise validate.Invalid(f'{what}: {len(data)} arms; expected at most {MAX_MEMBERS}')
+    arms = {}
+    for name, values in data.items():
+      validate.name(name, f'{what}: arm name')
+      values = {} if values is None else values
+      if not isinstance(values, dict):
+        raise validate.Invalid(f"{what}: arm '{name}' must map dotted flags to values, got "
+                               f'{validate.show(values)}')
+      arms[name] = {validate.flag_key(k, f"{what}: arm '{name}': key"):
+                    _value(v, f"{what}: arm '{name}': {validate.show(k)}") for k, v in values.items()}
+  except validate.Invalid as e:
+    line = f' (line {e.line})' if e.line else ''
+    raise BadInput(f'{e}{line}')
   return arms
+
+
+def _value(value, what):
+  """A flag value of an arms file: a number, true/false or a text, or a list of them."""
+  items = value if isinstance(value, list) else [value]
+  for item in items:
+    if isinstance(item, str):
+      validate.text(item, what, empty=True)
+    elif not isinstance(item, (bool, int, float)):
+      raise validate.Invalid(f'{what}: expected a number, true/false, a text or a list of them, '
+                             f'got {validate.show(item)}')
+  return value
 
 
 def member_configs(config):
@@ -97,6 +101,9 @@ def member_configs(config):
   seeds = parse_seeds(config.population.seeds) or [int(config.seed)]
   arms = (load_arms(config.population.arms) if str(config.population.arms).strip()
           else {'': {}})
+  if len(seeds) * len(arms) > MAX_MEMBERS:  # before any member exists
+    raise BadInput(f'population: {len(arms)} arms x {len(seeds)} seeds = '
+                   f'{len(seeds) * len(arms)} members; expected at most {MAX_MEMBERS}')
   pattern = str(config.logdir)
   if len(seeds) > 1 and '{seed}' not in pattern:
     raise BadInput(f"--logdir {pattern}: a population of several seeds needs '{{seed}}' "
@@ -107,14 +114,21 @@ def member_configs(config):
   members = []
   for arm, values in arms.items():
     for key in values:
-      if not _varies(key) and key in config.flat:
+      if key not in config.flat:
+        raise BadInput(f"--population.arms: arm '{arm}' sets {key}, which is not a setting of "
+                       'the trainer (see --help for the known keys)')
+      if not _varies(key):
         raise BadInput(f"--population.arms: arm '{arm}' sets {key}, which members of one "
                        f'population cannot differ in ({ALLOWED}); start a separate '
                        'population for it')
     try:
       member = config.update(values)
     except (KeyError, ValueError, TypeError) as e:
-      raise BadInput(f"--population.arms: arm '{arm}': {_message(e)}")
+      raise BadInput(f"--population.arms: arm '{arm}': {validate.clip(_message(e), 200)}")
+    try:
+      configs.check(member)  # the checks of a solo config: finite numbers, ranges, the task
+    except BadInput as e:
+      raise BadInput(f"--population.arms: arm '{arm}': {e}")
     for seed in seeds:
       logdir = pattern.replace('{seed}', str(seed)).replace('{arm}', arm)
       members.append(member.update({
@@ -149,7 +163,7 @@ def check_members(members):
                    f'{len(devices)} devices of --jax.train_devices; use a multiple of '
                    f'{len(devices)} members or fewer devices')
   for member in members:
-    problem = imag_adapt.validate(member.agent.imag_adapt) or shift.check_config(member)
+    problem = settings.validate(member.agent.imag_adapt) or shift.check_config(member)
     if problem:
       raise BadInput(f'population member {member.logdir}: {problem}')
   for member in members[1:]:

@@ -173,18 +173,28 @@ def make_learner(configs, obs_space, act_space, agent_cls=None):
     raise UsageError(str(e).strip().splitlines()[0] if str(e).strip() else repr(e))
 
 
+def spaces(config):
+  """(obs_space, act_space without 'reset') of the config's task; UsageError for a bad env.*."""
+  try:
+    obs_space, act_space = envlib.spaces(config.task, config)
+  except ValueError as e:
+    raise UsageError(str(e))
+  return obs_space, {k: v for k, v in act_space.items() if k != 'reset'}
+
+
+def check_memory(configs):
+  """UsageError (one line) when a population's members would not fit this machine's memory:
+  checked before any member's run dir is made."""
+  if len(configs) > 1:
+    problem = memory.check_population(configs, *spaces(configs[0]))
+    if problem:
+      raise UsageError(problem)
+
+
 def train(configs, agent_cls=None, with_eval=False):
   """Train the members whose configs are `configs` (one for a solo run)."""
   base, M = configs[0], len(configs)
-  try:
-    obs_space, act_space = envlib.spaces(base.task, base)
-  except ValueError as e:
-    raise UsageError(str(e))
-  act_space = {k: v for k, v in act_space.items() if k != 'reset'}
-  if M > 1:  # a population allocates M members' replay and state at once: fit them first
-    problem = memory.check_population(configs, obs_space, act_space)
-    if problem:
-      raise UsageError(problem)
+  obs_space, act_space = spaces(base)
   members = [Member(c, k) for k, c in enumerate(configs)]
   learner = make_learner(configs, obs_space, act_space, agent_cls)
   print_params(learner)

@@ -17,31 +17,20 @@ AZURE_STORAGE_CONNECTION_STRING). Failures are `StorageError`, one line naming t
 """
 
 import contextlib
-import os
 import pathlib
-import re
 import shutil
 import sys
 import tempfile
 import threading
 
+from dreamerv3 import remotepath
 from dreamerv3.errors import StorageError
 
 
-os.environ.setdefault('GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT', 'false')  # see analysis/remote.py
+from dreamerv3.remotepath import PROTOCOLS, is_remote, safe_key  # noqa: F401  (one table for all)
+from dreamerv3.remotepath import first_line as _first_line
 
-PROTOCOLS = {'s3': 's3', 'gs': 'gcs', 'gcs': 'gcs', 'az': 'az', 'abfs': 'az'}
 DEADLINE = 120.0  # seconds for one remote call (a whole batch of uploads)
-
-
-def is_remote(path):
-  found = re.match(r'^([A-Za-z][A-Za-z0-9+.-]*)://', str(path))
-  return bool(found) and found.group(1).lower() in PROTOCOLS
-
-
-def _first_line(error):
-  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-  return lines[0] if lines else type(error).__name__
 
 
 class Mirror:
@@ -50,17 +39,10 @@ class Mirror:
   def __init__(self, url, local=None):
     self.url = str(url).rstrip('/')
     scheme, self.prefix = self.url.split('://', 1)
-    options = {
-        's3': {'config_kwargs': {'connect_timeout': 5, 'read_timeout': 30,
-                                 'retries': {'max_attempts': 2, 'mode': 'standard'}}},
-        'gcs': {'requests_timeout': 30},
-        'az': {'connection_timeout': 5, 'read_timeout': 30, 'retry_total': 1},
-    }[PROTOCOLS[scheme.lower()]]
-    import fsspec  # here: local logdirs train where fsspec is not installed (the GPU image)
-    try:
-      self.fs = fsspec.filesystem(PROTOCOLS[scheme.lower()], skip_instance_cache=True, **options)
-    except Exception as e:  # no credentials, a bad connection string
-      raise StorageError(f'{self.url}: cannot connect ({_first_line(e)})') from None
+    try:  # fsspec is imported there: local logdirs train where it is not installed
+      self.fs = remotepath.filesystem(scheme, StorageError)
+    except StorageError as e:
+      raise StorageError(f'{self.url}: {str(e).split(": ", 1)[1]}') from None
     self.local = pathlib.Path(local or tempfile.mkdtemp(prefix='dreamer-logdir-'))
     self.sent = {}  # relative path -> (size, mtime_ns) last uploaded
     self.lock = threading.Lock()
@@ -77,7 +59,7 @@ class Mirror:
     """Copy the remote logdir into the local folder (nothing there: a new run)."""
     keys = [k for k in self._call('find', self.prefix) if k.startswith(self.prefix + '/')]
     rels = [k[len(self.prefix) + 1:] for k in keys]
-    safe = [(k, r) for k, r in zip(keys, rels) if all(p not in ('', '.', '..') for p in r.split('/'))]
+    safe = [(k, r) for k, r in zip(keys, rels) if safe_key(r)]
     for _, rel in safe:
       (self.local / rel).parent.mkdir(parents=True, exist_ok=True)
     if safe:

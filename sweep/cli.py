@@ -16,6 +16,7 @@ import sys
 
 import typer
 
+from dreamerv3 import safefile
 from sweep import launch, pack, summary
 from sweep.spec import SweepError
 
@@ -91,7 +92,8 @@ def run_cli(
 
 
 @app.command('pack')
-def pack_cli(path: str = SWEEP, out: str = typer.Option(..., '--out', help='The .tgz to write.'),
+def pack_cli(path: str = SWEEP, out: str = typer.Option(..., '--out', help='The .tgz to write: '
+                                                     'a local path, or s3://, gs://, az://.'),
              root: str = ROOT, overrides: list[str] = SET, arms: str = ARMS,
              gzip_logs: bool = typer.Option(False, '--gzip-logs', help='Store metrics.jsonl and '
                                             'scores.jsonl gzipped (.jsonl.gz; dreamer-report reads them).'),
@@ -108,8 +110,9 @@ def pack_cli(path: str = SWEEP, out: str = typer.Option(..., '--out', help='The 
       keep = {logdir for logdir in best.values() if logdir}
     elif scope == 'none':
       keep = set()
-    count = pack.pack(prepared.runs, prepared.root, out, gzip_logs=gzip_logs, keep_scope=keep)
-  except SweepError as e:
+    count = pack.pack(prepared.runs, prepared.root, out, gzip_logs=gzip_logs, keep_scope=keep,
+                      sources=[path])
+  except (SweepError, safefile.UnsafeTarget) as e:
     _fail(e)
   except OSError as e:
     _fail(f'--out {out}: cannot write it ({e.strerror or e})')

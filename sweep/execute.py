@@ -16,7 +16,9 @@ import subprocess
 import sys
 import time
 
+from dreamerv3 import safefile
 from sweep import plan
+from sweep.spec import SweepError
 
 KILL_GRACE = 10  # seconds between SIGTERM and SIGKILL when a run overstays its time limit
 
@@ -42,6 +44,9 @@ def environment(job):
   env.update(dict(job.env))
   env['PYTHONPATH'] = job.code + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
   env['PYTHONUNBUFFERED'] = '1'
+  if os.path.exists(os.path.join(job.code, '.complete')):  # pinned code (sweep/code.py), checked
+    # file by file against its commit: no bytecode cache may appear beside it
+    env['PYTHONDONTWRITEBYTECODE'] = '1'
   return env
 
 
@@ -52,10 +57,14 @@ class Process:
     self.job = job
     self.resumed = any(plan.has_checkpoint(r) for r in job.runs)
     os.makedirs(os.path.dirname(job.log) or '.', exist_ok=True)
-    with open(job.log, 'a') as log:
-      log.write(header(job, self.resumed) + '\n')
+    try:  # appended to, never through a link planted at the log's path
+      self._log = safefile.open_append(job.log)
+    except OSError as e:
+      raise SweepError(f'{job.log}: cannot append to the log ({e.strerror or e}); a link or '
+                       'another kind of file there is refused')
+    self._log.write((header(job, self.resumed) + '\n').encode())
+    self._log.flush()
     self.started = time.time()
-    self._log = open(job.log, 'ab')
     self.proc = subprocess.Popen(
         [sys.executable, os.path.join(job.code, 'dreamerv3', 'main.py'), *job.argv],
         cwd=job.cwd, env=environment(job), stdout=self._log, stderr=subprocess.STDOUT,
@@ -90,8 +99,8 @@ class Process:
   def _finish(self, code, elapsed):
     if self.timed_out:
       status = 'timed out'
-      with open(self.job.log, 'a') as log:
-        log.write(f'sweep: stopped after the time limit of {self.job.time_limit:g} s\n')
+      safefile.append(self.job.log, f'sweep: stopped after the time limit of '
+                      f'{self.job.time_limit:g} s\n'.encode())
     else:
       status = 'ok' if code == 0 else 'failed'
     if status == 'ok':
@@ -103,12 +112,10 @@ class Process:
 
 def mark_finished(run, commit, seconds):
   os.makedirs(os.path.dirname(run.marker), exist_ok=True)
-  partial = run.marker + '.partial'
-  with open(partial, 'w') as f:
-    json.dump({'flags': list(run.flags), 'logdir': run.logdir, 'commit': commit,
-               'seconds': round(seconds, 1),
-               'finished': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, f, indent=1)
-  os.replace(partial, run.marker)
+  safefile.write_replace(run.marker, json.dumps(  # a link planted there is replaced, not followed
+      {'flags': list(run.flags), 'logdir': run.logdir, 'commit': commit,
+       'seconds': round(seconds, 1),
+       'finished': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, indent=1).encode())
 
 
 def run_job(job, poll=1.0):

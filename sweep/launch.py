@@ -14,6 +14,7 @@ import dataclasses
 import os
 import shlex
 
+from dreamerv3 import runlock
 from sweep import code, execute, local, plan, slurm, spec
 from sweep.spec import SweepError
 
@@ -78,6 +79,9 @@ def run(prepared, backend='local', workers=None, on_tick=None, out=None, wait=Tr
              for r in prepared.runs if r not in prepared.todo}
   if prepared.todo:
     writable(prepared.root)
+    busy = runlock.claim(prepared.root, 'root')  # a second sweep on this root refuses
+    if busy:
+      raise SweepError(busy)
   if backend == 'local':
     workers = workers or prepared.sweep.jobs or local.default_workers()
     kwargs = {'out': out} if out else {}

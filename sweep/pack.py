@@ -15,35 +15,61 @@ import shutil
 import tarfile
 import tempfile
 
+from dreamerv3 import remotepath, safefile
 from sweep import plan
 from sweep.spec import SweepError
 
-SKIP = ('ckpt', 'replay')  # folders of a run dir that stay behind
+SKIP = ('ckpt', 'replay', '.lock')  # what of a run dir stays behind (.lock: dreamerv3/runlock.py)
 LOGS = ('scores.jsonl', 'metrics.jsonl')
 SCOPES = ('all', 'best', 'none')  # which runs keep scope/
 
 
-def pack(runs, root, out, gzip_logs=False, keep_scope=None):
+def pack(runs, root, out, gzip_logs=False, keep_scope=None, sources=()):
   """Write `out` (.tgz) with every existing run dir of `runs` and its log; returns how many
   run dirs went in. `gzip_logs`: the JSONL logs stored as `<name>.gz`; `keep_scope`: the
-  logdirs (normalised paths) whose `scope/` goes in (None: every run's)."""
+  logdirs (normalised paths) whose `scope/` goes in (None: every run's); `sources`: more
+  inputs (the sweep file) `out` may not be. Written through safefile.replacing: never into an
+  input or through a link; run dirs reached through a link and links inside runs stay out."""
+  if remotepath.is_remote(out):  # packed locally, then uploaded as one object
+    with tempfile.TemporaryDirectory(prefix='dreamer-pack-') as folder:
+      local = os.path.join(folder, 'pack.tgz')
+      count = pack(runs, root, local, gzip_logs, keep_scope, sources)
+      remotepath.upload(local, out, SweepError)
+    return count
   base = os.path.basename(os.path.normpath(root)) or 'runs'
   count = 0
-  with tarfile.open(out, 'w:gz') as tar:
+  inputs = [p for run in runs for p in (run.logdir, run.log)] + list(sources)
+  with safefile.replacing(out, inputs, '--out') as file, tarfile.open(
+      fileobj=file, mode='w:gz') as tar:
     for run in runs:
-      if os.path.isdir(run.logdir) and not os.path.islink(run.logdir):
-        arcname = f'{base}/{os.path.relpath(run.logdir, root)}'
+      if os.path.isdir(run.logdir) and safefile.inside(run.logdir, root) and not any(
+          os.path.islink(p) for p in _below(root, run.logdir)):
+        arcname = _member(base, run.logdir, root)
         scope = keep_scope is None or os.path.normpath(run.logdir) in keep_scope
         logs = _logs_to_gzip(run.logdir) if gzip_logs else []
         tar.add(run.logdir, arcname=arcname, filter=_leave_out(arcname, scope, logs))
         for name in logs:
           _add_gzipped(tar, os.path.join(run.logdir, name), f'{arcname}/{name}.gz')
         count += 1
-      if os.path.isfile(run.log):
-        tar.add(run.log, arcname=f'{base}/{os.path.relpath(run.log, root)}')
+      if os.path.isfile(run.log) and not os.path.islink(run.log) and safefile.inside(run.log, root):
+        tar.add(run.log, arcname=_member(base, run.log, root))
     for log in _population_logs(runs, root):
-      tar.add(log, arcname=f'{base}/{os.path.relpath(log, root)}')
+      tar.add(log, arcname=_member(base, log, root))
   return count
+
+
+def _member(base, path, root):
+  """The archive name of `path`: `<root's name>/<path relative to the root>`, never with `..`."""
+  rel = os.path.relpath(path, root)
+  if rel == '..' or rel.startswith('..' + os.sep) or os.path.isabs(rel):
+    raise SweepError(f'{path}: outside the root {root}; an archive holds only what is inside it')
+  return f'{base}/{rel}'
+
+
+def _below(root, path):
+  """The folders from below `root` down to `path` (each must be a real folder, not a link)."""
+  rel = os.path.relpath(path, root).split(os.sep)
+  return [os.path.join(root, *rel[:i]) for i in range(1, len(rel) + 1)]
 
 
 def _population_logs(runs, root):
@@ -63,6 +89,8 @@ def _leave_out(arcname, scope, logs):
   skip = set(SKIP) | (set() if scope else {'scope'})
 
   def keep(info):
+    if info.issym() or info.islnk() or not (info.isfile() or info.isdir()):
+      return None  # a run holds real files and folders; a link or a device stays out
     rel = info.name[len(arcname) + 1:] if info.name.startswith(arcname + '/') else ''
     top = rel.split('/')[0]
     if (top in skip and rel) or rel in logs:

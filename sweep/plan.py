@@ -23,6 +23,7 @@ so that each member still writes its ordinary run dir, marker and (shared) log.
 import dataclasses
 import fnmatch
 import hashlib
+import io
 import json
 import os
 
@@ -30,7 +31,7 @@ import ruamel.yaml
 
 from dreamerv3 import configs as configlib
 from dreamerv3 import errors
-from dreamerv3 import population
+from dreamerv3 import population, safefile
 from sweep.spec import SweepError
 
 # Trainer flags members of one population may differ in (with the sweep's own per-run ones).
@@ -128,10 +129,10 @@ def _check(sweep, label, arm, flags):
 
 def is_finished(run):
   """True when the marker of a clean exit names the flags this run would start with now."""
+  raw = safefile.read_small(run.marker)  # a link, FIFO or huge file there is no marker
   try:
-    with open(run.marker) as f:
-      done = json.load(f)
-  except (OSError, ValueError):
+    done = json.loads(raw) if raw is not None else None
+  except ValueError:
     return False
   return isinstance(done, dict) and done.get('flags') == list(run.flags)
 
@@ -191,8 +192,9 @@ def _population_job(members, arms, seeds, root, env, time_limit, cwd, code, comm
   name = population_prefix(task) + key
   arms_file = os.path.join(root, '.sweep', 'population', f'{name}.yaml')
   os.makedirs(os.path.dirname(arms_file), exist_ok=True)
-  with open(arms_file, 'w') as f:
-    ruamel.yaml.YAML(typ='safe', pure=True).dump(values, f)
+  text = io.StringIO()
+  ruamel.yaml.YAML(typ='safe', pure=True).dump(values, text)
+  safefile.write_replace(arms_file, text.getvalue().encode())
   flags, args = [], list(first[arms[0]].flags)
   while args:
     flag = args.pop(0)

@@ -15,7 +15,9 @@ import os
 import subprocess
 import time
 
+from dreamerv3 import safefile, validate
 from sweep import execute
+from sweep.spec import SweepError
 
 GONE_GRACE = 30  # seconds a task may be out of the queue before its result file appears
 
@@ -34,6 +36,10 @@ def executor(settings, folder, time_limit):
     params['gpus_per_node'] = settings.gpus_per_job
   if settings.mem_gb:
     params['mem'] = f'{max(1, round(settings.mem_gb * 1024))}M'
+  for key, value in params.items():  # each becomes a '#SBATCH --key=value' line of the job script
+    if isinstance(value, str) and validate.CONTROL.search(value):
+      raise SweepError(f'backend.slurm {key} {validate.show(value)}: control characters would '
+                       'break the job script')
   ex.update_parameters(**params)
   return ex
 
@@ -54,19 +60,19 @@ def submit(jobs, settings, folder):
     raise SubmitError(' '.join(str(detail).split())[:300]) from None
   record = _record(folder)
   record.update({run.name: task.job_id for job, task in zip(jobs, submitted) for run in job.runs})
-  with open(os.path.join(folder, 'submitted.json.partial'), 'w') as f:
-    json.dump(record, f, indent=1)
-  os.replace(os.path.join(folder, 'submitted.json.partial'), os.path.join(folder, 'submitted.json'))
+  safefile.write_replace(os.path.join(folder, 'submitted.json'), json.dumps(record, indent=1).encode())
   return submitted
 
 
 def _record(folder):
+  raw = safefile.read_small(os.path.join(folder, 'submitted.json'))
   try:
-    with open(os.path.join(folder, 'submitted.json')) as f:
-      record = json.load(f)
-    return record if isinstance(record, dict) else {}
-  except (OSError, ValueError):
+    record = json.loads(raw) if raw is not None else {}
+  except ValueError:
     return {}
+  if not isinstance(record, dict):
+    return {}
+  return {k: v for k, v in record.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def busy(folder):
@@ -87,8 +93,12 @@ def queued(job_ids):
   if not job_ids:
     return set()
   ids = ','.join(sorted({j.split('_')[0] for j in job_ids}))
-  out = subprocess.run(['squeue', '-h', '-r', '-o', '%i', '-j', ids], capture_output=True,
-                       text=True, timeout=60)
+  try:
+    out = subprocess.run(['squeue', '-h', '-r', '-o', '%i', '-j', ids], capture_output=True,
+                         text=True, timeout=60)
+  except (OSError, subprocess.TimeoutExpired) as e:
+    raise SweepError(f'squeue (to see which jobs {ids[:60]} are still queued) failed: '
+                     f'{getattr(e, "strerror", None) or e}; the same command resumes later')
   return set(out.stdout.split()) if out.returncode == 0 else set(job_ids)
 
 

@@ -22,16 +22,14 @@ run later, in plan.py, where each run's command line exists.
 """
 
 import dataclasses
-import math
 import re
 
-import ruamel.yaml
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 
-NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')  # becomes part of a folder name
-FLAG = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$')
-SEEDS = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
-ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+from dreamerv3 import remotepath, validate
+
+ENV_NAME = re.compile(r'\A[A-Za-z_][A-Za-z0-9_]*\Z')
+PARTITION = re.compile(r'\A[A-Za-z0-9_.,-]+\Z')  # one SLURM partition or a comma list
 TOP = ('tasks', 'configs', 'flags', 'arms', 'seeds', 'budget', 'env', 'root', 'backend',
        'population', 'population_seeds')
 # Set by the sweep for each run: a sweep file may not set them itself.
@@ -40,6 +38,9 @@ OWNED = {'logdir': 'the sweep sets it: <root>/<task>_<arm>/seed<k>', 'seed': 'us
          'run.steps': 'use budget.steps', 'run.duration': 'use budget.duration',
          'configs': 'use configs: (or an arm\'s configs:)'}
 MAX_RUNS = 100_000
+# Upper bounds of the SLURM settings (far above any cluster's, below sbatch's overflows).
+SLURM_MAX = {'gpus_per_job': 64, 'cpus_per_job': 4096, 'mem_gb': 100_000,
+             'time_limit_min': 60 * 24 * 366, 'array_parallelism': 100_000}
 
 
 class SweepError(Exception):
@@ -84,7 +85,8 @@ def load(path, overrides=()):
     _override(data, text, where)
   unknown = [k for k in data if k not in TOP]
   if unknown:
-    raise SweepError(where(unknown[0], f"unknown key '{unknown[0]}' (known: {', '.join(TOP)})"))
+    name = validate.clip(unknown[0])
+    raise SweepError(where(name, f"unknown key '{name}' (known: {', '.join(TOP)})"))
   for key in ('tasks', 'arms', 'seeds'):
     if key not in data:
       raise SweepError(f'{path}: no {key}: given (a sweep needs tasks, arms and seeds)')
@@ -105,7 +107,7 @@ def load(path, overrides=()):
       duration=_number(budget.get('duration', 0), 'budget.duration', where),
       time_limit=_number(budget.get('time_limit', 0), 'budget.time_limit', where),
       env=_env(data.get('env') or {}, where),
-      root=_text(data.get('root', 'runs'), 'root', where),
+      root=_root(data.get('root', 'runs'), where),
       jobs=_jobs(local.get('jobs', 'auto'), where),
       population=_flag(data.get('population', False), 'population', where),
       population_seeds=_number(data.get('population_seeds', 0), 'population_seeds', where, whole=True),
@@ -165,18 +167,16 @@ def split(key):
 
 def _read(path):
   try:
-    text = open(path, encoding='utf-8').read()
+    with open(path, 'rb') as f:
+      raw = f.read(validate.MAX_YAML_BYTES + 1)
   except OSError as e:
     raise SweepError(f'{path}: cannot read it ({e.strerror or e})')
-  except UnicodeDecodeError:
-    raise SweepError(f'{path}: not a text file (expected YAML)')
   try:
-    data = ruamel.yaml.YAML(typ='rt', pure=True).load(text)
-  except Exception as e:  # ruamel raises many types for bad YAML, duplicate keys included
-    mark = getattr(e, 'problem_mark', None) or getattr(e, 'context_mark', None)
-    line = f', line {mark.line + 1}' if mark else ''
-    problem = getattr(e, 'problem', None) or 'not valid YAML'
-    raise SweepError(f'{path}{line}: {problem} (expected a YAML mapping, see docs/sweeps.md)')
+    data = validate.load_yaml(raw, str(path), kind='rt')
+  except validate.Invalid as e:
+    line = f', line {e.line}' if e.line else ''
+    message = str(e).split(': ', 1)[-1]
+    raise SweepError(f'{path}{line}: {message} (expected a YAML mapping, see docs/sweeps.md)')
   if not isinstance(data, CommentedMap):
     raise SweepError(f'{path}: expected a YAML mapping with tasks, arms and seeds')
   return data
@@ -187,15 +187,19 @@ def _override(data, text, where):
   'budget.steps', 'backend.local.jobs', 'configs'; VALUE is read as YAML."""
   key, sep, value = text.partition('=')
   if not sep or not key:
-    raise SweepError(f"--set {text}: expected KEY=VALUE, e.g. --set budget.steps=40")
-  try:
-    value = ruamel.yaml.YAML(typ='safe', pure=True).load(value)
-  except Exception:
-    raise SweepError(f'--set {text}: the value is not valid YAML')
+    raise SweepError(f"--set {validate.clip(text)}: expected KEY=VALUE, e.g. --set budget.steps=40")
   head = key.split('.', 1)[0]
   if head not in TOP:
-    raise SweepError(f"--set {text}: unknown key '{head}' (known: {', '.join(TOP)})")
+    raise SweepError(f"--set {validate.clip(text)}: unknown key '{validate.clip(head)}' "
+                     f"(known: {', '.join(TOP)})")
   parts = split(key)
+  what = f'--set {validate.clip(key)}'
+  try:  # every part taken literally (an arm name or a dotted key), never as a pattern
+    for i, part in enumerate(parts):
+      (validate.name if head == 'arms' and i == 1 else validate.flag_key)(part, f'{what}: key')
+    value = validate.load_yaml(value, what)
+  except validate.Invalid as e:
+    raise SweepError(str(e))
   node = data
   for part in parts[:-1]:
     if not isinstance(node.get(part), dict):
@@ -219,20 +223,23 @@ def _known(mapping, known, position, where):
 
 
 def _kind(value):
-  return 'nothing' if value is None else f'{type(value).__name__} {value!r}'[:60]
+  return 'nothing' if value is None else f'{type(value).__name__} {validate.show(value)}'
+
+
+def _check(position, where, check, *args, **kwargs):
+  """validate's `check` on a value; its Invalid becomes a SweepError naming the line."""
+  try:
+    return check(*args, **kwargs)
+  except validate.Invalid as e:
+    raise SweepError(where(position, str(e)))
 
 
 def _text(value, position, where):
-  if not isinstance(value, str) or not value.strip():
-    raise SweepError(where(position, f'expected a non-empty text, got {_kind(value)}'))
-  return value
+  return _check(position, where, validate.text, value, str(position))
 
 
 def _name(value, position, where, what):
-  if not isinstance(value, str) or not NAME.match(value):
-    raise SweepError(where(position, f"{what} {value!r}: expected letters, digits, '.', '_' "
-                           "or '-' (it becomes part of a folder name)"))
-  return value
+  return _check(position, where, validate.name, value, what)
 
 
 def _names(value, position, where):
@@ -256,8 +263,15 @@ def _tasks(value, where):
 
 
 def _scalar_ok(value):
-  return isinstance(value, (bool, int, float, str)) and not (
-      isinstance(value, float) and not math.isfinite(value))
+  """A number (finite, within 62 bits), true/false, or a text without control characters."""
+  try:
+    if isinstance(value, str):
+      validate.text(value, 'value', empty=True)
+    elif not isinstance(value, bool):
+      validate.number(value, 'value')
+    return True
+  except validate.Invalid:
+    return False
 
 
 def _flags(value, position, where):
@@ -265,10 +279,7 @@ def _flags(value, position, where):
   flags = {}
   for key, item in value.items():
     at = (*(position if isinstance(position, tuple) else (position,)), key)
-    key = str(key).lstrip('-') if isinstance(key, str) else key
-    if not isinstance(key, str) or not FLAG.match(key):
-      raise SweepError(where(at, f'flag {key!r}: expected a dotted trainer flag such as '
-                             'agent.imag_adapt.enabled'))
+    key = _check(at, where, validate.flag_key, key, 'flag')
     if key in OWNED:
       raise SweepError(where(at, f'{key} cannot be set here: {OWNED[key]}'))
     items = item if isinstance(item, list) else [item]
@@ -294,28 +305,11 @@ def _arms(value, where):
 
 
 def _seeds(value, where):
-  if isinstance(value, int) and not isinstance(value, bool):
-    value = [value]
-  if isinstance(value, str) and SEEDS.match(value.replace(' ', '')):
-    seeds = []
-    for part in value.replace(' ', '').split(','):
-      first, _, last = part.partition('-')
-      seeds += list(range(int(first), int(last or first) + 1))
-    value = seeds
-  if not isinstance(value, list) or not value or not all(
-      isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in value):
-    raise SweepError(where('seeds', "expected seeds 0 .. 2**32-1 as a list ([0, 1, 2]) or a "
-                           f"range ('0-4', '0-2,7'), got {_kind(value)}"))
-  if len(set(value)) != len(value):
-    raise SweepError(where('seeds', 'a seed is listed twice'))
-  return tuple(value)
+  return tuple(_check('seeds', where, validate.seeds, value, '', MAX_RUNS))
 
 
-def _number(value, position, where, whole=False):
-  ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-  if not ok or value < 0 or (whole and value != int(value)):
-    kind = 'a whole number' if whole else 'a number'
-    raise SweepError(where(position, f'expected {kind} >= 0 (0 = none), got {_kind(value)}'))
+def _number(value, position, where, whole=False, high=None):
+  value = _check(position, where, validate.number, value, '', 0, high, whole=whole)
   return int(value) if whole else float(value)
 
 
@@ -327,9 +321,21 @@ def _env(value, where):
       raise SweepError(where(('env', key), f'environment variable {key!r}: expected a name '
                              'of letters, digits and _'))
     if not _scalar_ok(item):
-      raise SweepError(where(('env', key), f'{key}: expected a text or number, got {_kind(item)}'))
+      raise SweepError(where(('env', key), f'{key}: expected a text (no control characters) or '
+                             f'a number, got {_kind(item)}'))
     env[key] = ('true' if item else 'false') if isinstance(item, bool) else str(item)
   return env
+
+
+def _root(value, where):
+  """The root folder: a text without control characters or placeholders such as {timestamp}
+  (the sweep resumes its runs by their folders, so the root must name one folder)."""
+  value = _text(value, 'root', where)
+  _check('root', where, remotepath.refuse_url, value, 'root', validate.Invalid)
+  if '{' in value or '}' in value:
+    raise SweepError(where('root', f'{validate.show(value)}: expected a plain folder, without '
+                           "'{' or '}' (a sweep's root is the same at every call)"))
+  return value
 
 
 def _flag(value, position, where):
@@ -356,10 +362,13 @@ def _slurm(value, where):
     at = f'backend.slurm.{key}'
     if key == 'partition':
       out[key] = '' if item is None else _text(item, at, where)
+      if out[key] and not PARTITION.match(out[key]):
+        raise SweepError(where(at, f'partition {validate.show(item)}: expected letters, digits, '
+                               "'.', '_', '-' or a comma list of them"))
     elif key == 'mem_gb':
-      out[key] = _number(item, at, where)
+      out[key] = _number(item, at, where, high=SLURM_MAX[key])
     else:
-      out[key] = _number(item, at, where, whole=True)
+      out[key] = _number(item, at, where, whole=True, high=SLURM_MAX[key])
       if key in ('cpus_per_job', 'array_parallelism') and out[key] < 1:
         raise SweepError(where(at, f'expected a whole number >= 1, got {item!r}'))
   return Slurm(**out)

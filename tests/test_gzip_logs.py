@@ -153,6 +153,16 @@ def test_a_gzip_stream_cut_short_keeps_the_lines_before_the_cut(run, tmp_path):
     assert any("torn last line" in p for p in data.problems["problem"])  # the cut ends inside a line
 
 
+def test_garbage_after_whole_gzip_members_keeps_their_lines(run, tmp_path):
+    copy = gzipped_copy(run, tmp_path / "gz")
+    whole = _ingest(copy).scores.filter(pl.col("key") == "episode/score").height
+    path = copy / "scores.jsonl.gz"
+    path.write_bytes(path.read_bytes() + b"GARBAGE not gzip\n")  # e.g. a log appended to a .gz
+    out = "\n".join(_problems(copy))
+    assert "scores.jsonl.gz" in out and "data after the gzip members that is not gzip" in out, out
+    assert _ingest(copy).scores.filter(pl.col("key") == "episode/score").height == whole > 0
+
+
 @pytest.mark.parametrize("spoil, expect", [
     (lambda b: b[:40] + bytes(x ^ 0x5A for x in b[40:80]) + b[80:], "corrupt gzip data"),  # a bad block
     (lambda b: b[:-8] + bytes(x ^ 0xFF for x in b[-8:-4]) + b[-4:], "incorrect data check"),  # a bad CRC

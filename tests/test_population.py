@@ -182,6 +182,7 @@ def test_main_refuses_a_population_that_does_not_fit_memory(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: population: 2 members need about"), err
     assert len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # refused before any member's run dir was made
 
 
 # ---- real runs: the population and its solo twins ----------------------------------

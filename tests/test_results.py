@@ -95,3 +95,26 @@ def test_parameter_counts_read_each_log_set_and_say_when_none_was_printed(tmp_pa
     (run / "train.log").write_text("Parameter count: total 5,000,000\nParameter count: total 5,000,001\n")
     assert results.parameter_counts(tmp_path) == [["`demo`", 2, "1,234"], ["`other`", 1, "not printed"],
                                                   ["`gpu_set`", 1, "5,000,000, 5,000,001"]]
+
+
+@pytest.mark.parametrize("csv_text, expected", [
+    ("step,seconds\n1,2\n", "line 2: expected numbers in the columns step, seconds and score"),
+    ("step,seconds,score\n1,2,x\n", "line 2: expected numbers"),
+    ("step,seconds,score\n", "no rows"),
+])
+def test_a_wall_clock_missing_a_column_is_one_line(tmp_path, csv_text, expected):
+    from analysis import ingest, results
+
+    (tmp_path / "wall_clock.csv").write_text(csv_text)
+    with pytest.raises(ingest.IngestError, match=expected):
+        results._clock(tmp_path / "wall_clock.csv")
+
+
+@pytest.mark.parametrize("text", ['{"step": 1}\n{"other": 2}\n', '{"step": 1}\n[1]\n', '{"step": 1}\n{"step": NaN}\n',
+                                  '{"step": 1}\nnot json\n'])
+def test_a_log_missing_a_key_is_one_line_naming_file_and_line(tmp_path, text):
+    from analysis import ingest, results
+
+    (tmp_path / "metrics.jsonl").write_text(text)
+    with pytest.raises(ingest.IngestError, match=r"metrics.jsonl, line 2: expected a JSON object with a number under 'step'"):
+        results._rows(tmp_path, "metrics.jsonl", "step")

@@ -10,6 +10,8 @@ class Gym:
 
   def __init__(self, name, obs_key='vector', seed=0):
     import gymnasium
+    if name not in gymnasium.registry:  # never 'module:Env', which gymnasium would import
+      raise ValueError(f"unknown gym task 'gym_{name}': no registered gymnasium env of that id")
     try:
       self.env = gymnasium.make(name)
     except gymnasium.error.Error as e:
