@@ -7,9 +7,10 @@
 #
 #   bash bench/mixed_before_after.sh d54fab8 [rounds]
 #
-# Writes bench/results/population_mixed_before.json and _after.json (the last round's tables).
-# Takes about 15 minutes a row on 2 shared cores; the machine is shared: compare the ratio
-# mixed / one-arm within one tree, measured minutes apart.
+# Writes bench/results/population_mixed_{before,after}.json (the timings, the last round's) and
+# bench/results/mixed_flops_{before,after}.json (bench/bench_mixed_flops.py: the FLOPs of one
+# update, traced, which no load on the machine changes). A timing row takes about 15 minutes
+# on 2 shared cores, and the timings move with the machine's load; the FLOPs do not.
 set -euo pipefail
 BEFORE=${1:?usage: bench/mixed_before_after.sh BEFORE_COMMIT [rounds]}
 ROUNDS=${2:-1}
@@ -18,9 +19,13 @@ PY=${PYTHON:-$ROOT/.venv/bin/python}
 WORK=$(mktemp -d)
 trap 'git -C "$ROOT" worktree remove --force "$WORK/before" >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 git -C "$ROOT" worktree add -q --detach "$WORK/before" "$BEFORE"
-cp "$ROOT/bench/bench_population.py" "$ROOT/bench/record.py" "$WORK/before/bench/"
+cp "$ROOT/bench/bench_population.py" "$ROOT/bench/bench_mixed_flops.py" "$ROOT/bench/record.py" "$WORK/before/bench/"
 sed -i 's/from dreamerv3 import learner  # noqa: E402/from dreamerv3 import popagent as learner  # noqa: E402/;
         s/learner.Population(/learner.PopulationAgent(/' "$WORK/before/bench/bench_population.py"
+for side in before after; do
+  tree=$ROOT; [[ $side == before ]] && tree=$WORK/before
+  (cd "$tree" && "$PY" bench/bench_mixed_flops.py --members 48 --json "$ROOT/bench/results/mixed_flops_$side.json")
+done
 for ((round = 1; round <= ROUNDS; round++)); do
   for side in before after; do
     tree=$ROOT; [[ $side == before ]] && tree=$WORK/before

@@ -26,6 +26,11 @@ BENCHES = (
      'alternately in one process', 'python bench/bench_imag_adapt.py --size size1m --rounds 6'),
     ('bench_population', 'Population updates', 'aggregate updates/s of a population against its number of '
      'members, with the solo agent in the same run', 'python bench/bench_population.py --task cartpole'),
+    ('mixed_flops_before', 'Mixed-arm population FLOPs, before', 'FLOPs of one update of 48 CartPole size1m '
+     "members, one arm against the shift study's three arms, with the actor-critic computed twice for mixed "
+     'arms (commit d54fab8)', 'bash bench/mixed_before_after.sh d54fab8'),
+    ('mixed_flops_after', 'Mixed-arm population FLOPs, after', 'the same, the mask applied as '
+     'where(enabled, mask, 1)', 'bash bench/mixed_before_after.sh d54fab8'),
     ('population_mixed_before', 'Mixed-arm population, before', "48 CartPole size1m members: one arm against "
      "the shift study's three arms taking turns, with the actor-critic computed twice for mixed arms (commit "
      "d54fab8); the ratio of the two rows is the cost of mixing", 'bash bench/mixed_before_after.sh d54fab8'),
@@ -65,7 +70,7 @@ def load(results):
   for path in sorted(glob.glob(os.path.join(results, '*.json'))):
     with open(path) as f:
       data = json.load(f)
-    out[data.get('bench', os.path.basename(path)[:-5])] = data
+    out[os.path.basename(path)[:-5]] = data  # the file's name: one benchmark may write several
   return out
 
 
