@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_imag_adapt.py [--size size1m] [--rounds 6]
 
-Compiles the same agent's update twice, with the imag_adapt hook on and off
-(`Agent._train_fn('on' | 'off')`), on Atari100k Alien inputs (random data, same
+Compiles the same agent's update twice, with the adaptive rule's code and without it
+(`Agent.update(..., rule=True | False)`; the mask enabled), on Atari100k Alien inputs (random data, same
 cost as real data), then times the two alternately (off, on, off, on, ...) so
 machine noise hits both alike. Prints the median seconds per update of each,
 their ratio, and the FLOPs of each update from XLA's cost analysis (exact, not
@@ -27,9 +27,9 @@ from dreamerv3 import agent as agentlib  # noqa: E402
 import record  # noqa: E402
 
 
-def compile_update(agent, hook, data):
+def compile_update(agent, rule, data):
     carry = agent.init_train(data['is_first'].shape[0])
-    return agent._train_fn(hook).lower(agent.state, carry, data, agent.scalars).compile(), carry
+    return agent._train_fn(rule).lower(agent.state, carry, data, agent.scalars).compile(), carry
 
 
 def main():
@@ -41,7 +41,7 @@ def main():
         'agent.imag_adapt.enabled': True, 'agent.imag_adapt.warmup': 0})
     agent = agentlib.Agent(*spaces(), config)
     data = agent._put_data(random_batch(config.batch_size, config.batch_length, agent=agent))
-    compiled = {hook: compile_update(agent, hook, data) for hook in ('off', 'on')}
+    compiled = {hook: compile_update(agent, hook == 'on', data) for hook in ('off', 'on')}
     times = {'off': [], 'on': []}
     for round_ in range(args.rounds + 1):
         for hook, (fn, carry) in compiled.items():

@@ -157,7 +157,7 @@ class CompiledUpdate:
 
     def __init__(self, agent, data):
         self.agent = agent
-        self.fn = agent._train_fn('config')
+        self.fn = agent._train_fn()
         self.carry = agent.init_train(data['is_first'].shape[0])
         self.batch = data  # host copy, for the breakdown
         self.data = agent._put_data(data)
@@ -202,9 +202,9 @@ def breakdown(agent, data, reps):
         return nj.pure(fn)({**q, **p}, *args)[1]
 
     encode = lambda d: model.enc(d, bdims=2)
-    carry, outs = agent._jit(lambda p, d, k: pure(model.observe, p, {}, d, k))(params, data, key)
-    feat = agent._jit(lambda p, o: pure(model.dyn.feat, p, {}, o))(params, outs)
-    tokens = agent._jit(lambda p, d: pure(encode, p, {}, d))(params, data)
+    carry, outs = agent.jit(lambda p, d, k: pure(model.observe, p, {}, d, k))(params, data, key)
+    feat = agent.jit(lambda p, o: pure(model.dyn.feat, p, {}, o))(params, outs)
+    tokens = agent.jit(lambda p, d: pure(encode, p, {}, d))(params, data)
 
     def enc_loss(p, q, d):
         return jnp.sum(pure(encode, p, q, d) ** 2)
@@ -242,7 +242,7 @@ def breakdown(agent, data, reps):
     }
     times = {}
     for name, (fn, args) in parts.items():
-        fn = agent._jit(fn)  # traced under the agent's conv_impl and dtype
+        fn = agent.jit(fn)  # traced under the agent's conv_impl and dtype
         times[name] = median_time(lambda: fn(*args), reps)
     return times
 
