@@ -64,19 +64,19 @@ def main(argv=None, agent_cls=None):
     print(f'error: {e}', file=sys.stderr)
     return 2
   runs = members or [config]
-  from dreamerv3 import run
+  from dreamerv3 import run as runlib
   try:
-    run.check_memory(runs)  # a population that does not fit: refused before any folder is made
+    runlib.check_memory(runs)  # a population that does not fit: refused before any folder is made
   except UsageError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   mirrors = []
   if storage.is_remote(config.logdir):  # written locally, kept in step with the bucket
     try:
-      for i, run in enumerate(runs):  # a population: one mirror per member's prefix
-        mirrors.append(storage.Mirror(run.logdir))
+      for i, member in enumerate(runs):  # a population: one mirror per member's prefix
+        mirrors.append(storage.Mirror(member.logdir))
         print(f'Remote logdir: {mirrors[-1].url} ({mirrors[-1].pull()} files pulled)')
-        runs[i] = run.update(logdir=str(mirrors[-1].local))
+        runs[i] = member.update(logdir=str(mirrors[-1].local))
     except storage.StorageError as e:
       storage.discard(mirrors)
       print(f'error: --logdir {e}', file=sys.stderr)
@@ -106,7 +106,7 @@ def main(argv=None, agent_cls=None):
     print('Logdir:', logdir)
   try:
     with storage.syncing(mirrors, config.run.sync_every):
-      run.SCRIPTS[config.script](runs, agent_cls)
+      runlib.SCRIPTS[config.script](runs, agent_cls)
   except UsageError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

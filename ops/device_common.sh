@@ -16,8 +16,8 @@
 #                                   .git can be stale), else git's HEAD, else "unknown"
 #   dry_compile                     in a dry run: the fast-compile CPU flags as XLA_FLAGS, and
 #                                   one persistent compile cache for every process (the one
-#                                   given in JAX_COMPILATION_CACHE_DIR, e.g. the test
-#                                   session's, so dry runs share their compiles; else a fresh one)
+#                                   given in JAX_COMPILATION_CACHE_DIR, e.g. the pytest
+#                                   process's, so dry runs share their compiles; else a fresh one)
 # and three flag sets:
 #   GPU_XLA_FLAGS   no Triton GEMM fusions; XLA still autotunes (picks cuDNN's convolution
 #                   algorithms). Measured on an H200: with XLA's defaults, 20 size1m runs

@@ -24,7 +24,7 @@ SHIFT = "studies/shift_cartpole/sweep.yaml"  # as the pilot: solo runs (TINY)
 ARMS = ("baseline", "adapt", "placebo", "fixed")
 TINY = ["configs=[cartpole,debug]", "budget.steps=24", "seeds=[0]", "population=false", "flags.env.gym.shift.step=12",
         "flags.agent.imag_adapt.warmup=0", "flags.run.train_ratio=16", "flags.run.log_every=0",
-        "flags.run.save_every=0", "backend.slurm.cpus_per_job=1"]
+        "flags.run.save_every=0", "backend.slurm.cpus_per_job=1", "backend.slurm.gpus_per_job=0"]
 
 
 def sweep(root, *options, sets=TINY, wait=True):

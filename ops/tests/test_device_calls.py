@@ -5,7 +5,7 @@ ops/device_roadrunner.sh (Road Runner runs, packed without checkpoints). The shi
 call is tested in test_device_image.py, the population bench's in test_device_population.py.
 
 One file, in this order, so that the calls share one compile cache (dry_compile in
-ops/device_common.sh keeps the test session's, set below when tests/conftest.py has not): the
+ops/device_common.sh keeps the pytest process's, set below when tests/conftest.py has not): the
 speed call's whole update is the measurement call's bench update, and the Road Runner run the
 same debug Atari agent as its runs."""
 
