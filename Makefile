@@ -16,9 +16,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Two workers, one test file each at a time (compiles are single-threaded; files share
+# The formatter and the linter (ruff, settings in pyproject.toml), then the tests: two
+# workers, one test file each at a time (compiles are single-threaded; files share
 # their module fixtures): about 10 minutes on 2 cores instead of about 19.
 test: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # Every number the README, the labels in artifacts/ and the studies' write-ups quote,

@@ -36,8 +36,11 @@ def _literal(text) -> str:
 
 SEED_MAX = 2**32 - 1  # NumPy's global RNG takes seeds in 0 .. 2**32-1
 
-CACHE_DIR = typer.Option(None, "--cache-dir", help="Ingest cache folder (default: $DREAMER_REPORT_CACHE, "
-                         "else ~/.cache/dreamer-report); never inside a run dir.")
+CACHE_DIR = typer.Option(
+    None,
+    "--cache-dir",
+    help="Ingest cache folder (default: $DREAMER_REPORT_CACHE, else ~/.cache/dreamer-report); never inside a run dir.",
+)
 NO_CACHE = typer.Option(False, "--no-cache", help="Parse every run again and write no cache.")
 
 
@@ -68,45 +71,111 @@ from typing import Annotated  # noqa: E402
 
 from analysis import defaults  # noqa: E402 (imports nothing: --help stays fast)
 
-Methods = Annotated[list[str], typer.Argument(
-    metavar="REF OTHER...", help="One argument per method, the reference first; each a run dir, a folder "
-         "of runs, or a glob.", show_default=False)]
+Methods = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="REF OTHER...",
+        help="One argument per method, the reference first; each a run dir, a folder of runs, or a glob.",
+        show_default=False,
+    ),
+]
 Out = Annotated[str, typer.Option("--out", help="Output folder (default reports/<task>_<ref>_vs_<others>/).")]
 Reps = Annotated[int, typer.Option("--reps", help="Bootstrap replications for the CIs.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap's NumPy RandomState.")]
 Metric = Annotated[str, typer.Option("--metric", help="Comma-separated: iqm,mean,median,og.")]
-Names = Annotated[str, typer.Option("--names", help="Method labels, one per argument: 'ref,other,...' "
-                                                    "(default: from the folders).")]
-Window = Annotated[float, typer.Option("--window", help="Final score: mean over this last fraction of each "
-                                                        "run's frames (a run with no episode there: its last).")]
-Frames = Annotated[str, typer.Option("--frames", help="Score instead: mean over the episodes ending in env "
-                                                     "frames (START, END], the same for every run, e.g. "
-                                                     "9500:13000 or 40k:50k.")]
-PowerDelta = Annotated[float, typer.Option("--power-delta", help="IQM difference for the power statement "
-                                                                 "(default: each method's observed one).")]
-PowerMaxSeeds = Annotated[int, typer.Option("--power-max-seeds", help="Largest study (seeds per method) the "
-                                                                      "power statement tries, up to 1000.")]
-ScoreKey = Annotated[str, typer.Option("--score-key", help="TensorBoard runs and CSV exports: the tag or column "
-                                                           "holding an episode's score.")]
-StepKey = Annotated[str, typer.Option("--step-key", help="TensorBoard runs and CSV exports: 'step' (the event's "
-                                                         "step, or the CSV column step) or the tag / column of the x.")]
-FramesPerStep = Annotated[float, typer.Option("--frames-per-step", help="TensorBoard runs and CSV exports: env "
-                                                                        "frames per unit of the step (e.g. 4).")]
-Summary = Annotated[str, typer.Option("--summary", help="Each run's score: window (mean over the last --window "
-                                                       "of its frames, or over --frames), last (its last episode) "
-                                                       "or max (its best episode).")]
-Smooth = Annotated[str, typer.Option("--smooth", help="Score curves' display smoothing: none, window:N (mean of the "
-                                                     "last N episodes) or ema:W (TensorBoard's debiased EMA); "
-                                                     "statistics are never smoothed.")]
-XAxis = Annotated[str, typer.Option("--x", help="Curves' x axis: frames (env frames) or steps (agent steps: env "
-                                                "frames / the runs' action repeat).")]
+Names = Annotated[
+    str, typer.Option("--names", help="Method labels, one per argument: 'ref,other,...' (default: from the folders).")
+]
+Window = Annotated[
+    float,
+    typer.Option(
+        "--window",
+        help="Final score: mean over this last fraction of each run's frames (a run with no episode there: its last).",
+    ),
+]
+Frames = Annotated[
+    str,
+    typer.Option(
+        "--frames",
+        help="Score instead: mean over the episodes ending in env "
+        "frames (START, END], the same for every run, e.g. "
+        "9500:13000 or 40k:50k.",
+    ),
+]
+PowerDelta = Annotated[
+    float,
+    typer.Option("--power-delta", help="IQM difference for the power statement (default: each method's observed one)."),
+]
+PowerMaxSeeds = Annotated[
+    int,
+    typer.Option("--power-max-seeds", help="Largest study (seeds per method) the power statement tries, up to 1000."),
+]
+ScoreKey = Annotated[
+    str,
+    typer.Option("--score-key", help="TensorBoard runs and CSV exports: the tag or column holding an episode's score."),
+]
+StepKey = Annotated[
+    str,
+    typer.Option(
+        "--step-key",
+        help="TensorBoard runs and CSV exports: 'step' (the event's "
+        "step, or the CSV column step) or the tag / column of the x.",
+    ),
+]
+FramesPerStep = Annotated[
+    float,
+    typer.Option(
+        "--frames-per-step", help="TensorBoard runs and CSV exports: env frames per unit of the step (e.g. 4)."
+    ),
+]
+Summary = Annotated[
+    str,
+    typer.Option(
+        "--summary",
+        help="Each run's score: window (mean over the last --window "
+        "of its frames, or over --frames), last (its last episode) "
+        "or max (its best episode).",
+    ),
+]
+Smooth = Annotated[
+    str,
+    typer.Option(
+        "--smooth",
+        help="Score curves' display smoothing: none, window:N (mean of the "
+        "last N episodes) or ema:W (TensorBoard's debiased EMA); "
+        "statistics are never smoothed.",
+    ),
+]
+XAxis = Annotated[
+    str,
+    typer.Option(
+        "--x", help="Curves' x axis: frames (env frames) or steps (agent steps: env frames / the runs' action repeat)."
+    ),
+]
 OpenloopSource = Annotated[str, typer.Option("--openloop-source", help="Report's open loop from auto, ckpt or scope.")]
 
 
-def _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
-                        cache, frames=None, power_max_seeds=defaults.POWER_MAX_SEEDS,
-                        score_key=defaults.SCORE_KEY, step_key="step", frames_per_step=1.0,
-                        summary="window", smooth="window:10", x="frames") -> None:
+def _compare_and_report(
+    methods,
+    out,
+    reps,
+    seed,
+    metric,
+    names,
+    window,
+    power_delta,
+    make_report,
+    source,
+    cache,
+    frames=None,
+    power_max_seeds=defaults.POWER_MAX_SEEDS,
+    score_key=defaults.SCORE_KEY,
+    step_key="step",
+    frames_per_step=1.0,
+    summary="window",
+    smooth="window:10",
+    x="frames",
+) -> None:
     """`compare` and `report`: one pipeline (analysis.pipeline.run); print its table and files."""
     from analysis import compare, foreign, pipeline, stats
     from analysis.ingest import IngestError
@@ -121,9 +190,26 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
     labels = None if names is None else [n.strip() for n in names.split(",")]
     try:
         interval = None if frames is None else stats.parse_frames(frames)
-        done = pipeline.run([[m] for m in methods], out, labels, reps, seed, metrics, window, power_delta,
-                            make_report, source, progress=True, cache=cache, frames=interval,
-                            power_max_seeds=power_max_seeds, keys=keys, summary=summary, smooth=smooth, x=x)
+        done = pipeline.run(
+            [[m] for m in methods],
+            out,
+            labels,
+            reps,
+            seed,
+            metrics,
+            window,
+            power_delta,
+            make_report,
+            source,
+            progress=True,
+            cache=cache,
+            frames=interval,
+            power_max_seeds=power_max_seeds,
+            keys=keys,
+            summary=summary,
+            smooth=smooth,
+            x=x,
+        )
     except (IngestError, ValueError, OSError) as error:
         _fail(_first_line(error))
     from rich.table import Table
@@ -138,9 +224,12 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
         table.add_row(*(Text(_plain(cell)) for cell in row), end_section=(i + 1) % len(result.methods) == 0)
     console = _console()
     console.print(table)
-    for line in (compare.coverage_sentences(result) + [compare.bootstrap_sentence(result)]
-                 + compare.difference_sentences(result)
-                 + compare.power_sentences(result)):
+    for line in (
+        compare.coverage_sentences(result)
+        + [compare.bootstrap_sentence(result)]
+        + compare.difference_sentences(result)
+        + compare.power_sentences(result)
+    ):
         console.print(_plain(line), markup=False)
     for note in result.notes:
         console.print(_plain(f"note: {note}"), markup=False)
@@ -148,8 +237,10 @@ def _compare_and_report(methods, out, reps, seed, metric, names, window, power_d
         console.print(f"{result.data.problems.height} ingest problem(s); list them with `dreamer-report runs`")
     console.print(_plain(f"wrote {len(done.written)} files to {done.folder}"), markup=False)
     if done.report:
-        console.print(_plain(f"report: {done.report['html']} and {done.report['pdf']} ({done.report['pages']} pages)"),
-                      markup=False)
+        console.print(
+            _plain(f"report: {done.report['html']} and {done.report['pdf']} ({done.report['pages']} pages)"),
+            markup=False,
+        )
         if not done.labelled:
             typer.echo("WARNING: no README beside the runs: the report's data are unlabelled.", err=True)
 
@@ -166,7 +257,9 @@ def compare_cli(
     frames: Frames = None,
     power_delta: PowerDelta = None,
     power_max_seeds: PowerMaxSeeds = defaults.POWER_MAX_SEEDS,
-    make_report: Annotated[bool, typer.Option("--report/--no-report", help="Also write report.html and report.pdf.")] = True,
+    make_report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Also write report.html and report.pdf.")
+    ] = True,
     source: OpenloopSource = defaults.OPENLOOP_SOURCE,
     cache_dir: str = CACHE_DIR,
     no_cache: bool = NO_CACHE,
@@ -179,15 +272,36 @@ def compare_cli(
 ):
     """Compare methods against the first: IQM, mean, median, optimality gap with 95% bootstrap CIs,
     probability of improvement and seeds needed; writes figures and the report."""
-    _compare_and_report(methods, out, reps, seed, metric, names, window, power_delta, make_report, source,
-                        _cache(cache_dir, no_cache), frames, power_max_seeds, score_key, step_key, frames_per_step,
-                        summary, smooth, x)
+    _compare_and_report(
+        methods,
+        out,
+        reps,
+        seed,
+        metric,
+        names,
+        window,
+        power_delta,
+        make_report,
+        source,
+        _cache(cache_dir, no_cache),
+        frames,
+        power_max_seeds,
+        score_key,
+        step_key,
+        frames_per_step,
+        summary,
+        smooth,
+        x,
+    )
 
 
 # `report` is `compare` under another name (the report is written by default): one command
 # function, one pipeline, the same options and defaults.
-app.command("report", help="Write the full report (report.html, self-contained, and report.pdf) of the comparison: "
-            "`compare` under another name.")(compare_cli)
+app.command(
+    "report",
+    help="Write the full report (report.html, self-contained, and report.pdf) of the comparison: "
+    "`compare` under another name.",
+)(compare_cli)
 
 
 @app.command("mask")
@@ -219,19 +333,31 @@ def mask_cli(
         table.add_column(column, overflow="fold" if column == "run" else "ellipsis")
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     for row in result.summary.iter_rows(named=True):
-        cells = [_literal(row["run"]), str(row["logged"]), fmt(row["frac_active"], ".1%"),
-                 fmt(row["mean_horizon_eff"], ".2f"), fmt(row["mean_severity"], ".3f"),
-                 fmt(row["mean_loss_dyn"], ".3f")]
+        cells = [
+            _literal(row["run"]),
+            str(row["logged"]),
+            fmt(row["frac_active"], ".1%"),
+            fmt(row["mean_horizon_eff"], ".2f"),
+            fmt(row["mean_severity"], ".3f"),
+            fmt(row["mean_loss_dyn"], ".3f"),
+        ]
         if shifted:
-            cells += [fmt(row["shift_step"], ","), fmt(row["active_before"], ".1%"),
-                      fmt(row["active_after"], ".1%"), fmt(row["first_active_after"], ",")]
+            cells += [
+                fmt(row["shift_step"], ","),
+                fmt(row["active_before"], ".1%"),
+                fmt(row["active_after"], ".1%"),
+                fmt(row["first_active_after"], ","),
+            ]
         table.add_row(*cells)
     console = _console()
     console.print(table)
     console.print("'-': the run logged no train/imag_adapt keys (mask disabled)")
     if shifted:
-        console.print("around the shift (env.*.shift.step): fractions of updates; 'first on after' is the "
-                      "end step of the first logged interval after the shift with the mask on", markup=False)
+        console.print(
+            "around the shift (env.*.shift.step): fractions of updates; 'first on after' is the "
+            "end step of the first logged interval after the shift with the mask on",
+            markup=False,
+        )
     console.print(f"wrote {len(written)} files to {_plain(out)}", markup=False)
 
 
@@ -240,14 +366,17 @@ def openloop_cli(
     baseline: str = typer.Argument(..., help="Baseline run dir (or a folder of runs: its best seed)."),
     adapt: str = typer.Argument(..., help="Adapt run dir (or a folder of runs: its best seed)."),
     out: str = typer.Option("reports/openloop", "--out", help="Output folder."),
-    context: int = typer.Option(5, "--context", min=1, max=defaults.MAX_FRAMES, help="Observed frames "
-                                "(checkpoint source)."),
-    horizon: int = typer.Option(45, "--horizon", min=1, max=defaults.MAX_FRAMES, help="Imagined frames "
-                                "(checkpoint source)."),
+    context: int = typer.Option(
+        5, "--context", min=1, max=defaults.MAX_FRAMES, help="Observed frames (checkpoint source)."
+    ),
+    horizon: int = typer.Option(
+        45, "--horizon", min=1, max=defaults.MAX_FRAMES, help="Imagined frames (checkpoint source)."
+    ),
     step: int = typer.Option(None, "--step", help="Scope video step (default: the last)."),
     source: str = typer.Option("auto", "--source", help="auto (checkpoints if both have one), ckpt or scope."),
-    sequences: int = typer.Option(4, "--sequences", min=1, max=defaults.MAX_SEQUENCES,
-                                  help="Sequences to roll out (checkpoint source)."),
+    sequences: int = typer.Option(
+        4, "--sequences", min=1, max=defaults.MAX_SEQUENCES, help="Sequences to roll out (checkpoint source)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the rollout's env and actions (checkpoint source)."),
     cache_dir: str = CACHE_DIR,
     no_cache: bool = NO_CACHE,
@@ -264,8 +393,9 @@ def openloop_cli(
             runs[side], why = ranking.resolve_run(path, cache=_cache(cache_dir, no_cache))
             typer.echo(_plain(f"{side}: {runs[side]} ({why})"))
         confine.refuse_inside(out, runs.values(), "--out")
-        b, a, same = openloop.load_pair(runs["baseline"], runs["adapt"], source, step, context, horizon,
-                                        sequences, seed)
+        b, a, same = openloop.load_pair(
+            runs["baseline"], runs["adapt"], source, step, context, horizon, sequences, seed
+        )
         written = openloop.export(b, a, same, Path(out))
     except (ValueError, OSError) as error:
         _fail(_first_line(error))
@@ -326,8 +456,12 @@ def runs_cli(
         _fail(f"--frames-per-step {frames_per_step}: expected a positive number of env frames")
     try:
         found = ingest.discover(paths)
-        data = ingest.ingest(found, progress=True, cache=_cache(cache_dir, no_cache),
-                             keys=foreign.KeyMap(score_key, step_key, frames_per_step))
+        data = ingest.ingest(
+            found,
+            progress=True,
+            cache=_cache(cache_dir, no_cache),
+            keys=foreign.KeyMap(score_key, step_key, frames_per_step),
+        )
     except (ingest.IngestError, ValueError, OSError) as error:
         _fail(_first_line(error))
     from rich.table import Table
@@ -351,8 +485,12 @@ def runs_cli(
 def results_cli(
     root: str = typer.Option("artifacts", "--root", help="The folder of shipped run sets."),
     out: str = typer.Option("docs/results.md", "--out", help="Where the Markdown goes."),
-    redraw: bool = typer.Option(False, "--figures", help="Also redraw the figures beside the runs "
-                                "(Road Runner curve.png, the long Alien run's curve.png and losses.png)."),
+    redraw: bool = typer.Option(
+        False,
+        "--figures",
+        help="Also redraw the figures beside the runs "
+        "(Road Runner curve.png, the long Alien run's curve.png and losses.png).",
+    ),
 ):
     """Compute every number the documents quote about the shipped runs and write them to --out."""
     from analysis import ingest, results
@@ -371,12 +509,19 @@ def results_cli(
 @app.command("watch")
 def watch_cli(
     paths: Annotated[list[str], typer.Argument(help="Run dirs, folders of runs, or globs (new runs are picked up).")],
-    interval: Annotated[float, typer.Option("--interval", min=0.1, max=86_400.0, help="Seconds between refreshes.")] = 2.0,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, max=86_400.0, help="Seconds between refreshes.")
+    ] = 2.0,
     html: Annotated[str, typer.Option("--html", help="Also keep this self-refreshing HTML page up to date.")] = None,
-    torn_after: Annotated[float, typer.Option("--torn-after", min=0.0, help="Seconds a last line may stay "
-                                              "unterminated before it is reported torn.")] = 10.0,
-    iterations: Annotated[int, typer.Option("--iterations", min=0, help="Stop after this many refreshes "
-                                            "(0: until Ctrl-C).")] = 0,
+    torn_after: Annotated[
+        float,
+        typer.Option(
+            "--torn-after", min=0.0, help="Seconds a last line may stay unterminated before it is reported torn."
+        ),
+    ] = 10.0,
+    iterations: Annotated[
+        int, typer.Option("--iterations", min=0, help="Stop after this many refreshes (0: until Ctrl-C).")
+    ] = 0,
 ):
     """A live view of runs while they write: last step, fps, scores, mask activity, problems."""
     from rich.live import Live

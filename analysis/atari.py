@@ -43,8 +43,8 @@ TASKS: tuple[str, ...] = tuple(PREFIX + game for game in RANDOM_HUMAN)
 
 def game_of(task: str) -> str | None:
     """The game name of an Atari100k task (`atari100k_ms_pacman` -> `ms_pacman`), else None."""
-    if task.startswith(PREFIX) and task[len(PREFIX):] in RANDOM_HUMAN:
-        return task[len(PREFIX):]
+    if task.startswith(PREFIX) and task[len(PREFIX) :] in RANDOM_HUMAN:
+        return task[len(PREFIX) :]
     return None
 
 

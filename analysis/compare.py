@@ -11,19 +11,40 @@ and the report both show; `figures_of` draws every figure; `write_outputs` saves
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import polars as pl
 
+from analysis import (
+    atari,
+    confine,
+    curves,
+    defaults,
+    figures,
+    foreign,
+    ingest,
+    mask,
+    published,
+    remote,
+    runscore,
+    stats,
+    tables,
+)
 from dreamerv3 import safefile
-from analysis import atari, confine, curves, defaults, figures, foreign, ingest, mask, published, remote, runscore, stats, tables
 
 CURVE_REPS = 2000  # curves and profiles need less precision than the headline table
-COMPARE_METRIC_KEYS = ("train/loss/dyn", "train/loss/rep", "train/loss/policy", "train/loss/value",
-                       "fps/policy", "fps/train", mask.UPDATES_KEY) + mask.ADAPT_KEYS
+COMPARE_METRIC_KEYS = (
+    "train/loss/dyn",
+    "train/loss/rep",
+    "train/loss/policy",
+    "train/loss/value",
+    "fps/policy",
+    "fps/train",
+    mask.UPDATES_KEY,
+) + mask.ADAPT_KEYS
 OVERALL = stats.OVERALL
 DEFAULT_REPS = defaults.REPS
 DEFAULT_WINDOW = defaults.WINDOW
@@ -128,8 +149,9 @@ def compare(
     except ValueError as error:
         raise CompareError(str(error)) from None
     try:
-        final = runscore.run_scores(data.scores, summary, window, frames, runs,
-                                    ingest.last_steps(data.scores, data.metrics))
+        final = runscore.run_scores(
+            data.scores, summary, window, frames, runs, ingest.last_steps(data.scores, data.metrics)
+        )
     except ValueError as error:
         raise CompareError(str(error)) from None
     tasks, notes = _shared_tasks(final, labels)
@@ -152,15 +174,35 @@ def compare(
     differences = {m: stats.iqm_difference_test(matrices[m], matrices[reference], reps, seed) for m in labels[1:]}
     curves = _curves(data.scores, final, labels, tasks, min(reps, CURVE_REPS), seed)
     profiles = _profiles(matrices, min(reps, CURVE_REPS), seed)
-    return CompareResult(labels, data, final, tasks, aggregate, poi, power, differences, curves, profiles,
-                         seed, reps, window, tuple(metrics), unit, notes, frames, coverage, summary)
+    return CompareResult(
+        labels,
+        data,
+        final,
+        tasks,
+        aggregate,
+        poi,
+        power,
+        differences,
+        curves,
+        profiles,
+        seed,
+        reps,
+        window,
+        tuple(metrics),
+        unit,
+        notes,
+        frames,
+        coverage,
+        summary,
+    )
 
 
 def coverage_of(data: ingest.Ingested, methods: list[str], tasks: list[str]) -> list[dict]:
     """Per method: how many tasks it has in all, and on the compared `tasks` its runs, seeds
     per task (fewest, most) and last env frame (lowest, highest), as scored (after `equal_frames`)."""
-    ends = dict(ingest.last_steps(data.scores, data.metrics).select(
-        pl.col("run").cast(pl.String), "last_step").iter_rows())
+    ends = dict(
+        ingest.last_steps(data.scores, data.metrics).select(pl.col("run").cast(pl.String), "last_step").iter_rows()
+    )
     out = []
     for method in methods:
         mine = [r for r in data.runs if r.method == method]
@@ -169,10 +211,16 @@ def coverage_of(data: ingest.Ingested, methods: list[str], tasks: list[str]) -> 
         for r in runs:
             per_task.setdefault(r.task, set()).add(r.seed)
         last = [ends[r.name] for r in runs if r.name in ends]
-        out.append({"method": method, "tasks_in_all": len({r.task for r in mine}), "tasks": len(per_task),
-                    "runs": len(runs), "seeds_per_task": [min(map(len, per_task.values())),
-                                                          max(map(len, per_task.values()))],
-                    "last_frame": [min(last), max(last)] if last else None})
+        out.append(
+            {
+                "method": method,
+                "tasks_in_all": len({r.task for r in mine}),
+                "tasks": len(per_task),
+                "runs": len(runs),
+                "seeds_per_task": [min(map(len, per_task.values())), max(map(len, per_task.values()))],
+                "last_frame": [min(last), max(last)] if last else None,
+            }
+        )
     return out
 
 
@@ -180,14 +228,20 @@ def coverage_sentences(result: CompareResult) -> list[str]:
     """One line per method: which tasks, seeds and env frames it brings to the comparison."""
     out = []
     for c in result.coverage:
-        seeds = "{} to {}".format(*c["seeds_per_task"]) if c["seeds_per_task"][0] != c["seeds_per_task"][1] \
+        seeds = (
+            "{} to {}".format(*c["seeds_per_task"])
+            if c["seeds_per_task"][0] != c["seeds_per_task"][1]
             else str(c["seeds_per_task"][0])
-        frames = "no episodes" if c["last_frame"] is None else \
-            "runs end at {:,} to {:,} env frames".format(*c["last_frame"])
+        )
+        frames = (
+            "no episodes" if c["last_frame"] is None else "runs end at {:,} to {:,} env frames".format(*c["last_frame"])
+        )
         also = c["tasks_in_all"] - c["tasks"]
         more = f" (and {also} task(s) not compared)" if also else ""
-        out.append(f"{c['method']}: {c['runs']} runs on {c['tasks']} compared task(s){more}, {seeds} seed(s) per "
-                   f"task, {frames}")
+        out.append(
+            f"{c['method']}: {c['runs']} runs on {c['tasks']} compared task(s){more}, {seeds} seed(s) per "
+            f"task, {frames}"
+        )
     return out
 
 
@@ -201,17 +255,25 @@ def equal_frames(data: ingest.Ingested) -> tuple[ingest.Ingested, list[str]]:
     ends = ingest.last_steps(data.scores, data.metrics).with_columns(pl.col(pl.Categorical).cast(pl.String))
     own = ends.filter(~pl.col("run").is_in(list(shipped))).group_by("task").agg(pl.col("last_step").max())
     limits = dict(own.iter_rows())
-    scores = data.scores.with_columns(pl.col("task").cast(pl.String).replace_strict(
-        limits, default=None, return_dtype=pl.Int64).alias("_limit"))
-    keep = (~pl.col("run").cast(pl.String).is_in(list(shipped)) | pl.col("_limit").is_null()
-            | (pl.col("step") <= pl.col("_limit")))
+    scores = data.scores.with_columns(
+        pl.col("task").cast(pl.String).replace_strict(limits, default=None, return_dtype=pl.Int64).alias("_limit")
+    )
+    keep = (
+        ~pl.col("run").cast(pl.String).is_in(list(shipped))
+        | pl.col("_limit").is_null()
+        | (pl.col("step") <= pl.col("_limit"))
+    )
     cut = scores.filter(keep).drop("_limit")
     problems = data.problems.filter(~pl.col("problem").str.starts_with("shorter run"))  # again, on the cut runs
-    problems = pl.concat([problems, pl.DataFrame(ingest.short_runs(data.runs, cut, data.metrics),
-                                                 schema=ingest.PROBLEM_SCHEMA)])
-    notes = [f"published runs of {task} cut at {end:,} env frames, the last frame the compared runs of it "
-             "reached (equal frames)" for task, end in sorted(limits.items())
-             if task in set(data.scores.filter(pl.col("run").is_in(list(shipped)))["task"].cast(pl.String))]
+    problems = pl.concat(
+        [problems, pl.DataFrame(ingest.short_runs(data.runs, cut, data.metrics), schema=ingest.PROBLEM_SCHEMA)]
+    )
+    notes = [
+        f"published runs of {task} cut at {end:,} env frames, the last frame the compared runs of it "
+        "reached (equal frames)"
+        for task, end in sorted(limits.items())
+        if task in set(data.scores.filter(pl.col("run").is_in(list(shipped)))["task"].cast(pl.String))
+    ]
     return ingest.Ingested(data.runs, cut, data.metrics, problems), notes
 
 
@@ -231,8 +293,9 @@ def _check_options(groups, names, metrics, reps, window, power_delta) -> None:
         raise CompareError(f"got {len(groups)} method(s); expected a reference and at least one other")
     unknown = [m for m in metrics if m not in stats.METRICS]
     if unknown or not metrics:
-        raise CompareError(f"--metric: unknown metric {(unknown or [''])[0]!r}; expected some of "
-                           f"{','.join(stats.METRICS)}")
+        raise CompareError(
+            f"--metric: unknown metric {(unknown or [''])[0]!r}; expected some of {','.join(stats.METRICS)}"
+        )
     if names is not None and len(names) != len(groups):
         raise CompareError(f"--names has {len(names)} label(s) for {len(groups)} methods; expected one per method")
     if not 100 <= reps <= defaults.MAX_REPS:
@@ -246,8 +309,9 @@ def _check_options(groups, names, metrics, reps, window, power_delta) -> None:
 def _group_label(runs: list[ingest.Run], index: int) -> str:
     methods = sorted({r.method for r in runs})
     if len(methods) != 1:
-        raise CompareError(f"the runs of method argument {index + 1} have methods {', '.join(methods)}; "
-                           "expected one (use --names)")
+        raise CompareError(
+            f"the runs of method argument {index + 1} have methods {', '.join(methods)}; expected one (use --names)"
+        )
     return methods[0]
 
 
@@ -261,18 +325,23 @@ def _need_two_seeds(final: pl.DataFrame, method: str, tasks: list[str], usable: 
         if scored < 2:
             empty = rows.height - scored
             why = f" ({empty} more run(s) have no episode in the scored frames; see the notes)" if empty else ""
-            raise CompareError(f"method {method!r} has {scored} run(s) with episode scores on {task}{why}; "
-                               "the bootstrap CIs need at least 2 seeds per method and task: add runs of "
-                               "more seeds")
+            raise CompareError(
+                f"method {method!r} has {scored} run(s) with episode scores on {task}{why}; "
+                "the bootstrap CIs need at least 2 seeds per method and task: add runs of "
+                "more seeds"
+            )
 
 
 def _shared_tasks(final: pl.DataFrame, methods: list[str]) -> tuple[list[str], list[str]]:
     scored = final.filter(pl.col("normalized").is_not_null())
     per_method = {m: set(scored.filter(pl.col("method") == m)["task"]) for m in methods}
     tasks = sorted(set.intersection(*per_method.values()))
-    notes = [f"{m} has scored runs of {len(only)} task(s) not every method has, left out of the comparison: "
-             + ", ".join(t.removeprefix(atari.PREFIX) for t in only)
-             for m in methods if (only := sorted(per_method[m] - set(tasks)))]
+    notes = [
+        f"{m} has scored runs of {len(only)} task(s) not every method has, left out of the comparison: "
+        + ", ".join(t.removeprefix(atari.PREFIX) for t in only)
+        for m in methods
+        if (only := sorted(per_method[m] - set(tasks)))
+    ]
     if not tasks:
         raise CompareError(f"no task has scored runs of every method ({', '.join(map(repr, methods))})")
     if any(final.filter(pl.col("task").is_in(tasks))["normalization"] == "raw"):
@@ -287,8 +356,15 @@ def _aggregate_table(matrices, tasks, metrics, reps, seed, progress) -> pl.DataF
         matrix = matrices[method] if scope == OVERALL else matrices[method][:, [tasks.index(scope)]]
         est = stats.interval_estimate(matrix, metric, reps, seed)
         rows.append((scope, method, metric, est.point, est.low, est.high, matrix.shape[0]))
-    schema = {"scope": pl.String, "method": pl.String, "metric": pl.String, "point": pl.Float64,
-              "low": pl.Float64, "high": pl.Float64, "runs": pl.Int64}
+    schema = {
+        "scope": pl.String,
+        "method": pl.String,
+        "metric": pl.String,
+        "point": pl.Float64,
+        "low": pl.Float64,
+        "high": pl.Float64,
+        "runs": pl.Int64,
+    }
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
@@ -299,8 +375,11 @@ def _poi_table(matrices: dict[str, np.ndarray], reference: str, tasks, reps, see
             cols = slice(None) if scope == OVERALL else [tasks.index(scope)]
             est = stats.poi_estimate(matrices[method][:, cols], matrices[reference][:, cols], reps, seed)
             rows.append((scope, method, est.point, est.low, est.high))
-    return pl.DataFrame(rows, schema={"scope": pl.String, "method": pl.String, "point": pl.Float64,
-                                      "low": pl.Float64, "high": pl.Float64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={"scope": pl.String, "method": pl.String, "point": pl.Float64, "low": pl.Float64, "high": pl.Float64},
+        orient="row",
+    )
 
 
 def _power(base, other, delta, seed, grid) -> dict | None:
@@ -330,8 +409,7 @@ def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
     """The aggregate table, as the terminal and the report both show it: one row per scope
     (each task, then all tasks) and method, every metric as 'point [low, high]', and
     P(method > reference) on the other methods' rows."""
-    columns = (["task", "method"] + [stats.METRIC_TITLES[m] for m in result.metrics]
-               + [f"P(> {result.reference})"])
+    columns = ["task", "method"] + [stats.METRIC_TITLES[m] for m in result.metrics] + [f"P(> {result.reference})"]
     agg = {(r["scope"], r["method"], r["metric"]): r for r in result.aggregate.iter_rows(named=True)}
     poi = {(r["scope"], r["method"]): r for r in result.poi.iter_rows(named=True)}
     rows = []
@@ -339,8 +417,14 @@ def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
         for method in result.methods:
             cells = [_interval(agg[scope, method, m]) for m in result.metrics]
             n = agg[scope, method, result.metrics[0]]["runs"]
-            rows.append([scope.removeprefix("atari100k_"), f"{method} (n={n})", *cells,
-                         _interval(poi[scope, method]) if method != result.reference else ""])
+            rows.append(
+                [
+                    scope.removeprefix("atari100k_"),
+                    f"{method} (n={n})",
+                    *cells,
+                    _interval(poi[scope, method]) if method != result.reference else "",
+                ]
+            )
     return columns, rows
 
 
@@ -353,17 +437,24 @@ def power_sentences(result: CompareResult) -> list[str]:
     out = []
     for method, power in result.power.items():
         if power is None:
-            out.append(f"power, {method} vs {result.reference}: not computed (the observed IQM difference is zero; "
-                       "give --power-delta to size a study)")
+            out.append(
+                f"power, {method} vs {result.reference}: not computed (the observed IQM difference is zero; "
+                "give --power-delta to size a study)"
+            )
             continue
         n = power["seeds_needed"]
         needed = f"{n} seeds per method" if n else f"more than {power['max_seeds']} seeds per method"
         few = power.get("observed_runs", stats.FEW_RUNS_FOR_POWER)
-        caveat = (f"; the spread comes from only {few} runs per method, so this figure is a rough guide"
-                  if few < stats.FEW_RUNS_FOR_POWER else "")
-        out.append(f"power, {method} vs {result.reference}: to detect an IQM difference of {power['delta']:.3f} "
-                   f"at {power['power']:.0%} power (alpha {power['alpha']}, {power['sims']:,} simulated "
-                   f"studies from the observed spread): {needed}{caveat}")
+        caveat = (
+            f"; the spread comes from only {few} runs per method, so this figure is a rough guide"
+            if few < stats.FEW_RUNS_FOR_POWER
+            else ""
+        )
+        out.append(
+            f"power, {method} vs {result.reference}: to detect an IQM difference of {power['delta']:.3f} "
+            f"at {power['power']:.0%} power (alpha {power['alpha']}, {power['sims']:,} simulated "
+            f"studies from the observed spread): {needed}{caveat}"
+        )
     return out
 
 
@@ -371,23 +462,31 @@ def difference_sentences(result: CompareResult) -> list[str]:
     """Per other method: its IQM minus the reference's, with the CI and the test's p-value."""
     out = []
     for method, test in result.differences.items():
-        out.append(f"IQM difference, {method} - {result.reference}: {test['point']:+.3f} "
-                   f"[{test['low']:+.3f}, {test['high']:+.3f}] (95% stratified bootstrap CI), two-sided "
-                   f"p = {test['p_value']:.3f} against no difference ({test['reps']:,} studies from the pooled "
-                   f"spread, {test['runs'][0]} and {test['runs'][1]} runs)")
+        out.append(
+            f"IQM difference, {method} - {result.reference}: {test['point']:+.3f} "
+            f"[{test['low']:+.3f}, {test['high']:+.3f}] (95% stratified bootstrap CI), two-sided "
+            f"p = {test['p_value']:.3f} against no difference ({test['reps']:,} studies from the pooled "
+            f"spread, {test['runs'][0]} and {test['runs'][1]} runs)"
+        )
     return out
 
 
 def bootstrap_sentence(result: CompareResult) -> str:
-    return (f"bootstrap: seed {result.seed}, {result.reps:,} reps (stratified over runs, percentile CIs); "
-            + result.definition)
+    return (
+        f"bootstrap: seed {result.seed}, {result.reps:,} reps (stratified over runs, percentile CIs); "
+        + result.definition
+    )
 
 
-FIGURE_TITLES = {"aggregates": "Aggregate metrics", "probability_of_improvement": "Probability of improvement",
-                 "sample_efficiency": "IQM learning curves (band: 95% stratified bootstrap CI; below: runs per "
-                 "task at each point, fewer where runs end)", "performance_profile": "Performance profiles",
-                 "score_curves": "Raw episode scores (on Atari100k against the random and human scores)",
-                 "final_scores": "Final score per run"}
+FIGURE_TITLES = {
+    "aggregates": "Aggregate metrics",
+    "probability_of_improvement": "Probability of improvement",
+    "sample_efficiency": "IQM learning curves (band: 95% stratified bootstrap CI; below: runs per "
+    "task at each point, fewer where runs end)",
+    "performance_profile": "Performance profiles",
+    "score_curves": "Raw episode scores (on Atari100k against the random and human scores)",
+    "final_scores": "Final score per run",
+}
 
 
 def figures_of(result: CompareResult, smooth: str = curves.DEFAULT_SMOOTH, x: str = "frames") -> dict[str, object]:
@@ -398,8 +497,9 @@ def figures_of(result: CompareResult, smooth: str = curves.DEFAULT_SMOOTH, x: st
     colors = figures.method_colors(result.methods)
     shared = pl.col("task").is_in(result.tasks)
     return {
-        "aggregates": figures.plot_aggregates(result.aggregate.filter(pl.col("scope") == OVERALL), colors,
-                                              result.reps, result.seed, result.unit),
+        "aggregates": figures.plot_aggregates(
+            result.aggregate.filter(pl.col("scope") == OVERALL), colors, result.reps, result.seed, result.unit
+        ),
         "probability_of_improvement": figures.plot_poi(result.poi, result.reference),
         "sample_efficiency": figures.plot_curves(result.curves, colors, len(result.tasks), result.unit, axis),
         "performance_profile": figures.plot_profiles(result.profiles, colors, result.unit),
@@ -415,18 +515,28 @@ def summary(result: CompareResult) -> dict:
     """Everything a report needs, JSON-safe (NaN -> null)."""
     safe = ingest.finite_or_none
     return {
-        "methods": result.methods, "reference": result.reference, "tasks": result.tasks,
-        "seed": result.seed, "reps": result.reps, "window": result.window,
-        "frames": None if result.frames is None else list(result.frames), "ci": stats.CI_SIZE,
-        "metrics": list(result.metrics), "score_unit": result.unit, "summary": result.summary,
+        "methods": result.methods,
+        "reference": result.reference,
+        "tasks": result.tasks,
+        "seed": result.seed,
+        "reps": result.reps,
+        "window": result.window,
+        "frames": None if result.frames is None else list(result.frames),
+        "ci": stats.CI_SIZE,
+        "metrics": list(result.metrics),
+        "score_unit": result.unit,
+        "summary": result.summary,
         "score_definition": result.definition,
-        "aggregate": [{k: safe(v) if isinstance(v, float) else v for k, v in row.items()}
-                      for row in result.aggregate.to_dicts()],
+        "aggregate": [
+            {k: safe(v) if isinstance(v, float) else v for k, v in row.items()} for row in result.aggregate.to_dicts()
+        ],
         "probability_of_improvement": result.poi.to_dicts(),
         "power": result.power,
         "iqm_difference": {m: {**t, "runs": list(t["runs"])} for m, t in result.differences.items()},
-        "runs": [{"name": r.name, "task": r.task, "method": r.method, "seed": r.seed, "path": remote.shown(r.path)}
-                 for r in result.data.runs],
+        "runs": [
+            {"name": r.name, "task": r.task, "method": r.method, "seed": r.seed, "path": remote.shown(r.path)}
+            for r in result.data.runs
+        ],
         "problems": result.data.problems.to_dicts(),
         "coverage": result.coverage,
         "notes": result.notes,

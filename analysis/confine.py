@@ -13,8 +13,8 @@ A run folder comes from someone else. Four rules keep it from steering the toolk
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from dreamerv3 import safefile
 from dreamerv3.safefile import OutputInInput, UnsafeTarget  # noqa: F401  (the writer's refusals)

@@ -56,8 +56,10 @@ def x_axis(runs, x: str = "frames") -> tuple[float, str]:
     if unknown:
         raise ValueError(f"--x steps: run {unknown[0]} has no env.<suite>.repeat in its config.yaml; use --x frames")
     if len(set(repeats.values())) > 1:
-        raise ValueError(f"--x steps: the runs' action repeats differ ({', '.join(map(str, sorted(set(repeats.values()))))}); "
-                         "use --x frames")
+        raise ValueError(
+            f"--x steps: the runs' action repeats differ ({', '.join(map(str, sorted(set(repeats.values()))))}); "
+            "use --x frames"
+        )
     repeat = next(iter(repeats.values()))
     return float(repeat), f"agent steps (env frames / {repeat})"
 
@@ -98,8 +100,11 @@ def smooth(values: np.ndarray, spec: str) -> np.ndarray:
 
 def smooth_label(spec: str) -> str:
     kind, arg = parse_smooth(spec)
-    return {"none": "unsmoothed", "window": f"mean of the last {int(arg)} episodes",
-            "ema": f"debiased EMA, weight {arg:g}"}[kind]
+    return {
+        "none": "unsmoothed",
+        "window": f"mean of the last {int(arg)} episodes",
+        "ema": f"debiased EMA, weight {arg:g}",
+    }[kind]
 
 
 def run_values(steps: np.ndarray, values: np.ndarray, end: float, marks: np.ndarray) -> np.ndarray:
@@ -117,8 +122,15 @@ def run_values(steps: np.ndarray, values: np.ndarray, end: float, marks: np.ndar
     return out
 
 
-def efficiency(scores: pl.DataFrame, final: pl.DataFrame, methods: list[str], tasks: list[str], reps: int,
-               seed: int, points: int = POINTS) -> dict:
+def efficiency(
+    scores: pl.DataFrame,
+    final: pl.DataFrame,
+    methods: list[str],
+    tasks: list[str],
+    reps: int,
+    seed: int,
+    points: int = POINTS,
+) -> dict:
     """{'marks': (P,), method: {'point', 'low', 'high', 'runs'}} (see the module docstring).
 
     scores: ingest's long table; final: one row per run (run, method, task, seed, last_step)."""
@@ -126,18 +138,29 @@ def efficiency(scores: pl.DataFrame, final: pl.DataFrame, methods: list[str], ta
     runs = stats.as_strings(final).filter(pl.col("task").is_in(tasks)).sort("seed", "run")
     longest = float(runs["last_step"].max() or 0)
     marks = np.linspace(longest / points, longest, points) if longest > 0 else np.array([1.0])
-    by_run = {run: (g["step"].to_numpy(), g["value"].to_numpy())
-              for (run,), g in episodes.sort("step").group_by("run", maintain_order=True)}
+    by_run = {
+        run: (g["step"].to_numpy(), g["value"].to_numpy())
+        for (run,), g in episodes.sort("step").group_by("run", maintain_order=True)
+    }
     out: dict = {"marks": marks}
     for method in methods:
         table = {}  # task -> (runs, P) normalised values
         for task in tasks:
             rows = runs.filter((pl.col("method") == method) & (pl.col("task") == task))
-            curves = [run_values(*by_run[r], float(end or 0), marks) for r, end in rows.select("run", "last_step")
-                      .iter_rows() if r in by_run]
+            curves = [
+                run_values(*by_run[r], float(end or 0), marks)
+                for r, end in rows.select("run", "last_step").iter_rows()
+                if r in by_run
+            ]
             raw = np.array(curves) if curves else np.full((0, marks.size), np.nan)
-            table[task] = np.vectorize(lambda v: stats._normalize(task, v) if np.isfinite(v) else np.nan,
-                                       otypes=[float])(raw) if raw.size else raw
+            table[task] = (
+                np.vectorize(
+                    lambda v: stats._normalize(task, v) if np.isfinite(v) else np.nan,  # noqa: B023 (called within this iteration)
+                    otypes=[float],
+                )(raw)
+                if raw.size
+                else raw
+            )
         out[method] = _iqm_per_mark(table, tasks, marks.size, reps, seed)
     return out
 

@@ -21,10 +21,10 @@ import pandas as pd
 import polars as pl
 import seaborn as sns
 
-from dreamerv3 import safefile
 from analysis import atari
 from analysis import curves as curves_lib
 from analysis.stats import METRIC_TITLES, OVERALL
+from dreamerv3 import safefile
 
 FRAMES_LABEL = "env frames"
 DPI = 150
@@ -35,6 +35,7 @@ LITERAL = {"text.parse_math": False}  # names from folders (`a$\foo$`) are drawn
 
 def _style(plot):
     """Draw `plot` under seaborn's whitegrid/notebook theme without changing the global rcParams."""
+
     @functools.wraps(plot)
     def themed(*args, **kwargs):
         with plt.rc_context({**sns.axes_style("whitegrid"), **sns.plotting_context("notebook"), **LITERAL}):
@@ -147,8 +148,14 @@ def plot_curves(curves: dict, colors: dict, n_tasks: int, unit: str, x: tuple[fl
     """Sample efficiency: IQM of normalised score over env frames, 95% stratified bootstrap CI
     bands; below it, the runs per task each point rests on (it drops where runs end)."""
     counted = any("runs" in c for m, c in curves.items() if m != "marks")
-    fig, axes = plt.subplots(2 if counted else 1, 1, figsize=(6.5, 5 if counted else 4), sharex=True,
-                             squeeze=False, gridspec_kw={"height_ratios": [3, 1]} if counted else None)
+    fig, axes = plt.subplots(
+        2 if counted else 1,
+        1,
+        figsize=(6.5, 5 if counted else 4),
+        sharex=True,
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1]} if counted else None,
+    )
     ax = axes[0, 0]
     marks = curves["marks"]
     for method, color in colors.items():
@@ -156,15 +163,20 @@ def plot_curves(curves: dict, colors: dict, n_tasks: int, unit: str, x: tuple[fl
             continue
         c = curves[method]
         runs = c.get("runs")
-        span = "" if runs is None else (f", {runs.max()} runs/task" if runs.min() == runs.max()
-                                        else f", {runs.min()}-{runs.max()} runs/task")
+        span = (
+            ""
+            if runs is None
+            else (f", {runs.max()} runs/task" if runs.min() == runs.max() else f", {runs.min()}-{runs.max()} runs/task")
+        )
         ax.plot(marks, c["point"], color=color, lw=2, label=f"{method}{span}")
         ax.fill_between(marks, c["low"], c["high"], color=color, alpha=0.25, lw=0)
         if runs is not None:
             axes[1, 0].step(marks, runs, where="mid", color=color, lw=1.5)
     ax.set_ylabel(f"IQM {unit}")
-    ax.set_title(f"Sample efficiency ({n_tasks} task{'s' if n_tasks != 1 else ''}): IQM, band = 95% "
-                 "stratified bootstrap CI", fontsize=10)
+    ax.set_title(
+        f"Sample efficiency ({n_tasks} task{'s' if n_tasks != 1 else ''}): IQM, band = 95% stratified bootstrap CI",
+        fontsize=10,
+    )
     ax.legend(loc="upper left", fontsize=8)
     if counted:
         axes[1, 0].set_ylabel("runs/task", fontsize=8)
@@ -195,8 +207,13 @@ def plot_profiles(profiles: dict, colors: dict, unit: str):
 
 
 @_style
-def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int | str = 10, max_tasks: int = 8,
-                      x: tuple[float, str] = (1.0, FRAMES_LABEL)):
+def plot_score_curves(
+    scores: pl.DataFrame,
+    colors: dict,
+    smooth: int | str = 10,
+    max_tasks: int = 8,
+    x: tuple[float, str] = (1.0, FRAMES_LABEL),
+):
     """Raw episode scores over env frames per task: each run thin (smoothed as `smooth` says:
     an int N is `window:N`, else a curves.smooth spec), each method's mean over runs thick, only
     where every run has episodes, and the task's random / human scores dashed.
@@ -234,7 +251,7 @@ def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int | str = 10
         ax.set_ylabel(f"episode score ({curves_lib.smooth_label(spec)})", fontsize=9)
         ax.set_title(task, fontsize=11)
         ax.legend(fontsize=8, loc="best")
-    for ax in list(axes.flat)[len(tasks):]:
+    for ax in list(axes.flat)[len(tasks) :]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig
@@ -244,12 +261,24 @@ def plot_score_curves(scores: pl.DataFrame, colors: dict, smooth: int | str = 10
 def plot_final_scores(final: pl.DataFrame, colors: dict, unit: str):
     """Every run's final normalised score per task: the raw data behind the aggregates."""
     rows = final.filter(pl.col("normalized").is_not_null()).with_columns(
-        game=pl.col("task").str.replace("^atari100k_", ""))
+        game=pl.col("task").str.replace("^atari100k_", "")
+    )
     data = pd.DataFrame(rows.select("game", "method", "normalized").to_dict(as_series=False))
     tasks = sorted(data["game"].unique())
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(tasks) + 2), 4))
-    sns.stripplot(data=data, x="game", y="normalized", hue="method", order=tasks, hue_order=list(colors),
-                  palette=colors, dodge=True, size=6, jitter=0.15, ax=ax)
+    sns.stripplot(
+        data=data,
+        x="game",
+        y="normalized",
+        hue="method",
+        order=tasks,
+        hue_order=list(colors),
+        palette=colors,
+        dodge=True,
+        size=6,
+        jitter=0.15,
+        ax=ax,
+    )
     ax.set_xlabel("task")
     ax.set_ylabel(f"final {unit}")
     ax.set_title("Final score per run (episodes in the last part of each run's own frames)", fontsize=11)
@@ -267,8 +296,10 @@ def plot_mask(metrics: pl.DataFrame, runs, colors: dict, shifts: dict | None = N
     fig, axes = plt.subplots(3, len(runs), figsize=(4.2 * len(runs) + 0.6, 7.5), sharex="col", squeeze=False)
     for col, run in enumerate(runs):
         own = metrics.filter(pl.col("run") == run.name)
-        series = {k: own.filter(pl.col("key") == f"train/{k}").sort("step") for k in
-                  ("loss/dyn", "imag_adapt/active", "imag_adapt/severity", "imag_adapt/horizon_eff")}
+        series = {
+            k: own.filter(pl.col("key") == f"train/{k}").sort("step")
+            for k in ("loss/dyn", "imag_adapt/active", "imag_adapt/severity", "imag_adapt/horizon_eff")
+        }
         color = colors.get(run.method, "C0")
         dyn, active = series["loss/dyn"], series["imag_adapt/active"]
         axes[0, col].plot(dyn["step"], dyn["value"], color=color, lw=1.2)
@@ -279,15 +310,30 @@ def plot_mask(metrics: pl.DataFrame, runs, colors: dict, shifts: dict | None = N
             if shift is not None:
                 ax.axvline(shift, color="0.25", ls="--", lw=1.0)
         if shift is not None:
-            axes[0, col].text(shift, 0.97, " shift", transform=axes[0, col].get_xaxis_transform(),
-                              ha="left", va="top", fontsize=8, color="0.25")
-        for row, key, label in ((1, "imag_adapt/severity", "severity"), (2, "imag_adapt/horizon_eff", "horizon_eff")):
+            axes[0, col].text(
+                shift,
+                0.97,
+                " shift",
+                transform=axes[0, col].get_xaxis_transform(),
+                ha="left",
+                va="top",
+                fontsize=8,
+                color="0.25",
+            )
+        for row, key, _label in ((1, "imag_adapt/severity", "severity"), (2, "imag_adapt/horizon_eff", "horizon_eff")):
             s = series[key]
             if s.height:
                 axes[row, col].plot(s["step"], s["value"], color=color, lw=1.2)
             else:
-                axes[row, col].text(0.5, 0.5, "not logged (mask off)", ha="center", va="center",
-                                    transform=axes[row, col].transAxes, color="0.4")
+                axes[row, col].text(
+                    0.5,
+                    0.5,
+                    "not logged (mask off)",
+                    ha="center",
+                    va="center",
+                    transform=axes[row, col].transAxes,
+                    color="0.4",
+                )
         heff = series["imag_adapt/horizon_eff"]  # the run's imag_length when the mask is off
         axes[2, col].set_ylim(0, (float(heff["value"].max()) if heff.height else 15.0) * 1.07 + 0.5)
         _frames(axes[2, col])
@@ -313,13 +359,20 @@ def plot_mask_scatter(metrics: pl.DataFrame, runs, colors: dict):
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for method in dict.fromkeys(r.method for r in runs):
         names = [r.name for r in runs if r.method == method]
-        own = metrics.filter(pl.col("run").is_in(names) & pl.col("key").is_in(
-            ["train/loss/dyn", "train/imag_adapt/mask_mean"]))
+        own = metrics.filter(
+            pl.col("run").is_in(names) & pl.col("key").is_in(["train/loss/dyn", "train/imag_adapt/mask_mean"])
+        )
         wide = own.pivot(on="key", index=["run", "step"], values="value").drop_nulls()
         if wide.height == 0 or "train/imag_adapt/mask_mean" not in wide.columns:
             continue
-        ax.scatter(wide["train/loss/dyn"], wide["train/imag_adapt/mask_mean"], s=12, alpha=0.6,
-                   color=colors.get(method, "C0"), label=method)
+        ax.scatter(
+            wide["train/loss/dyn"],
+            wide["train/imag_adapt/mask_mean"],
+            s=12,
+            alpha=0.6,
+            color=colors.get(method, "C0"),
+            label=method,
+        )
     ax.set_xlabel("train/loss/dyn (nats)")
     ax.set_ylabel("train/imag_adapt/mask_mean")
     ax.set_ylim(0, 1.05)

@@ -42,6 +42,7 @@ class KeyMap:
     score: the tag or column of an episode's score; step: `step` (the event's own step, or the
     CSV column `step`) or the tag / column holding the x value; frames_per_step: env frames per
     unit of that step (4 for agent steps at Atari's action repeat)."""
+
     score: str = SCORE_KEY
     step: str = "step"
     frames_per_step: float = 1.0
@@ -69,8 +70,9 @@ def event_files(run_dir: Path) -> list[Path]:
 def leaving_event_files(run_dir: Path) -> list[Path]:
     """Event files of the run that are links out of it (reported, never read)."""
     try:
-        return sorted(p for p in Path(run_dir).iterdir()
-                      if defaults.is_event_file(p.name) and confine.leaves_run(run_dir, p))
+        return sorted(
+            p for p in Path(run_dir).iterdir() if defaults.is_event_file(p.name) and confine.leaves_run(run_dir, p)
+        )
     except OSError:
         return []
 
@@ -131,13 +133,17 @@ def _scalar(value, tensor_util) -> float | None:
 
 
 def _arrays(points: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    return {tag: (np.asarray(steps, np.int64), np.asarray(values, np.float64)) for tag, (steps, values) in points.items()}
+    return {
+        tag: (np.asarray(steps, np.int64), np.asarray(values, np.float64)) for tag, (steps, values) in points.items()
+    }
 
 
 def read_events(run_dir: Path, keys: KeyMap = DEFAULT) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
     """(scores, metrics, problems) of a TensorBoard run dir: all its event files, in name order."""
-    problems = [{"file": p.name, "line": None, "problem": "a link to a file outside the run folder; skipped"}
-                for p in leaving_event_files(run_dir)]
+    problems = [
+        {"file": p.name, "line": None, "problem": "a link to a file outside the run folder; skipped"}
+        for p in leaving_event_files(run_dir)
+    ]
     merged: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for path in event_files(run_dir):
         scalars, why = scalars_of_file(path)
@@ -145,8 +151,10 @@ def read_events(run_dir: Path, keys: KeyMap = DEFAULT) -> tuple[pl.DataFrame, pl
             problems.append({"file": path.name, "line": None, "problem": why})
         for tag, series in scalars.items():
             merged.setdefault(tag, []).append(series)
-    series = {tag: (np.concatenate([s for s, _ in parts]), np.concatenate([v for _, v in parts]))
-              for tag, parts in merged.items()}
+    series = {
+        tag: (np.concatenate([s for s, _ in parts]), np.concatenate([v for _, v in parts]))
+        for tag, parts in merged.items()
+    }
     return _tables(series, keys, problems, "event files", defaults.EVENT_FILE_PREFIX + "*")
 
 
@@ -185,29 +193,42 @@ def first_line_with(path: Path, column: str, value: str) -> int | None:
     return int(rows[0]) + 2 if rows.len() else None
 
 
-def read_csv_run(path: Path, labels: dict[str, str], keys: KeyMap = DEFAULT
-                 ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
+def read_csv_run(
+    path: Path, labels: dict[str, str], keys: KeyMap = DEFAULT
+) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
     """(scores, metrics, problems) of the rows of CSV `path` whose label columns equal `labels`."""
     frame = read_csv(path)
     for column, value in labels.items():
         frame = frame.filter(pl.col(column).fill_null("") == value)
     problems: list[dict] = []
     if keys.step not in frame.columns:
-        problems.append({"file": path.name, "line": None,
-                         "problem": f"no step column {keys.step!r} (columns: {', '.join(frame.columns)[:200]})"})
+        problems.append(
+            {
+                "file": path.name,
+                "line": None,
+                "problem": f"no step column {keys.step!r} (columns: {', '.join(frame.columns)[:200]})",
+            }
+        )
         return _tables({}, keys, problems, "columns", path.name)
     series = {}
     for column in frame.columns:
         if column in LABEL_COLUMNS or column == keys.step:
             continue
-        pair = frame.select(pl.col(keys.step).str.strip_chars().cast(pl.Float64, strict=False).alias("s"),
-                            pl.col(column).str.strip_chars().cast(pl.Float64, strict=False).alias("v"),
-                            (pl.col(column).str.strip_chars().fill_null("") != "").alias("given"))
+        pair = frame.select(
+            pl.col(keys.step).str.strip_chars().cast(pl.Float64, strict=False).alias("s"),
+            pl.col(column).str.strip_chars().cast(pl.Float64, strict=False).alias("v"),
+            (pl.col(column).str.strip_chars().fill_null("") != "").alias("given"),
+        )
         unread = pair.filter(pl.col("given") & (pl.col("v").is_null() | pl.col("s").is_null())).height
         pair = pair.filter(pl.col("given")).drop("given").drop_nulls()
         if unread and column == keys.score:
-            problems.append({"file": path.name, "line": None,
-                             "problem": f"{column}: {unread} value(s) that are not numbers or have no step; skipped"})
+            problems.append(
+                {
+                    "file": path.name,
+                    "line": None,
+                    "problem": f"{column}: {unread} value(s) that are not numbers or have no step; skipped",
+                }
+            )
         if pair.height:
             series[column] = (pair["s"].to_numpy(), pair["v"].to_numpy())
     return _tables(series, replace(keys, step="step"), problems, "columns", path.name)  # the x column is the step
@@ -216,8 +237,9 @@ def read_csv_run(path: Path, labels: dict[str, str], keys: KeyMap = DEFAULT
 # ---------------------------------------------------------------- shared
 
 
-def _tables(series: dict[str, tuple[np.ndarray, np.ndarray]], keys: KeyMap, problems: list[dict], what: str,
-            source: str = "") -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
+def _tables(
+    series: dict[str, tuple[np.ndarray, np.ndarray]], keys: KeyMap, problems: list[dict], what: str, source: str = ""
+) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
     """Long tables from tag -> (steps (N,), values (N,)): the score tag as episode/score, every
     other tag a metric; steps mapped to env frames by `keys`."""
     steps_of = _step_map(series, keys, problems, what, source)
@@ -225,14 +247,24 @@ def _tables(series: dict[str, tuple[np.ndarray, np.ndarray]], keys: KeyMap, prob
     for tag, (steps, values) in series.items():
         frames = steps_of(steps)
         ok = np.isfinite(frames)
-        frame = pl.DataFrame({"step": np.rint(frames[ok]).astype(np.int64),
-                              "key": pl.Series([SCORE_KEY if tag == keys.score else tag] * int(ok.sum()),
-                                               dtype=pl.Categorical),
-                              "value": values[ok].astype(np.float64)}, schema=LONG)
+        frame = pl.DataFrame(
+            {
+                "step": np.rint(frames[ok]).astype(np.int64),
+                "key": pl.Series([SCORE_KEY if tag == keys.score else tag] * int(ok.sum()), dtype=pl.Categorical),
+                "value": values[ok].astype(np.float64),
+            },
+            schema=LONG,
+        )
         (scores if tag == keys.score else metrics).append(frame.sort("step", maintain_order=True))
     if series and keys.score not in series:
-        problems.append({"file": source, "line": None, "problem": f"no score {keys.score!r} among the {what} "
-                         f"({', '.join(sorted(series))[:200]}); give --score-key"})
+        problems.append(
+            {
+                "file": source,
+                "line": None,
+                "problem": f"no score {keys.score!r} among the {what} "
+                f"({', '.join(sorted(series))[:200]}); give --score-key",
+            }
+        )
     empty = pl.DataFrame(schema=LONG)
     return (pl.concat(scores) if scores else empty), (pl.concat(metrics) if metrics else empty), problems
 
@@ -243,8 +275,13 @@ def _step_map(series, keys: KeyMap, problems: list[dict], what: str, source: str
     if keys.step == "step":
         return lambda steps: np.asarray(steps, np.float64) * scale
     if keys.step not in series:
-        problems.append({"file": source, "line": None, "problem": f"no step {keys.step!r} among the {what}; "
-                         "episodes have no env frame"})
+        problems.append(
+            {
+                "file": source,
+                "line": None,
+                "problem": f"no step {keys.step!r} among the {what}; episodes have no env frame",
+            }
+        )
         return lambda steps: np.full(len(steps), np.nan)
     own, frames = series[keys.step]
     table = dict(zip(np.asarray(own).tolist(), np.asarray(frames, np.float64) * scale))

@@ -26,7 +26,7 @@ def unzip(path: Path, limit: int | None = None, data: bytes | None = None) -> tu
     """
     limit = defaults.MAX_UNZIPPED_LOG_BYTES if limit is None else limit
     try:
-        with (open(path, "rb") if data is None else io.BytesIO(data)) as f:
+        with open(path, "rb") if data is None else io.BytesIO(data) as f:
             return _inflate(f, limit)
     except OSError as error:
         return None, f"cannot be read ({error.strerror or error}); skipped"
@@ -50,8 +50,10 @@ def _inflate(f, limit: int) -> tuple[bytes | None, str | None]:
                 chunks.append(piece)
                 size += len(piece)
                 if size > limit:
-                    return None, (f"decompresses to more than {limit:,} bytes, the limit for a gzipped log "
-                                  "(MAX_UNZIPPED_LOG_BYTES, analysis/defaults.py); skipped")
+                    return None, (
+                        f"decompresses to more than {limit:,} bytes, the limit for a gzipped log "
+                        "(MAX_UNZIPPED_LOG_BYTES, analysis/defaults.py); skipped"
+                    )
                 if not member.eof:
                     pending = member.unconsumed_tail
                     continue
@@ -61,14 +63,17 @@ def _inflate(f, limit: int) -> tuple[bytes | None, str | None]:
                 member = zlib.decompressobj(wbits=31)
     except zlib.error as error:
         if whole and size == whole:  # whole members, then bytes that are no gzip: as `gzip -d`,
-            return b"".join(chunks), (f"data after the gzip members that is not gzip ({_reason(error)}); "
-                                      f"the {whole:,} bytes of the whole members before it kept")
+            return b"".join(chunks), (
+                f"data after the gzip members that is not gzip ({_reason(error)}); "
+                f"the {whole:,} bytes of the whole members before it kept"
+            )
         if size == 0 and not first.startswith(GZIP_MAGIC):
             return None, "not a gzip file (it does not start with the gzip signature); skipped"
         return None, f"corrupt gzip data ({_reason(error)}); skipped"
     if started:
-        return b"".join(chunks), (f"gzip stream cut short after {size:,} decompressed bytes; "
-                                  "the lines before the cut kept")
+        return b"".join(chunks), (
+            f"gzip stream cut short after {size:,} decompressed bytes; the lines before the cut kept"
+        )
     return b"".join(chunks), None
 
 

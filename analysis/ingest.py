@@ -19,9 +19,9 @@ import hashlib
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import polars as pl
@@ -38,8 +38,11 @@ SHORT_RUN_FRACTION = 0.9  # a run ending before 90% of its task's longest run is
 PROBLEM_SCHEMA = {"run": pl.String, "file": pl.String, "line": pl.Int64, "problem": pl.String}
 # Metric keys the trainer wrote before it took the official DreamerV3's names: runs
 # written before the rename are read under the current names.
-KEY_ALIASES = {"train/loss/rec": "train/loss/image", "report/loss/rec": "report/loss/image",
-               "train/ent/policy": "train/ent/action"}
+KEY_ALIASES = {
+    "train/loss/rec": "train/loss/image",
+    "report/loss/rec": "report/loss/image",
+    "train/ent/policy": "train/ent/action",
+}
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,9 @@ def discover(paths: Sequence[str], names: Sequence[str] | None = None) -> list[R
         real = run_dir.resolve()
         if real in seen:
             if seen[real] != label:
-                raise IngestError(f"{run_dir}: found under both {seen[real]!r} and {label!r}; "
-                                  "a run belongs to one method")
+                raise IngestError(
+                    f"{run_dir}: found under both {seen[real]!r} and {label!r}; a run belongs to one method"
+                )
             continue
         seen[real] = label
         runs.append(_label_run(run_dir, label, known_methods))
@@ -120,9 +124,16 @@ def _csv_runs(path: Path, label: str | None, known_methods: Sequence[str]) -> li
             line = foreign.first_line_with(path, "seed", seed) if "seed" in group else None
             where = f"{remote.shown(path)}:{line}" if line else remote.shown(path)
             raise IngestError(f"{where}: seed {seed!r}; expected a whole number in the seed column")
-        runs.append(Run(path / f"run{i}" if group else path, group.get("task") or folder.task,
-                        label or group.get("method") or folder.method,
-                        int(seed) if seed is not None else -1, "", seed_recorded=seed is not None))
+        runs.append(
+            Run(
+                path / f"run{i}" if group else path,
+                group.get("task") or folder.task,
+                label or group.get("method") or folder.method,
+                int(seed) if seed is not None else -1,
+                "",
+                seed_recorded=seed is not None,
+            )
+        )
     return _number_missing_seeds(runs)
 
 
@@ -165,8 +176,10 @@ def one_form_of_each_log(run_dir: Path) -> None:
         names = {name for name in RUN_FILES if _present(run_dir / name)}
     for name in LOGS:
         if name in names and name + defaults.GZIP in names:
-            raise IngestError(f"{remote.shown(run_dir)}: holds both {name} and {name}{defaults.GZIP}; expected "
-                              "one of them (remove the one that is not this run's log)")
+            raise IngestError(
+                f"{remote.shown(run_dir)}: holds both {name} and {name}{defaults.GZIP}; expected "
+                "one of them (remove the one that is not this run's log)"
+            )
 
 
 def log_file(run_dir: Path, name: str) -> Path:
@@ -315,13 +328,13 @@ def split_task_method(folder: str, known_methods: Sequence[str] = (), task: str 
     command line), the Atari100k task list (longest match). Never a blind underscore split.
     """
     if task and folder.startswith(task + "_"):
-        return task, folder[len(task) + 1:]
+        return task, folder[len(task) + 1 :]
     for method in sorted(set(known_methods), key=len, reverse=True):
         if method and folder.endswith("_" + method) and len(folder) > len(method) + 1:
             return folder[: -len(method) - 1], method
     for known in sorted(atari.TASKS, key=len, reverse=True):
         if folder.startswith(known + "_"):
-            return known, folder[len(known) + 1:]
+            return known, folder[len(known) + 1 :]
     return None
 
 
@@ -395,11 +408,17 @@ def without_copies(runs: list[Run]) -> tuple[list[Run], list[str]]:
     and per pair of distinct runs whose logs are byte-identical (both kept)."""
     copied, twins = _same_logs(runs)
     dropped = {id(copy) for _, copy in copied}
-    notes = [f"{remote.shown(copy.path)} is a copy of {remote.shown(run.path)} (same seed {run.seed}, config "
-             "and logs): counted once" for run, copy in copied]
-    notes += [f"{remote.shown(a.path)} (seed {a.seed}) and {remote.shown(b.path)} (seed {b.seed}) have "
-              "byte-identical logs but another seed or config: counted as two runs (expected only where "
-              "every episode scores the same)" for a, b in twins]
+    notes = [
+        f"{remote.shown(copy.path)} is a copy of {remote.shown(run.path)} (same seed {run.seed}, config "
+        "and logs): counted once"
+        for run, copy in copied
+    ]
+    notes += [
+        f"{remote.shown(a.path)} (seed {a.seed}) and {remote.shown(b.path)} (seed {b.seed}) have "
+        "byte-identical logs but another seed or config: counted as two runs (expected only where "
+        "every episode scores the same)"
+        for a, b in twins
+    ]
     return [r for r in runs if id(r) not in dropped], notes
 
 
@@ -440,8 +459,14 @@ def read_scope_scalars(scope_dir: Path, problems: list[dict], run_dir: Path | No
             continue
         size = path.stat().st_size  # before reading: a sparse file may claim terabytes
         if size > defaults.MAX_UNZIPPED_LOG_BYTES:
-            problems.append(problem(path, None, f"{size:,} bytes, more than the {defaults.MAX_UNZIPPED_LOG_BYTES:,} "
-                                    "read of one log (MAX_UNZIPPED_LOG_BYTES, analysis/defaults.py); skipped"))
+            problems.append(
+                problem(
+                    path,
+                    None,
+                    f"{size:,} bytes, more than the {defaults.MAX_UNZIPPED_LOG_BYTES:,} "
+                    "read of one log (MAX_UNZIPPED_LOG_BYTES, analysis/defaults.py); skipped",
+                )
+            )
             continue
         data = path.read_bytes()
         whole = len(data) - len(data) % 16
@@ -449,8 +474,9 @@ def read_scope_scalars(scope_dir: Path, problems: list[dict], run_dir: Path | No
             problems.append(problem(path, None, f"torn last record ({len(data) - whole} bytes) skipped"))
         rows = np.frombuffer(data[:whole], dtype=[("step", ">i8"), ("value", ">f8")])
         if (rows["step"] < 0).any():
-            problems.append(problem(path, None, f"{int((rows['step'] < 0).sum())} records with a negative step "
-                                    "skipped"))
+            problems.append(
+                problem(path, None, f"{int((rows['step'] < 0).sum())} records with a negative step skipped")
+            )
             rows = rows[rows["step"] >= 0]
         if not np.isfinite(rows["value"]).all():
             problems.append(problem(path, None, f"{int((~np.isfinite(rows['value'])).sum())} NaN/inf values"))
@@ -480,8 +506,13 @@ def read_runs(run_dirs: Sequence[Path], keys: foreign.KeyMap = foreign.DEFAULT) 
     """
     remote.fetch_logs(run_dirs)
     other = {d: _read_foreign(d, keys) for d in run_dirs if _csv_of(d) or _is_event_run(d)}
-    files = [path for d in run_dirs if d not in other for path in (log_file(d, name) for name in LOGS)
-             if confine.run_file(d, path)]
+    files = [
+        path
+        for d in run_dirs
+        if d not in other
+        for path in (log_file(d, name) for name in LOGS)
+        if confine.run_file(d, path)
+    ]
     logs = dict(zip(files, jsonl.read_many(files)))
     return [other[d] if d in other else _assemble_run(d, logs) for d in run_dirs]
 
@@ -496,8 +527,11 @@ def _read_foreign(run_dir: Path, keys: foreign.KeyMap) -> Tables:
             labels = foreign.csv_groups(csv[0])[csv[1]] if csv[1] is not None else {}
             scores, metrics, problems = foreign.read_csv_run(csv[0], labels, keys)
     except foreign.ForeignError as error:
-        return pl.DataFrame(schema=LONG_SCHEMA), pl.DataFrame(schema=LONG_SCHEMA), [
-            {"file": (csv[0] if csv else run_dir).name, "line": None, "problem": str(error)}]
+        return (
+            pl.DataFrame(schema=LONG_SCHEMA),
+            pl.DataFrame(schema=LONG_SCHEMA),
+            [{"file": (csv[0] if csv else run_dir).name, "line": None, "problem": str(error)}],
+        )
     return _finite(scores, problems, "scores"), metrics, problems
 
 
@@ -508,8 +542,11 @@ def read_run(run_dir: Path) -> Tables:
 def _assemble_run(run_dir: Path, logs: dict[Path, tuple[pl.DataFrame, list[dict]]]) -> Tables:
     """One run's tables from its parsed logs: scores from metrics or scope if scores.jsonl is missing."""
     scores_file, metrics_file = log_file(run_dir, "scores.jsonl"), log_file(run_dir, "metrics.jsonl")
-    problems: list[dict] = [{"file": path.name, "line": None, "problem": _unread(run_dir, path)}
-                            for path in (scores_file, metrics_file) if _unread(run_dir, path)]
+    problems: list[dict] = [
+        {"file": path.name, "line": None, "problem": _unread(run_dir, path)}
+        for path in (scores_file, metrics_file)
+        if _unread(run_dir, path)
+    ]
     metrics = pl.DataFrame(schema=LONG_SCHEMA)
     if metrics_file in logs:
         metrics, found = logs[metrics_file]
@@ -553,8 +590,9 @@ def _finite(scores: pl.DataFrame, problems: list[dict], name: str = "scores.json
         return scores
     bad = scores.filter(~pl.col("value").is_finite()).group_by("key").len().sort("key")
     for key, count in bad.iter_rows():
-        problems.append({"file": name, "line": None,
-                         "problem": f"{key}: its {count} NaN/inf values are left out of the scores"})
+        problems.append(
+            {"file": name, "line": None, "problem": f"{key}: its {count} NaN/inf values are left out of the scores"}
+        )
     return scores.filter(pl.col("value").is_finite())
 
 
@@ -562,8 +600,11 @@ def _sources(run_dir: Path) -> list[Path]:
     """The files a run's tables are parsed from (what the cache key hashes)."""
     if _is_event_run(run_dir):
         return foreign.event_files(run_dir)
-    scope = sorted(p for p in (run_dir / "scope").glob("*.float") if confine.run_file(run_dir, p)) \
-        if (run_dir / "scope").is_dir() else []
+    scope = (
+        sorted(p for p in (run_dir / "scope").glob("*.float") if confine.run_file(run_dir, p))
+        if (run_dir / "scope").is_dir()
+        else []
+    )
     logs = [log_file(run_dir, name) for name in LOGS]
     return [path for path in logs if confine.run_file(run_dir, path)] + scope
 
@@ -598,12 +639,14 @@ def _unzipped_key(run_dir: Path) -> str | None:
     return digest.hexdigest()
 
 
-def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None = True,
-                     keys: foreign.KeyMap = foreign.DEFAULT) -> list[Tables]:
+def read_runs_cached(
+    run_dirs: Sequence[Path], cache: bool | str | Path | None = True, keys: foreign.KeyMap = foreign.DEFAULT
+) -> list[Tables]:
     """read_runs through the parquet cache (analysis/cache.py); `cache` as cache.folder takes it.
     Published runs and CSV exports are read each time (they parse in milliseconds)."""
-    shipped = {d: (published.scores_table(d), pl.DataFrame(schema=LONG_SCHEMA), [])
-               for d in run_dirs if published.owns(d)}
+    shipped = {
+        d: (published.scores_table(d), pl.DataFrame(schema=LONG_SCHEMA), []) for d in run_dirs if published.owns(d)
+    }
     csvs = [d for d in run_dirs if _csv_of(d)]
     shipped.update(zip(csvs, read_runs(csvs, keys)))
     if shipped:
@@ -629,17 +672,23 @@ def read_runs_cached(run_dirs: Sequence[Path], cache: bool | str | Path | None =
 
 
 def ingest(
-    runs: list[Run], metric_keys: Sequence[str] | None = None, progress: bool = False,
-    cache: bool | str | Path | None = True, keys: foreign.KeyMap = foreign.DEFAULT,
+    runs: list[Run],
+    metric_keys: Sequence[str] | None = None,
+    progress: bool = False,
+    cache: bool | str | Path | None = True,
+    keys: foreign.KeyMap = foreign.DEFAULT,
 ) -> Ingested:
     """Read every run into the tidy tables; `metric_keys` limits the metrics table to those keys.
 
     `cache`: True for the user's cache folder, False/None for none, or a folder (cache.folder).
     """
-    scores, metrics, problems = [], [], []
-    batches = [runs[i:i + BATCH_RUNS] for i in range(0, len(runs), BATCH_RUNS)]
-    tables = [t for tables in _progress(_read_batches(batches, cache, keys), progress, "reading runs", len(batches))
-              for t in tables]
+    problems = []
+    batches = [runs[i : i + BATCH_RUNS] for i in range(0, len(runs), BATCH_RUNS)]
+    tables = [
+        t
+        for tables in _progress(_read_batches(batches, cache, keys), progress, "reading runs", len(batches))
+        for t in tables
+    ]
     for run, (_, _, run_problems) in zip(runs, tables):
         problems += [{"run": run.name, "file": "config.yaml", "line": None, "problem": n} for n in run.notes]
         problems += [{"run": run.name, **p} for p in run_problems]
@@ -648,8 +697,11 @@ def ingest(
     metrics_df = _labelled(runs, [t[1] if keep is None else t[1].filter(keep) for t in tables])
     problems += short_runs(runs, scores_df, metrics_df)
     scored = set(scores_df["run"].unique())
-    problems += [{"run": r.name, "file": "scores.jsonl", "line": None, "problem": "no episodes"}
-                 for r in runs if r.name not in scored]
+    problems += [
+        {"run": r.name, "file": "scores.jsonl", "line": None, "problem": "no episodes"}
+        for r in runs
+        if r.name not in scored
+    ]
     return Ingested(runs, scores_df, metrics_df, pl.DataFrame(problems, schema=PROBLEM_SCHEMA))
 
 
@@ -671,18 +723,29 @@ def _labelled(runs: list[Run], tables: list[pl.DataFrame]) -> pl.DataFrame:
     long = pl.concat(tables, rechunk=True)
     index = pl.Series(np.repeat(np.arange(len(runs), dtype=np.uint32), [t.height for t in tables]))
     column = lambda name, values, dtype: pl.Series(name, values, dtype).gather(index)
-    return pl.DataFrame([
-        column("run", [r.name for r in runs], pl.Categorical),
-        column("task", [r.task for r in runs], pl.Categorical),
-        column("method", [r.method for r in runs], pl.Categorical),
-        column("seed", [r.seed for r in runs], pl.Int64),
-        long["step"], long["key"], long["value"],
-    ])
+    return pl.DataFrame(
+        [
+            column("run", [r.name for r in runs], pl.Categorical),
+            column("task", [r.task for r in runs], pl.Categorical),
+            column("method", [r.method for r in runs], pl.Categorical),
+            column("seed", [r.seed for r in runs], pl.Int64),
+            long["step"],
+            long["key"],
+            long["value"],
+        ]
+    )
 
 
 def _empty_table() -> pl.DataFrame:
-    schema = {"run": pl.Categorical, "task": pl.Categorical, "method": pl.Categorical, "seed": pl.Int64,
-              "step": pl.Int64, "key": pl.Categorical, "value": pl.Float64}
+    schema = {
+        "run": pl.Categorical,
+        "task": pl.Categorical,
+        "method": pl.Categorical,
+        "seed": pl.Int64,
+        "step": pl.Int64,
+        "key": pl.Categorical,
+        "value": pl.Float64,
+    }
     return pl.DataFrame(schema=schema)
 
 
@@ -696,9 +759,15 @@ def short_runs(runs: list[Run], scores: pl.DataFrame, metrics: pl.DataFrame) -> 
     """A problem row per run ending before SHORT_RUN_FRACTION of its task's longest run."""
     last = last_steps(scores, metrics).with_columns(longest=pl.col("last_step").max().over("task"))
     short = last.filter(pl.col("last_step") < SHORT_RUN_FRACTION * pl.col("longest")).sort("run")
-    return [{"run": run, "file": "", "line": None,
-             "problem": f"shorter run: last step {step:,} vs {longest:,} for the longest run of {task}"}
-            for run, task, step, longest in short.select("run", "task", "last_step", "longest").iter_rows()]
+    return [
+        {
+            "run": run,
+            "file": "",
+            "line": None,
+            "problem": f"shorter run: last step {step:,} vs {longest:,} for the longest run of {task}",
+        }
+        for run, task, step, longest in short.select("run", "task", "last_step", "longest").iter_rows()
+    ]
 
 
 def _progress(items, enabled: bool, label: str, total: int | None = None):
@@ -723,6 +792,16 @@ def run_table(data: Ingested) -> tuple[list[str], list[list[str]]]:
     last = dict(last_steps(data.scores, data.metrics).select("run", "last_step").iter_rows())
     episodes = dict(data.scores.filter(pl.col("key") == "episode/score")["run"].value_counts().iter_rows())
     problems = dict(data.problems["run"].value_counts().iter_rows())
-    rows = [[run.name, run.task, run.method, str(run.seed), f"{last.get(run.name, 0):,}",
-             str(episodes.get(run.name, 0)), str(problems.get(run.name, 0))] for run in data.runs]
+    rows = [
+        [
+            run.name,
+            run.task,
+            run.method,
+            str(run.seed),
+            f"{last.get(run.name, 0):,}",
+            str(episodes.get(run.name, 0)),
+            str(problems.get(run.name, 0)),
+        ]
+        for run in data.runs
+    ]
     return RUN_COLUMNS, rows

@@ -24,8 +24,8 @@ import mmap
 import re
 from array import array
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import polars as pl
@@ -184,11 +184,12 @@ def _tail_lines(view, count: int) -> list[bytes]:
         start = view.rfind(b"\n", 0, start)
         if start < 0:
             break
-    return view[start + 1:].split(b"\n")
+    return view[start + 1 :].split(b"\n")
 
 
-def _batch(names: list[str], colons: dict[str, int], keys: dict[str, None],
-           memory: dict[str, bytes] | None = None) -> dict[str, pl.DataFrame]:
+def _batch(
+    names: list[str], colons: dict[str, int], keys: dict[str, None], memory: dict[str, bytes] | None = None
+) -> dict[str, pl.DataFrame]:
     """Long tables of the files the batch scan read whole, by path string.
 
     Files in `memory` (decompressed logs) are parsed one by one from their bytes, then go on
@@ -218,8 +219,12 @@ def _batch(names: list[str], colons: dict[str, int], keys: dict[str, None],
         piece = _long_block(steps[block], matrix[block])
         start += rows
         whole = len(piece[0]) + rows - step_null[block].sum() == colons[name]  # every ':' became a cell
-        if whole and not step_null[block].any() and _in_order(steps[block], matrix[block][:, single]) \
-                and np.isfinite(piece[2]).all():
+        if (
+            whole
+            and not step_null[block].any()
+            and _in_order(steps[block], matrix[block][:, single])
+            and np.isfinite(piece[2]).all()
+        ):
             spans[name] = (offset, len(piece[0]))
             pieces.append(piece)
             offset += len(piece[0])
@@ -346,8 +351,10 @@ class _Findings:
         entry[0] += 1
 
     def rows(self) -> list[dict]:
-        return [problem(self.path, first, text if count == 1 else f"{text} ({count:,} lines; the first is given)")
-                for text, (count, first) in self.seen.items()]
+        return [
+            problem(self.path, first, text if count == 1 else f"{text} ({count:,} lines; the first is given)")
+            for text, (count, first) in self.seen.items()
+        ]
 
 
 def _lines(f, limit: int):
@@ -470,8 +477,7 @@ def _add_values(row: dict, step: int, number: int, codes: dict, columns: tuple, 
         values.append(value)
 
 
-def resume_repeats(steps: np.ndarray, keys: np.ndarray, record_steps: np.ndarray,
-                   record_of: np.ndarray) -> np.ndarray:
+def resume_repeats(steps: np.ndarray, keys: np.ndarray, record_steps: np.ndarray, record_of: np.ndarray) -> np.ndarray:
     """Which values a resumed process wrote again: bool per value.
 
     steps, keys: (N,) step and key code of each value; record_steps: (R,) step of each record
@@ -500,8 +506,13 @@ def one_value_per_step(path: Path, long: pl.DataFrame, problems: list[dict]) -> 
     episode = pl.col("key").cast(pl.String).str.contains(EPISODE_KEY)
     kept = long.filter(episode | pl.struct("step", "key").is_last_distinct())
     if kept.height < long.height:
-        problems.append(problem(path, None, f"{long.height - kept.height} repeated (step, key) values of "
-                                            "non-episode keys; kept the newest"))
+        problems.append(
+            problem(
+                path,
+                None,
+                f"{long.height - kept.height} repeated (step, key) values of non-episode keys; kept the newest",
+            )
+        )
     return kept
 
 
@@ -523,17 +534,28 @@ def _to_long(path: Path, columns: tuple, keys: list[str], lines: tuple, problems
     """The long table in key-major file order (as the batch scan gives it); resume repeats dropped.
 
     `lines`: (step of each line, its line number, for each value the index of its line)."""
-    steps, codes, values = (np.frombuffer(c, dtype) if len(c) else np.zeros(0, dtype)
-                            for c, dtype in zip(columns, (np.int64, np.uint32, np.float64)))
-    line_steps, line_numbers, value_lines = (np.frombuffer(c, np.int64) if len(c) else np.zeros(0, np.int64)
-                                             for c in lines)
+    steps, codes, values = (
+        np.frombuffer(c, dtype) if len(c) else np.zeros(0, dtype)
+        for c, dtype in zip(columns, (np.int64, np.uint32, np.float64))
+    )
+    line_steps, line_numbers, value_lines = (
+        np.frombuffer(c, np.int64) if len(c) else np.zeros(0, np.int64) for c in lines
+    )
     back = np.flatnonzero(np.diff(line_steps) < 0)
     if back.size:
-        problems.append(problem(path, int(line_numbers[back[0] + 1]), f"step goes backwards {back.size}x (resumed run?)"))
+        problems.append(
+            problem(path, int(line_numbers[back[0] + 1]), f"step goes backwards {back.size}x (resumed run?)")
+        )
     logged_again = resume_repeats(steps, codes, line_steps, value_lines)
     if logged_again.any():
-        problems.append(problem(path, None, f"{int(logged_again.sum())} values logged again after a resume "
-                                            "(their steps were written twice); kept the newest"))
+        problems.append(
+            problem(
+                path,
+                None,
+                f"{int(logged_again.sum())} values logged again after a resume "
+                "(their steps were written twice); kept the newest",
+            )
+        )
     order = np.argsort(codes, kind="stable")
     order = order[~logged_again[order]]
     key = pl.Series("key", keys, pl.Categorical).gather(pl.Series(codes[order]))

@@ -13,15 +13,15 @@ interval after the shift in which the mask was on: whether the rule fired at the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import polars as pl
 
-from dreamerv3 import safefile
 from analysis import confine, figures, ingest, runconfig
+from dreamerv3 import safefile
 
 ADAPT_FIELDS = ("active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff")  # the rule's metrics
 ADAPT_KEYS = tuple(f"train/imag_adapt/{k}" for k in ADAPT_FIELDS)  # as the trainer logs them
@@ -37,8 +37,12 @@ class MaskResult:
     # mean_loss_dyn, shift_step, active_before, active_after, first_active_after (see `summarize`)
 
 
-def mask_diagnostics(paths: Sequence[str], names: Sequence[str] | None = None, progress: bool = False,
-                     cache: bool | str | Path | None = True) -> MaskResult:
+def mask_diagnostics(
+    paths: Sequence[str],
+    names: Sequence[str] | None = None,
+    progress: bool = False,
+    cache: bool | str | Path | None = True,
+) -> MaskResult:
     runs = ingest.discover(paths, names)
     data = ingest.ingest(runs, metric_keys=MASK_KEYS, progress=progress, cache=cache)
     return MaskResult(data, summarize(data))
@@ -52,25 +56,46 @@ def summarize(data: ingest.Ingested) -> pl.DataFrame:
     Around a dynamics shift (`shift_step`, from the run's config.yaml; null without one) the
     fractions are weighted by each line's updates (`around_shift`).
     """
-    means = (data.metrics.group_by("run", "key").agg(pl.col("value").mean(), pl.len().alias("n"))
-             .pivot(on="key", index="run", values="value"))
+    means = (
+        data.metrics.group_by("run", "key")
+        .agg(pl.col("value").mean(), pl.len().alias("n"))
+        .pivot(on="key", index="run", values="value")
+    )
     logged = data.metrics.filter(pl.col("key") == "train/imag_adapt/active").group_by("run").len()
     rows = []
     for run in data.runs:
         row = means.filter(pl.col("run") == run.name).to_dicts()
         row = row[0] if row else {}
         n = logged.filter(pl.col("run") == run.name)["len"]
-        rows.append({"run": run.name, "method": run.method, "task": run.task, "seed": run.seed,
-                     "logged": int(n[0]) if n.len() else 0,
-                     "frac_active": row.get("train/imag_adapt/active"),
-                     "mean_horizon_eff": row.get("train/imag_adapt/horizon_eff"),
-                     "mean_severity": row.get("train/imag_adapt/severity"),
-                     "mean_loss_dyn": row.get("train/loss/dyn"),
-                     **_around_run_shift(data.metrics, run)})
-    schema = {"run": pl.String, "method": pl.String, "task": pl.String, "seed": pl.Int64, "logged": pl.Int64,
-              "frac_active": pl.Float64, "mean_horizon_eff": pl.Float64, "mean_severity": pl.Float64,
-              "mean_loss_dyn": pl.Float64, "shift_step": pl.Int64, "active_before": pl.Float64,
-              "active_after": pl.Float64, "first_active_after": pl.Int64}
+        rows.append(
+            {
+                "run": run.name,
+                "method": run.method,
+                "task": run.task,
+                "seed": run.seed,
+                "logged": int(n[0]) if n.len() else 0,
+                "frac_active": row.get("train/imag_adapt/active"),
+                "mean_horizon_eff": row.get("train/imag_adapt/horizon_eff"),
+                "mean_severity": row.get("train/imag_adapt/severity"),
+                "mean_loss_dyn": row.get("train/loss/dyn"),
+                **_around_run_shift(data.metrics, run),
+            }
+        )
+    schema = {
+        "run": pl.String,
+        "method": pl.String,
+        "task": pl.String,
+        "seed": pl.Int64,
+        "logged": pl.Int64,
+        "frac_active": pl.Float64,
+        "mean_horizon_eff": pl.Float64,
+        "mean_severity": pl.Float64,
+        "mean_loss_dyn": pl.Float64,
+        "shift_step": pl.Int64,
+        "active_before": pl.Float64,
+        "active_after": pl.Float64,
+        "first_active_after": pl.Int64,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -120,8 +145,11 @@ def around_shift(steps, active, updates, shift: int) -> dict:
         return float((active[side] * weights[side]).sum() / total) if total > 0 else None
 
     fired = np.flatnonzero(after & (active > 0))
-    return {"active_before": share(before), "active_after": share(after),
-            "first_active_after": int(steps[fired[0]]) if fired.size else None}
+    return {
+        "active_before": share(before),
+        "active_after": share(after),
+        "first_active_after": int(steps[fired[0]]) if fired.size else None,
+    }
 
 
 def _around_run_shift(metrics: pl.DataFrame, run) -> dict:
@@ -150,8 +178,10 @@ def write_outputs(result: MaskResult, out: Path) -> dict[str, Path]:
     colors = figures.method_colors(list(dict.fromkeys(r.method for r in runs)))
     written = {}
     shifts = shift_steps(result.summary)
-    for stem, fig in (("mask_over_training", figures.plot_mask(result.data.metrics, runs, colors, shifts)),
-                      ("mask_vs_loss", figures.plot_mask_scatter(result.data.metrics, runs, colors))):
+    for stem, fig in (
+        ("mask_over_training", figures.plot_mask(result.data.metrics, runs, colors, shifts)),
+        ("mask_vs_loss", figures.plot_mask_scatter(result.data.metrics, runs, colors)),
+    ):
         for path in figures.save(fig, out / stem):
             written[path.name] = path
     with safefile.replacing(out / "mask_summary.csv") as f:

@@ -26,8 +26,8 @@ import matplotlib.text
 import numpy as np
 from scope import formats
 
-from dreamerv3 import safefile
 from analysis import confine, figures, remote, runconfig, stats, video
+from dreamerv3 import safefile
 
 VIDEO_KEY = "report/openloop/image"
 ROWS = ("truth", "model", "error")
@@ -210,8 +210,13 @@ def has_checkpoint(run: Path) -> bool:
     Folders reached through a link out of the run are not the run's (the trainer skips links too)."""
     folder = Path(run) / "ckpt"
     remote.fetch_folder(run, "ckpt")
-    return folder.is_dir() and confine.inside(folder, run) and any(
-        (child / "done").exists() for child in folder.iterdir() if child.is_dir() and confine.inside(child, run))
+    return (
+        folder.is_dir()
+        and confine.inside(folder, run)
+        and any(
+            (child / "done").exists() for child in folder.iterdir() if child.is_dir() and confine.inside(child, run)
+        )
+    )
 
 
 def rollout(env, n_seq: int, length: int, seed: int) -> dict[str, np.ndarray]:
@@ -223,7 +228,7 @@ def rollout(env, n_seq: int, length: int, seed: int) -> dict[str, np.ndarray]:
         steps = []
         action = _sample(space, rng)
         obs = env.step({"action": action, "reset": True})
-        for t in range(length):
+        for _ in range(length):
             action = _sample(space, rng)
             steps.append({**{k: np.asarray(v) for k, v in obs.items()}, "action": action})
             obs = env.step({"action": action, "reset": bool(obs["is_last"])})
@@ -237,8 +242,9 @@ def _sample(space, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(space.low, space.high, space.shape).astype(space.dtype)
 
 
-def from_checkpoints(runs: dict[str, Path], context: int = 5, horizon: int = 45,
-                     n_seq: int = 4, seed: int = 0) -> tuple[np.ndarray, dict[str, OpenLoop]]:
+def from_checkpoints(
+    runs: dict[str, Path], context: int = 5, horizon: int = 45, n_seq: int = 4, seed: int = 0
+) -> tuple[np.ndarray, dict[str, OpenLoop]]:
     """Load each run's world model and predict the same real sequences (the '5plus45' view).
 
     The sequences come from a fresh rollout of the first run's task with a fixed seed and
@@ -299,8 +305,8 @@ def abs_error_image(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 def step_errors(ol: OpenLoop) -> dict[str, np.ndarray]:
     """MSE (pixels in [0, 1]) and PSNR (dB) of every imagined frame: {'mse','psnr': [B, horizon]}."""
-    truth = ol.truth[:, ol.context:].astype(np.float64) / 255.0
-    pred = ol.pred[:, ol.context:].astype(np.float64) / 255.0
+    truth = ol.truth[:, ol.context :].astype(np.float64) / 255.0
+    pred = ol.pred[:, ol.context :].astype(np.float64) / 255.0
     mse = ((pred - truth) ** 2).mean(axis=(2, 3, 4))
     psnr = 10.0 * np.log10(1.0 / np.maximum(mse, 1e-10))
     return {"mse": mse, "psnr": psnr}
@@ -318,9 +324,16 @@ def trainer_available() -> bool:
     return hasattr(restore, "load_agent")
 
 
-def load_pair(baseline: Path, adapt: Path, source: str = "auto", step: int | None = None,
-              context: int = 5, horizon: int = 45, n_seq: int = 4,
-              seed: int = 0) -> tuple[OpenLoop, OpenLoop, bool]:
+def load_pair(
+    baseline: Path,
+    adapt: Path,
+    source: str = "auto",
+    step: int | None = None,
+    context: int = 5,
+    horizon: int = 45,
+    n_seq: int = 4,
+    seed: int = 0,
+) -> tuple[OpenLoop, OpenLoop, bool]:
     """Open-loop data of two runs and whether they share the same truth frames.
 
     source 'ckpt' loads both world models on the same fresh sequences; 'scope' reads each
@@ -333,7 +346,8 @@ def load_pair(baseline: Path, adapt: Path, source: str = "auto", step: int | Non
     if Path(baseline).resolve() == Path(adapt).resolve():
         raise OpenLoopError(f"both sides are the same run ({baseline}): a comparison needs two different runs")
     use_ckpt = source == "ckpt" or (
-        source == "auto" and has_checkpoint(baseline) and has_checkpoint(adapt) and trainer_available())
+        source == "auto" and has_checkpoint(baseline) and has_checkpoint(adapt) and trainer_available()
+    )
     if use_ckpt:
         try:
             _, pair = from_checkpoints({"baseline": baseline, "adapt": adapt}, context, horizon, n_seq, seed)
@@ -353,8 +367,15 @@ def _scope_instead(run: Path, step: int | None, why: Exception) -> OpenLoop:
     return dataclasses.replace(ol, source=f"{ol.source} (checkpoint not used: {str(why).splitlines()[0]})")
 
 
-def load_single(run: Path, source: str = "auto", step: int | None = None, context: int = 5,
-                horizon: int = 45, n_seq: int = 4, seed: int = 0) -> OpenLoop:
+def load_single(
+    run: Path,
+    source: str = "auto",
+    step: int | None = None,
+    context: int = 5,
+    horizon: int = 45,
+    n_seq: int = 4,
+    seed: int = 0,
+) -> OpenLoop:
     """One run's open-loop data: from its checkpoint when possible (or asked), else its scope video
     ('auto' also when the checkpoint does not load; the reason is kept in `source`)."""
     if source not in ("auto", "ckpt", "scope"):
@@ -369,21 +390,30 @@ def load_single(run: Path, source: str = "auto", step: int | None = None, contex
     return from_scope(run, step)
 
 
-def comparison_rows(baseline: OpenLoop, adapt: OpenLoop, same_truth: bool,
-                    names: tuple[str, str] = ("baseline", "adapt")) -> list[tuple[str, np.ndarray]]:
+def comparison_rows(
+    baseline: OpenLoop, adapt: OpenLoop, same_truth: bool, names: tuple[str, str] = ("baseline", "adapt")
+) -> list[tuple[str, np.ndarray]]:
     """Rows for panels and video: [(label, frames [B, T, h, w, 3])], cropped to a common B and T."""
     B = min(baseline.truth.shape[0], adapt.truth.shape[0])
     T = min(baseline.truth.shape[1], adapt.truth.shape[1])
     b_truth, b_pred = baseline.truth[:B, :T], baseline.pred[:B, :T]
     a_truth, a_pred = adapt.truth[:B, :T], adapt.pred[:B, :T]
     if same_truth:
-        return [("truth", b_truth), (names[0], b_pred), (names[1], a_pred),
-                (f"|err| {names[0]}", abs_error_image(b_truth, b_pred)),
-                (f"|err| {names[1]}", abs_error_image(a_truth, a_pred))]
-    return [(f"{names[0]} truth", b_truth), (f"{names[0]} model", b_pred),
-            (f"{names[0]} error", error_image(b_truth, b_pred)),
-            (f"{names[1]} truth", a_truth), (f"{names[1]} model", a_pred),
-            (f"{names[1]} error", error_image(a_truth, a_pred))]
+        return [
+            ("truth", b_truth),
+            (names[0], b_pred),
+            (names[1], a_pred),
+            (f"|err| {names[0]}", abs_error_image(b_truth, b_pred)),
+            (f"|err| {names[1]}", abs_error_image(a_truth, a_pred)),
+        ]
+    return [
+        (f"{names[0]} truth", b_truth),
+        (f"{names[0]} model", b_pred),
+        (f"{names[0]} error", error_image(b_truth, b_pred)),
+        (f"{names[1]} truth", a_truth),
+        (f"{names[1]} model", a_pred),
+        (f"{names[1]} error", error_image(a_truth, a_pred)),
+    ]
 
 
 def error_table(errors: dict[str, dict[str, np.ndarray]], reps: int = 2000) -> list[dict]:
@@ -407,9 +437,10 @@ def error_figure(table: list[dict], note: str = ""):
         rows = [r for r in table if r["method"] == method]
         k = [r["imagined_step"] for r in rows]
         for ax, key in zip(axes, ("mse", "psnr")):
-            line, = ax.plot(k, [r[key] for r in rows], label=method)
-            ax.fill_between(k, [r[f"{key}_lo"] for r in rows], [r[f"{key}_hi"] for r in rows],
-                            color=line.get_color(), alpha=0.25)
+            (line,) = ax.plot(k, [r[key] for r in rows], label=method)
+            ax.fill_between(
+                k, [r[f"{key}_lo"] for r in rows], [r[f"{key}_hi"] for r in rows], color=line.get_color(), alpha=0.25
+            )
     axes[0].set_ylabel("MSE (pixels in [0, 1])")
     axes[1].set_ylabel("PSNR (dB)")
     for ax in axes:
@@ -424,34 +455,47 @@ def error_figure(table: list[dict], note: str = ""):
     return fig
 
 
-def export(baseline: OpenLoop, adapt: OpenLoop, same_truth: bool, out: Path,
-           names: tuple[str, str] = ("baseline", "adapt"), offsets: list[int] | None = None,
-           fps: int = 10, reps: int = 2000) -> dict[str, list]:
+def export(
+    baseline: OpenLoop,
+    adapt: OpenLoop,
+    same_truth: bool,
+    out: Path,
+    names: tuple[str, str] = ("baseline", "adapt"),
+    offsets: list[int] | None = None,
+    fps: int = 10,
+    reps: int = 2000,
+) -> dict[str, list]:
     """Write panels (PNG+PDF per sequence), the side-by-side mp4, the error plot and its CSV.
 
     Returns the paths by kind ('panels', 'video', 'errors') and, under 'rendered', each figure's
     (stem, figures.Rendered) so a report embeds them without reading the files back.
     """
 
-
     if baseline.context != adapt.context:
-        raise OpenLoopError(f"context lengths differ: {names[0]} {baseline.context}, "
-                            f"{names[1]} {adapt.context}")
+        raise OpenLoopError(f"context lengths differ: {names[0]} {baseline.context}, {names[1]} {adapt.context}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = comparison_rows(baseline, adapt, same_truth, names)
     context = baseline.context
-    note = "Same real frames for both models." if same_truth else \
-        "Scope videos: each run predicts its own replay, so the truth rows differ."
+    note = (
+        "Same real frames for both models."
+        if same_truth
+        else "Scope videos: each run predicts its own replay, so the truth rows differ."
+    )
     rendered = {}
     for b in range(rows[0][1].shape[0]):
-        fig = video.panel_figure([(label, frames[b]) for label, frames in rows], context, offsets,
-                                 title=f"Sequence {b + 1}: {context} observed, "
-                                       f"{rows[0][1].shape[1] - context} imagined. {note}")
+        fig = video.panel_figure(
+            [(label, frames[b]) for label, frames in rows],
+            context,
+            offsets,
+            title=f"Sequence {b + 1}: {context} observed, {rows[0][1].shape[1] - context} imagined. {note}",
+        )
         rendered[f"panel_seq{b + 1}"] = figures.render(fig)
     T = rows[0][1].shape[1]
-    crop = {name: OpenLoop(ol.truth[:, :T], ol.pred[:, :T], context, ol.source)
-            for name, ol in zip(names, (baseline, adapt))}
+    crop = {
+        name: OpenLoop(ol.truth[:, :T], ol.pred[:, :T], context, ol.source)
+        for name, ol in zip(names, (baseline, adapt))
+    }
     table = error_table({name: step_errors(ol) for name, ol in crop.items()}, reps)
     rendered["error_vs_horizon"] = figures.render(error_figure(table, note))
     written = figures.write_rendered(rendered, out)

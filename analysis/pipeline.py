@@ -16,9 +16,9 @@ OUT defaults to reports/<task>_<reference>_vs_<methods>/.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from analysis import compare, confine, curves, figures, foreign, report, stats
 
@@ -34,22 +34,47 @@ class Outcome:
     labelled: bool  # whether any README labels the runs
 
 
-def run(groups: Sequence[Sequence[str]], out: str | Path | None = None, names: Sequence[str] | None = None,
-        reps: int = compare.DEFAULT_REPS, seed: int = 0, metrics: Sequence[str] = stats.METRICS,
-        window: float = compare.DEFAULT_WINDOW, power_delta: float | None = None, make_report: bool = True,
-        openloop_source: str = "auto", progress: bool = False, cache: bool | str | Path | None = True,
-        frames: tuple[int, int] | None = None, power_max_seeds: int = compare.DEFAULT_MAX_SEEDS,
-        keys: foreign.KeyMap = foreign.DEFAULT, summary: str = "window",
-        smooth: str = curves.DEFAULT_SMOOTH, x: str = "frames") -> Outcome:
+def run(
+    groups: Sequence[Sequence[str]],
+    out: str | Path | None = None,
+    names: Sequence[str] | None = None,
+    reps: int = compare.DEFAULT_REPS,
+    seed: int = 0,
+    metrics: Sequence[str] = stats.METRICS,
+    window: float = compare.DEFAULT_WINDOW,
+    power_delta: float | None = None,
+    make_report: bool = True,
+    openloop_source: str = "auto",
+    progress: bool = False,
+    cache: bool | str | Path | None = True,
+    frames: tuple[int, int] | None = None,
+    power_max_seeds: int = compare.DEFAULT_MAX_SEEDS,
+    keys: foreign.KeyMap = foreign.DEFAULT,
+    summary: str = "window",
+    smooth: str = curves.DEFAULT_SMOOTH,
+    x: str = "frames",
+) -> Outcome:
     """Compare, write figures and tables, and write the report; raises what `compare` raises."""
 
     groups = [[g] if isinstance(g, str) else list(g) for g in groups]
     curves.parse_smooth(smooth)  # a bad --smooth or --x fails before the work
     if x not in curves.X_AXES:
         raise ValueError(f"--x {x!r}: expected one of {', '.join(curves.X_AXES)}")
-    result = compare.compare(groups, names=names, reps=reps, seed=seed, metrics=metrics, window=window,
-                             progress=progress, power_delta=power_delta, cache=cache, frames=frames,
-                             power_max_seeds=power_max_seeds, keys=keys, summary=summary)
+    result = compare.compare(
+        groups,
+        names=names,
+        reps=reps,
+        seed=seed,
+        metrics=metrics,
+        window=window,
+        progress=progress,
+        power_delta=power_delta,
+        cache=cache,
+        frames=frames,
+        power_max_seeds=power_max_seeds,
+        keys=keys,
+        summary=summary,
+    )
     folder = Path(out) if out else REPORTS / result.name
     confine.refuse_inside(folder, [run.path for run in result.data.runs], "--out" if out else "the report folder")
     rendered = {stem: figures.render(fig) for stem, fig in compare.figures_of(result, smooth, x).items()}

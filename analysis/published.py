@@ -44,14 +44,15 @@ def label(name: str) -> str:
 
 def name_of(spec: str) -> str:
     """`published:dreamerv3` -> `dreamerv3`; PublishedError naming the shipped ones otherwise."""
-    name = spec[len(PREFIX):]
+    name = spec[len(PREFIX) :]
     if name not in SOURCES:
-        raise PublishedError(f"{spec}: no such published agent; expected one of "
-                             f"{', '.join(PREFIX + n for n in SOURCES)}")
+        raise PublishedError(
+            f"{spec}: no such published agent; expected one of {', '.join(PREFIX + n for n in SOURCES)}"
+        )
     return name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def records(name: str) -> tuple[dict, ...]:
     """The published records of agent `name`, checked: task atari_<game> of the 26 games, an
     int seed, xs (env frames) and ys (scores) of one length, xs not decreasing."""
@@ -79,7 +80,7 @@ def _check_record(path: Path, index: int, rec) -> None:
 
 def task_of(upstream: str) -> str | None:
     """`atari_ms_pacman` -> `atari100k_ms_pacman`; None for a task outside the 26 games."""
-    game = upstream[len(UPSTREAM_TASK):] if upstream.startswith(UPSTREAM_TASK) else None
+    game = upstream[len(UPSTREAM_TASK) :] if upstream.startswith(UPSTREAM_TASK) else None
     return atari.PREFIX + game if game in atari.RANDOM_HUMAN else None
 
 
@@ -105,7 +106,10 @@ def scores_table(path: Path) -> pl.DataFrame:
     name = next(n for n, f in SOURCES.items() if f == path.parent.parent.name)
     task, seed = path.parent.name, int(path.name.removeprefix("seed"))
     rec = next(r for r in records(name) if task_of(r["task"]) == task and r["seed"] == seed)
-    return pl.DataFrame({
-        "step": pl.Series(rec["xs"], dtype=pl.Int64),
-        "key": pl.Series([SCORE_KEY] * len(rec["xs"]), dtype=pl.Categorical),
-        "value": pl.Series(rec["ys"], dtype=pl.Float64)})
+    return pl.DataFrame(
+        {
+            "step": pl.Series(rec["xs"], dtype=pl.Int64),
+            "key": pl.Series([SCORE_KEY] * len(rec["xs"]), dtype=pl.Categorical),
+            "value": pl.Series(rec["ys"], dtype=pl.Float64),
+        }
+    )

@@ -23,14 +23,22 @@ def rank_runs(final, tiebreak: dict[str, float] | None = None) -> list[dict]:
 
     def key(row):
         score, tie = row["final_score"], tiebreak.get(row["run"])
-        return (score is None, bool(row.get("fallback")), -(score or 0.0), tie is None, -(tie or 0.0),
-                row["seed"], row["run"])
+        return (
+            score is None,
+            bool(row.get("fallback")),
+            -(score or 0.0),
+            tie is None,
+            -(tie or 0.0),
+            row["seed"],
+            row["run"],
+        )
 
     return sorted(final.to_dicts(), key=key)
 
 
-def seed_table(paths: list[str], window: float = 0.1, tie_window: float = 0.05,
-               cache: bool | str | Path | None = True) -> list[dict]:
+def seed_table(
+    paths: list[str], window: float = 0.1, tie_window: float = 0.05, cache: bool | str | Path | None = True
+) -> list[dict]:
     """Every run under `paths`, best first, with its final score and tie-break score.
 
     Final score: mean episode score over the last `window` of the run's env frames

@@ -20,10 +20,25 @@ from analysis import atari, published
 BIN = 10_000  # env frames
 TASK = "atari100k_road_runner"
 RANDOM = atari.RANDOM_HUMAN["road_runner"][0]
-DIAGNOSTICS = ("train/rew", "train/tar", "train/repval/ret", "train/ent/action", "train/rand/action",
-               "train/loss/rew", "train/loss/dyn")
-DIAGNOSTIC_TITLES = ("imagined rew/step", "replayed rew/step", "train/tar", "train/repval/ret",
-                     "entropy (train/ent/action)", "normalised entropy (train/rand/action)", "loss/rew", "loss/dyn")
+DIAGNOSTICS = (
+    "train/rew",
+    "train/tar",
+    "train/repval/ret",
+    "train/ent/action",
+    "train/rand/action",
+    "train/loss/rew",
+    "train/loss/dyn",
+)
+DIAGNOSTIC_TITLES = (
+    "imagined rew/step",
+    "replayed rew/step",
+    "train/tar",
+    "train/repval/ret",
+    "entropy (train/ent/action)",
+    "normalised entropy (train/rand/action)",
+    "loss/rew",
+    "loss/dyn",
+)
 
 
 def bin_start(step: pl.Expr) -> pl.Expr:
@@ -40,9 +55,15 @@ def score_bins(scores: pl.DataFrame) -> pl.DataFrame:
     rows = scores.with_columns(pl.col(pl.Categorical).cast(pl.String))
     wide = rows.pivot(on="key", index=["run", "seed", "step"], values="value")
     wide = wide.with_columns(bin_start(pl.col("step")).alias("bin"))
-    return wide.group_by("run", "seed", "bin").agg(
-        pl.len().alias("episodes"), pl.col("episode/score").mean().alias("score"),
-        (pl.col("episode/score").sum() / pl.col("episode/length").sum()).alias("replay_rew")).sort("bin", "seed")
+    return (
+        wide.group_by("run", "seed", "bin")
+        .agg(
+            pl.len().alias("episodes"),
+            pl.col("episode/score").mean().alias("score"),
+            (pl.col("episode/score").sum() / pl.col("episode/length").sum()).alias("replay_rew"),
+        )
+        .sort("bin", "seed")
+    )
 
 
 def published_bins(agent: str = "dreamerv3", task: str = TASK) -> pl.DataFrame:
@@ -50,13 +71,23 @@ def published_bins(agent: str = "dreamerv3", task: str = TASK) -> pl.DataFrame:
     mean episode score in the bin, its min and max, and the seeds with an episode there.
     Columns: bin, mean, low, high, seeds; sorted by bin."""
     spec = published.PREFIX + agent
-    tables = [published.scores_table(path).with_columns(seed=pl.lit(seed))
-              for path, run_task, seed in published.entries(spec) if run_task == task]
+    tables = [
+        published.scores_table(path).with_columns(seed=pl.lit(seed))
+        for path, run_task, seed in published.entries(spec)
+        if run_task == task
+    ]
     rows = pl.concat(tables).with_columns(bin_start(pl.col("step")).alias("bin"))
     per_seed = rows.group_by("seed", "bin").agg(pl.col("value").mean())
-    return per_seed.group_by("bin").agg(
-        pl.col("value").mean().alias("mean"), pl.col("value").min().alias("low"),
-        pl.col("value").max().alias("high"), pl.len().alias("seeds")).sort("bin")
+    return (
+        per_seed.group_by("bin")
+        .agg(
+            pl.col("value").mean().alias("mean"),
+            pl.col("value").min().alias("low"),
+            pl.col("value").max().alias("high"),
+            pl.len().alias("seeds"),
+        )
+        .sort("bin")
+    )
 
 
 def metric_bins(metrics: pl.DataFrame, keys=DIAGNOSTICS) -> pl.DataFrame:
@@ -86,8 +117,11 @@ def _published(start: int, last_label: str, pub: dict) -> str:
 def score_table(per_run: pl.DataFrame, last_step: int | None = None) -> tuple[list[str], list[list[str]]]:
     """Rows per bin: each seed's 'episodes, mean', the mean over seeds [min, max], the published."""
     seeds = sorted(per_run["seed"].unique().to_list())
-    columns = (["env frames"] + [f"seed {s}: episodes, mean" for s in seeds]
-               + ["mean over seeds [min, max]", "published mean [seeds' range]"])
+    columns = (
+        ["env frames"]
+        + [f"seed {s}: episodes, mean" for s in seeds]
+        + ["mean over seeds [min, max]", "published mean [seeds' range]"]
+    )
     pub = {r[0]: r[1:] for r in published_bins().iter_rows()}
     rows = []
     for start in sorted(per_run["bin"].unique().to_list()):
@@ -103,8 +137,9 @@ def score_table(per_run: pl.DataFrame, last_step: int | None = None) -> tuple[li
     return columns, rows
 
 
-def diagnostic_table(per_run: pl.DataFrame, metrics: pl.DataFrame,
-                     last_step: int | None = None) -> tuple[list[str], list[list[str]]]:
+def diagnostic_table(
+    per_run: pl.DataFrame, metrics: pl.DataFrame, last_step: int | None = None
+) -> tuple[list[str], list[list[str]]]:
     """Rows per bin: the diagnostics' means over runs (4 significant digits), the replayed reward
     per agent step being the mean over runs of each run's episodes ending in the bin."""
     diag = metric_bins(metrics)
@@ -123,12 +158,27 @@ def curve_figure(per_run: pl.DataFrame, label: str):
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for s in sorted(per_run["seed"].unique().to_list()):
         rows = per_run.filter(pl.col("seed") == s).sort("bin")
-        ax.plot((rows["bin"] + BIN).to_numpy() / 1000, rows["score"].to_numpy(), "o-", lw=1.2, ms=3,
-                label=f"this trainer, {label}, seed {s}")
+        ax.plot(
+            (rows["bin"] + BIN).to_numpy() / 1000,
+            rows["score"].to_numpy(),
+            "o-",
+            lw=1.2,
+            ms=3,
+            label=f"this trainer, {label}, seed {s}",
+        )
     pub = published_bins().filter(pl.col("bin") <= per_run["bin"].max())
     ends, mid = (pub["bin"] + BIN).to_numpy() / 1000, pub["mean"].to_numpy()
-    ax.errorbar(ends, mid, yerr=np.stack([mid - pub["low"].to_numpy(), pub["high"].to_numpy() - mid]), fmt="s-",
-                color="black", lw=0.8, ms=4, capsize=3, label="published DreamerV3 (5 seeds: mean, range)")
+    ax.errorbar(
+        ends,
+        mid,
+        yerr=np.stack([mid - pub["low"].to_numpy(), pub["high"].to_numpy() - mid]),
+        fmt="s-",
+        color="black",
+        lw=0.8,
+        ms=4,
+        capsize=3,
+        label="published DreamerV3 (5 seeds: mean, range)",
+    )
     ax.axhline(RANDOM, color="gray", ls="--", lw=0.8, label=f"random ({RANDOM})")
     ax.set_xlabel("env frames (thousands; each point: episodes ending in the 10k before it)")
     ax.set_ylabel("mean episode score (raw)")

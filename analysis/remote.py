@@ -98,8 +98,11 @@ def call(url: str, method: str, *args, **kwargs):
     """`fs.<method>(*args)` with the deadline; any failure becomes one RemoteError naming `url`."""
     fs = filesystem(_scheme(url))
     try:
-        return getattr(fs, method)(*args, timeout=DEADLINE, **kwargs) if getattr(fs, "async_impl", False) \
+        return (
+            getattr(fs, method)(*args, timeout=DEADLINE, **kwargs)
+            if getattr(fs, "async_impl", False)
             else getattr(fs, method)(*args, **kwargs)
+        )
     except FileNotFoundError as error:
         raise RemoteError(f"{url}: not found ({_first_line(error)})") from None
     except Exception as error:  # botocore, aiohttp, azure and fsspec errors have no common base
@@ -109,8 +112,7 @@ def call(url: str, method: str, *args, **kwargs):
 def _why(error: Exception) -> str:
     """An error as one line; a call that ran out of time says which deadline it was."""
     if isinstance(error, (FSTimeoutError, TimeoutError)):
-        return (f"no answer within {DEADLINE:g} s (the deadline of one call; DREAMER_REPORT_REMOTE_TIMEOUT "
-                "changes it)")
+        return f"no answer within {DEADLINE:g} s (the deadline of one call; DREAMER_REPORT_REMOTE_TIMEOUT changes it)"
     return f"{type(error).__name__}: {_first_line(error)}"
 
 
@@ -154,11 +156,15 @@ def run_dirs(spec: str) -> list[Path]:
 
 def _runs_in(root: str, listing: dict) -> dict[str, dict[str, int]]:
     """run prefix -> {key below it: size} for the runs in a listing under `root`, as a walk finds them."""
-    sizes = {name.strip("/"): int(info.get("size") or 0) for name, info in listing.items()
-             if info.get("type", "file") == "file"}
-    below = {name[len(root) + 1:]: size for name, size in sizes.items() if name.startswith(root + "/")}
-    folders = {rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in below
-               if defaults.is_run_file(rel.rsplit("/", 1)[-1])}
+    sizes = {
+        name.strip("/"): int(info.get("size") or 0)
+        for name, info in listing.items()
+        if info.get("type", "file") == "file"
+    }
+    below = {name[len(root) + 1 :]: size for name, size in sizes.items() if name.startswith(root + "/")}
+    folders = {
+        rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in below if defaults.is_run_file(rel.rsplit("/", 1)[-1])
+    }
     runs = []
     for folder in sorted(folders):
         parts = folder.split("/") if folder else []
@@ -171,7 +177,7 @@ def _runs_in(root: str, listing: dict) -> dict[str, dict[str, int]]:
     for rel, size in below.items():  # each key to its run: one pass, not one per run (a sweep has thousands)
         parts = rel.split("/")
         folder = next((f for f in ("/".join(parts[:i]) for i in range(len(parts))) if f in out), None)
-        if folder is not None and _safe(rest := rel[len(folder) + 1:] if folder else rel):
+        if folder is not None and _safe(rest := rel[len(folder) + 1 :] if folder else rel):
             out[folder][rest] = size
     return {f"{root}/{folder}" if folder else root: keys for folder, keys in out.items()}
 
@@ -292,8 +298,14 @@ def prefetch_logs(run_dirs) -> None:
 
 
 def _log_keys(run: Staged) -> list[str]:
-    return [rel for rel in run.keys if rel in RUN_FILES or defaults.is_event_file(rel)
-            or fnmatch.fnmatchcase(rel, "scope/*.float") and rel.count("/") == 1]
+    return [
+        rel
+        for rel in run.keys
+        if rel in RUN_FILES
+        or defaults.is_event_file(rel)
+        or fnmatch.fnmatchcase(rel, "scope/*.float")
+        and rel.count("/") == 1
+    ]
 
 
 def fetch_folder(run_dir, folder: str) -> None:

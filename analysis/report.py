@@ -23,8 +23,8 @@ import polars as pl
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from dreamerv3 import safefile
 from analysis import compare, confine, figures, mask, openloop, published, ranking, remote, runconfig, stats, tables
+from dreamerv3 import safefile
 
 TEMPLATES = Path(__file__).parent / "templates"
 README_NAMES = ("README.md", "README_PRUEBA.md", "README.txt")
@@ -199,8 +199,9 @@ def _round(value, digits: int):
 def render_html(data: ReportData) -> str:
     """The report as one HTML string: autoescaped, CSS inline, images as base64."""
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     env.filters["trusted"] = Markup  # only for Label.html, which markdown_html escaped itself
     css = Markup((TEMPLATES / "report.css").read_text())
     return env.get_template("report.html.j2").render(r=data, css=css)
@@ -234,23 +235,40 @@ def write(data: ReportData, out: Path) -> dict:
 def label_section(result) -> Section:
     labels = find_labels([r.path for r in result.data.runs])
     if not labels:
-        return Section("data-label", "Data label", [Paragraph(
-            "WARNING: no README was found beside these runs. Nothing says how they were made (command, "
-            "model size, steps, machine) or what they are not. Treat every number below as unlabelled data.",
-            "warning")])
+        return Section(
+            "data-label",
+            "Data label",
+            [
+                Paragraph(
+                    "WARNING: no README was found beside these runs. Nothing says how they were made (command, "
+                    "model size, steps, machine) or what they are not. Treat every number below as unlabelled data.",
+                    "warning",
+                )
+            ],
+        )
     return Section("data-label", "Data label", labels)
 
 
 def setup_section(result) -> Section:
     runs = result.data.runs
-    configs = {m: [read_config(r.path) for r in runs if r.method == m] for m in result.methods
-               if not all(published.owns(r.path) for r in runs if r.method == m)}  # published: no config
+    configs = {
+        m: [read_config(r.path) for r in runs if r.method == m]
+        for m in result.methods
+        if not all(published.owns(r.path) for r in runs if r.method == m)
+    }  # published: no config
     counts = ", ".join(f"{m}: {len(c)} run(s), {sum(1 for x in c if x)} with config.yaml" for m, c in configs.items())
     table = config_differences(configs)
-    blocks = [Paragraph(f"Tasks: {', '.join(result.tasks)}. {counts}. The table lists every config key whose "
-                        "value differs between the methods or across a method's runs (seed and logdir left out).")]
-    blocks.append(table if table.rows else Paragraph(
-        "No config key differs between the methods or across runs (or the runs have no config.yaml)."))
+    blocks = [
+        Paragraph(
+            f"Tasks: {', '.join(result.tasks)}. {counts}. The table lists every config key whose "
+            "value differs between the methods or across a method's runs (seed and logdir left out)."
+        )
+    ]
+    blocks.append(
+        table
+        if table.rows
+        else Paragraph("No config key differs between the methods or across runs (or the runs have no config.yaml).")
+    )
     return Section("setup", "Setup", blocks)
 
 
@@ -258,10 +276,14 @@ def aggregate_section(result) -> Section:
 
     text = tables.caption(result, result.definition)
     blocks = [Paragraph(line) for line in compare.coverage_sentences(result)]
-    blocks += [Table(*tables.shown(result, [stats.OVERALL]), f"Over {stats.OVERALL} ({len(result.tasks)}): {text}"),
-               Table(*tables.shown(result, list(result.tasks)), f"Per task: {text}"),
-               Paragraph("The same tables are in tables/aggregate.{tex,md,csv} and tables/per_task.{tex,md,csv} "
-                         "beside summary.json (LaTeX: booktabs).")]
+    blocks += [
+        Table(*tables.shown(result, [stats.OVERALL]), f"Over {stats.OVERALL} ({len(result.tasks)}): {text}"),
+        Table(*tables.shown(result, list(result.tasks)), f"Per task: {text}"),
+        Paragraph(
+            "The same tables are in tables/aggregate.{tex,md,csv} and tables/per_task.{tex,md,csv} "
+            "beside summary.json (LaTeX: booktabs)."
+        ),
+    ]
     blocks += [Paragraph(line) for line in compare.difference_sentences(result) + compare.power_sentences(result)]
     blocks += [Paragraph(f"Note: {note}") for note in result.notes]
     return Section("aggregate", "Aggregate scores", blocks)
@@ -269,10 +291,12 @@ def aggregate_section(result) -> Section:
 
 def figures_section(result, rendered: dict) -> Section:
 
-    blocks = [Figure(compare.FIGURE_TITLES.get(stem, stem.replace("_", " ")), fig.png)
-              for stem, fig in rendered.items()]
-    return Section("curves", "Learning curves and score figures",
-                   blocks or [Paragraph("No figures were produced.", "missing")])
+    blocks = [
+        Figure(compare.FIGURE_TITLES.get(stem, stem.replace("_", " ")), fig.png) for stem, fig in rendered.items()
+    ]
+    return Section(
+        "curves", "Learning curves and score figures", blocks or [Paragraph("No figures were produced.", "missing")]
+    )
 
 
 def best_runs(result) -> dict[str, Path]:
@@ -291,12 +315,14 @@ def mask_section(result, best: dict[str, Path]) -> tuple[Section, dict]:
     """Mask figures (best run per method over training; all runs in the scatter), a summary
     table, and the rendered figures (to be written beside the others)."""
 
-
     data = result.data
     logged = data.metrics.height and data.metrics["key"].cast(pl.String).str.starts_with("train/imag_adapt/").any()
     if not logged:
-        return Section("mask", "Mask diagnostics", [Paragraph(
-            "No run logged train/imag_adapt/* metrics, so there is no mask to show.")]), {}
+        return Section(
+            "mask",
+            "Mask diagnostics",
+            [Paragraph("No run logged train/imag_adapt/* metrics, so there is no mask to show.")],
+        ), {}
     chosen = [r for r in data.runs if Path(r.path) in set(best.values())] or data.runs[:2]
     names = [r.name for r in chosen]
     colors = figures.method_colors(result.methods)
@@ -304,18 +330,26 @@ def mask_section(result, best: dict[str, Path]) -> tuple[Section, dict]:
     shifts = mask.shift_steps(summary)
     rendered = {
         "mask_over_training": figures.render(
-            figures.plot_mask(data.metrics.filter(pl.col("run").is_in(names)), chosen, colors, shifts)),
+            figures.plot_mask(data.metrics.filter(pl.col("run").is_in(names)), chosen, colors, shifts)
+        ),
         "mask_vs_loss": figures.render(figures.plot_mask_scatter(data.metrics, data.runs, colors)),
     }
-    around = (" Runs with a dynamics shift (dashed line; env.*.shift.step in their config.yaml) also get "
-              "the fraction of updates with the mask on before and after it, and the end step of the first "
-              "logged interval after it with the mask on (first_active_after)." if shifts else "")
-    blocks = [Paragraph("Adaptive-horizon mask: shaded intervals are the fraction of updates "
-                        "with the mask active; the table gives per-run means over all logged lines." + around),
-              Figure("Mask over training (best run of each method)", rendered["mask_over_training"].png),
-              Figure("Mask mean against loss/dyn (all runs)", rendered["mask_vs_loss"].png),
-              table_from_records(summary.filter(pl.col("logged") > 0).to_dicts(),
-                                 "Runs that logged the mask's metrics.")]
+    around = (
+        " Runs with a dynamics shift (dashed line; env.*.shift.step in their config.yaml) also get "
+        "the fraction of updates with the mask on before and after it, and the end step of the first "
+        "logged interval after it with the mask on (first_active_after)."
+        if shifts
+        else ""
+    )
+    blocks = [
+        Paragraph(
+            "Adaptive-horizon mask: shaded intervals are the fraction of updates "
+            "with the mask active; the table gives per-run means over all logged lines." + around
+        ),
+        Figure("Mask over training (best run of each method)", rendered["mask_over_training"].png),
+        Figure("Mask mean against loss/dyn (all runs)", rendered["mask_vs_loss"].png),
+        table_from_records(summary.filter(pl.col("logged") > 0).to_dicts(), "Runs that logged the mask's metrics."),
+    ]
     return Section("mask", "Mask diagnostics", blocks), rendered
 
 
@@ -323,8 +357,9 @@ def openloop_section(result, best: dict[str, Path], out: Path, source: str = "au
     """For each other method: its best run against the reference's, panels and error vs horizon."""
     reference = result.reference
     if reference not in best:
-        return Section("openloop", "Open-loop predictions",
-                       [Paragraph(f"No open-loop figures: {reference} has no scored run.")])
+        return Section(
+            "openloop", "Open-loop predictions", [Paragraph(f"No open-loop figures: {reference} has no scored run.")]
+        )
     blocks = []
     for method in result.others:
         if method not in best:
@@ -333,21 +368,28 @@ def openloop_section(result, best: dict[str, Path], out: Path, source: str = "au
         folder = openloop_folder(out, reference, method)
         try:
             b, a, same = openloop.load_pair(best[reference], best[method], source)
-            written = openloop.export(b, a, same, folder, names=(reference, method),
-                                      reps=min(result.reps, 2000))
+            written = openloop.export(b, a, same, folder, names=(reference, method), reps=min(result.reps, 2000))
         except openloop.OpenLoopError as error:
             blocks.append(Paragraph(f"No open-loop figures for {method}: {error}"))
             continue
-        where = "checkpoints (same real frames for both)" if same else \
-            "each run's scope video (own replay sequences; truths differ)"
-        blocks.append(Paragraph(
-            f"{method} ({_short(best[method])}) against {reference} ({_short(best[reference])}), from {where}: "
-            f"{b.context} observed frames, {b.horizon} imagined. Sources: {b.source}; {a.source}. "
-            f"Panels for every sequence and the mp4 are in {_short(folder)}."))
+        where = (
+            "checkpoints (same real frames for both)"
+            if same
+            else "each run's scope video (own replay sequences; truths differ)"
+        )
+        blocks.append(
+            Paragraph(
+                f"{method} ({_short(best[method])}) against {reference} ({_short(best[reference])}), from {where}: "
+                f"{b.context} observed frames, {b.horizon} imagined. Sources: {b.source}; {a.source}. "
+                f"Panels for every sequence and the mp4 are in {_short(folder)}."
+            )
+        )
         rendered = dict(written["rendered"])
         blocks.append(Figure(f"{method} vs {reference}: error vs horizon", rendered.pop("error_vs_horizon").png))
-        blocks += [Figure(f"{method} vs {reference}: {stem.replace('_', ' ')}", fig.png)
-                   for stem, fig in list(rendered.items())[:OPENLOOP_PANELS]]
+        blocks += [
+            Figure(f"{method} vs {reference}: {stem.replace('_', ' ')}", fig.png)
+            for stem, fig in list(rendered.items())[:OPENLOOP_PANELS]
+        ]
     return Section("openloop", "Open-loop predictions", blocks)
 
 
@@ -357,15 +399,18 @@ def openloop_folder(out: Path, reference: str, method: str) -> Path:
     return Path(out) / "openloop" / confine.safe_component(f"{reference}_vs_{method}", "openloop")
 
 
-def build(result, rendered: dict, out: Path, paths: list[list[str]], openloop_source: str = "auto"
-          ) -> tuple[ReportData, dict]:
+def build(
+    result, rendered: dict, out: Path, paths: list[list[str]], openloop_source: str = "auto"
+) -> tuple[ReportData, dict]:
     """The report of a finished comparison and its rendered figures; returns it and the extra
     figures it drew (mask), for the caller to write beside the others. Open-loop files go to
     `out`/openloop/<reference>_vs_<method>/."""
     best = best_runs(result)
     mask, mask_rendered = mask_section(result, best)
-    data = ReportData(f"{', '.join(result.tasks)}: {' vs '.join(result.methods)}",
-                      [(m, [_short(Path(p)) for p in group]) for m, group in zip(result.methods, paths)])
+    data = ReportData(
+        f"{', '.join(result.tasks)}: {' vs '.join(result.methods)}",
+        [(m, [_short(Path(p)) for p in group]) for m, group in zip(result.methods, paths)],
+    )
     data.sections = [
         label_section(result),
         setup_section(result),
@@ -373,12 +418,24 @@ def build(result, rendered: dict, out: Path, paths: list[list[str]], openloop_so
         figures_section(result, rendered),
         mask,
         openloop_section(result, best, out, openloop_source),
-        Section("per-run", "Per-run table", [table_from_records(
-            result.final.filter(pl.col("task").is_in(result.tasks)).to_dicts(),
-            result.definition + "; compared tasks only (per_run.csv has "
-            "every run).")]),
-        Section("problems", "Ingest problems", [
-            table_from_records(result.data.problems.to_dicts()) if result.data.problems.height else
-            Paragraph("No problems were found while reading the runs.")]),
+        Section(
+            "per-run",
+            "Per-run table",
+            [
+                table_from_records(
+                    result.final.filter(pl.col("task").is_in(result.tasks)).to_dicts(),
+                    result.definition + "; compared tasks only (per_run.csv has every run).",
+                )
+            ],
+        ),
+        Section(
+            "problems",
+            "Ingest problems",
+            [
+                table_from_records(result.data.problems.to_dicts())
+                if result.data.problems.height
+                else Paragraph("No problems were found while reading the runs.")
+            ],
+        ),
     ]
     return data, mask_rendered

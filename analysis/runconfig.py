@@ -65,8 +65,10 @@ def top_fields(run_dir: Path, keys=("task", "seed", "method")) -> tuple[dict[str
                 fields[key] = value
     notes = []
     if "seed" in fields and _seed(fields["seed"]) is None:
-        notes.append(f"config.yaml: seed {fields.pop('seed')[:40]!r} is not a whole number in int64 range; "
-                     "seed taken from the folder name")
+        notes.append(
+            f"config.yaml: seed {fields.pop('seed')[:40]!r} is not a whole number in int64 range; "
+            "seed taken from the folder name"
+        )
     return fields, notes
 
 
@@ -104,8 +106,10 @@ def load(path: Path):
             anchor = getattr(event, "anchor", None)
             if isinstance(event, AliasEvent) or anchor:
                 line = event.start_mark.line + 1 if event.start_mark else "?"
-                raise ConfigError(f"{path}:{line}: YAML anchors and aliases are not accepted in a run config "
-                                  "(the trainer never writes them; they can expand without bound)")
+                raise ConfigError(
+                    f"{path}:{line}: YAML anchors and aliases are not accepted in a run config "
+                    "(the trainer never writes them; they can expand without bound)"
+                )
             nodes += 1
             depth += isinstance(event, CollectionStartEvent) - isinstance(event, CollectionEndEvent)
             if depth > MAX_DEPTH or nodes > MAX_NODES:

@@ -27,8 +27,14 @@ def check(how: str) -> str:
     return how
 
 
-def run_scores(scores: pl.DataFrame, how: str = DEFAULT, window: float = 0.1, frames: tuple[int, int] | None = None,
-               runs=None, run_ends: pl.DataFrame | None = None) -> pl.DataFrame:
+def run_scores(
+    scores: pl.DataFrame,
+    how: str = DEFAULT,
+    window: float = 0.1,
+    frames: tuple[int, int] | None = None,
+    runs=None,
+    run_ends: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """One row per run: its summary score `how` (see the module's docstring), normalised."""
     check(how)
     if frames is None:
@@ -41,12 +47,17 @@ def run_scores(scores: pl.DataFrame, how: str = DEFAULT, window: float = 0.1, fr
     if frames is not None:
         episodes = episodes.filter((pl.col("step") > frames[0]) & (pl.col("step") <= frames[1]))
     pick = pl.col("value").last() if how == "last" else pl.col("value").max()
-    per_run = episodes.sort("step", maintain_order=True).group_by("run").agg(
-        pick.alias("picked"), pl.len().cast(pl.Int64).alias("picked_from"))
+    per_run = (
+        episodes.sort("step", maintain_order=True)
+        .group_by("run")
+        .agg(pick.alias("picked"), pl.len().cast(pl.Int64).alias("picked_from"))
+    )
     counted = pl.lit(1, pl.Int64) if how == "last" else pl.col("picked_from")
     table = base.join(per_run, on="run", how="left").with_columns(
-        final_score=pl.col("picked"), fallback=pl.lit(False),
-        n_episodes=pl.when(pl.col("picked").is_null()).then(0).otherwise(counted).cast(pl.Int64))
+        final_score=pl.col("picked"),
+        fallback=pl.lit(False),
+        n_episodes=pl.when(pl.col("picked").is_null()).then(0).otherwise(counted).cast(pl.Int64),
+    )
     return stats._normalized(table.drop("picked", "picked_from", "normalized", "normalization"))
 
 

@@ -19,8 +19,8 @@ import polars as pl
 import scipy.stats
 
 from analysis import atari
-
 from analysis.defaults import METRICS  # noqa: E402 (iqm, mean, median, og)
+
 METRIC_TITLES = {"iqm": "IQM", "mean": "Mean", "median": "Median", "og": "Optimality gap"}
 OVERALL = "all tasks"  # the scope label of aggregates over every shared task
 CI_SIZE = 0.95
@@ -43,12 +43,15 @@ def check_magnitude(scores: pl.DataFrame, where: dict[str, object] | None = None
         return
     worst = episodes.row(int(np.argmax(np.abs(values))), named=True)
     run = (where or {}).get(str(worst["run"]), worst["run"])
-    raise ValueError(f"{run}: episode score {worst['value']:g} at step {worst['step']:,} is beyond "
-                     f"±{MAX_ABS_SCORE:g}; aggregates of it overflow to inf/NaN, so nothing was computed")
+    raise ValueError(
+        f"{run}: episode score {worst['value']:g} at step {worst['step']:,} is beyond "
+        f"±{MAX_ABS_SCORE:g}; aggregates of it overflow to inf/NaN, so nothing was computed"
+    )
 
 
-def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None,
-                 run_ends: pl.DataFrame | None = None) -> pl.DataFrame:
+def final_scores(
+    scores: pl.DataFrame, window: float = 0.1, runs=None, run_ends: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Mean episode score over the last `window` of each run's own env frames.
 
     Columns: run, task, method, seed, final_score, n_episodes, last_step, fallback,
@@ -71,15 +74,22 @@ def final_scores(scores: pl.DataFrame, window: float = 0.1, runs=None,
         last = as_strings(run_ends).select("run", pl.col("last_step").cast(pl.Int64))
     window_rows = episodes.join(last, on="run").filter(pl.col("step") >= (1 - window) * pl.col("last_step"))
     per_run = window_rows.group_by("run").agg(
-        pl.col("value").mean().alias("in_window"), pl.len().cast(pl.Int64).alias("n_window"))
+        pl.col("value").mean().alias("in_window"), pl.len().cast(pl.Int64).alias("n_window")
+    )
     last_episode = episodes.sort("step").group_by("run").agg(pl.col("value").last().alias("last_episode"))
-    table = (every_run.join(last, on="run", how="left").join(per_run, on="run", how="left")
-             .join(last_episode, on="run", how="left"))
+    table = (
+        every_run.join(last, on="run", how="left")
+        .join(per_run, on="run", how="left")
+        .join(last_episode, on="run", how="left")
+    )
     fallback = pl.col("in_window").is_null() & pl.col("last_episode").is_not_null()
-    return _normalized(table.with_columns(
-        final_score=pl.coalesce("in_window", "last_episode"),
-        n_episodes=pl.when(fallback).then(1).otherwise(pl.col("n_window").fill_null(0)).cast(pl.Int64),
-        fallback=fallback))
+    return _normalized(
+        table.with_columns(
+            final_score=pl.coalesce("in_window", "last_episode"),
+            n_episodes=pl.when(fallback).then(1).otherwise(pl.col("n_window").fill_null(0)).cast(pl.Int64),
+            fallback=fallback,
+        )
+    )
 
 
 def interval_scores(scores: pl.DataFrame, frames: tuple[int, int], runs=None) -> pl.DataFrame:
@@ -95,8 +105,11 @@ def interval_scores(scores: pl.DataFrame, frames: tuple[int, int], runs=None) ->
     scores = as_strings(scores)
     episodes = scores.filter(pl.col("key") == "episode/score")
     last = episodes.group_by("run").agg(pl.col("step").max().cast(pl.Int64).alias("last_step"))
-    inside = episodes.filter((pl.col("step") > start) & (pl.col("step") <= end)).group_by("run").agg(
-        pl.col("value").mean().alias("final_score"), pl.len().cast(pl.Int64).alias("n_episodes"))
+    inside = (
+        episodes.filter((pl.col("step") > start) & (pl.col("step") <= end))
+        .group_by("run")
+        .agg(pl.col("value").mean().alias("final_score"), pl.len().cast(pl.Int64).alias("n_episodes"))
+    )
     table = _every_run(scores, runs).join(last, on="run", how="left").join(inside, on="run", how="left")
     return _normalized(table.with_columns(n_episodes=pl.col("n_episodes").fill_null(0), fallback=pl.lit(False)))
 
@@ -105,8 +118,7 @@ def _every_run(scores: pl.DataFrame, runs=None) -> pl.DataFrame:
     """run, task, method, seed of every run with rows in `scores`, plus the listed `runs`."""
     every_run = scores.select("run", "task", "method", "seed").unique()
     if runs:
-        listed = pl.DataFrame([(r.name, r.task, r.method, r.seed) for r in runs],
-                              schema=every_run.schema, orient="row")
+        listed = pl.DataFrame([(r.name, r.task, r.method, r.seed) for r in runs], schema=every_run.schema, orient="row")
         every_run = pl.concat([every_run, listed]).unique()
     return every_run
 
@@ -115,11 +127,25 @@ def _normalized(table: pl.DataFrame) -> pl.DataFrame:
     """The score table's columns, with the normalised score of each run (human-normalised on
     Atari100k, raw elsewhere), sorted."""
     normalized = [_normalize(t, s) for t, s in table.select("task", "final_score").iter_rows()]
-    return table.with_columns(
-        normalized=pl.Series(normalized, dtype=pl.Float64),
-        normalization=pl.Series(["human" if atari.game_of(t) else "raw" for t in table["task"]], dtype=pl.String),
-    ).select("run", "task", "method", "seed", "final_score", "n_episodes", "last_step", "fallback",
-             "normalized", "normalization").sort("method", "task", "seed", "run")
+    return (
+        table.with_columns(
+            normalized=pl.Series(normalized, dtype=pl.Float64),
+            normalization=pl.Series(["human" if atari.game_of(t) else "raw" for t in table["task"]], dtype=pl.String),
+        )
+        .select(
+            "run",
+            "task",
+            "method",
+            "seed",
+            "final_score",
+            "n_episodes",
+            "last_step",
+            "fallback",
+            "normalized",
+            "normalization",
+        )
+        .sort("method", "task", "seed", "run")
+    )
 
 
 MAX_FRAMES = 10**15  # env frames: far past any run, well inside the logs' 64-bit steps
@@ -166,17 +192,23 @@ def score_unit(normalizations) -> str:
     return "score (human-normalized on Atari100k, raw on the other tasks)"
 
 
-OG_NEEDS = ("the optimality gap is the shortfall below 1.0 of a human-normalized score; on raw scores "
-            "(no random/human table for the task) 1.0 is no target, so it is left out")
+OG_NEEDS = (
+    "the optimality gap is the shortfall below 1.0 of a human-normalized score; on raw scores "
+    "(no random/human table for the task) 1.0 is no target, so it is left out"
+)
 
 
 def final_score_definition(window: float, frames: tuple[int, int] | None = None) -> str:
     """The sentence every table of final scores prints beside it."""
     if frames is not None:
-        return (f"score = mean episode score over the episodes ending in env frames ({frames[0]:,}, "
-                f"{frames[1]:,}] of each run (a run with none there is left out, by name)")
-    return (f"final score = mean episode score over the last {window:.0%} of each run's env frames "
-            "(a run with no episode there: its last episode, flagged 'fallback')")
+        return (
+            f"score = mean episode score over the episodes ending in env frames ({frames[0]:,}, "
+            f"{frames[1]:,}] of each run (a run with none there is left out, by name)"
+        )
+    return (
+        f"final score = mean episode score over the last {window:.0%} of each run's env frames "
+        "(a run with no episode there: its last episode, flagged 'fallback')"
+    )
 
 
 def interval_notes(final: pl.DataFrame, frames: tuple[int, int]) -> list[str]:
@@ -184,8 +216,10 @@ def interval_notes(final: pl.DataFrame, frames: tuple[int, int]) -> list[str]:
     runs = final.filter(pl.col("n_episodes") == 0)["run"].to_list()
     if not runs:
         return []
-    return [f"{len(runs)} of {final.height} run(s) had no episode ending in env frames ({frames[0]:,}, "
-            f"{frames[1]:,}], so they have no score there: {', '.join(runs)}"]
+    return [
+        f"{len(runs)} of {final.height} run(s) had no episode ending in env frames ({frames[0]:,}, "
+        f"{frames[1]:,}], so they have no score there: {', '.join(runs)}"
+    ]
 
 
 def fallback_notes(final: pl.DataFrame, window: float) -> list[str]:
@@ -193,9 +227,11 @@ def fallback_notes(final: pl.DataFrame, window: float) -> list[str]:
     runs = final.filter(pl.col("fallback"))["run"].to_list()
     if not runs:
         return []
-    return [f"{len(runs)} of {final.height} run(s) had no episode in the last {window:.0%} of their frames, so "
-            f"their final score is their last episode's ({', '.join(runs)}); longer runs or a larger "
-            f"--window avoid this"]
+    return [
+        f"{len(runs)} of {final.height} run(s) had no episode in the last {window:.0%} of their frames, so "
+        f"their final score is their last episode's ({', '.join(runs)}); longer runs or a larger "
+        f"--window avoid this"
+    ]
 
 
 def as_strings(table: pl.DataFrame) -> pl.DataFrame:
@@ -331,7 +367,7 @@ def bootstrap_pairs(x: np.ndarray, y: np.ndarray, stat, reps: int, seed: int) ->
                 iy[r] = rng.randint(0, ny, size=(ny, tasks))
         xs = np.take_along_axis(x[None], ix, axis=1)
         ys = np.take_along_axis(y[None], iy, axis=1)
-        values[start:start + count] = stat(xs, ys)
+        values[start : start + count] = stat(xs, ys)
     return values
 
 
@@ -353,7 +389,8 @@ def poi_estimate(x: np.ndarray, y: np.ndarray, reps: int, seed: int, engine: str
 
         np.random.seed(seed)
         point, ci = library.get_interval_estimates(
-            {"xy": [x, y]}, lambda a, b: np.array([metrics.probability_of_improvement(a, b)]), reps=reps)
+            {"xy": [x, y]}, lambda a, b: np.array([metrics.probability_of_improvement(a, b)]), reps=reps
+        )
         return Estimate(float(point["xy"][0]), float(ci["xy"][0, 0]), float(ci["xy"][1, 0]))
     low, high = _percentile_ci(bootstrap_poi(x, y, reps, seed))
     return Estimate(float(probability_of_improvement(x, y)), float(low), float(high))
@@ -407,6 +444,7 @@ def iqm_curve(matrix: np.ndarray, reps: int, seed: int) -> dict[str, np.ndarray]
 
 def performance_profile(scores: np.ndarray, taus: np.ndarray, reps: int, seed: int) -> dict[str, np.ndarray]:
     """Fraction of runs scoring above each tau (rliable's score distribution) with 95% CIs."""
+
     def profile(x):
         flat = x.reshape(*x.shape[:-2], -1)
         return (flat[..., None] > taus).mean(axis=-2)
@@ -418,8 +456,36 @@ def performance_profile(scores: np.ndarray, taus: np.ndarray, reps: int, seed: i
 # ---------------------------------------------------------------- power
 
 
-SEED_GRID = (2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 70, 80, 100, 120, 150, 200, 250, 300, 400,
-             500, 600, 800, 1000)
+SEED_GRID = (
+    2,
+    3,
+    4,
+    5,
+    6,
+    8,
+    10,
+    12,
+    15,
+    20,
+    25,
+    30,
+    40,
+    50,
+    60,
+    70,
+    80,
+    100,
+    120,
+    150,
+    200,
+    250,
+    300,
+    400,
+    500,
+    600,
+    800,
+    1000,
+)
 MAX_SEEDS = 1000  # the largest study the power simulation sizes
 
 
@@ -436,8 +502,9 @@ def _pooled_residuals(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([a - a.mean(axis=0), b - b.mean(axis=0)], axis=0)
 
 
-def _simulated_differences(residuals: np.ndarray, centre: np.ndarray, n_a: int, n_b: int, shift: float,
-                           sims: int, rng: np.random.Generator) -> np.ndarray:
+def _simulated_differences(
+    residuals: np.ndarray, centre: np.ndarray, n_a: int, n_b: int, shift: float, sims: int, rng: np.random.Generator
+) -> np.ndarray:
     """IQM(a) - IQM(b) of `sims` simulated studies: n_a and n_b runs per task drawn from the
     pooled residuals around `centre` (tasks,), the a runs shifted by `shift`. Shape (sims,)."""
     cols = np.arange(residuals.shape[1])
@@ -459,17 +526,35 @@ def iqm_difference_test(a: np.ndarray, b: np.ndarray, reps: int, seed: int) -> d
     point = float(iqm(a) - iqm(b))
     low, high = _percentile_ci(bootstrap_pairs(a, b, lambda xs, ys: iqm(xs) - iqm(ys), reps, seed))
     residuals, gen = _pooled_residuals(a, b), np.random.default_rng(seed)
-    null = np.concatenate([
-        _simulated_differences(residuals, b.mean(axis=0), a.shape[0], b.shape[0], 0.0,
-                               min(CHUNK, reps - start), gen)
-        for start in range(0, reps, CHUNK)])
+    null = np.concatenate(
+        [
+            _simulated_differences(
+                residuals, b.mean(axis=0), a.shape[0], b.shape[0], 0.0, min(CHUNK, reps - start), gen
+            )
+            for start in range(0, reps, CHUNK)
+        ]
+    )
     p_value = float(np.mean(np.abs(null) >= abs(point) - 1e-12))
-    return {"point": point, "low": float(low), "high": float(high), "p_value": p_value, "reps": reps,
-            "runs": (int(a.shape[0]), int(b.shape[0]))}
+    return {
+        "point": point,
+        "low": float(low),
+        "high": float(high),
+        "p_value": p_value,
+        "reps": reps,
+        "runs": (int(a.shape[0]), int(b.shape[0])),
+    }
 
 
-def seeds_needed(base: np.ndarray, adapt: np.ndarray, delta: float, power: float = 0.8, alpha: float = 0.05,
-                 sims: int = 2000, grid=SEED_GRID[:14], seed: int = 0) -> dict:
+def seeds_needed(
+    base: np.ndarray,
+    adapt: np.ndarray,
+    delta: float,
+    power: float = 0.8,
+    alpha: float = 0.05,
+    sims: int = 2000,
+    grid=SEED_GRID[:14],
+    seed: int = 0,
+) -> dict:
     """Seeds per method needed to detect an IQM difference `delta` at `power` (simulation).
 
     Per task, the population is the observed per-run scores of both methods, each centred on its
@@ -492,9 +577,17 @@ def seeds_needed(base: np.ndarray, adapt: np.ndarray, delta: float, power: float
         if curve[-1][1] >= power:
             break
     needed = next((n for n, p in curve if p >= power), None)
-    return {"delta": float(delta), "power": power, "alpha": alpha, "sims": sims, "seed": seed,
-            "curve": curve, "seeds_needed": needed, "max_seeds": max(grid),
-            "observed_runs": int(min(base.shape[0], adapt.shape[0]))}
+    return {
+        "delta": float(delta),
+        "power": power,
+        "alpha": alpha,
+        "sims": sims,
+        "seed": seed,
+        "curve": curve,
+        "seeds_needed": needed,
+        "max_seeds": max(grid),
+        "observed_runs": int(min(base.shape[0], adapt.shape[0])),
+    }
 
 
 FEW_RUNS_FOR_POWER = 5  # below this many runs per method, the spread the power simulation resamples is itself a guess

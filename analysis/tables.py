@@ -15,8 +15,18 @@ from pathlib import Path
 
 from analysis import stats
 
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def records(result, scopes: list[str]) -> list[dict]:
@@ -38,9 +48,11 @@ def records(result, scopes: list[str]) -> list[dict]:
 
 
 def caption(result, definition: str) -> str:
-    return (f"{result.unit}s; each cell: point estimate [95% stratified bootstrap CI] ({result.reps:,} reps, seed "
-            f"{result.seed}); runs: runs per task entering the row; P(> {result.reference}): probability of "
-            f"improvement over {result.reference}; {definition}.")
+    return (
+        f"{result.unit}s; each cell: point estimate [95% stratified bootstrap CI] ({result.reps:,} reps, seed "
+        f"{result.seed}); runs: runs per task entering the row; P(> {result.reference}): probability of "
+        f"improvement over {result.reference}; {definition}."
+    )
 
 
 def _headers(result) -> list[str]:
@@ -50,8 +62,13 @@ def _headers(result) -> list[str]:
 def _cells(result, row: dict) -> list[str]:
     ci = lambda p, lo, hi: "" if p is None else f"{p:.3f} [{lo:.3f}, {hi:.3f}]"  # noqa: E731
     metrics = [ci(row[f"{m}_point"], row[f"{m}_low"], row[f"{m}_high"]) for m in result.metrics]
-    return [row["scope"].removeprefix("atari100k_"), row["method"], str(row["runs"]), *metrics,
-            ci(row["poi_point"], row["poi_low"], row["poi_high"])]
+    return [
+        row["scope"].removeprefix("atari100k_"),
+        row["method"],
+        str(row["runs"]),
+        *metrics,
+        ci(row["poi_point"], row["poi_low"], row["poi_high"]),
+    ]
 
 
 def markdown(result, rows: list[dict], text: str) -> str:
@@ -68,8 +85,13 @@ def latex_escape(text: str) -> str:
 def latex(result, rows: list[dict], text: str) -> str:
     """A booktabs tabular (needs \\usepackage{booktabs}); the caption as a comment above it."""
     head = _headers(result)
-    lines = [f"% {latex_escape(text)}", r"\begin{tabular}{ll" + "r" * (len(head) - 2) + "}", r"\toprule",
-             " & ".join(latex_escape(h) for h in head) + r" \\", r"\midrule"]
+    lines = [
+        f"% {latex_escape(text)}",
+        r"\begin{tabular}{ll" + "r" * (len(head) - 2) + "}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in head) + r" \\",
+        r"\midrule",
+    ]
     for i, row in enumerate(rows):
         if i and row["scope"] != rows[i - 1]["scope"]:
             lines.append(r"\midrule")
@@ -94,8 +116,11 @@ def write(result, folder: Path, definition: str) -> dict[str, Path]:
     written = {}
     for name, scopes in (("aggregate", [stats.OVERALL]), ("per_task", list(result.tasks))):
         rows = records(result, scopes)
-        for suffix, body in (("tex", latex(result, rows, text)), ("md", markdown(result, rows, text)),
-                             ("csv", csv_text(rows))):
+        for suffix, body in (
+            ("tex", latex(result, rows, text)),
+            ("md", markdown(result, rows, text)),
+            ("csv", csv_text(rows)),
+        ):
             path = folder / f"{name}.{suffix}"
             path.write_text(body)
             written[f"tables/{name}.{suffix}"] = path

@@ -40,8 +40,7 @@ def _text_strip(labels: list[str], cell: int, width: int) -> np.ndarray:
     return np.asarray(img)
 
 
-def grid_video(rows: list[tuple[str, np.ndarray]], context: int, scale: int = 2,
-               label_width: int = 110) -> np.ndarray:
+def grid_video(rows: list[tuple[str, np.ndarray]], context: int, scale: int = 2, label_width: int = 110) -> np.ndarray:
     """Stack rows of sequences into one video: uint8 [T, H, W, 3] with even H and W.
 
     `rows` is [(label, frames [B, T, h, w, 3])]; row r, column b shows sequence b of row r.
@@ -88,8 +87,7 @@ def default_offsets(context: int, length: int, count: int = 8) -> list[int]:
     return observed + [int(i) for i in imagined]
 
 
-def panel_figure(rows: list[tuple[str, np.ndarray]], context: int, offsets: list[int] | None = None,
-                 title: str = ""):
+def panel_figure(rows: list[tuple[str, np.ndarray]], context: int, offsets: list[int] | None = None, title: str = ""):
     """A matplotlib figure of one sequence: one row per label, one column per chosen frame.
 
     `rows` is [(label, frames [T, h, w, 3])]. The cells are drawn as one mosaic image (one
@@ -103,16 +101,17 @@ def panel_figure(rows: list[tuple[str, np.ndarray]], context: int, offsets: list
     mosaic = np.full((len(rows) * ch, len(offsets) * cw, 3), 255, np.uint8)
     for r, (_, frames) in enumerate(rows):
         for c, t in enumerate(offsets):
-            cell = frame_border(frames[t:t + 1], context - t, pad)[0]
-            mosaic[r * ch:r * ch + cell.shape[0], c * cw:c * cw + cell.shape[1]] = cell
+            cell = frame_border(frames[t : t + 1], context - t, pad)[0]
+            mosaic[r * ch : r * ch + cell.shape[0], c * cw : c * cw + cell.shape[1]] = cell
     fig = plt.figure(figsize=(0.85 * len(offsets) + 1.3, 0.85 * len(rows) + 0.7))
     ax = fig.add_axes([1.2 / fig.get_figwidth(), 0.05, 1 - 1.25 / fig.get_figwidth(), 0.8])
     ax.imshow(mosaic, interpolation="nearest")
     ax.set_axis_off()
     for c, t in enumerate(offsets):
         name = f"obs {t + 1}" if t < context else f"imag +{t - context + 1}"
-        ax.text(c * cw + cw / 2, -3, name, ha="center", va="bottom", fontsize=7,
-                color="green" if t < context else "red")
+        ax.text(
+            c * cw + cw / 2, -3, name, ha="center", va="bottom", fontsize=7, color="green" if t < context else "red"
+        )
     for r, (label, _) in enumerate(rows):
         ax.text(-4, r * ch + ch / 2, label, ha="right", va="center", fontsize=7)
     if title:

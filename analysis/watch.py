@@ -22,11 +22,10 @@ import html
 import math
 import os
 import time
-from collections.abc import Iterator
 from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from analysis import confine, defaults, gzlog, ingest, jsonl, remote
 from analysis.ingest import IngestError
@@ -34,8 +33,17 @@ from analysis.ingest import IngestError
 RECENT = 10  # episodes (and mask log lines) in the "recent" means
 LOGS = ingest.LOGS  # scores first: episodes come from it
 MAX_POLL_BYTES = 1 << 26  # read per file per refresh, so a huge file at start costs bounded memory
-COLUMNS = ["run", "last step", "fps", "last score", f"mean of last {RECENT}", "episodes",
-           f"mask active (last {RECENT})", "horizon_eff", "problems"]
+COLUMNS = [
+    "run",
+    "last step",
+    "fps",
+    "last score",
+    f"mean of last {RECENT}",
+    "episodes",
+    f"mask active (last {RECENT})",
+    "horizon_eff",
+    "problems",
+]
 
 
 @dataclass
@@ -68,7 +76,9 @@ class Tail:
         if gzlog.is_gzip(self.path):
             return self._poll_gzip(now, url, size)
         if size < self.offset:
-            problems.append(f"{self.path.name}: shrank from {self.offset:,} to {size:,} bytes; read again from the start")
+            problems.append(
+                f"{self.path.name}: shrank from {self.offset:,} to {size:,} bytes; read again from the start"
+            )
             self._restart()
         if size == self.offset:
             return [], problems + self._check_torn(now)
@@ -93,8 +103,10 @@ class Tail:
             return [], self._check_torn(now)
         self.packed_size = size
         if size > defaults.MAX_UNZIPPED_LOG_BYTES:  # gzip never makes a log larger: not a log
-            return [], [f"{self.path.name}: {size:,} bytes, more than the limit for a gzipped log "
-                        f"({defaults.MAX_UNZIPPED_LOG_BYTES:,}); not read"]
+            return [], [
+                f"{self.path.name}: {size:,} bytes, more than the limit for a gzipped log "
+                f"({defaults.MAX_UNZIPPED_LOG_BYTES:,}); not read"
+            ]
         packed = remote.read_range(url, 0, size) if url is not None else self.path.read_bytes()
         self.bytes_read += len(packed)
         text, note = gzlog.unzip(self.path, data=packed)
@@ -104,7 +116,9 @@ class Tail:
         seen = self.lines
         self._restart()
         if text.count(b"\n") < seen:
-            problems.append(f"{self.path.name}: holds fewer lines than the {seen:,} read before; read again from the start")
+            problems.append(
+                f"{self.path.name}: holds fewer lines than the {seen:,} read before; read again from the start"
+            )
             seen = 0
         self.offset = len(text)
         return self._consume(text, now, problems, seen)
@@ -116,7 +130,7 @@ class Tail:
         complete, self.pending = data[:cut], data[cut:]
         if self.skipping:  # inside an over-long line, already reported: drop it up to its newline
             if complete:
-                complete, self.skipping = complete[complete.find(b"\n") + 1:], False
+                complete, self.skipping = complete[complete.find(b"\n") + 1 :], False
                 self.lines += 1
             else:
                 self.pending = b""
@@ -130,7 +144,9 @@ class Tail:
             if row is not None:
                 rows.append(row)
         if len(self.pending) > jsonl.MAX_LINE_BYTES:  # never hold more than one line's worth
-            problems.append(f"{self.path.name}:{self.lines + 1}: line longer than {jsonl.MAX_LINE_BYTES:,} bytes; skipped")
+            problems.append(
+                f"{self.path.name}:{self.lines + 1}: line longer than {jsonl.MAX_LINE_BYTES:,} bytes; skipped"
+            )
             self.pending, self.skipping = b"", True
         self.pending_since = now if self.pending else None  # bytes arrived: still being written
         self.torn_reported = False
@@ -138,11 +154,17 @@ class Tail:
 
     def _check_torn(self, now: float) -> list[str]:
         """A last line without its newline for `torn_after` seconds is torn (reported once)."""
-        if self.pending and not self.torn_reported and self.pending_since is not None \
-                and now - self.pending_since >= self.torn_after:
+        if (
+            self.pending
+            and not self.torn_reported
+            and self.pending_since is not None
+            and now - self.pending_since >= self.torn_after
+        ):
             self.torn_reported = True
-            return [f"{self.path.name}:{self.lines + 1}: last line unterminated for {self.torn_after:g} s "
-                    f"({len(self.pending)} bytes): torn"]
+            return [
+                f"{self.path.name}:{self.lines + 1}: last line unterminated for {self.torn_after:g} s "
+                f"({len(self.pending)} bytes): torn"
+            ]
         return []
 
 
@@ -194,12 +216,17 @@ class RunState:
     def row(self) -> list[str]:
         recent = self.scores[-RECENT:]
         fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-        return [self.name, f"{self.last_step:,}", fmt(self.fps(), ",.0f"),
-                fmt(self.scores[-1] if self.scores else None, ",.1f"),
-                fmt(sum(recent) / len(recent) if recent else None, ",.1f"), str(len(self.scores)),
-                fmt(sum(self.active) / len(self.active) if self.active else None, ".0%"),
-                fmt(self.latest.get("train/imag_adapt/horizon_eff"), ".2f"),
-                "; ".join(self.problems[-2:]) + (f" (+{len(self.problems) - 2} more)" if len(self.problems) > 2 else "")]
+        return [
+            self.name,
+            f"{self.last_step:,}",
+            fmt(self.fps(), ",.0f"),
+            fmt(self.scores[-1] if self.scores else None, ",.1f"),
+            fmt(sum(recent) / len(recent) if recent else None, ",.1f"),
+            str(len(self.scores)),
+            fmt(sum(self.active) / len(self.active) if self.active else None, ".0%"),
+            fmt(self.latest.get("train/imag_adapt/horizon_eff"), ".2f"),
+            "; ".join(self.problems[-2:]) + (f" (+{len(self.problems) - 2} more)" if len(self.problems) > 2 else ""),
+        ]
 
 
 class Watcher:
@@ -213,8 +240,9 @@ class Watcher:
         self._refused: IngestError | None = None  # why the last discovery found nothing
         self.discover(time.monotonic())
         if not self.runs:
-            raise self._refused or IngestError(f"{', '.join(self.paths)}: no runs found (expected folders holding "
-                                               "scores.jsonl or metrics.jsonl)")
+            raise self._refused or IngestError(
+                f"{', '.join(self.paths)}: no runs found (expected folders holding scores.jsonl or metrics.jsonl)"
+            )
 
     def discover(self, now: float) -> None:
         """Add runs that appeared under the paths (a run stays once found)."""
@@ -264,8 +292,9 @@ def check_page(page: str | None) -> None:
         raise ValueError(f"--html {page}: exists and is not a regular file; expected a file name for the page")
 
 
-def follow(watcher: Watcher, interval: float, iterations: int = 0,
-           page: str | None = None) -> Iterator[tuple[list[str], list[list[str]], str]]:
+def follow(
+    watcher: Watcher, interval: float, iterations: int = 0, page: str | None = None
+) -> Iterator[tuple[list[str], list[list[str]], str]]:
     """Refresh `watcher` every `interval` seconds and yield (columns, rows, time of day) after each
     refresh, `iterations` times (0: until the caller stops). With `page`, the self-refreshing HTML
     view there is replaced at each refresh (never inside a run being watched: OutputInInput)."""
@@ -288,14 +317,16 @@ def render_html(columns: list[str], rows: list[list[str]], interval: float, stam
     """The view as a page that reloads itself every `interval` seconds; every cell escaped."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta http-equiv="refresh" content="{max(1, round(interval))}">'
-            f"<title>dreamer-report watch</title><style>body{{font-family:sans-serif;font-size:10pt}}"
-            f"table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:2px 6px;text-align:left}}"
-            f"th{{background:#eee}}</style></head><body><h1>dreamer-report watch</h1>"
-            f"<p>{len(rows)} run(s); updated {html.escape(stamp)}; this page reloads every "
-            f"{max(1, round(interval))} s.</p><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            f"</body></html>")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="{max(1, round(interval))}">'
+        f"<title>dreamer-report watch</title><style>body{{font-family:sans-serif;font-size:10pt}}"
+        f"table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:2px 6px;text-align:left}}"
+        f"th{{background:#eee}}</style></head><body><h1>dreamer-report watch</h1>"
+        f"<p>{len(rows)} run(s); updated {html.escape(stamp)}; this page reloads every "
+        f"{max(1, round(interval))} s.</p><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"</body></html>"
+    )
 
 
 def write_atomic(path: Path, text: str) -> None:

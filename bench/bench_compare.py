@@ -13,9 +13,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from analysis import atari, compare, figures, ingest  # noqa: E402
-from runfactory import write_study  # noqa: E402
 import record  # noqa: E402
+from runfactory import write_study  # noqa: E402
+
+from analysis import atari, compare, figures, ingest  # noqa: E402
 
 
 def main():
@@ -40,9 +41,11 @@ def main():
             rendered = {stem: figures.render(fig) for stem, fig in compare.figures_of(result).items()}
             compare.write_outputs(result, root / "out", rendered)
             t_write = time.perf_counter() - start
-            print(f"{label}: ingest alone {t_ingest:.2f} s; compare() {t_compare:.2f} s "
-                  f"({args.reps:,} reps, {len(result.tasks)} tasks); figures + files {t_write:.2f} s")
+            print(
+                f"{label}: ingest alone {t_ingest:.2f} s; compare() {t_compare:.2f} s "
+                f"({args.reps:,} reps, {len(result.tasks)} tasks); figures + files {t_write:.2f} s"
+            )
 
 
 if __name__ == "__main__":
-    record.run('bench_compare', main)
+    record.run("bench_compare", main)

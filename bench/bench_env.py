@@ -18,8 +18,9 @@ from ruamel.yaml import YAML
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dreamerv3 import envs  # noqa: E402
 import record  # noqa: E402
+
+from dreamerv3 import envs  # noqa: E402
 
 
 def make_env():
@@ -80,4 +81,4 @@ def main():
 
 
 if __name__ == "__main__":
-    record.run('bench_env', main)
+    record.run("bench_env", main)

@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import object_servers  # noqa: E402
-from analysis import atari, ingest, remote  # noqa: E402
-from runfactory import write_run  # noqa: E402
 import record  # noqa: E402
+from runfactory import write_run  # noqa: E402
+
+from analysis import atari, ingest, remote  # noqa: E402
 
 
 def make_runs(root: Path, games: int, seeds: int) -> None:
@@ -36,8 +37,15 @@ def make_runs(root: Path, games: int, seeds: int) -> None:
     for task in atari.TASKS[:games]:
         for method in ("baseline", "adapt"):
             for seed in range(seeds):
-                write_run(root, task, method, seed, episodes=int(rng.integers(100, 301)),
-                          log_lines=int(rng.integers(400, 801)), extra_keys=40)
+                write_run(
+                    root,
+                    task,
+                    method,
+                    seed,
+                    episodes=int(rng.integers(100, 301)),
+                    log_lines=int(rng.integers(400, 801)),
+                    extra_keys=40,
+                )
 
 
 def jsonl_bytes(runs) -> int:
@@ -86,16 +94,18 @@ def object_storage_row(root: Path, repeats: int, runs, mb: float) -> None:
                 remote._RUNS.clear()  # a fresh process's state: nothing fetched yet
                 remote._STAGE.clear()
                 before = cpu_seconds(server)
-                t, found = timed(lambda: ingest.ingest(ingest.discover([spec]), cache=False))
+                t, found = timed(lambda: ingest.ingest(ingest.discover([spec]), cache=False))  # noqa: B023 (called within this iteration)
                 cpu[name].append(tuple(b - a for a, b in zip(before, cpu_seconds(server))))
                 times[name].append(t)
                 assert len(found.runs) == len(runs) and found.scores.height > 0
         for name, label in (("local", "local folder"), ("s3", "s3:// (moto)")):
             med = statistics.median(times[name])
             client, moto = (statistics.median(c[i] for c in cpu[name]) for i in (0, 1))
-            print(f"find + ingest, {label:13}: {med:6.2f} s  {len(runs) / med:6.0f} runs/s  {mb / med:6.1f} MB/s  "
-                  f"(runs: {' '.join(f'{v:.2f}' for v in times[name])} s; CPU s: client {client:.2f}, "
-                  f"moto server {moto:.2f})")
+            print(
+                f"find + ingest, {label:13}: {med:6.2f} s  {len(runs) / med:6.0f} runs/s  {mb / med:6.1f} MB/s  "
+                f"(runs: {' '.join(f'{v:.2f}' for v in times[name])} s; CPU s: client {client:.2f}, "
+                f"moto server {moto:.2f})"
+            )
         print(f"s3:// / local rate: {statistics.median(times['local']) / statistics.median(times['s3']):.2f}")
     finally:
         server.stop()
@@ -121,13 +131,19 @@ def _measure(root: Path, repeats: int, cache: Path, s3: bool) -> None:
         assert cached.metrics.equals(data.metrics) and cached.scores.equals(data.scores)
     med = {name: statistics.median(values) for name, values in times.items()}
     runs_of = {name: " ".join(f"{v:.2f}" for v in values) for name, values in times.items()}
-    print(f"pandas read_json(lines=True) loop: {med['pandas']:6.2f} s  {mb / med['pandas']:6.0f} MB/s  "
-          f"(runs: {runs_of['pandas']} s)")
-    print(f"dreamer-report ingest (no cache):  {med['ours']:6.2f} s  {mb / med['ours']:6.0f} MB/s  "
-          f"{med['pandas'] / med['ours']:.1f}x pandas  (runs: {runs_of['ours']} s; "
-          f"{data.metrics.height:,} metric rows, {data.scores.height:,} score rows)")
-    print(f"dreamer-report ingest (from cache): {med['cached']:5.2f} s  {mb / med['cached']:6.0f} MB/s equivalent  "
-          f"{med['pandas'] / med['cached']:.0f}x pandas  (runs: {runs_of['cached']} s)")
+    print(
+        f"pandas read_json(lines=True) loop: {med['pandas']:6.2f} s  {mb / med['pandas']:6.0f} MB/s  "
+        f"(runs: {runs_of['pandas']} s)"
+    )
+    print(
+        f"dreamer-report ingest (no cache):  {med['ours']:6.2f} s  {mb / med['ours']:6.0f} MB/s  "
+        f"{med['pandas'] / med['ours']:.1f}x pandas  (runs: {runs_of['ours']} s; "
+        f"{data.metrics.height:,} metric rows, {data.scores.height:,} score rows)"
+    )
+    print(
+        f"dreamer-report ingest (from cache): {med['cached']:5.2f} s  {mb / med['cached']:6.0f} MB/s equivalent  "
+        f"{med['pandas'] / med['cached']:.0f}x pandas  (runs: {runs_of['cached']} s)"
+    )
     if s3:
         object_storage_row(root, repeats, runs, mb)
     print(f"load average after: {load_average()} (medians of {repeats}; the machine may be shared)")
@@ -152,4 +168,4 @@ def main():
 
 
 if __name__ == "__main__":
-    record.run('bench_ingest', main)
+    record.run("bench_ingest", main)

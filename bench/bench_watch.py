@@ -27,18 +27,34 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent.parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
-from analysis import watch  # noqa: E402
-from runfactory import write_run  # noqa: E402
 import record  # noqa: E402
+from runfactory import write_run  # noqa: E402
 
-KEYS = [f"train/k{i:02d}" for i in range(44)] + ["train/loss/dyn", "fps/policy", "train/imag_adapt/active",
-                                                 "train/imag_adapt/horizon_eff"]
+from analysis import watch  # noqa: E402
+
+KEYS = [f"train/k{i:02d}" for i in range(44)] + [
+    "train/loss/dyn",
+    "fps/policy",
+    "train/imag_adapt/active",
+    "train/imag_adapt/horizon_eff",
+]
 
 
 def make_runs(root: Path, count: int) -> list[Path]:
     games = ["alien", "pong", "breakout", "boxing", "freeway", "kangaroo", "krull", "qbert", "seaquest", "hero"]
-    return [write_run(root, f"atari100k_{games[i % len(games)]}", "adapt", i // len(games), frames=100_000,
-                      episodes=50, log_lines=100, extra_keys=40) for i in range(count)]
+    return [
+        write_run(
+            root,
+            f"atari100k_{games[i % len(games)]}",
+            "adapt",
+            i // len(games),
+            frames=100_000,
+            episodes=50,
+            log_lines=100,
+            extra_keys=40,
+        )
+        for i in range(count)
+    ]
 
 
 def writer(runs: list[Path], seconds: float, rate: float, start: float) -> None:
@@ -55,8 +71,17 @@ def writer(runs: list[Path], seconds: float, rate: float, start: float) -> None:
                 f.write(json.dumps(row) + "\n")
             if (i + tick) % 5 == 0:
                 with open(run / "scores.jsonl", "a") as f:
-                    f.write(json.dumps({"step": step, "episode/score": float(rng.normal(500, 100)),
-                                        "episode/length": 800.0, "bench/t_write": time.time()}) + "\n")
+                    f.write(
+                        json.dumps(
+                            {
+                                "step": step,
+                                "episode/score": float(rng.normal(500, 100)),
+                                "episode/length": 800.0,
+                                "bench/t_write": time.time(),
+                            }
+                        )
+                        + "\n"
+                    )
         tick += 1
         time.sleep(max(0.0, start + tick / rate - time.time()))
 
@@ -106,21 +131,31 @@ def main():
             shown = time.time()
             cpu.append(time.process_time() - cpu0)
             wall.append(time.perf_counter() - wall0)
-            latency += [shown - row["bench/t_write"] for state in watcher.runs.values()
-                        for row in state.new_rows if "bench/t_write" in row]
+            latency += [
+                shown - row["bench/t_write"]
+                for state in watcher.runs.values()
+                for row in state.new_rows
+                if "bench/t_write" in row
+            ]
             now_read = watcher.bytes_read()
             read.append(now_read - before)
             before = now_read
         proc.join()
     lat = np.array(latency)
-    print(f"{args.runs} runs, history {history / 1e6:.1f} MB; writer: {args.rate:g} metrics line/run/s "
-          f"({len(KEYS)} keys) + episodes; watch every {args.interval:g} s for {args.seconds:g} s")
+    print(
+        f"{args.runs} runs, history {history / 1e6:.1f} MB; writer: {args.rate:g} metrics line/run/s "
+        f"({len(KEYS)} keys) + episodes; watch every {args.interval:g} s for {args.seconds:g} s"
+    )
     print(f"first refresh (whole history): cpu {first[0]:.2f} s, wall {first[1]:.2f} s")
-    print(f"refreshes: {len(cpu)}; cpu per refresh median {np.median(cpu) * 1e3:.0f} ms (max {max(cpu) * 1e3:.0f}); "
-          f"wall median {np.median(wall) * 1e3:.0f} ms; read per refresh median {np.median(read) / 1e6:.2f} MB")
-    print(f"write-to-display latency over {lat.size:,} lines: median {np.median(lat):.2f} s, "
-          f"p95 {np.percentile(lat, 95):.2f} s, max {lat.max():.2f} s")
+    print(
+        f"refreshes: {len(cpu)}; cpu per refresh median {np.median(cpu) * 1e3:.0f} ms (max {max(cpu) * 1e3:.0f}); "
+        f"wall median {np.median(wall) * 1e3:.0f} ms; read per refresh median {np.median(read) / 1e6:.2f} MB"
+    )
+    print(
+        f"write-to-display latency over {lat.size:,} lines: median {np.median(lat):.2f} s, "
+        f"p95 {np.percentile(lat, 95):.2f} s, max {lat.max():.2f} s"
+    )
 
 
 if __name__ == "__main__":
-    record.run('bench_watch', main)
+    record.run("bench_watch", main)

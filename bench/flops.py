@@ -19,7 +19,7 @@ from jax.extend import core as jax_core
 
 def dot_flops(eqn):
     lhs, rhs = (v.aval.shape for v in eqn.invars)
-    (_, rhs_contract), (_, rhs_batch) = eqn.params['dimension_numbers']
+    (_, rhs_contract), (_, rhs_batch) = eqn.params["dimension_numbers"]
     rhs_free = [d for i, d in enumerate(rhs) if i not in rhs_contract and i not in rhs_batch]
     return 2 * math.prod(lhs) * math.prod(rhs_free)
 
@@ -39,14 +39,21 @@ def conv_flops(eqn):
     lhs, rhs = (v.aval.shape for v in eqn.invars)
     out = eqn.outvars[0].aval.shape
     p = eqn.params
-    lhs_spec, rhs_spec, out_spec = p['dimension_numbers']
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
     pairs = math.prod(
         valid_taps(lhs[ls], out[os_], rhs[rs], stride, lo, ld, rd)
         for ls, rs, os_, stride, (lo, _), ld, rd in zip(
-            lhs_spec[2:], rhs_spec[2:], out_spec[2:], p['window_strides'],
-            p['padding'], p['lhs_dilation'], p['rhs_dilation']))
+            lhs_spec[2:],
+            rhs_spec[2:],
+            out_spec[2:],
+            p["window_strides"],
+            p["padding"],
+            p["lhs_dilation"],
+            p["rhs_dilation"],
+        )
+    )
     batch, features = out[out_spec[0]], out[out_spec[1]]
-    return 2 * batch * features * rhs[rhs_spec[1]] * pairs // p['batch_group_count']
+    return 2 * batch * features * rhs[rhs_spec[1]] * pairs // p["batch_group_count"]
 
 
 def sub_jaxprs(params):
@@ -65,14 +72,14 @@ def jaxpr_flops(jaxpr):
     total = 0
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
-        if name == 'dot_general':
+        if name == "dot_general":
             total += dot_flops(eqn)
-        elif name == 'conv_general_dilated':
+        elif name == "conv_general_dilated":
             total += conv_flops(eqn)
-        elif name == 'scan':
-            total += eqn.params['length'] * jaxpr_flops(eqn.params['jaxpr'].jaxpr)
-        elif name == 'cond':
-            total += max(jaxpr_flops(b.jaxpr) for b in eqn.params['branches'])
+        elif name == "scan":
+            total += eqn.params["length"] * jaxpr_flops(eqn.params["jaxpr"].jaxpr)
+        elif name == "cond":
+            total += max(jaxpr_flops(b.jaxpr) for b in eqn.params["branches"])
         else:
             total += sum(jaxpr_flops(sub) for sub in sub_jaxprs(eqn.params))
     return total
@@ -81,5 +88,5 @@ def jaxpr_flops(jaxpr):
 def count_flops(fn, *args):
     """Matmul + conv FLOPs of fn(*args), traced (not compiled, not run). A
     jitted fn is traced as itself (its compiler options stay top-level)."""
-    traced = fn.trace(*args).jaxpr if hasattr(fn, 'trace') else jax.make_jaxpr(fn)(*args)
+    traced = fn.trace(*args).jaxpr if hasattr(fn, "trace") else jax.make_jaxpr(fn)(*args)
     return jaxpr_flops(traced.jaxpr)

@@ -7,24 +7,24 @@ escapes is a bug and keeps its traceback.
 
 
 class BadInput(Exception):
-  """Bad flags, presets or settings, found before a run starts: one line for the user."""
+    """Bad flags, presets or settings, found before a run starts: one line for the user."""
 
 
 class UsageError(Exception):
-  """A bad setting found while building a run (env, agent, logger): one line, exit code 2."""
+    """A bad setting found while building a run (env, agent, logger): one line, exit code 2."""
 
 
 class ResumeError(UsageError):
-  """No complete checkpoint of the run loads (damaged, or of another model size)."""
+    """No complete checkpoint of the run loads (damaged, or of another model size)."""
 
 
 class LinkInLogdir(UsageError):
-  """A path the trainer would write through is a symbolic link."""
+    """A path the trainer would write through is a symbolic link."""
 
 
 class CheckpointError(ValueError):
-  """A checkpoint file that is not plain data; the message names the file."""
+    """A checkpoint file that is not plain data; the message names the file."""
 
 
 class StorageError(OSError):
-  """A remote call failed; the message is one line naming the URL."""
+    """A remote call failed; the message is one line naming the URL."""

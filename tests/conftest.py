@@ -138,13 +138,39 @@ def real_run(tmp_path_factory):
     root = pathlib.Path(__file__).parent.parent
     base = tmp_path_factory.mktemp("e2e") / "dummy_disc_adapt"
     result = subprocess.run(
-        [sys.executable, str(root / "dreamerv3" / "main.py"),
-         "--logdir", str(base / "seed0_{timestamp}"), "--configs", "debug",
-         "--task", "dummy_disc", "--script", "train", "--jax.platform", "cpu",
-         "--jax.train_devices", "[0]", "--jax.policy_devices", "[0]",
-         "--run.steps", "80", "--run.envs", "1", "--run.train_ratio", "8",
-         "--agent.imag_adapt.enabled", "True", "--env.dummy.length", "20"],
-        capture_output=True, text=True, timeout=600, cwd=root)
+        [
+            sys.executable,
+            str(root / "dreamerv3" / "main.py"),
+            "--logdir",
+            str(base / "seed0_{timestamp}"),
+            "--configs",
+            "debug",
+            "--task",
+            "dummy_disc",
+            "--script",
+            "train",
+            "--jax.platform",
+            "cpu",
+            "--jax.train_devices",
+            "[0]",
+            "--jax.policy_devices",
+            "[0]",
+            "--run.steps",
+            "80",
+            "--run.envs",
+            "1",
+            "--run.train_ratio",
+            "8",
+            "--agent.imag_adapt.enabled",
+            "True",
+            "--env.dummy.length",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=root,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (logdir,) = base.iterdir()
     return logdir, result.stdout

@@ -8,10 +8,10 @@ env's step count) and `train` returns it + 1000 for replay to write back.
 """
 
 import contextlib
+
 import numpy as np
 
-IMAG_ADAPT_KEYS = (
-    "active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff")
+IMAG_ADAPT_KEYS = ("active", "ratio", "ema", "severity", "gamma", "mask_mean", "horizon_eff")
 
 
 class FakeAgent:
@@ -58,8 +58,7 @@ class FakeAgent:
         K = self.config.replay_context
         outs = {}
         if K:
-            outs["replay"] = {"stepid": data["stepid"][:, K:],
-                              "dyn/deter": data["dyn/deter"][:, K:] + 1000}
+            outs["replay"] = {"stepid": data["stepid"][:, K:], "dyn/deter": data["dyn/deter"][:, K:] + 1000}
         self.weights["w"] += 1
         metrics = {"loss/dyn": 1.0 + self.rng.random(), "loss/rep": 0.5}
         metrics.update({f"imag_adapt/{k}": 0.0 for k in IMAG_ADAPT_KEYS})
@@ -99,13 +98,15 @@ class FakePopulation:
         return [m.init_train(batch_size) for m in self.members]
 
     def policy(self, carry, obs):
-        steps = [m.policy(c, {key: v[k] for key, v in obs.items()})
-                 for k, (m, c) in enumerate(zip(self.members, carry))]
+        steps = [
+            m.policy(c, {key: v[k] for key, v in obs.items()}) for k, (m, c) in enumerate(zip(self.members, carry))
+        ]
         return [s[0] for s in steps], _stack([s[1] for s in steps]), _stack([s[2] for s in steps])
 
     def train(self, carry, data):
-        steps = [m.train(c, {key: v[k] for key, v in data.items()})
-                 for k, (m, c) in enumerate(zip(self.members, carry))]
+        steps = [
+            m.train(c, {key: v[k] for key, v in data.items()}) for k, (m, c) in enumerate(zip(self.members, carry))
+        ]
         outs = [s[1] for s in steps]
         outs = {"replay": _stack([o["replay"] for o in outs])} if outs[0] else {}
         return [s[0] for s in steps], outs, _stack([s[2] for s in steps])

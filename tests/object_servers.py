@@ -56,21 +56,39 @@ def _wait(process: subprocess.Popen, port: int, what: str, timeout: float = 60.0
 def start_s3() -> Server:
     """moto in server mode; any key pair is accepted, the region is fixed."""
     port = free_port()
-    process = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _wait(process, port, "moto_server")
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     return Server(process, env, port)
 
 
 def start_gcs() -> Server:
     """gcp-storage-emulator, in memory; clients find it through STORAGE_EMULATOR_HOST."""
     port = free_port()
-    process = subprocess.Popen([str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1",
-                                "--port", str(port), "--in-memory", "--quiet"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            str(BIN / "gcp-storage-emulator"),
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _wait(process, port, "gcp-storage-emulator")
     return Server(process, {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}, port)
 

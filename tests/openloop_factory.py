@@ -26,9 +26,9 @@ def known_sequences(B: int = 6, T: int = 16, size: int = 64) -> tuple[np.ndarray
         truth[b] = (30 + 30 * b, 90, 160)
         truth[b, :, 20:40, 10:50] = (200, 200, 60)
     for t in range(T):
-        truth[:, t, :, 3 * t:3 * t + 3] = 250
+        truth[:, t, :, 3 * t : 3 * t + 3] = 250
     pred = truth.copy()
-    pred[:, T // 2:, 30:50, 30:50] = (120, 60, 200)
+    pred[:, T // 2 :, 30:50, 30:50] = (120, 60, 200)
     return truth, pred
 
 
@@ -45,12 +45,13 @@ def compose_column(truth: np.ndarray, pred: np.ndarray, context: int, blank_fram
     B, T, h, w, _ = truth.shape
     error = ((pred.astype(np.int16) - truth.astype(np.int16) + 255) // 2).astype(np.uint8)
     pad = [(0, 0), (PAD, PAD), (PAD, PAD), (0, 0)]
-    video = np.concatenate([np.pad(np.concatenate((truth[b], pred[b], error[b]), axis=1), pad)
-                            for b in range(B)], axis=2)
+    video = np.concatenate(
+        [np.pad(np.concatenate((truth[b], pred[b], error[b]), axis=1), pad) for b in range(B)], axis=2
+    )
     inside = np.zeros(video.shape[1:3], bool)
     cw = w + 2 * PAD
     for b in range(B):
-        inside[PAD:3 * h + PAD, b * cw + PAD:(b + 1) * cw - PAD] = True
+        inside[PAD : 3 * h + PAD, b * cw + PAD : (b + 1) * cw - PAD] = True
     colours = np.where((np.arange(T) < context)[:, None], [0, 255, 0], [255, 0, 0]).astype(np.uint8)
     video[:, ~inside] = colours[:, None, :]
     return np.concatenate([video, np.zeros_like(video[:blank_frames])], axis=0)

@@ -8,8 +8,8 @@ they exercise the readers and the statistics, they are never results.
 from __future__ import annotations
 
 import json
-import zlib
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,9 @@ def write_run(
     if config:
         (run_dir / "config.yaml").write_text(f"seed: {seed}\ntask: {task}\nmethod: ''\nrun:\n  steps: {frames // 4}\n")
     if scope:
-        write_scope(run_dir, "train/loss/dyn", [r["step"] for r in metric_rows], [r["train/loss/dyn"] for r in metric_rows])
+        write_scope(
+            run_dir, "train/loss/dyn", [r["step"] for r in metric_rows], [r["train/loss/dyn"] for r in metric_rows]
+        )
     return run_dir
 
 
@@ -65,15 +67,27 @@ def _metric_rows(rng, frames: int, lines: int, adapt: bool, extra_keys: int) -> 
         active = float(adapt and i > 3 and dyn > 1.6)
         severity = float(np.clip((dyn - 1.6) / 1.0, 0, 1)) * active
         mask_mean = 1.0 - 0.4 * severity
-        row = {"step": int(step), "train/loss/dyn": float(dyn), "train/loss/rep": float(dyn),
-               "train/loss/policy": float(rng.normal()), "train/loss/value": float(rng.random()),
-               "fps/policy": 50.0, "fps/train": 200.0}
+        row = {
+            "step": int(step),
+            "train/loss/dyn": float(dyn),
+            "train/loss/rep": float(dyn),
+            "train/loss/policy": float(rng.normal()),
+            "train/loss/value": float(rng.random()),
+            "fps/policy": 50.0,
+            "fps/train": 200.0,
+        }
         if adapt:
-            row.update({"train/imag_adapt/active": active, "train/imag_adapt/ratio": float(dyn / 1.5),
-                        "train/imag_adapt/ema": 1.5, "train/imag_adapt/severity": severity,
-                        "train/imag_adapt/gamma": 1 - 0.15 * severity,
-                        "train/imag_adapt/mask_mean": mask_mean,
-                        "train/imag_adapt/horizon_eff": 15.0 * mask_mean})
+            row.update(
+                {
+                    "train/imag_adapt/active": active,
+                    "train/imag_adapt/ratio": float(dyn / 1.5),
+                    "train/imag_adapt/ema": 1.5,
+                    "train/imag_adapt/severity": severity,
+                    "train/imag_adapt/gamma": 1 - 0.15 * severity,
+                    "train/imag_adapt/mask_mean": mask_mean,
+                    "train/imag_adapt/horizon_eff": 15.0 * mask_mean,
+                }
+            )
         row.update({key: float(rng.normal()) for key in EXTRA_KEYS[:extra_keys]})
         rows.append(row)
     return rows
@@ -90,8 +104,9 @@ def write_scope(run_dir: Path, key: str, steps, values) -> Path:
     return path
 
 
-def write_study(root: Path, tasks=("atari100k_alien",), seeds: int = 5, methods=("baseline", "adapt"),
-                gain: float = 1.2, **kwargs) -> dict[str, Path]:
+def write_study(
+    root: Path, tasks=("atari100k_alien",), seeds: int = 5, methods=("baseline", "adapt"), gain: float = 1.2, **kwargs
+) -> dict[str, Path]:
     """Runs for every task x seed x method; the `adapt` method scores `gain` times higher."""
     for task in tasks:
         for method in methods:

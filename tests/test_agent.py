@@ -1,15 +1,10 @@
 """The agent on the `debug` config (one shared compiled agent, see conftest.py)."""
 
-import json
 import math
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-
 from conftest import load_config, make_batch
 
 ROOT = pathlib.Path(__file__).parent.parent
@@ -31,8 +26,11 @@ def test_train_step_finite_metrics(debug_agent, debug_batch):
     for _ in range(2):
         carry, outs, metrics = agent.train(carry, debug_batch)
     assert set(outs) == {"replay"}  # the fresh posteriors for replay.update
-    for key in [f"loss/{k}" for k in LOSS_KEYS] + [f"imag_adapt/{k}" for k in ADAPT_KEYS] + [
-            "ret", "adv", "val", "rew", "ent/action", "retnorm/scale", "opt/grad_norm", "opt/lr"]:
+    for key in (
+        [f"loss/{k}" for k in LOSS_KEYS]
+        + [f"imag_adapt/{k}" for k in ADAPT_KEYS]
+        + ["ret", "adv", "val", "rew", "ent/action", "retnorm/scale", "opt/grad_norm", "opt/lr"]
+    ):
         assert key in metrics, key
         assert isinstance(metrics[key], float) and math.isfinite(metrics[key]), (key, metrics[key])
     assert metrics["imag_adapt/active"] == 0.0  # disabled in the debug config
@@ -132,8 +130,9 @@ def test_policy_key_counter_survives_save_and_load(debug_agent, debug_batch):
 
 
 def test_invalid_imag_adapt_config_raises(debug_config):
-    from dreamerv3.agent import Agent
     from conftest import spaces
+
+    from dreamerv3.agent import Agent
 
     config = debug_config.update({"agent.imag_adapt.rel_max": 1.0})
     with pytest.raises(ValueError, match="agent.imag_adapt.rel_max"):
@@ -142,8 +141,10 @@ def test_invalid_imag_adapt_config_raises(debug_config):
 
 def test_compiler_options_only_on_cpu_and_not_for_default():
     from dreamerv3 import agent as agentlib
-    config = load_config('debug').update({'jax.platform': 'cpu'})
+
+    config = load_config("debug").update({"jax.platform": "cpu"})
     assert agentlib.compiler_options(config) == {
-        'xla_cpu_experimental_ynn_fusion_type': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}
-    assert agentlib.compiler_options(config.update({'jax.platform': 'cuda'})) is None
-    assert agentlib.compiler_options(config.update({'jax.cpu_ynn_fusions': ['default']})) is None
+        "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+    }
+    assert agentlib.compiler_options(config.update({"jax.platform": "cuda"})) is None
+    assert agentlib.compiler_options(config.update({"jax.cpu_ynn_fusions": ["default"]})) is None

@@ -6,14 +6,12 @@ runs the same commands with the full settings.
 
 import gzip
 import json
-import re
 from pathlib import Path
-
-import pytest
-from typer.testing import CliRunner
 
 import numpy as np
 import polars as pl
+import pytest
+from typer.testing import CliRunner
 
 from analysis import atari, ingest, mask, readout, runconfig
 from cli import app
@@ -21,8 +19,15 @@ from cli import app
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
 BASE = ARTIFACTS / "atari100k_alien_baseline"
 ADAPT = ARTIFACTS / "atari100k_alien_adapt"
-LOGGED_KEYS = ["train/loss/dyn", "train/loss/rep", "train/loss/policy", "train/loss/value",
-             "fps/policy", "fps/train", *mask.ADAPT_KEYS]
+LOGGED_KEYS = [
+    "train/loss/dyn",
+    "train/loss/rep",
+    "train/loss/policy",
+    "train/loss/value",
+    "fps/policy",
+    "fps/train",
+    *mask.ADAPT_KEYS,
+]
 runner = CliRunner()
 
 
@@ -34,8 +39,7 @@ def shipped():
 
 def test_three_seeds_per_method_each_labelled(shipped):
     runs, _ = shipped
-    assert sorted((r.method, r.seed) for r in runs) == [
-        (m, s) for m in ("adapt", "baseline") for s in (0, 1, 2)]
+    assert sorted((r.method, r.seed) for r in runs) == [(m, s) for m in ("adapt", "baseline") for s in (0, 1, 2)]
     assert all(r.task == "atari100k_alien" for r in runs)
     for folder in (ARTIFACTS, BASE, ADAPT):
         assert (folder / "README.md").is_file(), f"{folder} has no README saying how its runs were made"
@@ -47,8 +51,7 @@ def test_every_run_ingests_with_no_problem(shipped):
     for run in data.runs:
         keys = set(data.metrics.filter(data.metrics["run"] == run.name)["key"].cast(str).unique())
         assert set(LOGGED_KEYS) <= keys, (run.name, set(LOGGED_KEYS) - keys)
-        episodes = data.scores.filter((data.scores["run"] == run.name)
-                                      & (data.scores["key"] == "episode/score"))
+        episodes = data.scores.filter((data.scores["run"] == run.name) & (data.scores["key"] == "episode/score"))
         assert episodes.height >= 2, run.name
 
 
@@ -72,8 +75,7 @@ def test_mask_diagnostics_are_logged_and_baselines_never_activate(shipped):
 
 def test_demo_commands_run_on_the_shipped_runs(tmp_path):
     out = tmp_path / "alien"
-    result = runner.invoke(app, ["compare", str(BASE), str(ADAPT), "--out", str(out),
-                                 "--reps", "500"])
+    result = runner.invoke(app, ["compare", str(BASE), str(ADAPT), "--out", str(out), "--reps", "500"])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["reps"] == 500
@@ -81,11 +83,11 @@ def test_demo_commands_run_on_the_shipped_runs(tmp_path):
     assert "CPU" in html  # the artifacts' data label is printed in the report
     result = runner.invoke(app, ["mask", str(BASE), str(ADAPT), "--out", str(out / "mask")])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["openloop", str(BASE), str(ADAPT), "--source", "scope",
-                                 "--out", str(out / "openloop")])
+    result = runner.invoke(
+        app, ["openloop", str(BASE), str(ADAPT), "--source", "scope", "--out", str(out / "openloop")]
+    )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["best-seed", str(ADAPT), "--source", "scope",
-                                 "--video", str(out / "best.mp4")])
+    result = runner.invoke(app, ["best-seed", str(ADAPT), "--source", "scope", "--video", str(out / "best.mp4")])
     assert result.exit_code == 0, result.output
     assert (out / "best.mp4").stat().st_size > 0
 
@@ -103,7 +105,7 @@ def test_cartpole_runs_reach_the_goal_within_30_minutes():
     for run in runs:
         rows = [line.split(",") for line in (run.path / "wall_clock.csv").read_text().splitlines()[1:]]
         seconds, scores = [float(r[1]) for r in rows], [float(r[2]) for r in rows]
-        means = [sum(scores[i - 10:i]) / 10 for i in range(10, len(scores) + 1)]
+        means = [sum(scores[i - 10 : i]) / 10 for i in range(10, len(scores) + 1)]
         reached = [seconds[i + 9] for i, m in enumerate(means) if m >= 200]
         assert reached and reached[0] <= 30 * 60, (run.name, max(means))
         logged = data.scores.filter((data.scores["run"] == run.name) & (data.scores["key"] == "episode/score"))
@@ -112,8 +114,24 @@ def test_cartpole_runs_reach_the_goal_within_30_minutes():
 
 def test_shipped_checkpoints_load_and_predict_open_loop(tmp_path):
     """The best seeds' checkpoints load into the current agent (same parameter shapes)."""
-    result = runner.invoke(app, ["openloop", str(BASE), str(ADAPT), "--source", "ckpt",
-                                 "--context", "5", "--horizon", "10", "--sequences", "2", "--out", str(tmp_path)])
+    result = runner.invoke(
+        app,
+        [
+            "openloop",
+            str(BASE),
+            str(ADAPT),
+            "--source",
+            "ckpt",
+            "--context",
+            "5",
+            "--horizon",
+            "10",
+            "--sequences",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert list(tmp_path.glob("*.png")), result.output
 
@@ -204,14 +222,15 @@ def test_road_runner_run_stays_at_random_level_as_labelled():
     assert last["train/opt/param_count"] == 688_004 and last["train/rand/action"] > 0.99
 
 
-@pytest.mark.parametrize("folder, lr, platform", [("atari100k_road_runner_lr3e-4", 3e-4, "cpu"),
-                                                  ("gpu_road_runner_size12m", 4e-5, "cuda")])
+@pytest.mark.parametrize(
+    "folder, lr, platform", [("atari100k_road_runner_lr3e-4", 3e-4, "cpu"), ("gpu_road_runner_size12m", 4e-5, "cuda")]
+)
 def test_road_runner_sets_that_learn_do_as_labelled(folder, lr, platform):
     """lr 3e-4 at size1m and the official settings at size12m (labels: they learn, to the
     published level): random level over the first 20k frames, each seed's mean in (40k, 50k]
     inside the published seeds' range and far above random, the policy far from uniform."""
     label, runs, data = _road_runner(ARTIFACTS / folder)
-    assert "**Label:" in label and f"results.md#road-runner" in label
+    assert "**Label:" in label and "results.md#road-runner" in label
     for run in runs:
         config = runconfig.read_flat(Path(run.path) / "config.yaml")
         assert config["agent.opt.lr"] == lr and config["jax.platform"] == platform

@@ -31,8 +31,9 @@ def test_a_benchmark_run_saves_its_printed_tables_and_lines(tmp_path, monkeypatc
     assert "| size1m | 1.234 |" in capsys.readouterr().out  # printed as before
     data = json.loads(out.read_text())
     assert data["bench"] == "bench_fake" and data["command"].endswith("bench_fake.py --reps 3")
-    assert data["tables"] == [{"title": "jax x cpu, 3 reps", "columns": ["size", "s/update"],
-                               "rows": [["size1m", "1.234"]]}]
+    assert data["tables"] == [
+        {"title": "jax x cpu, 3 reps", "columns": ["size", "s/update"], "rows": [["size1m", "1.234"]]}
+    ]
     assert data["machine"].endswith(f"{os.cpu_count()} cores") and data["commit"]
 
 
@@ -49,9 +50,17 @@ def test_a_failed_benchmark_saves_nothing(tmp_path, monkeypatch):
 
 def test_render_shows_tables_from_a_file_and_the_command_where_none(tmp_path):
     tables = [record.table("Parameters", ["preset", "parameters"], [["size1m", "688,004"]])]
-    data = {"bench": "bench_params", "command": "python bench/bench_params.py", "commit": "abc1234",
-            "date": "2026-12-04 20:00 UTC", "machine": "CPU, 2 cores", "jax": "0.10.2 cpu",
-            "load_average": {"before": 1.0, "after": 1.5}, "tables": tables, "notes": ["a note"]}
+    data = {
+        "bench": "bench_params",
+        "command": "python bench/bench_params.py",
+        "commit": "abc1234",
+        "date": "2026-12-04 20:00 UTC",
+        "machine": "CPU, 2 cores",
+        "jax": "0.10.2 cpu",
+        "load_average": {"before": 1.0, "after": 1.5},
+        "tables": tables,
+        "notes": ["a note"],
+    }
     (tmp_path / "bench_params.json").write_text(json.dumps(data))
     text = render.render(str(tmp_path))
     assert "| size1m | 688,004 |" in text and "at commit abc1234" in text and "- a note" in text

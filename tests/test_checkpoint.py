@@ -19,9 +19,16 @@ class _Touch:
 
 
 def test_plain_data_round_trips_exactly(tmp_path):
-    data = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "h": np.zeros(3, np.float16),
-            "i": np.int64(7), "f": np.float32(2.5), "nested": [1, (2.0, "x"), {"k": None}], "s": {1, 2},
-            "b": b"\x00\x01", "rng": {"bit_generator": "PCG64", "state": {"state": 2**100, "inc": 3}}}
+    data = {
+        "w": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "h": np.zeros(3, np.float16),
+        "i": np.int64(7),
+        "f": np.float32(2.5),
+        "nested": [1, (2.0, "x"), {"k": None}],
+        "s": {1, 2},
+        "b": b"\x00\x01",
+        "rng": {"bit_generator": "PCG64", "state": {"state": 2**100, "inc": 3}},
+    }
     (tmp_path / "a.pkl").write_bytes(pickle.dumps(data))
     back = checkpoint.load_pickle(tmp_path / "a.pkl")
     assert back.keys() == data.keys()
@@ -31,14 +38,17 @@ def test_plain_data_round_trips_exactly(tmp_path):
     assert back["s"] == {1, 2} and back["b"] == data["b"] and back["rng"] == data["rng"]
 
 
-@pytest.mark.parametrize("payload, message", [
-    (lambda t: pickle.dumps({"w": _Touch(t / "ran")}), "refused to load: it references pathlib.Path.touch"),
-    (lambda t: pickle.dumps(os.system), "refused to load: it references posix.system"),
-    (lambda t: os.urandom(2048), "not a checkpoint this trainer wrote"),
-    (lambda t: b"", "not a checkpoint this trainer wrote (Ran out of input)"),
-    (lambda t: pickle.dumps({"a": np.ones(4)})[:-7], "not a checkpoint this trainer wrote"),
-    (lambda t: pickle.dumps(np.array([1, "x"], object)[1:2].astype(object)), None),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (lambda t: pickle.dumps({"w": _Touch(t / "ran")}), "refused to load: it references pathlib.Path.touch"),
+        (lambda t: pickle.dumps(os.system), "refused to load: it references posix.system"),
+        (lambda t: os.urandom(2048), "not a checkpoint this trainer wrote"),
+        (lambda t: b"", "not a checkpoint this trainer wrote (Ran out of input)"),
+        (lambda t: pickle.dumps({"a": np.ones(4)})[:-7], "not a checkpoint this trainer wrote"),
+        (lambda t: pickle.dumps(np.array([1, "x"], object)[1:2].astype(object)), None),
+    ],
+)
 def test_anything_else_is_one_error_naming_the_file(tmp_path, payload, message):
     path = tmp_path / "agent.pkl"
     path.write_bytes(payload(tmp_path))

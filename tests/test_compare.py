@@ -4,9 +4,9 @@ improvement and power statement against the reference, and adding methods change
 import numpy as np
 import polars as pl
 import pytest
+from runfactory import write_study
 
 from analysis import compare, ingest, stats
-from runfactory import write_study
 
 METHODS = ("baseline", "adapt", "placebo", "short")
 
@@ -14,8 +14,7 @@ METHODS = ("baseline", "adapt", "placebo", "short")
 @pytest.fixture(scope="module")
 def four(tmp_path_factory):
     root = tmp_path_factory.mktemp("four")
-    write_study(root, tasks=("atari100k_alien", "atari100k_pong"), seeds=3, methods=METHODS, episodes=30,
-                log_lines=10)
+    write_study(root, tasks=("atari100k_alien", "atari100k_pong"), seeds=3, methods=METHODS, episodes=30, log_lines=10)
     groups = [[str(root / f"*_{m}")] for m in METHODS]
     return root, compare.compare(groups, reps=300, seed=4)
 
@@ -47,8 +46,9 @@ def test_adding_methods_changes_no_number(four):
     pair = compare.compare([[str(root / "*_baseline")], [str(root / "*_placebo")]], reps=300, seed=4)
     for table in ("aggregate", "poi"):
         mine = getattr(result, table).filter(pl.col("method").is_in(["baseline", "placebo"]))
-        np.testing.assert_allclose(mine.sort(mine.columns[:3])["point"], getattr(pair, table).sort(
-            getattr(pair, table).columns[:3])["point"])
+        np.testing.assert_allclose(
+            mine.sort(mine.columns[:3])["point"], getattr(pair, table).sort(getattr(pair, table).columns[:3])["point"]
+        )
 
 
 def test_the_same_runs_under_two_names_are_refused(four):

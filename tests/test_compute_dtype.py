@@ -5,7 +5,6 @@ import math
 
 import jax.numpy as jnp
 import pytest
-
 from conftest import load_config, spaces
 
 WORLD_MODEL_LOSSES = ("dyn", "rep", "rec", "image", "rew", "con")
@@ -13,18 +12,20 @@ WORLD_MODEL_LOSSES = ("dyn", "rep", "rec", "image", "rew", "con")
 
 def test_auto_is_bfloat16_off_cpu_and_float32_on_cpu():
     from dreamerv3 import agent as agentlib
+
     config = load_config("debug").update({"jax.platform": "cpu"})
     assert config.jax.compute_dtype == "auto"
     assert agentlib.compute_dtype(config) == jnp.float32
     assert agentlib.compute_dtype(config.update({"jax.platform": "cuda"})) == jnp.bfloat16
-    assert agentlib.compute_dtype(config.update({
-        "jax.platform": "cuda", "jax.compute_dtype": "float32"})) == jnp.float32
+    assert (
+        agentlib.compute_dtype(config.update({"jax.platform": "cuda", "jax.compute_dtype": "float32"})) == jnp.float32
+    )
 
 
 def test_unknown_compute_dtype_is_one_line_exit_2(capsys, tmp_path):
     from dreamerv3 import main
-    code = main.main(["--logdir", str(tmp_path / "run"), "--configs", "debug",
-                      "--jax.compute_dtype", "float8"])
+
+    code = main.main(["--logdir", str(tmp_path / "run"), "--configs", "debug", "--jax.compute_dtype", "float8"])
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown --jax.compute_dtype 'float8'"), err
@@ -37,6 +38,7 @@ def test_bfloat16_update_matches_float32_within_tolerance(debug_agent, debug_bat
     losses agree to a few percent (bfloat16 keeps 8 bits of mantissa; norms,
     losses and outputs stay float32)."""
     from dreamerv3.agent import Agent, compute_dtype
+
     f32 = debug_agent
     if compute_dtype(f32.config) != jnp.float32:  # DREAMER_TEST_PLATFORM=cuda
         f32 = Agent(*spaces(), f32.config.update({"jax.compute_dtype": "float32"}))
@@ -64,6 +66,7 @@ def test_accelerator_platforms_keep_a_cpu_device_for_host_callbacks():
     """The parameter init draws on the host (jax.pure_callback), which needs a CPU
     device: the first GPU run failed with jax_platforms='cuda' alone."""
     from dreamerv3 import main
+
     assert main.jax_platforms("cpu") == "cpu"
     assert main.jax_platforms("cuda") == "cuda,cpu"
     assert main.jax_platforms("tpu") == "tpu,cpu"

@@ -121,8 +121,7 @@ class RecordingEnv:
 
     def __init__(self, low, high):
         self.given = []
-        self.act_space = {"action": elements.Space(np.float32, (3,), low, high),
-                          "reset": elements.Space(bool)}
+        self.act_space = {"action": elements.Space(np.float32, (3,), low, high), "reset": elements.Space(bool)}
         self.obs_space = envs.step_spaces()
 
     def step(self, action):
@@ -149,9 +148,9 @@ def test_clip_action_wrapper_clips_and_maps_to_the_env_bounds():
 
 # ---- dynamics shift (envs/shift.py) ------------------------------------------------
 
+
 def shift_config(step, gravity=1.0, length=1.0):
-    return CONFIG.update({"env.gym.shift.step": step, "env.gym.shift.gravity": gravity,
-                          "env.gym.shift.length": length})
+    return CONFIG.update({"env.gym.shift.step": step, "env.gym.shift.gravity": gravity, "env.gym.shift.length": length})
 
 
 def vectors(env, actions):
@@ -183,9 +182,8 @@ def test_shift_off_is_the_plain_env_bit_for_bit():
 
     env = envs.make_env("gym_CartPole-v1", CONFIG)
     assert isinstance(env, gym.Gym)  # no wrapper at all with step 0
-    seed = hash((int(CONFIG.seed), 0)) % (2 ** 31)
-    np.testing.assert_array_equal(vectors(env, ACTIONS),
-                                  vectors(gym.Gym("CartPole-v1", seed=seed), ACTIONS))
+    seed = hash((int(CONFIG.seed), 0)) % (2**31)
+    np.testing.assert_array_equal(vectors(env, ACTIONS), vectors(gym.Gym("CartPole-v1", seed=seed), ACTIONS))
 
 
 def test_shift_stays_for_later_episodes_and_sets_cartpole_physics():
@@ -207,12 +205,15 @@ def test_fast_forward_on_resume_applies_a_due_shift():
     assert env.physics.length == 0.25 and env.count == 251
 
 
-@pytest.mark.parametrize("cfg, expected", [
-    ({"step": -1, "gravity": 1.0, "length": 1.0}, "env.gym.shift.step"),
-    ({"step": 2.5, "gravity": 1.0, "length": 1.0}, "env.gym.shift.step"),
-    ({"step": 10, "gravity": 0.0, "length": 1.0}, "env.gym.shift.gravity"),
-    ({"step": 10, "gravity": 1.0, "length": -2.0}, "env.gym.shift.length"),
-])
+@pytest.mark.parametrize(
+    "cfg, expected",
+    [
+        ({"step": -1, "gravity": 1.0, "length": 1.0}, "env.gym.shift.step"),
+        ({"step": 2.5, "gravity": 1.0, "length": 1.0}, "env.gym.shift.step"),
+        ({"step": 10, "gravity": 0.0, "length": 1.0}, "env.gym.shift.gravity"),
+        ({"step": 10, "gravity": 1.0, "length": -2.0}, "env.gym.shift.length"),
+    ],
+)
 def test_shift_check_refuses_meaningless_settings(cfg, expected):
     from dreamerv3.envs import shift
 
@@ -228,9 +229,15 @@ def test_shift_of_a_missing_physics_attribute_is_refused_when_built():
 
 # ---- the Atari case: ALE game mode / difficulty (envs/shift.ModeShift) ----------------
 
+
 def mode_config(step, mode=-1, difficulty=-1):
-    return CONFIG.update({"env.atari100k.shift.step": step, "env.atari100k.shift.mode": mode,
-                          "env.atari100k.shift.difficulty": difficulty})
+    return CONFIG.update(
+        {
+            "env.atari100k.shift.step": step,
+            "env.atari100k.shift.mode": mode,
+            "env.atari100k.shift.difficulty": difficulty,
+        }
+    )
 
 
 def freeway_images(config, steps=8):
@@ -254,21 +261,31 @@ def test_atari_mode_shift_changes_the_game_from_the_next_episode(capsys):
     assert env.shifted
 
 
-@pytest.mark.parametrize("task, cfg, expected", [
-    ("atari100k_road_runner", {"mode": 2}, "env.atari100k.shift.mode 2: this game has modes 0"),
-    ("atari100k_pong", {"difficulty": 7}, "env.atari100k.shift.difficulty 7: this game has difficulties 0, 1, 2, 3"),
-])
+@pytest.mark.parametrize(
+    "task, cfg, expected",
+    [
+        ("atari100k_road_runner", {"mode": 2}, "env.atari100k.shift.mode 2: this game has modes 0"),
+        (
+            "atari100k_pong",
+            {"difficulty": 7},
+            "env.atari100k.shift.difficulty 7: this game has difficulties 0, 1, 2, 3",
+        ),
+    ],
+)
 def test_atari_mode_shift_refuses_values_the_game_lacks(task, cfg, expected):
     with pytest.raises(ValueError, match=expected):
         envs.make_env(task, mode_config(10, **cfg))
 
 
-@pytest.mark.parametrize("cfg, expected", [
-    ({"step": -3, "mode": 1, "difficulty": -1}, "env.atari100k.shift.step"),
-    ({"step": 10, "mode": 1.5, "difficulty": -1}, "env.atari100k.shift.mode"),
-    ({"step": 10, "mode": -1, "difficulty": -2}, "env.atari100k.shift.difficulty"),
-    ({"step": 10, "mode": -1, "difficulty": -1}, "nothing would change"),
-])
+@pytest.mark.parametrize(
+    "cfg, expected",
+    [
+        ({"step": -3, "mode": 1, "difficulty": -1}, "env.atari100k.shift.step"),
+        ({"step": 10, "mode": 1.5, "difficulty": -1}, "env.atari100k.shift.mode"),
+        ({"step": 10, "mode": -1, "difficulty": -2}, "env.atari100k.shift.difficulty"),
+        ({"step": 10, "mode": -1, "difficulty": -1}, "nothing would change"),
+    ],
+)
 def test_atari_mode_shift_check(cfg, expected):
     from dreamerv3.envs import shift
 

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from runfactory import write_study
 
 from analysis import compare, figures, mask
-from runfactory import write_study
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,16 @@ def test_compare_figures_are_written_and_say_human_normalized_on_atari(study, tm
     result = compare.compare([[str(study / "*_baseline")], [str(study / "*_adapt")]], reps=300)
     assert result.unit == "human-normalized score" and result.metrics == ("iqm", "mean", "median", "og")
     drawn = compare.figures_of(result)
-    assert _texts(drawn["aggregates"]) == ["human-normalized score", "IQM", "human-normalized score", "Mean",
-                                           "human-normalized score", "Median", "gap to 1.0 (lower is better)",
-                                           "Optimality gap"]
+    assert _texts(drawn["aggregates"]) == [
+        "human-normalized score",
+        "IQM",
+        "human-normalized score",
+        "Mean",
+        "human-normalized score",
+        "Median",
+        "gap to 1.0 (lower is better)",
+        "Optimality gap",
+    ]
     assert "IQM human-normalized score" in _texts(drawn["sample_efficiency"])
     assert "human-normalized score τ" in _texts(drawn["performance_profile"])
     assert "final human-normalized score" in _texts(drawn["final_scores"])
@@ -62,21 +69,32 @@ def test_mask_figures_are_written_with_their_labels(study, tmp_path):
     runs = [str(study / "atari100k_alien_baseline"), str(study / "atari100k_alien_adapt")]
     result = mask.mask_diagnostics(runs)
     scatter = figures.plot_mask_scatter(result.data.metrics, result.data.runs, {"baseline": "C0", "adapt": "C1"})
-    assert _texts(scatter) == ["train/loss/dyn (nats)", "train/imag_adapt/mask_mean",
-                               "Mask mean vs dynamics loss (one point per logged step)"]
+    assert _texts(scatter) == [
+        "train/loss/dyn (nats)",
+        "train/imag_adapt/mask_mean",
+        "Mask mean vs dynamics loss (one point per logged step)",
+    ]
     over = figures.plot_mask(result.data.metrics, result.data.runs, {"baseline": "C0", "adapt": "C1"})
     assert {run.name for run in result.data.runs} <= set(_texts(over))
     written = mask.write_outputs(result, tmp_path)
-    assert {f"{stem}{suffix}" for stem in ("mask_over_training", "mask_vs_loss") for suffix in (".png", ".pdf")} \
-        <= set(written)
+    assert {f"{stem}{suffix}" for stem in ("mask_over_training", "mask_vs_loss") for suffix in (".png", ".pdf")} <= set(
+        written
+    )
 
 
 def test_importing_figures_changes_no_global_state():
     """No backend switch, no seaborn theme at import: a notebook's own settings survive."""
 
-    code = ("import matplotlib; before = dict(matplotlib.rcParams); "
-            "import analysis.figures; after = dict(matplotlib.rcParams); "
-            "changed = [k for k in before if before[k] != after[k]]; print(changed)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__("pathlib").Path(__file__).parent.parent)).stdout.strip()
+    code = (
+        "import matplotlib; before = dict(matplotlib.rcParams); "
+        "import analysis.figures; after = dict(matplotlib.rcParams); "
+        "changed = [k for k in before if before[k] != after[k]]; print(changed)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(__import__("pathlib").Path(__file__).parent.parent),
+    ).stdout.strip()
     assert out == "[]", out

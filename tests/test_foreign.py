@@ -18,10 +18,10 @@ from pathlib import Path
 
 import fsspec
 import numpy as np
+import object_servers
 import polars as pl
 import pytest
 
-import object_servers
 from analysis import compare, ingest, remote
 
 REPO = Path(__file__).resolve().parent.parent
@@ -172,8 +172,13 @@ def test_a_truncated_event_file_and_a_link_out_are_problems_of_their_file(writte
 
 
 def test_compare_reads_tensorboard_against_the_published_agent(written):
-    result = compare.compare([["published:dreamerv3"], [str(written["root"] / "tbx")]], reps=200, cache=False,
-                             metrics=["iqm"], names=["published", "tbx"])
+    result = compare.compare(
+        [["published:dreamerv3"], [str(written["root"] / "tbx")]],
+        reps=200,
+        cache=False,
+        metrics=["iqm"],
+        names=["published", "tbx"],
+    )
     assert result.tasks == ["atari100k_road_runner"]
     assert {c["method"]: c["runs"] for c in result.coverage} == {"published": 5, "tbx": 2}
 

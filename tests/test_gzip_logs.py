@@ -15,11 +15,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from runfactory import write_run, write_study
 from typer.testing import CliRunner
 
 import cli
 from analysis import defaults, ingest, watch
-from runfactory import write_run, write_study
 
 runner = CliRunner()
 
@@ -58,8 +58,9 @@ def _one_error_line(result) -> str:
 
 @pytest.fixture
 def run(tmp_path) -> Path:
-    return write_run(tmp_path / "plain", "atari100k_alien", "adapt", 0, frames=40_000, episodes=12, log_lines=8,
-                     scope=True)
+    return write_run(
+        tmp_path / "plain", "atari100k_alien", "adapt", 0, frames=40_000, episodes=12, log_lines=8, scope=True
+    )
 
 
 def test_compare_on_a_gzipped_copy_gives_the_same_numbers(tmp_path):
@@ -70,9 +71,19 @@ def test_compare_on_a_gzipped_copy_gives_the_same_numbers(tmp_path):
     outputs = {}
     for side in ("plain", "gz"):
         out = tmp_path / f"out_{side}"
-        result = _invoke(["compare", str(tmp_path / side / "atari100k_alien_baseline"),
-                          str(tmp_path / side / "atari100k_alien_adapt"), "--no-report", "--reps", "300",
-                          "--no-cache", "--out", str(out)])
+        result = _invoke(
+            [
+                "compare",
+                str(tmp_path / side / "atari100k_alien_baseline"),
+                str(tmp_path / side / "atari100k_alien_adapt"),
+                "--no-report",
+                "--reps",
+                "300",
+                "--no-cache",
+                "--out",
+                str(out),
+            ]
+        )
         assert result.exit_code == 0, result.stdout + result.stderr
         outputs[side] = result.stdout.replace(str(out), "OUT")
     assert outputs["plain"] == outputs["gz"] and "IQM" in outputs["plain"]
@@ -88,14 +99,21 @@ def test_compare_on_a_gzipped_copy_gives_the_same_numbers(tmp_path):
 
 
 DAMAGE = {  # the damage of tests/test_damaged_runs.py that lives in the logs: (file, line, text)
-    "bad values": [("scores.jsonl", 3, '{"step": 5, "episode/score": "30"}'),
-                   ("scores.jsonl", 4, '{"step": 6, "episode/score": null}'),
-                   ("scores.jsonl", 5, '{"step": 7, "episode/score": 1e400}')],
-    "glued and bad lines": [("scores.jsonl", 3, '{"step": 200, "epi{"step": 201, "episode/score": 3.0}'),
-                            ("metrics.jsonl", 2, '{"step": 5, oops'), ("metrics.jsonl", 3, "[1, 2]")],
-    "bad steps": [("scores.jsonl", 3, '{"step": "5", "episode/score": 1}'),
-                  ("scores.jsonl", 4, '{"episode/score": 1}'),
-                  ("metrics.jsonl", 2, '{"step": 99999999999999999999, "train/loss/dyn": 1}')],
+    "bad values": [
+        ("scores.jsonl", 3, '{"step": 5, "episode/score": "30"}'),
+        ("scores.jsonl", 4, '{"step": 6, "episode/score": null}'),
+        ("scores.jsonl", 5, '{"step": 7, "episode/score": 1e400}'),
+    ],
+    "glued and bad lines": [
+        ("scores.jsonl", 3, '{"step": 200, "epi{"step": 201, "episode/score": 3.0}'),
+        ("metrics.jsonl", 2, '{"step": 5, oops'),
+        ("metrics.jsonl", 3, "[1, 2]"),
+    ],
+    "bad steps": [
+        ("scores.jsonl", 3, '{"step": "5", "episode/score": 1}'),
+        ("scores.jsonl", 4, '{"episode/score": 1}'),
+        ("metrics.jsonl", 2, '{"step": 99999999999999999999, "train/loss/dyn": 1}'),
+    ],
     "repeats after a resume": [("metrics.jsonl", 9, None)],  # the first 4 lines written again
     "torn last line": [("scores.jsonl", None, '{"step": 39999, "episode/sc')],
     "key twice": [("metrics.jsonl", 2, '{"step": 5, "train/loss/dyn": 1, "train/loss/dyn": 2}')],
@@ -128,9 +146,13 @@ def test_a_gzipped_log_reports_the_same_problems_named_by_the_gz(run, tmp_path, 
 
 def test_a_run_with_both_forms_of_a_log_is_refused_in_one_line(run, tmp_path):
     (run / "metrics.jsonl.gz").write_bytes(gzip.compress((run / "metrics.jsonl").read_bytes()))
-    for args in (["runs", str(run.parent)], ["compare", str(run), str(run), "--out", str(tmp_path / "o")],
-                 ["mask", str(run)], ["watch", str(run), "--iterations", "1"],
-                 ["best-seed", str(run), "--video", str(tmp_path / "v.mp4")]):
+    for args in (
+        ["runs", str(run.parent)],
+        ["compare", str(run), str(run), "--out", str(tmp_path / "o")],
+        ["mask", str(run)],
+        ["watch", str(run), "--iterations", "1"],
+        ["best-seed", str(run), "--video", str(tmp_path / "v.mp4")],
+    ):
         line = _one_error_line(_invoke(args + (["--no-cache"] if args[0] != "watch" else [])))
         assert f"{run}: holds both metrics.jsonl and metrics.jsonl.gz" in line, (args, line)
 
@@ -163,12 +185,16 @@ def test_garbage_after_whole_gzip_members_keeps_their_lines(run, tmp_path):
     assert _ingest(copy).scores.filter(pl.col("key") == "episode/score").height == whole > 0
 
 
-@pytest.mark.parametrize("spoil, expect", [
-    (lambda b: b[:40] + bytes(x ^ 0x5A for x in b[40:80]) + b[80:], "corrupt gzip data"),  # a bad block
-    (lambda b: b[:-8] + bytes(x ^ 0xFF for x in b[-8:-4]) + b[-4:], "incorrect data check"),  # a bad CRC
-    (lambda b: b"not gzip at all\n" + b, "not a gzip file"),
-    (lambda b: b"", "empty file"),
-], ids=["bad block", "bad checksum", "not gzip", "empty"])
+@pytest.mark.parametrize(
+    "spoil, expect",
+    [
+        (lambda b: b[:40] + bytes(x ^ 0x5A for x in b[40:80]) + b[80:], "corrupt gzip data"),  # a bad block
+        (lambda b: b[:-8] + bytes(x ^ 0xFF for x in b[-8:-4]) + b[-4:], "incorrect data check"),  # a bad CRC
+        (lambda b: b"not gzip at all\n" + b, "not a gzip file"),
+        (lambda b: b"", "empty file"),
+    ],
+    ids=["bad block", "bad checksum", "not gzip", "empty"],
+)
 def test_corrupt_gzip_is_one_problem_naming_the_file(run, tmp_path, spoil, expect):
     copy = gzipped_copy(run, tmp_path / "gz")
     (copy / "scores.jsonl.gz").write_bytes(spoil((copy / "scores.jsonl.gz").read_bytes()))

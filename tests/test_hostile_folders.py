@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes import FakeAgent
+from runfactory import write_run, write_scope
 from typer.testing import CliRunner
 
 import cli
 from analysis import confine, ingest, report, runconfig, watch
 from dreamerv3 import main as trainer
-from fakes import FakeAgent
-from runfactory import write_run, write_scope
 
 SECRET = "-----BEGIN PRIVATE KEY----- not for any report"
 
@@ -67,11 +67,25 @@ def test_task_and_method_from_config_stay_one_folder_under_reports(tmp_path, mon
     work = tmp_path / "a" / "b" / "c"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
-    result = _invoke(["compare", str(tmp_path / "in" / "first"), str(tmp_path / "in" / "second"), "--reps", "100",
-                      "--no-report", "--no-cache"])
+    result = _invoke(
+        [
+            "compare",
+            str(tmp_path / "in" / "first"),
+            str(tmp_path / "in" / "second"),
+            "--reps",
+            "100",
+            "--no-report",
+            "--no-cache",
+        ]
+    )
     assert result.exit_code == 0, result.stdout + result.stderr
-    written = [p for p in tmp_path.rglob("*") if p.is_file() and "in" not in p.relative_to(tmp_path).parts[:1]
-               and "made" not in p.relative_to(tmp_path).parts[:1]]
+    written = [
+        p
+        for p in tmp_path.rglob("*")
+        if p.is_file()
+        and "in" not in p.relative_to(tmp_path).parts[:1]
+        and "made" not in p.relative_to(tmp_path).parts[:1]
+    ]
     assert written and all(confine.inside(p, work / "reports") for p in written), written
     assert len({p.relative_to(work / "reports").parts[0] for p in written}) == 1
 
@@ -197,8 +211,17 @@ def test_default_report_folder_inside_an_input_run_is_refused(tmp_path, monkeypa
             _small_run(tmp_path, method, seed)
     inside = next((tmp_path / "atari100k_alien_baseline").iterdir())
     monkeypatch.chdir(inside)
-    result = _invoke(["compare", str(tmp_path / "atari100k_alien_baseline"), str(tmp_path / "atari100k_alien_adapt"),
-                      "--reps", "100", "--no-report", "--no-cache"])
+    result = _invoke(
+        [
+            "compare",
+            str(tmp_path / "atari100k_alien_baseline"),
+            str(tmp_path / "atari100k_alien_adapt"),
+            "--reps",
+            "100",
+            "--no-report",
+            "--no-cache",
+        ]
+    )
     assert "inside the input run" in _error_line(result)
     assert not (inside / "reports").exists()
 
@@ -207,8 +230,9 @@ def test_default_report_folder_inside_an_input_run_is_refused(tmp_path, monkeypa
 
 
 def _scores(run: Path, lines: list[tuple[int, float]]) -> None:
-    (run / "scores.jsonl").write_text("".join(f'{{"step": {s}, "episode/score": {v}, "episode/length": 10}}\n'
-                                              for s, v in lines))
+    (run / "scores.jsonl").write_text(
+        "".join(f'{{"step": {s}, "episode/score": {v}, "episode/length": 10}}\n' for s, v in lines)
+    )
 
 
 def _episode_scores(run: Path) -> list[tuple[int, float]]:
@@ -230,8 +254,20 @@ def test_episodes_ending_at_one_step_all_count(tmp_path):
 def test_a_trainer_run_with_four_envs_counts_every_episode(tmp_path):
     """The trainer itself, four envs in lock-step: every episode line it writes is one episode."""
     logdir = tmp_path / "dummy_disc_fake" / "seed0"
-    argv = ["--logdir", str(logdir), "--configs", "debug", "--task", "dummy_disc", "--run.steps", "120",
-            "--env.dummy.length", "20", "--run.envs", "4"]
+    argv = [
+        "--logdir",
+        str(logdir),
+        "--configs",
+        "debug",
+        "--task",
+        "dummy_disc",
+        "--run.steps",
+        "120",
+        "--env.dummy.length",
+        "20",
+        "--run.envs",
+        "4",
+    ]
     assert trainer.main(argv, agent_cls=FakeAgent) == 0
     steps = [json.loads(line)["step"] for line in (logdir / "scores.jsonl").read_text().splitlines()]
     assert len(steps) > len(set(steps))  # episodes ended together
@@ -270,10 +306,23 @@ def test_a_score_that_overflows_the_aggregates_is_refused(tmp_path):
             _small_run(tmp_path, method, seed)
     run = next((tmp_path / "atari100k_alien_adapt").iterdir())
     with open(run / "scores.jsonl", "a") as f:
-        f.write('{"step": 20000, "episode/score": 1.7e308, "episode/length": 10}\n'
-                '{"step": 20000, "episode/score": 1.7e308, "episode/length": 10}\n')
-    result = _invoke(["compare", str(tmp_path / "atari100k_alien_baseline"), str(tmp_path / "atari100k_alien_adapt"),
-                      "--reps", "100", "--no-report", "--no-cache", "--out", str(tmp_path / "out")])
+        f.write(
+            '{"step": 20000, "episode/score": 1.7e308, "episode/length": 10}\n'
+            '{"step": 20000, "episode/score": 1.7e308, "episode/length": 10}\n'
+        )
+    result = _invoke(
+        [
+            "compare",
+            str(tmp_path / "atari100k_alien_baseline"),
+            str(tmp_path / "atari100k_alien_adapt"),
+            "--reps",
+            "100",
+            "--no-report",
+            "--no-cache",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     line = _error_line(result)
     assert "1.7e+308" in line and run.name in line
     result = _invoke(["best-seed", str(tmp_path / "atari100k_alien_adapt"), "--no-cache"])
@@ -294,8 +343,19 @@ def _compare_with_a_copy(tmp_path, gzipped, relabel):
         log.unlink()
     if relabel:
         (copy / "config.yaml").write_text("seed: 7\ntask: atari100k_alien\n")  # relabelled, same logs
-    result = _invoke(["compare", str(tmp_path / "atari100k_alien_baseline"), str(tmp_path / "atari100k_alien_adapt"),
-                      "--reps", "100", "--no-report", "--no-cache", "--out", str(tmp_path / "out")])
+    result = _invoke(
+        [
+            "compare",
+            str(tmp_path / "atari100k_alien_baseline"),
+            str(tmp_path / "atari100k_alien_adapt"),
+            "--reps",
+            "100",
+            "--no-report",
+            "--no-cache",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert result.exit_code == 0, result.stdout + result.stderr
     return result.stdout, original, copy
 
@@ -336,16 +396,29 @@ def _fifo(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make_args, expected", [
-    (lambda r, t: ["compare", str(r), str(r), "--reps", str(10**12)], "--reps 1000000000000: expected 100 .."),
-    (lambda r, t: ["openloop", str(r), str(r), "--horizon", str(10**9)], "--horizon"),
-    (lambda r, t: ["openloop", str(r), str(r), "--sequences", str(10**9)], "--sequences"),
-    (lambda r, t: ["watch", str(r), "--html", str(_fifo(t / "page")), "--iterations", "1"],
-     "exists and is not a regular file"),
-    (lambda r, t: ["best-seed", str(r), "--video", str(_fifo(t / "v.mp4")), "--no-cache"],
-     "exists and is not a regular file"),
-], ids=["reps 1e12 ran for hours", "horizon 1e9", "sequences 1e9", "--html a FIFO was replaced by a file",
-        "--video a FIFO blocked forever"])
+@pytest.mark.parametrize(
+    "make_args, expected",
+    [
+        (lambda r, t: ["compare", str(r), str(r), "--reps", str(10**12)], "--reps 1000000000000: expected 100 .."),
+        (lambda r, t: ["openloop", str(r), str(r), "--horizon", str(10**9)], "--horizon"),
+        (lambda r, t: ["openloop", str(r), str(r), "--sequences", str(10**9)], "--sequences"),
+        (
+            lambda r, t: ["watch", str(r), "--html", str(_fifo(t / "page")), "--iterations", "1"],
+            "exists and is not a regular file",
+        ),
+        (
+            lambda r, t: ["best-seed", str(r), "--video", str(_fifo(t / "v.mp4")), "--no-cache"],
+            "exists and is not a regular file",
+        ),
+    ],
+    ids=[
+        "reps 1e12 ran for hours",
+        "horizon 1e9",
+        "sequences 1e9",
+        "--html a FIFO was replaced by a file",
+        "--video a FIFO blocked forever",
+    ],
+)
 def test_options_that_hung_or_replaced_a_special_file(tmp_path, make_args, expected):
     run = _small_run(tmp_path / "runs")
     args = make_args(run, tmp_path)

@@ -64,12 +64,12 @@ def test_high_loss_dyn_activates_mask_and_normal_does_not(debug_agent, debug_bat
     assert metrics["imag_adapt/active"] == 1.0
     ema = 0.99 * 0.1 + 0.01 * metrics["loss/dyn"]
     expected, _, _ = imag_adapt.imag_mask(
-        np.float32(metrics["loss/dyn"]), {"ema": np.float32(0.1), "count": np.int32(cfg["warmup"] + 5)},
-        cfg, H)
+        np.float32(metrics["loss/dyn"]), {"ema": np.float32(0.1), "count": np.int32(cfg["warmup"] + 5)}, cfg, H
+    )
     np.testing.assert_allclose(metrics["imag_adapt/ema"], ema, rtol=1e-5)
     ratio = outs["pol_weight"] / outs["weight"]
     np.testing.assert_allclose(ratio, np.asarray(expected), rtol=1e-5)
-    assert ratio[:cfg["min_horizon"]].min() == 1.0 and ratio[-1] < 1.0
+    assert ratio[: cfg["min_horizon"]].min() == 1.0 and ratio[-1] < 1.0
     assert metrics["imag_adapt/horizon_eff"] < H
 
     # An EMA at the current level: nothing changes.
@@ -81,19 +81,25 @@ def test_high_loss_dyn_activates_mask_and_normal_does_not(debug_agent, debug_bat
     assert normal["imag_adapt/horizon_eff"] == H
 
 
-
 def test_shorter_horizon_with_placebo_off_then_on(debug_config):
     """The fixed-horizon arm (--agent.imag_length 5) trains; in placebo mode at
     rate 1 with warmup 1 (one compile) the first update has the mask off (the
     actor's weights untouched) and the second has it on: the placebo's mask
     over the 5 imagined steps, whatever loss/dyn is."""
     from conftest import make_batch, spaces
+
     from dreamerv3.agent import Agent
 
-    config = debug_config.update({
-        "agent.imag_length": 5, "agent.imag_adapt.enabled": True,
-        "agent.imag_adapt.mode": "placebo", "agent.imag_adapt.placebo_rate": 1.0,
-        "agent.imag_adapt.placebo_severity": 1.0, "agent.imag_adapt.warmup": 1})
+    config = debug_config.update(
+        {
+            "agent.imag_length": 5,
+            "agent.imag_adapt.enabled": True,
+            "agent.imag_adapt.mode": "placebo",
+            "agent.imag_adapt.placebo_rate": 1.0,
+            "agent.imag_adapt.placebo_severity": 1.0,
+            "agent.imag_adapt.warmup": 1,
+        }
+    )
     agent = Agent(*spaces(), config)
     batch = make_batch(config.batch_size, config.batch_length, config=config)
     carry = agent.init_train(config.batch_size)

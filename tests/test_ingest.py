@@ -7,10 +7,10 @@ import time
 
 import polars as pl
 import pytest
+from runfactory import write_run, write_scope
 
 from analysis import ingest
 from analysis.ingest import IngestError
-from runfactory import write_run, write_scope
 
 
 def _write_lines(path, rows, tail=""):
@@ -22,11 +22,14 @@ def _problems(data):
     return data.problems["problem"].to_list()
 
 
-@pytest.mark.parametrize("folder, task, method", [
-    ("atari100k_bank_heist_adapt", "atari100k_bank_heist", "adapt"),
-    ("atari100k_ms_pacman_baseline", "atari100k_ms_pacman", "baseline"),
-    ("atari100k_alien_ppo_fixhp", "atari100k_alien", "ppo_fixhp"),
-])
+@pytest.mark.parametrize(
+    "folder, task, method",
+    [
+        ("atari100k_bank_heist_adapt", "atari100k_bank_heist", "adapt"),
+        ("atari100k_ms_pacman_baseline", "atari100k_ms_pacman", "baseline"),
+        ("atari100k_alien_ppo_fixhp", "atari100k_alien", "ppo_fixhp"),
+    ],
+)
 def test_task_and_method_from_known_tasks(tmp_path, folder, task, method):
     run = tmp_path / folder / "seed3_20261123T101010"
     _write_lines(run / "scores.jsonl", [{"step": 4, "episode/score": 1.0}])
@@ -95,7 +98,9 @@ def test_unterminated_but_whole_last_line_is_kept(tmp_path):
 def test_bad_middle_line_is_reported_and_the_rest_kept(tmp_path):
     run = tmp_path / "atari100k_alien_adapt" / "seed0"
     run.mkdir(parents=True)
-    (run / "scores.jsonl").write_text('{"step": 1, "episode/score": 1}\n{"step": 2, oops\n{"step": 3, "episode/score": 1}\n')
+    (run / "scores.jsonl").write_text(
+        '{"step": 1, "episode/score": 1}\n{"step": 2, oops\n{"step": 3, "episode/score": 1}\n'
+    )
     data = ingest.ingest(ingest.discover([str(run)]), cache=False)
     assert data.scores.filter(pl.col("key") == "episode/score")["step"].to_list() == [1, 3]
     bad = data.problems.filter(pl.col("problem").str.contains("not a JSON object"))
@@ -105,8 +110,10 @@ def test_bad_middle_line_is_reported_and_the_rest_kept(tmp_path):
 def test_nan_and_inf_are_kept_and_reported(tmp_path):
     run = tmp_path / "atari100k_alien_adapt" / "seed0"
     run.mkdir(parents=True)
-    (run / "metrics.jsonl").write_text('{"step": 1, "train/loss/dyn": NaN}\n{"step": 2, "train/loss/dyn": Infinity}\n'
-                                       '{"step": 3, "train/loss/dyn": 1.5}\n')
+    (run / "metrics.jsonl").write_text(
+        '{"step": 1, "train/loss/dyn": NaN}\n{"step": 2, "train/loss/dyn": Infinity}\n'
+        '{"step": 3, "train/loss/dyn": 1.5}\n'
+    )
     (run / "scores.jsonl").write_text('{"step": 3, "episode/score": 2.0}\n')
     data = ingest.ingest(ingest.discover([str(run)]), cache=False)
     values = data.metrics.sort("step")["value"].to_list()
@@ -217,13 +224,18 @@ def test_a_key_seen_only_mid_file_is_not_dropped(tmp_path):
     rows = [{"step": s, "train/loss/dyn": 1.0} for s in range(1, 150)]
     rows[100]["train/imag_adapt/active"] = 1.0  # outside the head and tail lines that make the batch schema
     data = _one(tmp_path, scores=[{"step": 1000, "episode/score": 1.0}], metrics=rows)
-    assert data.metrics.filter(pl.col("key") == "train/imag_adapt/active").select("step", "value").rows() == [(101, 1.0)]
+    assert data.metrics.filter(pl.col("key") == "train/imag_adapt/active").select("step", "value").rows() == [
+        (101, 1.0)
+    ]
 
 
-@pytest.mark.parametrize("line", [
-    b'{"step"' * 140_000,  # a glued-record start at every 7th byte: only a few are tried
-    b"{" + b",".join([b'"step": 1'] * 100_000) + b"}",  # one key 100k times in one object
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"step"' * 140_000,  # a glued-record start at every 7th byte: only a few are tried
+        b"{" + b",".join([b'"step": 1'] * 100_000) + b"}",  # one key 100k times in one object
+    ],
+)
 def test_hostile_lines_cost_little_time(tmp_path, line):
 
     path = tmp_path / "scores.jsonl"

@@ -54,7 +54,7 @@ def find_cycle(edges):
         stack.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 cycle = visit(nxt)
                 if cycle:
@@ -84,16 +84,22 @@ def test_the_cycle_finder_finds_a_circle():
 
 def test_data_flows_one_way():
     edges = graph()
-    wrong = sorted(f"{a} imports {b}" for a, targets in edges.items() for b in targets
-                   if (a.startswith("dreamerv3") and b.split(".")[0] in ("analysis", "sweep", "studies", "cli"))
-                   or (a.split(".")[0] in ("analysis", "sweep", "cli") and b.startswith("studies")))
+    wrong = sorted(
+        f"{a} imports {b}"
+        for a, targets in edges.items()
+        for b in targets
+        if (a.startswith("dreamerv3") and b.split(".")[0] in ("analysis", "sweep", "studies", "cli"))
+        or (a.split(".")[0] in ("analysis", "sweep", "cli") and b.startswith("studies"))
+    )
     assert wrong == []
 
 
 def test_parsing_a_config_imports_no_jax():
-    code = ("import sys; from dreamerv3 import configs; "
-            "configs.parse(['--configs', 'debug', '--logdir', '/nonexistent/x']); "
-            "print(sorted(m for m in sys.modules if m == 'jax' or m.startswith('jax.')))")
+    code = (
+        "import sys; from dreamerv3 import configs; "
+        "configs.parse(['--configs', 'debug', '--logdir', '/nonexistent/x']); "
+        "print(sorted(m for m in sys.modules if m == 'jax' or m.startswith('jax.')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]", result.stdout

@@ -17,8 +17,10 @@ runner = CliRunner()
 
 def holder(folder):
     """A process that holds `folder` until killed; returns it once the lock is taken."""
-    code = ("import sys, time; from dreamerv3 import runlock; "
-            "assert runlock.claim(sys.argv[1]) is None; print('held', flush=True); time.sleep(600)")
+    code = (
+        "import sys, time; from dreamerv3 import runlock; "
+        "assert runlock.claim(sys.argv[1]) is None; print('held', flush=True); time.sleep(600)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc

@@ -9,10 +9,10 @@ import types
 import elements
 import numpy as np
 import pytest
+from fakes import FakeAgent
 
 from dreamerv3 import configs as configlib
 from dreamerv3 import logs, main
-from fakes import FakeAgent
 
 
 def logger_cfg(*outputs):
@@ -45,8 +45,13 @@ def test_jsonl_only_writes_no_scope(tmp_path):
 def test_a_quiet_member_writes_the_same_jsonl_bytes_without_a_terminal_line(tmp_path, capfd):
     """A population's members other than the first (terminal=False) write metrics.jsonl and
     scores.jsonl byte for byte as elements' output does for the first, and print nothing."""
-    summaries = [(20, "train/loss/dyn", np.float32(1.5)), (20, "episode/score", np.float64(3.0)),
-                 (24, "train/note", "text"), (24, "train/vector", np.zeros(3)), (24, "episode/length", np.int32(7))]
+    summaries = [
+        (20, "train/loss/dyn", np.float32(1.5)),
+        (20, "episode/score", np.float64(3.0)),
+        (24, "train/note", "text"),
+        (24, "train/vector", np.zeros(3)),
+        (24, "episode/length", np.int32(7)),
+    ]
     for kind, folder in ((elements.logger.JSONLOutput, tmp_path / "first"), (logs.QuietJSONL, tmp_path / "other")):
         folder.mkdir()
         for name, pattern in (("metrics.jsonl", r".*"), ("scores.jsonl", logs.SCORES)):
@@ -71,10 +76,12 @@ def test_wandb_and_mlflow_receive_the_scalars(tmp_path, monkeypatch):
     calls = {"wandb": [], "mlflow": []}
     wandb = types.SimpleNamespace(
         init=lambda **kw: calls["wandb"].append(("init", kw)),
-        log=lambda metrics, step: calls["wandb"].append(("log", step, metrics)))
+        log=lambda metrics, step: calls["wandb"].append(("log", step, metrics)),
+    )
     mlflow = types.SimpleNamespace(
         start_run=lambda **kw: calls["mlflow"].append(("start", kw)),
-        log_metrics=lambda metrics, step: calls["mlflow"].append(("log", step, metrics)))
+        log_metrics=lambda metrics, step: calls["mlflow"].append(("log", step, metrics)),
+    )
     for name, module in (("wandb", wandb), ("mlflow", mlflow)):
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.setattr(logs.importlib.util, "find_spec", lambda name: object())
@@ -92,7 +99,8 @@ def test_missing_package_or_unknown_output_is_one_line(monkeypatch):
     assert logs.check_outputs(["jsonl"]) is None
     assert logs.check_outputs(["jsonl", "tensorboard"]) == (
         "logger.outputs has 'tensorboard' but the package 'tensorflow' is not installed "
-        "(pip install tensorflow, or drop 'tensorboard')")
+        "(pip install tensorflow, or drop 'tensorboard')"
+    )
     assert "unknown output 'tensorbord'" in logs.check_outputs(["tensorbord"])
     with pytest.raises(ValueError, match="'wandb' is not installed"):
         logs.make_logger(".", elements.Counter(), cfg=logger_cfg("wandb"))
@@ -104,15 +112,27 @@ def test_main_refuses_an_output_it_cannot_make(tmp_path, capsys):
     argv = ["--logdir", str(logdir), "--configs", "debug", "--logger.outputs", "jsonl,tensorboard"]
     assert main.main(argv, agent_cls=FakeAgent) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: logger.outputs has 'tensorboard' but the package 'tensorflow' is not "
-                   "installed (pip install tensorflow, or drop 'tensorboard')"]
+    assert err == [
+        "error: logger.outputs has 'tensorboard' but the package 'tensorflow' is not "
+        "installed (pip install tensorflow, or drop 'tensorboard')"
+    ]
     assert not logdir.exists()
 
 
 def test_run_with_jsonl_only(tmp_path):
     logdir = tmp_path / "run"
-    argv = ["--logdir", str(logdir), "--configs", "debug", "--run.steps", "60",
-            "--env.dummy.length", "20", "--logger.outputs", "jsonl"]
+    argv = [
+        "--logdir",
+        str(logdir),
+        "--configs",
+        "debug",
+        "--run.steps",
+        "60",
+        "--env.dummy.length",
+        "20",
+        "--logger.outputs",
+        "jsonl",
+    ]
     assert main.main(argv, agent_cls=FakeAgent) == 0
     assert (logdir / "scores.jsonl").read_text().count("\n") == 2
     assert not (logdir / "scope").exists()

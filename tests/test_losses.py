@@ -44,7 +44,7 @@ def twohot_reference(y, bins):
 def test_bins_are_symexp_spaced_and_mirrored(num):
     got = np.asarray(losses.bins(num))
     np.testing.assert_allclose(got, symexp_bins_reference(num), rtol=1e-5)
-    np.testing.assert_array_equal(got, -got[::-1])           # exactly antisymmetric
+    np.testing.assert_array_equal(got, -got[::-1])  # exactly antisymmetric
     if num % 2:
         assert got[num // 2] == 0.0
     assert got[0] == pytest.approx(-np.expm1(20.0), rel=1e-6)
@@ -52,8 +52,13 @@ def test_bins_are_symexp_spaced_and_mirrored(num):
 
 def test_twohot_encode_raw_target_matches_loop():
     bins = np.asarray(losses.bins(255), np.float64)
-    y = np.concatenate([RNG.normal(scale=5, size=200), RNG.normal(scale=1e4, size=50),
-                        [-1e10, 1e10, 0.0, bins[10], bins[-1], 10.0, -0.3]])
+    y = np.concatenate(
+        [
+            RNG.normal(scale=5, size=200),
+            RNG.normal(scale=1e4, size=50),
+            [-1e10, 1e10, 0.0, bins[10], bins[-1], 10.0, -0.3],
+        ]
+    )
     got = np.asarray(losses.twohot_encode(jnp.asarray(y, jnp.float32), 255))
     ref = twohot_reference(np.asarray(y, np.float32).astype(np.float64), bins)
     np.testing.assert_allclose(got, ref, atol=1e-5)
@@ -72,7 +77,7 @@ def test_twohot_decode_and_loss_match_numpy():
     ref = (probs * bins).sum(-1)
     np.testing.assert_allclose(losses.twohot_decode(logits), ref, rtol=1e-3, atol=1.0)
     narrow = np.full((3, 255), -30.0, np.float32)
-    narrow[:, 120:135] = RNG.normal(size=(3, 15))                # mass on bins within +-0.6
+    narrow[:, 120:135] = RNG.normal(size=(3, 15))  # mass on bins within +-0.6
     p = np.exp(narrow - narrow.max(-1, keepdims=True))
     p /= p.sum(-1, keepdims=True)
     np.testing.assert_allclose(losses.twohot_decode(narrow), (p * bins).sum(-1), rtol=1e-4, atol=1e-6)
@@ -95,14 +100,15 @@ def test_twohot_head_fitted_to_sparse_reward_predicts_its_mean():
     0.33. Two-hot on symlog bins decoded by symexp(E[symlog y]) predicts ~0.08."""
     targets = np.zeros(1000, np.float32)
     targets[:33] = 10.0
-    grad = jax.jit(jax.grad(lambda l: losses.twohot_loss(
-        jnp.broadcast_to(l, (1000, 255)), jnp.asarray(targets)).mean()))
+    grad = jax.jit(
+        jax.grad(lambda l: losses.twohot_loss(jnp.broadcast_to(l, (1000, 255)), jnp.asarray(targets)).mean())
+    )
     logits = jnp.zeros(255, jnp.float32)
     m = v = jnp.zeros(255, jnp.float32)
-    for t in range(1, 1001):                                        # Adam, lr 0.05
+    for t in range(1, 1001):  # Adam, lr 0.05
         g = grad(logits)
         m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
-        logits = logits - 0.05 * (m / (1 - 0.9 ** t)) / (jnp.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        logits = logits - 0.05 * (m / (1 - 0.9**t)) / (jnp.sqrt(v / (1 - 0.999**t)) + 1e-8)
     assert float(losses.twohot_decode(logits)) == pytest.approx(0.33, rel=0.05)
 
 
@@ -145,8 +151,14 @@ def test_imag_targets_match_a_loop_over_the_trajectory():
     val = RNG.normal(size=(B, H + 1)).astype(np.float32)
     state = losses.retnorm_init()
     targets, new_state = losses.imag_targets(
-        rew=rew, con=con, val=val, retnorm_state=state, discount=gamma, lam=lam,
-        retnorm={"rate": 0.01, "limit": 1.0, "plo": 5.0, "phi": 95.0})
+        rew=rew,
+        con=con,
+        val=val,
+        retnorm_state=state,
+        discount=gamma,
+        lam=lam,
+        retnorm={"rate": 0.01, "limit": 1.0, "plo": 5.0, "phi": 95.0},
+    )
     disc = gamma * con
     ret = lambda_return_reference(rew[:, 1:], disc[:, 1:], val, lam)
     weight = np.empty((B, H))  # weight_k = disc_0 ... disc_k / gamma
@@ -237,7 +249,8 @@ def test_imag_loss_mask_none_equals_ones_and_scales_policy_steps():
         val=jnp.asarray(RNG.normal(size=(B, H)), jnp.float32),
         slowval=jnp.asarray(RNG.normal(size=(B, H)), jnp.float32),
         weight=jnp.asarray(RNG.uniform(size=(B, H)), jnp.float32),
-        scale=jnp.float32(2.0))
+        scale=jnp.float32(2.0),
+    )
     base, base_outs, _ = losses.imag_loss(**args)
     ones, _, _ = losses.imag_loss(**args, imag_mask=jnp.ones(H))
     assert float(base["policy"]) == float(ones["policy"])

@@ -11,7 +11,6 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import ruamel.yaml
-
 from fakes import IMAG_ADAPT_KEYS
 
 ROOT = pathlib.Path(__file__).parent.parent
@@ -19,27 +18,31 @@ MAIN = ROOT / "dreamerv3" / "main.py"
 
 
 def run_main(*argv, timeout=60):
-    return subprocess.run([sys.executable, str(MAIN), *argv], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run([sys.executable, str(MAIN), *argv], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
-@pytest.mark.parametrize("extra, expected", [
-    (["--run.stepz", "10"], "run.stepz"),
-    (["--task", "atari100k_zelda"], "atari100k_alien"),
-    (["--task", "mujoco_cheetah"], "suite one of atari100k, gym, dummy"),
-    (["--configs", "debug", "size3m"], "unknown preset 'size3m'"),
-    (["--agent.imag_adapt.rel_max", "1.0"], "agent.imag_adapt.rel_max"),
-    (["--agent.imag_adapt.enabled", "maybe"], "Expected bool"),
-    (["--script", "play"], "unknown --script 'play'"),
-    (["--task", "atari100k_pong", "--env.atari100k.lives", "discount"], "env.atari100k.lives"),
-    (["--agent.imag_adapt.mode", "oracle"], "agent.imag_adapt.mode"),
-    (["--agent.imag_adapt.placebo_rate", "1.5"], "agent.imag_adapt.placebo_rate"),
-    (["--task", "gym_CartPole-v1", "--env.gym.shift.length", "0"], "env.gym.shift.length"),
-    (["--env.gym.shift.step", "100"], "is not a gym task"),
-    (["--task", "atari100k_pong", "--env.atari100k.shift.step", "100"], "nothing would change"),
-    (["--task", "gym_CartPole-v1", "--env.atari100k.shift.step", "100", "--env.atari100k.shift.mode", "1"],
-     "is not an atari100k task"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--run.stepz", "10"], "run.stepz"),
+        (["--task", "atari100k_zelda"], "atari100k_alien"),
+        (["--task", "mujoco_cheetah"], "suite one of atari100k, gym, dummy"),
+        (["--configs", "debug", "size3m"], "unknown preset 'size3m'"),
+        (["--agent.imag_adapt.rel_max", "1.0"], "agent.imag_adapt.rel_max"),
+        (["--agent.imag_adapt.enabled", "maybe"], "Expected bool"),
+        (["--script", "play"], "unknown --script 'play'"),
+        (["--task", "atari100k_pong", "--env.atari100k.lives", "discount"], "env.atari100k.lives"),
+        (["--agent.imag_adapt.mode", "oracle"], "agent.imag_adapt.mode"),
+        (["--agent.imag_adapt.placebo_rate", "1.5"], "agent.imag_adapt.placebo_rate"),
+        (["--task", "gym_CartPole-v1", "--env.gym.shift.length", "0"], "env.gym.shift.length"),
+        (["--env.gym.shift.step", "100"], "is not a gym task"),
+        (["--task", "atari100k_pong", "--env.atari100k.shift.step", "100"], "nothing would change"),
+        (
+            ["--task", "gym_CartPole-v1", "--env.atari100k.shift.step", "100", "--env.atari100k.shift.mode", "1"],
+            "is not an atari100k task",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, extra, expected):
     result = run_main("--logdir", str(tmp_path / "run"), *extra)
     assert result.returncode == 2, result.stderr
@@ -50,10 +53,13 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, extra, expected):
         assert not (tmp_path / "run").exists()  # nothing written for bad input
 
 
-@pytest.mark.parametrize("where, expected", [
-    ("file", "exists and is not a folder"),
-    ("file/run", "cannot write there"),
-])
+@pytest.mark.parametrize(
+    "where, expected",
+    [
+        ("file", "exists and is not a folder"),
+        ("file/run", "cannot write there"),
+    ],
+)
 def test_logdir_on_an_existing_file_is_one_line(tmp_path, where, expected):
     (tmp_path / "file").write_text("keep me")
     result = run_main("--logdir", str(tmp_path / where), "--configs", "debug", "--jax.platform", "cpu")
@@ -74,8 +80,14 @@ def test_real_run_writes_spec_files(real_run):
     config = (logdir / "config.yaml").read_text()
     assert "dummy_disc" in config
     keys = set().union(*read_jsonl(logdir / "metrics.jsonl"))
-    assert {"train/loss/dyn", "train/loss/rep", "train/loss/policy", "train/loss/value",
-            "fps/policy", "fps/train"} <= keys
+    assert {
+        "train/loss/dyn",
+        "train/loss/rep",
+        "train/loss/policy",
+        "train/loss/value",
+        "fps/policy",
+        "fps/train",
+    } <= keys
     assert {f"train/imag_adapt/{k}" for k in IMAG_ADAPT_KEYS} <= keys
     scores = read_jsonl(logdir / "scores.jsonl")
     assert scores and all({"episode/score", "episode/length"} <= set(s) for s in scores)
@@ -91,6 +103,7 @@ def test_real_run_writes_spec_files(real_run):
     assert len(done) == 2 and done[-1].parent.name.endswith("-000000000080")  # keeps two
     # replay_context: replay keeps the policy's latent state with every step
     from dreamerv3 import checkpoint
+
     header, *shards = checkpoint.read_item(done[-1].parent, "replay")
     deter = np.concatenate([s["chunk"]["dyn/deter"] for s in shards])[:80]
     assert deter.shape == (80, 32) and np.isfinite(deter).all()

@@ -30,14 +30,17 @@ def test_around_shift_with_no_firing_or_no_lines_after():
     assert out["active_before"] == pytest.approx(0.1) and out["active_after"] is None
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("env:\n  gym:\n    shift: {step: 9500, gravity: 4.0}\n", 9500),
-    ("env:\n  gym:\n    shift: {step: 0}\n", None),
-    ("env:\n  atari100k:\n    shift: {step: 4000, mode: 3}\n", 4000),  # the visual case
-    ("env:\n  gym:\n    shift: {step: 'soon'}\n", None),
-    ("seed: 0\n", None),
-    ("env: [unclosed\n", None),  # unreadable: the summary goes on without the shift
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("env:\n  gym:\n    shift: {step: 9500, gravity: 4.0}\n", 9500),
+        ("env:\n  gym:\n    shift: {step: 0}\n", None),
+        ("env:\n  atari100k:\n    shift: {step: 4000, mode: 3}\n", 4000),  # the visual case
+        ("env:\n  gym:\n    shift: {step: 'soon'}\n", None),
+        ("seed: 0\n", None),
+        ("env: [unclosed\n", None),  # unreadable: the summary goes on without the shift
+    ],
+)
 def test_shift_step_from_config(tmp_path, text, expected):
     (tmp_path / "config.yaml").write_text(text)
     assert mask.shift_step(tmp_path) == expected
@@ -47,22 +50,33 @@ def test_shift_step_from_config(tmp_path, text, expected):
 def _run(root, method, shift, active):
     run = root / f"shift_cartpole_{method}" / "seed0_20261127T000000"
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text(f"seed: 0\ntask: gym_CartPole-v1\nmethod: ''\n"
-                                     f"env:\n  gym:\n    shift: {{step: {shift}}}\n")
+    (run / "config.yaml").write_text(
+        f"seed: 0\ntask: gym_CartPole-v1\nmethod: ''\nenv:\n  gym:\n    shift: {{step: {shift}}}\n"
+    )
     (run / "scores.jsonl").write_text(json.dumps({"step": 100, "episode/score": 10.0}) + "\n")
     with open(run / "metrics.jsonl", "w") as f:
         for i, value in enumerate(active):
-            f.write(json.dumps({"step": 1000 * (i + 1), "train/loss/dyn": 1.0 + value,
-                                "train/opt/updates": 10 * (i + 1), "train/imag_adapt/active": value,
-                                "train/imag_adapt/horizon_eff": 15 - value}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "step": 1000 * (i + 1),
+                        "train/loss/dyn": 1.0 + value,
+                        "train/opt/updates": 10 * (i + 1),
+                        "train/imag_adapt/active": value,
+                        "train/imag_adapt/horizon_eff": 15 - value,
+                    }
+                )
+                + "\n"
+            )
     return run
 
 
 def test_mask_command_reports_firing_around_the_shift(tmp_path):
     runs = tmp_path / "runs"
     _run(runs, "adapt", 2500, [0.0, 0.0, 0.4, 0.1])
-    result = CliRunner().invoke(app, ["mask", str(runs / "shift_cartpole_adapt"), "--out", str(tmp_path / "m"),
-                                      "--no-cache"])
+    result = CliRunner().invoke(
+        app, ["mask", str(runs / "shift_cartpole_adapt"), "--out", str(tmp_path / "m"), "--no-cache"]
+    )
     assert result.exit_code == 0, result.output
     assert "active before" in result.output and "first on after" in result.output
     row = result.output.split("shift_cartpole")[1]

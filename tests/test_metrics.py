@@ -15,21 +15,48 @@ from dreamerv3 import metrics, nets
 
 # Every key the official writes in a train run (prefix train/ unless given).
 OFFICIAL_TRAIN_KEYS = [
-    "loss/image", "loss/vector", "loss/dyn", "loss/rep", "loss/rew", "loss/con",
-    "loss/policy", "loss/value", "loss/repval", "adv", "adv_std", "adv_mag", "rew", "con",
-    "ret", "val", "tar", "weight", "slowval", "ret_min", "ret_max", "ret_rate", "ent/action",
-    "rand/action", "dyn_ent", "rep_ent", "opt/loss", "opt/updates", "opt/grad_norm",
-    "opt/grad_rms", "opt/update_rms", "opt/param_rms", "opt/param_count"]
-OFFICIAL_REPLAY_KEYS = ["items", "chunks", "streams", "ram_gb", "inserts", "samples",
-                        "updates", "replay_ratio"]
+    "loss/image",
+    "loss/vector",
+    "loss/dyn",
+    "loss/rep",
+    "loss/rew",
+    "loss/con",
+    "loss/policy",
+    "loss/value",
+    "loss/repval",
+    "adv",
+    "adv_std",
+    "adv_mag",
+    "rew",
+    "con",
+    "ret",
+    "val",
+    "tar",
+    "weight",
+    "slowval",
+    "ret_min",
+    "ret_max",
+    "ret_rate",
+    "ent/action",
+    "rand/action",
+    "dyn_ent",
+    "rep_ent",
+    "opt/loss",
+    "opt/updates",
+    "opt/grad_norm",
+    "opt/grad_rms",
+    "opt/update_rms",
+    "opt/param_rms",
+    "opt/param_count",
+]
+OFFICIAL_REPLAY_KEYS = ["items", "chunks", "streams", "ram_gb", "inserts", "samples", "updates", "replay_ratio"]
 
 
 def test_rms_matches_numpy():
     rng = np.random.default_rng(0)
     tree = {"a": rng.normal(size=(3, 4)), "b": [rng.normal(size=5), rng.normal(size=(2, 2, 2))]}
     flat = np.concatenate([x.ravel() for x in jax.tree.leaves(tree)])
-    np.testing.assert_allclose(metrics.rms(jax.tree.map(jnp.asarray, tree)),
-                               np.sqrt(np.mean(flat ** 2)), rtol=1e-6)
+    np.testing.assert_allclose(metrics.rms(jax.tree.map(jnp.asarray, tree)), np.sqrt(np.mean(flat**2)), rtol=1e-6)
 
 
 def test_return_metrics_match_numpy():
@@ -37,9 +64,15 @@ def test_return_metrics_match_numpy():
     ret, adv, slowval = rng.normal(3, 2, (8, 15)), rng.normal(size=(8, 15)), rng.normal(size=(8, 16))
     out = metrics.return_metrics(*(jnp.asarray(x, jnp.float32) for x in (ret, 0.5, 2.5, adv, slowval)))
     normed = (ret - 0.5) / 2.5
-    expected = {"ret": normed.mean(), "ret_min": normed.min(), "ret_max": normed.max(),
-                "ret_rate": (np.abs(normed) >= 1).mean(), "tar": ret.mean(),
-                "adv_mag": np.abs(adv).mean(), "slowval": slowval.mean()}
+    expected = {
+        "ret": normed.mean(),
+        "ret_min": normed.min(),
+        "ret_max": normed.max(),
+        "ret_rate": (np.abs(normed) >= 1).mean(),
+        "tar": ret.mean(),
+        "adv_mag": np.abs(adv).mean(),
+        "slowval": slowval.mean(),
+    }
     assert set(out) == set(expected)
     for key, value in expected.items():
         np.testing.assert_allclose(out[key], value, rtol=1e-5, err_msg=key)
@@ -89,12 +122,23 @@ def test_agent_writes_every_official_train_key(debug_agent, debug_batch):
 
 
 def test_run_loop_writes_replay_epstats_and_usage(tmp_path):
-    from dreamerv3 import main
     from fakes import FakeAgent
 
+    from dreamerv3 import main
+
     logdir = tmp_path / "run"
-    argv = ["--logdir", str(logdir), "--configs", "debug", "--run.steps", "130",
-            "--env.dummy.length", "40", "--run.log_every", "0"]
+    argv = [
+        "--logdir",
+        str(logdir),
+        "--configs",
+        "debug",
+        "--run.steps",
+        "130",
+        "--env.dummy.length",
+        "40",
+        "--run.log_every",
+        "0",
+    ]
     assert main.main(argv, agent_cls=FakeAgent) == 0
     rows = [json.loads(x) for x in (logdir / "metrics.jsonl").read_text().splitlines()]
     keys = set().union(*rows)
@@ -108,11 +152,12 @@ def test_toolkit_reads_runs_written_before_the_rename(tmp_path):
 
     run = tmp_path / "atari100k_alien_baseline" / "seed0"
     run.mkdir(parents=True)
-    old = [{"step": 100, "train/loss/rec": 5.0, "train/ent/policy": 2.8, "train/loss/dyn": 1.0},
-           {"step": 200, "report/loss/rec": 4.0}]
+    old = [
+        {"step": 100, "train/loss/rec": 5.0, "train/ent/policy": 2.8, "train/loss/dyn": 1.0},
+        {"step": 200, "report/loss/rec": 4.0},
+    ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
     (run / "scores.jsonl").write_text(json.dumps({"step": 100, "episode/score": 1.0}) + "\n")
     _, table, _ = ingest.read_run(run)
     values = dict(zip(table["key"].cast(str), table["value"]))
-    assert values == {"train/loss/image": 5.0, "train/ent/action": 2.8, "train/loss/dyn": 1.0,
-                      "report/loss/image": 4.0}
+    assert values == {"train/loss/image": 5.0, "train/ent/action": 2.8, "train/loss/dyn": 1.0, "report/loss/image": 4.0}

@@ -40,8 +40,8 @@ def test_block_linear_and_block_norm_match_numpy():
     kernel, bias = np.asarray(params["block/kernel"]), np.asarray(params["block/bias"])
     ref = np.stack([np.asarray(x)[g] @ kernel[g] + bias.reshape(G, -1)[g] for g in range(G)])
     np.testing.assert_allclose(np.asarray(y), ref, rtol=1e-5, atol=1e-6)
-    rows = ref.transpose(1, 0, 2).reshape(N, -1)                      # [N, G * units/G]
-    rows = rows / np.sqrt((rows ** 2).mean(-1, keepdims=True) + 1e-4)
+    rows = ref.transpose(1, 0, 2).reshape(N, -1)  # [N, G * units/G]
+    rows = rows / np.sqrt((rows**2).mean(-1, keepdims=True) + 1e-4)
     np.testing.assert_allclose(np.asarray(z).transpose(1, 0, 2).reshape(N, -1), rows, rtol=1e-4, atol=1e-5)
 
 
@@ -70,17 +70,22 @@ def test_init_is_deterministic_per_path_and_scaled():
 
 
 def image_space(size):
-    return {"image": elements.Space(np.uint8, (size, size, 3)),
-            "vector": elements.Space(np.float32, (4,)),
-            "is_first": elements.Space(bool)}
+    return {
+        "image": elements.Space(np.uint8, (size, size, 3)),
+        "vector": elements.Space(np.float32, (4,)),
+        "is_first": elements.Space(bool),
+    }
 
 
 def test_encoder_decoder_shapes_and_channels_at_64():
     space = image_space(64)
     enc = nets.Encoder(space, depth=2, units=8, layers=1, name="enc")
     dec = nets.Decoder(space, 8, depth=2, units=8, layers=1, name="dec")
-    obs = {"image": jnp.zeros((2, 3, 64, 64, 3), jnp.uint8),
-           "vector": jnp.zeros((2, 3, 4), jnp.float32), "is_first": jnp.zeros((2, 3), bool)}
+    obs = {
+        "image": jnp.zeros((2, 3, 64, 64, 3), jnp.uint8),
+        "vector": jnp.zeros((2, 3, 4), jnp.float32),
+        "is_first": jnp.zeros((2, 3), bool),
+    }
 
     def fn(obs):
         tok = enc(obs, 2)
@@ -121,10 +126,10 @@ def test_policy_heads_as_official():
     params = nj.init(lambda x: head(x).logits)({}, feat)
     params["pol/out/bias"] = jnp.asarray([50.0, -50.0, -50.0, -50.0])
     _, logp = nj.pure(lambda x: head(x).logits)(params, feat)
-    assert float(jnp.exp(logp).min()) < 1e-20                       # no 1% uniform mix
+    assert float(jnp.exp(logp).min()) < 1e-20  # no 1% uniform mix
     normal = nets.BoundedNormal(jnp.zeros((1000, 2)), jnp.full((1000, 2), 1.0))
     x = normal.sample(jax.random.PRNGKey(0))
-    assert float(jnp.abs(x).max()) > 2.0                               # not clipped
+    assert float(jnp.abs(x).max()) > 2.0  # not clipped
     ref = (-0.5 * np.asarray(x) ** 2 - 0.5 * np.log(2 * np.pi)).sum(-1)
     np.testing.assert_allclose(normal.logp(x), ref, rtol=1e-5)
 
@@ -158,13 +163,13 @@ def test_grid_proj_matches_numpy():
     P = {k.split("/", 1)[1]: np.asarray(v, np.float64) for k, v in params.items()}
     f = np.asarray(feat, np.float64)
     silu = lambda x: x / (1 + np.exp(-x))
-    norm = lambda x, s: x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-4) * s
+    norm = lambda x, s: x / np.sqrt((x**2).mean(-1, keepdims=True) + 1e-4) * s
     deter, stoch = f[:, :D], f[:, D:]
     x0 = np.zeros((N, h, w, C))
     bias0 = P["sp0/bias"].reshape(G, -1)
     for g in range(G):
-        out = deter[:, g * D // G:(g + 1) * D // G] @ P["sp0/kernel"][g] + bias0[g]
-        x0[..., g * C // G:(g + 1) * C // G] = out.reshape(N, h, w, C // G)
+        out = deter[:, g * D // G : (g + 1) * D // G] @ P["sp0/kernel"][g] + bias0[g]
+        x0[..., g * C // G : (g + 1) * C // G] = out.reshape(N, h, w, C // G)
     x1 = silu(norm(stoch @ P["sp1/kernel"] + P["sp1/bias"], P["sp1norm/scale"]))
     x1 = (x1 @ P["sp2/kernel"] + P["sp2/bias"]).reshape(N, h, w, C)
     ref = silu(norm(x0 + x1, P["spnorm/scale"]))
@@ -187,9 +192,9 @@ def laprop_reference(grads, lr, b1=0.9, b2=0.999, eps=1e-20):
     out = []
     for t, g in enumerate(grads, 1):
         v = b2 * v + (1 - b2) * g * g
-        u = g / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        u = g / (np.sqrt(v / (1 - b2**t)) + eps)
         m = b1 * m + (1 - b1) * u
-        params = params - lr * m / (1 - b1 ** t)
+        params = params - lr * m / (1 - b1**t)
         out.append(params)
     return np.array(out)
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 import runfactory
-from analysis import ingest
+from nbclient import NotebookClient
 from openloop_factory import compose, known_sequences, write_video
+
+from analysis import ingest
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 ARMS = ("baseline", "adapt", "placebo", "short")  # notebook 04 compares four methods
@@ -26,8 +26,12 @@ def run_set(tmp_path_factory):
 
 
 def test_the_three_notebooks_exist():
-    assert [p.name for p in NOTEBOOKS] == ["01_explore_runs.ipynb", "02_compare_methods.ipynb",
-                                           "03_mask_and_openloop.ipynb", "04_n_methods_and_watch.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_explore_runs.ipynb",
+        "02_compare_methods.ipynb",
+        "03_mask_and_openloop.ipynb",
+        "04_n_methods_and_watch.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -42,14 +46,15 @@ def test_stored_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_top_to_bottom(path, run_set, tmp_path):
     book = nbformat.read(path, as_version=4)
-    book.cells[0].source = (f"RUNS = {str(run_set)!r}\n"
-                            f"BASELINE = {str(run_set / 'atari100k_alien_baseline')!r}\n"
-                            f"ADAPT = {str(run_set / 'atari100k_alien_adapt')!r}\n"
-                            f"ARMS = {[str(run_set / f'atari100k_alien_{m}') for m in ARMS]!r}\n"
-                            "FRAMES = (0, 20_000)\n"
-                            "REPS = 200\n")
-    client = NotebookClient(book, timeout=180, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    book.cells[0].source = (
+        f"RUNS = {str(run_set)!r}\n"
+        f"BASELINE = {str(run_set / 'atari100k_alien_baseline')!r}\n"
+        f"ADAPT = {str(run_set / 'atari100k_alien_adapt')!r}\n"
+        f"ARMS = {[str(run_set / f'atari100k_alien_{m}') for m in ARMS]!r}\n"
+        "FRAMES = (0, 20_000)\n"
+        "REPS = 200\n"
+    )
+    client = NotebookClient(book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -62,7 +67,9 @@ def test_runs_as_shipped_on_the_shipped_runs(name):
     the shift experiment's table is on raw CartPole scores with no optimality gap."""
     path = NOTEBOOKS[0].parent / f"{name}.ipynb"
     book = nbformat.read(path, as_version=4)
-    client = NotebookClient(book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     client.execute()
     outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]

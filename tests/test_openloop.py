@@ -5,11 +5,11 @@ import shutil
 
 import numpy as np
 import pytest
+from openloop_factory import compose, compose_column, known_sequences, write_video
 from typer.testing import CliRunner
 
 from analysis import openloop, runconfig, video
 from cli import app
-from openloop_factory import compose, compose_column, known_sequences, write_video
 
 B, T, CONTEXT = 6, 16, 8
 
@@ -95,8 +95,9 @@ def test_export_writes_panels_video_and_error_table(scope_run, tmp_path):
 
     run, _, _ = scope_run
     base = openloop.from_scope(run)
-    worse = openloop.OpenLoop(base.truth, np.clip(base.pred.astype(int) + 30, 0, 255).astype(np.uint8),
-                              base.context, "shifted")
+    worse = openloop.OpenLoop(
+        base.truth, np.clip(base.pred.astype(int) + 30, 0, 255).astype(np.uint8), base.context, "shifted"
+    )
     paths = openloop.export(base, worse, True, tmp_path, reps=200)
     names = sorted(p.name for p in paths["panels"])
     assert names == sorted([f"panel_seq{i}.{ext}" for i in range(1, B + 1) for ext in ("png", "pdf")])
@@ -117,8 +118,9 @@ def test_openloop_cli_writes_files_and_rejects_missing_paths(scope_run, tmp_path
     shutil.copytree(run, other)
     runner = CliRunner()
     out = tmp_path / "out"
-    result = runner.invoke(app, ["openloop", str(run), str(other), "--out", str(out), "--source", "scope",
-                                 "--step", "1000"])
+    result = runner.invoke(
+        app, ["openloop", str(run), str(other), "--out", str(out), "--source", "scope", "--step", "1000"]
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.glob("panel_seq*.png")) == [f"panel_seq{i}.png" for i in range(1, 5)]
     assert (out / "openloop.mp4").exists() and (out / "error_vs_horizon.pdf").exists()

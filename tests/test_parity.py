@@ -10,8 +10,8 @@ import elements
 import jax
 import numpy as np
 import pytest
-
 from conftest import load_config
+
 from dreamerv3 import agent as agentlib
 from dreamerv3 import envs
 
@@ -33,12 +33,13 @@ def test_replay_value_loss_trains_the_world_model():
     moves the encoder and the RSSM (through the replayed features) and leaves the
     decoder and the reward/continue heads exactly as they were."""
     from conftest import make_batch, spaces
+
     from dreamerv3.agent import Agent
 
     scales = {k: 0.0 for k in ("rec", "rew", "con", "dyn", "rep", "policy", "value")}
     config = load_config("debug").update({"agent.loss_scales": {**scales, "repval": 1.0}})
     assert config.agent.repval_grad is True
-    obs_space, act_space = spaces(image=None)                 # vector only: a quick compile
+    obs_space, act_space = spaces(image=None)  # vector only: a quick compile
     agent = Agent(obs_space, act_space, config)
     before = jax.device_get(agent.state["params"])
     batch = make_batch(config.batch_size, config.batch_length, image=None, config=config)
@@ -47,8 +48,7 @@ def test_replay_value_loss_trains_the_world_model():
     for _ in range(2):
         agent.train(agent.init_train(config.batch_size), batch)
     after = jax.device_get(agent.state["params"])
-    moved = lambda part: [k for k in before if k.split("/")[1] == part
-                          and not np.array_equal(before[k], after[k])]
+    moved = lambda part: [k for k in before if k.split("/")[1] == part and not np.array_equal(before[k], after[k])]
     assert moved("enc") and moved("dyn") and moved("val")
     assert not moved("dec") and not moved("rew") and not moved("con") and not moved("pol")
 
@@ -90,13 +90,16 @@ def test_continue_head_learns_the_discount_as_the_official():
     """contdisc (the official's): the continue target is gamma x (1 - terminal) and
     imagination applies no further discount."""
     from dreamerv3 import losses
+
     config = load_config("debug")
     assert config.agent.contdisc is True
     gamma = 1 - 1 / config.agent.horizon
     term = np.array([[False, False, True]])
     np.testing.assert_allclose(losses.con_target(term, gamma), [[gamma, gamma, 0.0]], rtol=1e-7)
     from conftest import spaces
+
     from dreamerv3 import model as modellib
+
     model = modellib.Model(*spaces(), config, name="model")
     assert (model.con_discount, model.imag_disc) == (gamma, 1.0)
     plain = modellib.Model(*spaces(), config.update({"agent.contdisc": False}), name="model")

@@ -17,20 +17,28 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import make_batch, spaces
+
 from dreamerv3 import agent as agentlib
 from dreamerv3 import checkpoint, main, population
 from dreamerv3.errors import BadInput
 from dreamerv3.learner import Population, stack
 
 ROOT = pathlib.Path(__file__).parent.parent
-RULE = {"agent.imag_adapt.enabled": True, "agent.imag_adapt.warmup": 0,
-        "agent.imag_adapt.abs_thresh": 0.0, "agent.imag_adapt.rel_thresh": 0.5,
-        "agent.imag_adapt.rel_max": 2.0}
-PLACEBO = {"agent.imag_adapt.enabled": True, "agent.imag_adapt.mode": "placebo",
-           "agent.imag_adapt.placebo_rate": 1.0, "agent.imag_adapt.warmup": 0,
-           "agent.opt.lr": 1e-3}
+RULE = {
+    "agent.imag_adapt.enabled": True,
+    "agent.imag_adapt.warmup": 0,
+    "agent.imag_adapt.abs_thresh": 0.0,
+    "agent.imag_adapt.rel_thresh": 0.5,
+    "agent.imag_adapt.rel_max": 2.0,
+}
+PLACEBO = {
+    "agent.imag_adapt.enabled": True,
+    "agent.imag_adapt.mode": "placebo",
+    "agent.imag_adapt.placebo_rate": 1.0,
+    "agent.imag_adapt.warmup": 0,
+    "agent.opt.lr": 1e-3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +46,11 @@ def mixed(debug_config):
     """Three members, three arms: baseline seed 3, a firing rule seed 1, placebo seed 7
     with another learning rate (member 1 and 2's seeds are not their positions, so a
     random stream that depended on the position would show)."""
-    configs = [debug_config.update({"seed": 3}), debug_config.update({"seed": 1, **RULE}),
-               debug_config.update({"seed": 7, **PLACEBO})]
+    configs = [
+        debug_config.update({"seed": 3}),
+        debug_config.update({"seed": 1, **RULE}),
+        debug_config.update({"seed": 7, **PLACEBO}),
+    ]
     return configs, Population(*spaces(), configs)
 
 
@@ -59,15 +70,15 @@ def test_members_start_where_solo_runs_start(mixed, debug_agent):
         solo = debug_agent.init_state(config.seed)
         member = pop.member(k).save()
         for key, value in agentlib.jax.tree_util.tree_flatten_with_path(solo)[0]:
-            np.testing.assert_array_equal(
-                member[agentlib.jax.tree_util.keystr(key)], value, err_msg=key)
+            np.testing.assert_array_equal(member[agentlib.jax.tree_util.keystr(key)], value, err_msg=key)
 
 
 def test_member_update_equals_solo_update_in_a_mixed_population(mixed, debug_agent, debug_config):
     configs, pop = mixed
     saved = [pop.member(k).save() for k in range(3)]
-    batches = [make_batch(debug_config.batch_size, debug_config.batch_length, seed=k,
-                          config=debug_config) for k in range(3)]
+    batches = [
+        make_batch(debug_config.batch_size, debug_config.batch_length, seed=k, config=debug_config) for k in range(3)
+    ]
     _, outs, metrics = pop.train_step(pop.init_train(debug_config.batch_size), stack(batches))
     updated = [pop.member(k).save() for k in range(3)]
     for k in range(3):
@@ -76,15 +87,12 @@ def test_member_update_equals_solo_update_in_a_mixed_population(mixed, debug_age
     fired = []
     for k, config in enumerate(configs):
         solo = as_solo(debug_agent if k == 0 else rule_solo, config)
-        _, solo_outs, solo_metrics = solo.train_step(
-            solo.init_train(debug_config.batch_size), batches[k])
+        _, solo_outs, solo_metrics = solo.train_step(solo.init_train(debug_config.batch_size), batches[k])
         for key, value in solo_metrics.items():
-            np.testing.assert_allclose(metrics[key][k], value, rtol=1e-5, atol=1e-6,
-                                       err_msg=f"member {k}: {key}")
+            np.testing.assert_allclose(metrics[key][k], value, rtol=1e-5, atol=1e-6, err_msg=f"member {k}: {key}")
         np.testing.assert_allclose(outs["pol_weight"][k], solo_outs["pol_weight"], rtol=1e-6)
         for key, value in solo.save().items():  # parameters, optimizer, slow critic, ...
-            np.testing.assert_allclose(updated[k][key], value, rtol=0, atol=1e-6,
-                                       err_msg=f"member {k}: {key}")
+            np.testing.assert_allclose(updated[k][key], value, rtol=0, atol=1e-6, err_msg=f"member {k}: {key}")
         fired.append(solo_metrics["imag_adapt/active"])
     assert fired == [0.0, 1.0, 1.0]  # baseline off, the rule fired, the placebo on
 
@@ -123,10 +131,19 @@ def test_member_checkpoint_round_trips_exactly(mixed):
 
 # ---- member configs --------------------------------------------------------------
 
+
 def parse(tmp_path, *extra, arms=None):
     from dreamerv3 import configs as configlib
-    argv = ["--configs", "debug", "--task", "gym_CartPole-v1",
-            "--logdir", str(tmp_path / "cartpole_{arm}" / "seed{seed}"), *extra]
+
+    argv = [
+        "--configs",
+        "debug",
+        "--task",
+        "gym_CartPole-v1",
+        "--logdir",
+        str(tmp_path / "cartpole_{arm}" / "seed{seed}"),
+        *extra,
+    ]
     if arms is not None:
         path = tmp_path / "arms.yaml"
         path.write_text(arms)
@@ -135,31 +152,52 @@ def parse(tmp_path, *extra, arms=None):
 
 
 def test_arms_and_seeds_make_one_member_each(tmp_path):
-    members = parse(tmp_path, "--population.seeds", "0-1,5", arms=(
-        "baseline: {agent.imag_adapt.enabled: False}\n"
-        "adapt: {agent.imag_adapt.enabled: True, agent.imag_adapt.rel_thresh: 1.2}\n"))
+    members = parse(
+        tmp_path,
+        "--population.seeds",
+        "0-1,5",
+        arms=(
+            "baseline: {agent.imag_adapt.enabled: False}\n"
+            "adapt: {agent.imag_adapt.enabled: True, agent.imag_adapt.rel_thresh: 1.2}\n"
+        ),
+    )
     assert [(m.method, m.seed) for m in members] == [
-        ("baseline", 0), ("baseline", 1), ("baseline", 5), ("adapt", 0), ("adapt", 1), ("adapt", 5)]
+        ("baseline", 0),
+        ("baseline", 1),
+        ("baseline", 5),
+        ("adapt", 0),
+        ("adapt", 1),
+        ("adapt", 5),
+    ]
     assert members[4].logdir == str(tmp_path / "cartpole_adapt" / "seed1")
     assert members[4].agent.imag_adapt.rel_thresh == 1.2 and members[4].agent.imag_adapt.enabled
     assert not members[0].agent.imag_adapt.enabled and members[0].population.seeds == ""
 
 
-@pytest.mark.parametrize("extra, arms, expected", [
-    (["--population.seeds", "0,x"], None, "expected seeds like 0,1,2"),
-    (["--population.seeds", "1,1"], None, "listed twice"),
-    ([], "a: {agent.imag_length: 5}\nb: {}\n", "agent.imag_length, which members of one population"),
-    ([], "a: {agent.nope: 1}\n", "arm 'a'"),
-    ([], "a: [1, 2]\n", "must map dotted flags"),
-    ([], "a: {agent.imag_adapt.mode: wrong}\n", "is not one of"),
-    ([], "'../x': {}\n", "becomes part of a folder name"),
-    ([], "a: {b: [\n", "line"),
-    (["--script", "train_eval", "--population.seeds", "0,1"], None, "--script train_eval"),
-    (["--population.seeds", "0-2", "--jax.train_devices", "[0,1]", "--jax.policy_devices",
-      "[0,1]"], None, "3 members do not divide evenly over the 2 devices"),
-    (["--population.seeds", "0-1", "--jax.train_devices", "[0,1]"], None,
-     "one and the same --jax.train_devices and --jax.policy_devices"),
-])
+@pytest.mark.parametrize(
+    "extra, arms, expected",
+    [
+        (["--population.seeds", "0,x"], None, "expected seeds like 0,1,2"),
+        (["--population.seeds", "1,1"], None, "listed twice"),
+        ([], "a: {agent.imag_length: 5}\nb: {}\n", "agent.imag_length, which members of one population"),
+        ([], "a: {agent.nope: 1}\n", "arm 'a'"),
+        ([], "a: [1, 2]\n", "must map dotted flags"),
+        ([], "a: {agent.imag_adapt.mode: wrong}\n", "is not one of"),
+        ([], "'../x': {}\n", "becomes part of a folder name"),
+        ([], "a: {b: [\n", "line"),
+        (["--script", "train_eval", "--population.seeds", "0,1"], None, "--script train_eval"),
+        (
+            ["--population.seeds", "0-2", "--jax.train_devices", "[0,1]", "--jax.policy_devices", "[0,1]"],
+            None,
+            "3 members do not divide evenly over the 2 devices",
+        ),
+        (
+            ["--population.seeds", "0-1", "--jax.train_devices", "[0,1]"],
+            None,
+            "one and the same --jax.train_devices and --jax.policy_devices",
+        ),
+    ],
+)
 def test_bad_populations_are_one_line(tmp_path, extra, arms, expected):
     with pytest.raises(BadInput, match=None) as error:
         parse(tmp_path, *extra, arms=arms)
@@ -169,16 +207,29 @@ def test_bad_populations_are_one_line(tmp_path, extra, arms, expected):
 
 def test_logdir_without_placeholders_is_refused(tmp_path):
     from dreamerv3 import configs as configlib
-    config = configlib.parse(["--configs", "debug", "--logdir", str(tmp_path / "one"),
-                              "--population.seeds", "0,1"])
+
+    config = configlib.parse(["--configs", "debug", "--logdir", str(tmp_path / "one"), "--population.seeds", "0,1"])
     with pytest.raises(BadInput, match=r"needs '\{seed\}'"):
         population.member_configs(config)
 
 
 def test_main_refuses_a_population_that_does_not_fit_memory(tmp_path, capsys):
-    code = main.main(["--configs", "debug", "--task", "gym_CartPole-v1", "--run.steps", "1e12",
-                      "--replay.size", "1e12", "--logdir", str(tmp_path / "s{seed}"),
-                      "--population.seeds", "0-1"])
+    code = main.main(
+        [
+            "--configs",
+            "debug",
+            "--task",
+            "gym_CartPole-v1",
+            "--run.steps",
+            "1e12",
+            "--replay.size",
+            "1e12",
+            "--logdir",
+            str(tmp_path / "s{seed}"),
+            "--population.seeds",
+            "0-1",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: population: 2 members need about"), err
     assert len(err.splitlines()) == 1
@@ -187,14 +238,25 @@ def test_main_refuses_a_population_that_does_not_fit_memory(tmp_path, capsys):
 
 # ---- real runs: the population and its solo twins ----------------------------------
 
+
 def run_args(logdir, steps, *extra):
-    return ["--configs", "debug", "--task", "gym_CartPole-v1", "--run.steps", str(steps),
-            "--run.train_ratio", "16", "--logdir", str(logdir), *extra]
+    return [
+        "--configs",
+        "debug",
+        "--task",
+        "gym_CartPole-v1",
+        "--run.steps",
+        str(steps),
+        "--run.train_ratio",
+        "16",
+        "--logdir",
+        str(logdir),
+        *extra,
+    ]
 
 
 def episodes(run):
-    return [(r["step"], r["episode/score"]) for r in map(json.loads, (run / "scores.jsonl")
-                                                          .read_text().splitlines())]
+    return [(r["step"], r["episode/score"]) for r in map(json.loads, (run / "scores.jsonl").read_text().splitlines())]
 
 
 def replay_of(run):
@@ -212,10 +274,21 @@ def population_and_twin(root, *common):
     serves the rest: conftest)."""
     arms = root / "arms.yaml"
     arms.write_text("baseline: {}\nadapt: {agent.imag_adapt.enabled: True}\n")
-    assert main.main(run_args(root / "pop_{arm}" / "seed{seed}", STEPS, *common,
-                              "--population.seeds", "3", "--population.arms", str(arms))) == 0
-    assert main.main(run_args(root / "solo", STEPS, *common, "--seed", "3",
-                              "--agent.imag_adapt.enabled", "True")) == 0
+    assert (
+        main.main(
+            run_args(
+                root / "pop_{arm}" / "seed{seed}",
+                STEPS,
+                *common,
+                "--population.seeds",
+                "3",
+                "--population.arms",
+                str(arms),
+            )
+        )
+        == 0
+    )
+    assert main.main(run_args(root / "solo", STEPS, *common, "--seed", "3", "--agent.imag_adapt.enabled", "True")) == 0
     return root / "pop_adapt" / "seed3", root / "solo"
 
 
@@ -259,11 +332,15 @@ def test_sigkill_then_resume_keeps_members_in_lock_step(tmp_path):
     arms = tmp_path / "arms.yaml"
     arms.write_text("baseline: {}\nadapt: {agent.imag_adapt.enabled: True}\n")
     population_flags = ["--population.seeds", "3", "--population.arms", str(arms)]
-    argv = run_args(tmp_path / "pop_{arm}" / "seed{seed}", 1e6, "--run.save_every", "0",
-                    *population_flags)
-    code = "import sys; from dreamerv3 import main; sys.exit(main.main(%r))" % (argv,)
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    argv = run_args(tmp_path / "pop_{arm}" / "seed{seed}", 1e6, "--run.save_every", "0", *population_flags)
+    code = f"import sys; from dreamerv3 import main; sys.exit(main.main({argv!r}))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     runs = [tmp_path / "pop_baseline" / "seed3", tmp_path / "pop_adapt" / "seed3"]
     try:
         deadline = time.time() + 240
@@ -283,8 +360,9 @@ def test_sigkill_then_resume_keeps_members_in_lock_step(tmp_path):
                 checkpoint.remove_folder(folder)
         sets = [set(ckpt_steps(r)) for r in runs]
     resume_at = max(sets[0] & sets[1])
-    ahead = [f for r in runs for f in checkpoint.complete_folders(r / "ckpt")
-             if int(f.name.rsplit("-", 1)[1]) > resume_at]
+    ahead = [
+        f for r in runs for f in checkpoint.complete_folders(r / "ckpt") if int(f.name.rsplit("-", 1)[1]) > resume_at
+    ]
     assert ahead
     end = resume_at + 120
     assert main.main(run_args(tmp_path / "pop_{arm}" / "seed{seed}", end, *population_flags)) == 0

@@ -38,8 +38,12 @@ def _expected(name: str, window: float = 0.1) -> dict[str, float]:
     matrix = np.array([per_task[t] for t in sorted(per_task)]).T  # (seeds, tasks)
     flat = np.sort(matrix.ravel())
     cut = flat.size // 4
-    return {"iqm": flat[cut:flat.size - cut].mean(), "mean": matrix.mean(axis=0).mean(),
-            "median": np.median(matrix.mean(axis=0)), "og": np.mean(1 - np.minimum(matrix, 1.0))}
+    return {
+        "iqm": flat[cut : flat.size - cut].mean(),
+        "mean": matrix.mean(axis=0).mean(),
+        "median": np.median(matrix.mean(axis=0)),
+        "og": np.mean(1 - np.minimum(matrix, 1.0)),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +113,14 @@ def test_a_copied_real_run_counts_once(tmp_path):
 
 
 def test_equal_frames_cut_the_published_runs_to_the_compared_ones():
-    result = compare.compare([["published:dreamerv3"], [str(SIZE12M)]], names=["published-dreamerv3", "size12m"],
-                             reps=200, seed=0, cache=False, metrics=["iqm", "mean"])
+    result = compare.compare(
+        [["published:dreamerv3"], [str(SIZE12M)]],
+        names=["published-dreamerv3", "size12m"],
+        reps=200,
+        seed=0,
+        cache=False,
+        metrics=["iqm", "mean"],
+    )
     assert result.tasks == ["atari100k_road_runner"]
     road = result.final.filter(pl.col("task") == "atari100k_road_runner")
     end = dict(road.group_by("method").agg(pl.col("last_step").max()).iter_rows())
@@ -138,8 +148,21 @@ def test_report_shows_the_published_comparison(tmp_path):
     import cli
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli.app, ["report", "published:dreamerv3", str(SIZE12M), "--reps", "100",
-                                          "--metric", "iqm", "--no-cache", "--out", str(out)])
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "report",
+            "published:dreamerv3",
+            str(SIZE12M),
+            "--reps",
+            "100",
+            "--metric",
+            "iqm",
+            "--no-cache",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     html = (out / "report.html").read_text()
     assert "published-dreamerv3: 5 runs on 1 compared task(s) (and 25 task(s) not compared)" in html

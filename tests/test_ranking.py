@@ -6,13 +6,22 @@ from analysis import ranking
 
 
 def _final(rows):
-    return pl.DataFrame(rows, schema={"run": pl.String, "seed": pl.Int64, "final_score": pl.Float64,
-                                      "fallback": pl.Boolean}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={"run": pl.String, "seed": pl.Int64, "final_score": pl.Float64, "fallback": pl.Boolean},
+        orient="row",
+    )
 
 
 def test_fallback_scores_rank_after_window_scores():
-    final = _final([("high_fallback", 0, 900.0, True), ("low_window", 1, 100.0, False),
-                    ("none", 2, None, False), ("mid_window", 3, 500.0, False)])
+    final = _final(
+        [
+            ("high_fallback", 0, 900.0, True),
+            ("low_window", 1, 100.0, False),
+            ("none", 2, None, False),
+            ("mid_window", 3, 500.0, False),
+        ]
+    )
     order = [row["run"] for row in ranking.rank_runs(final)]
     assert order == ["mid_window", "low_window", "high_fallback", "none"]
 

@@ -66,8 +66,9 @@ def test_readme_watch_runs_as_written_until_ctrl_c(command, scratch):
     """watch runs until interrupted: start it as written, wait for the first view, press Ctrl-C."""
 
     args = [sys.executable, str(ROOT / "cli.py"), *shlex.split(command)[1:]]
-    proc = subprocess.Popen(args, cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        args, cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     first = proc.stdout.readline()  # bytes: a box-drawing character may straddle the read
     assert first, proc.stderr.read()  # the first view is drawn
     proc.send_signal(signal.SIGINT)
@@ -91,8 +92,11 @@ def test_the_readme_stays_short():
 # commands reads as the RNG seed, work sittings, issue and note numbers, a spec that is not in the
 # repository. (Spelled with brackets here so that a grep for them does not find this file.)
 # Python's `start_new_[s]ession` and pytest's fixture scope are real ones and stay.
-HISTORY_WORDS = re.compile(r"seed's (?:\w+ )?[c]ommands?|\bseed [c]ommands?\b|[s]ession|(?-i:\b[S]PEC\b)|"
-                           r"\b[i]ssue \d+|\b[n]ote P\d|[p]roject notes", re.IGNORECASE)
+HISTORY_WORDS = re.compile(
+    r"seed's (?:\w+ )?[c]ommands?|\bseed [c]ommands?\b|[s]ession|(?-i:\b[S]PEC\b)|"
+    r"\b[i]ssue \d+|\b[n]ote P\d|[p]roject notes",
+    re.IGNORECASE,
+)
 API_NAMES = re.compile(r"start_new_[s]ession|scope=\"[s]ession\"")
 TEXT_FILES = ("*.py", "*.md", "*.sh", "*.toml", "*.yaml", "Makefile")
 # Files not yet reworded: listed so that no other file gains these words. Remove each entry
@@ -129,9 +133,23 @@ def test_no_words_from_the_project_history():
 
 
 def test_the_history_word_check_catches_each_form():
-    caught = ["the seed's " + "command", "The seed's two " + "commands", "seed " + "commands (debug)",
-              "per test sess" + "ion", "SP" + "EC s.2", "iss" + "ue 14", "no" + "te P5", "see the project no" + "tes"]
-    kept = ["start_new_sess" + "ion=True", '@pytest.fixture(scope="sess' + 'ion")', "each seed's mean score",
-            "fsspec.filesystem", "PartitionSpec", "a spec string"]
+    caught = [
+        "the seed's " + "command",
+        "The seed's two " + "commands",
+        "seed " + "commands (debug)",
+        "per test sess" + "ion",
+        "SP" + "EC s.2",
+        "iss" + "ue 14",
+        "no" + "te P5",
+        "see the project no" + "tes",
+    ]
+    kept = [
+        "start_new_sess" + "ion=True",
+        '@pytest.fixture(scope="sess' + 'ion")',
+        "each seed's mean score",
+        "fsspec.filesystem",
+        "PartitionSpec",
+        "a spec string",
+    ]
     assert [s for s in caught if not HISTORY_WORDS.search(API_NAMES.sub("", s))] == []
     assert [s for s in kept if HISTORY_WORDS.search(API_NAMES.sub("", s))] == []

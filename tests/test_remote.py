@@ -24,14 +24,14 @@ import time
 import urllib.request
 
 import fsspec
+import object_servers
 import polars as pl
 import pytest
+from runfactory import write_run
 from typer.testing import CliRunner
 
-import object_servers
 from analysis import ingest, remote, watch
 from cli import app
-from runfactory import write_run
 
 runner = CliRunner()
 LATE_KEY = "report/late/only"  # first written after polars' 100 schema-inference rows
@@ -102,7 +102,9 @@ def test_compare_remote_equals_local_copy(study, local_compare, scheme, tmp_path
     url = f"{scheme}://runs-bkt/study"
     far = _compare([f"{url}/atari100k_alien_baseline", f"{url}/atari100k_alien_adapt"], tmp_path / "b")
     assert far == local
-    written = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.suffix in (".csv", ".json"))
+    written = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.suffix in (".csv", ".json")
+    )
     assert written
     for rel in written:
         near, far = ((tmp_path / side / rel).read_text() for side in "ab")
@@ -117,8 +119,11 @@ def test_compare_remote_equals_local_copy(study, local_compare, scheme, tmp_path
 def test_glob_and_a_key_that_first_appears_late(study, scheme):
     far = ingest.ingest(ingest.discover([f"{scheme}://runs-bkt/study/*_adapt"]), cache=False)
     near = ingest.ingest(ingest.discover([str(study / "*_adapt")]), cache=False)
-    assert [r.name for r in far.runs] == [r.name for r in near.runs] == ["adapt/alien/s0", "adapt/alien/s1",
-                                                                         "adapt/alien/s2"]
+    assert (
+        [r.name for r in far.runs]
+        == [r.name for r in near.runs]
+        == ["adapt/alien/s0", "adapt/alien/s1", "adapt/alien/s2"]
+    )
     for data in (far, near):
         late = data.metrics.filter(pl.col("key") == LATE_KEY)
         assert late["value"].to_list() == [42.5] and late["run"].to_list() == ["adapt/alien/s1"]
@@ -184,8 +189,9 @@ def test_missing_bucket_and_dead_endpoints_give_one_line(servers, monkeypatch):
     monkeypatch.setattr(remote, "DEADLINE", 4.0)
     line = _one_line_exit_2(["runs", "s3://runs-bkt/study"], {"AWS_ENDPOINT_URL": dead}, monkeypatch)
     assert line.startswith("error: s3://runs-bkt/study")
-    line = _one_line_exit_2(["watch", "gs://runs-bkt/study", "--iterations", "1"],
-                            {"STORAGE_EMULATOR_HOST": dead}, monkeypatch)
+    line = _one_line_exit_2(
+        ["watch", "gs://runs-bkt/study", "--iterations", "1"], {"STORAGE_EMULATOR_HOST": dead}, monkeypatch
+    )
     assert line.startswith("error: gs://runs-bkt/study")
 
 
@@ -198,22 +204,40 @@ def test_azure_paths_without_a_server(monkeypatch):
     line = _one_line_exit_2(["runs", "az://container/runs"], {}, monkeypatch)
     assert line.startswith("error: az://")
     dead = object_servers.free_port()
-    conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={'a' * 88};"
-            f"BlobEndpoint=http://127.0.0.1:{dead}/devstoreaccount1;")
+    conn = (
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={'a' * 88};"
+        f"BlobEndpoint=http://127.0.0.1:{dead}/devstoreaccount1;"
+    )
     line = _one_line_exit_2(["runs", "az://container/runs"], {"AZURE_STORAGE_CONNECTION_STRING": conn}, monkeypatch)
     assert line.startswith("error: az://container/runs")
 
 
 def test_trainer_writes_to_s3_and_resumes_from_it(servers):
-    from dreamerv3 import main
     from fakes import FakeAgent
+
+    from dreamerv3 import main
 
     url = "s3://train-bkt/dummy_fake/seed0"
     _fs("s3").mkdir("train-bkt")
 
     def train(steps):
-        return main.main(["--logdir", url, "--configs", "debug", "--task", "dummy_disc", "--run.steps", str(steps),
-                          "--env.dummy.length", "40", "--run.sync_every", "0.5"], agent_cls=FakeAgent)
+        return main.main(
+            [
+                "--logdir",
+                url,
+                "--configs",
+                "debug",
+                "--task",
+                "dummy_disc",
+                "--run.steps",
+                str(steps),
+                "--env.dummy.length",
+                "40",
+                "--run.sync_every",
+                "0.5",
+            ],
+            agent_cls=FakeAgent,
+        )
 
     assert train(120) == 0
     fs = _fs("s3")
@@ -231,8 +255,9 @@ def test_trainer_writes_to_s3_and_resumes_from_it(servers):
 
 
 def test_population_writes_each_member_to_its_own_prefix_and_resumes_from_them(servers, tmp_path):
-    from dreamerv3 import main
     from fakes import FakePopulation
+
+    from dreamerv3 import main
 
     fs = _fs("s3")
     fs.mkdir("pop-bkt")
@@ -241,10 +266,27 @@ def test_population_writes_each_member_to_its_own_prefix_and_resumes_from_them(s
     members = [f"pop-bkt/sweep/{arm}/seed{seed}" for arm in ("baseline", "adapt") for seed in (0, 1)]
 
     def train(steps):
-        return main.main(["--logdir", "s3://pop-bkt/sweep/{arm}/seed{seed}", "--configs", "debug",
-                          "--task", "dummy_disc", "--run.steps", str(steps), "--env.dummy.length", "40",
-                          "--run.sync_every", "0.5", "--population.seeds", "0,1",
-                          "--population.arms", str(arms)], agent_cls=FakePopulation)
+        return main.main(
+            [
+                "--logdir",
+                "s3://pop-bkt/sweep/{arm}/seed{seed}",
+                "--configs",
+                "debug",
+                "--task",
+                "dummy_disc",
+                "--run.steps",
+                str(steps),
+                "--env.dummy.length",
+                "40",
+                "--run.sync_every",
+                "0.5",
+                "--population.seeds",
+                "0,1",
+                "--population.arms",
+                str(arms),
+            ],
+            agent_cls=FakePopulation,
+        )
 
     assert train(120) == 0
     first = []
@@ -292,8 +334,9 @@ def test_gzipped_runs_in_a_bucket_compare_as_the_local_copy(study, local_compare
         path.unlink()
     _fs("s3").put(str(packed) + "/", "runs-bkt/packed", recursive=True)
     (tmp_path / "a").symlink_to(local_compare[0])
-    far = _compare(["s3://runs-bkt/packed/atari100k_alien_baseline", "s3://runs-bkt/packed/atari100k_alien_adapt"],
-                   tmp_path / "b")
+    far = _compare(
+        ["s3://runs-bkt/packed/atari100k_alien_baseline", "s3://runs-bkt/packed/atari100k_alien_adapt"], tmp_path / "b"
+    )
     assert far == local_compare[1].replace(str(local_compare[0]), "OUT")
     _fs("s3").pipe_file("runs-bkt/packed/atari100k_alien_adapt/seed0_20261123T101010/metrics.jsonl", b"{}\n")
     line = _one_line_exit_2(["runs", "s3://runs-bkt/packed/atari100k_alien_adapt"], {}, None)
@@ -302,8 +345,12 @@ def test_gzipped_runs_in_a_bucket_compare_as_the_local_copy(study, local_compare
 
 def _moto_auth(server, value: str) -> None:
     """Switch moto's signature and IAM checks on ("0": from the next request) or off ("inf")."""
-    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/moto-api/reset-auth", data=value.encode(),
-                                     method="POST", headers={"Content-Type": "text/plain"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/moto-api/reset-auth",
+        data=value.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
     with urllib.request.urlopen(request, timeout=10) as reply:
         assert reply.status == 200
 
@@ -315,8 +362,13 @@ def iam_key(servers):
 
     iam = boto3.client("iam", endpoint_url=servers["s3"].env["AWS_ENDPOINT_URL"], region_name="us-east-1")
     iam.create_user(UserName="reader")
-    iam.put_user_policy(UserName="reader", PolicyName="s3", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    iam.put_user_policy(
+        UserName="reader",
+        PolicyName="s3",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
     key = iam.create_access_key(UserName="reader")["AccessKey"]
     _moto_auth(servers["s3"], "0")
     yield key["AccessKeyId"], key["SecretAccessKey"]
@@ -344,8 +396,12 @@ def test_compare_on_a_missing_bucket_or_a_closed_port_is_one_line(servers, monke
     line = _one_line_exit_2(["compare", "s3://no-such-bkt/a", "s3://no-such-bkt/b", *out], {}, monkeypatch)
     assert line.startswith("error: s3://no-such-bkt/a") and "not found" in line
     closed = f"http://127.0.0.1:{object_servers.free_port()}"  # nothing listens: the connection is refused
-    line = _one_line_exit_2(["compare", "s3://runs-bkt/study/a", "s3://runs-bkt/study/b", *out],
-                            {"AWS_ENDPOINT_URL": closed}, monkeypatch, seconds=20.0)  # the default deadline
+    line = _one_line_exit_2(
+        ["compare", "s3://runs-bkt/study/a", "s3://runs-bkt/study/b", *out],
+        {"AWS_ENDPOINT_URL": closed},
+        monkeypatch,
+        seconds=20.0,
+    )  # the default deadline
     assert line.startswith("error: s3://runs-bkt/study/a")
 
 
@@ -368,10 +424,12 @@ def test_an_endpoint_that_never_answers_ends_at_the_deadline(servers, monkeypatc
     thread.start()
     monkeypatch.setattr(remote, "DEADLINE", 3.0)
     try:
-        line = _one_line_exit_2(["compare", "s3://runs-bkt/study/a", "s3://runs-bkt/study/b", "--no-report",
-                                 "--out", str(tmp_path / "o")],
-                                {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}"}, monkeypatch,
-                                seconds=10.0)
+        line = _one_line_exit_2(
+            ["compare", "s3://runs-bkt/study/a", "s3://runs-bkt/study/b", "--no-report", "--out", str(tmp_path / "o")],
+            {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}"},
+            monkeypatch,
+            seconds=10.0,
+        )
         assert line.startswith("error: s3://runs-bkt/study/a: no answer within 3 s")
     finally:
         stop.set()

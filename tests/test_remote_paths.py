@@ -6,6 +6,7 @@ listing or a glob found it."""
 import os
 
 import pytest
+from runfactory import write_run
 from typer.testing import CliRunner
 
 import cli
@@ -13,7 +14,6 @@ from analysis import remote
 from dreamerv3 import configs as configlib
 from dreamerv3 import remotepath, storage
 from dreamerv3.errors import BadInput
-from runfactory import write_run
 from sweep import spec
 from sweep.cli import app as sweep_app
 
@@ -28,13 +28,16 @@ def test_one_table_for_trainer_and_toolkit():
         assert not storage.is_remote(path) and not remote.is_remote(path)
 
 
-@pytest.mark.parametrize("command", [
-    lambda run, out: ["mask", str(run), "--out", out],
-    lambda run, out: ["openloop", str(run), str(run), "--out", out],
-    lambda run, out: ["runs", str(run), "--cache-dir", out],
-    lambda run, out: ["watch", str(run), "--html", out + "/w.html", "--iterations", "1"],
-    lambda run, out: ["results", "--root", str(run.parent.parent), "--out", out + "/results.md"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda run, out: ["mask", str(run), "--out", out],
+        lambda run, out: ["openloop", str(run), str(run), "--out", out],
+        lambda run, out: ["runs", str(run), "--cache-dir", out],
+        lambda run, out: ["watch", str(run), "--html", out + "/w.html", "--iterations", "1"],
+        lambda run, out: ["results", "--root", str(run.parent.parent), "--out", out + "/results.md"],
+    ],
+)
 def test_a_bucket_where_a_command_writes_local_files_is_one_line(tmp_path, monkeypatch, command):
     run = write_run(tmp_path / "runs", "atari100k_alien", "adapt", 0, frames=20_000, episodes=12, log_lines=4)
     monkeypatch.chdir(tmp_path)
@@ -47,7 +50,6 @@ def test_a_bucket_where_a_command_writes_local_files_is_one_line(tmp_path, monke
 
 def test_pack_uploads_to_a_bucket_and_a_sweep_root_refuses_one(tmp_path, monkeypatch):
     import fsspec
-
     import object_servers
 
     monkeypatch.chdir(tmp_path)
@@ -71,6 +73,7 @@ def test_pack_uploads_to_a_bucket_and_a_sweep_root_refuses_one(tmp_path, monkeyp
     finally:
         s3.stop()
     import tarfile
+
     with tarfile.open(tmp_path / "back.tgz") as tar:
         tar.extractall(tmp_path / "unpacked", filter="data")
     assert (tmp_path / "unpacked" / "runs" / "dummy_disc_a" / "seed0" / "metrics.jsonl").read_text() == '{"step": 1}\n'
@@ -86,8 +89,11 @@ def test_a_logdir_of_an_unknown_scheme_is_refused():
 
 
 def test_globbed_keys_with_dots_are_never_mirrored(monkeypatch):
-    monkeypatch.setattr(remote, "call", lambda url, method, *a, **k: (
-        False if method == "exists" else ["bucket/runs/../../etc", "bucket//x"]))
+    monkeypatch.setattr(
+        remote,
+        "call",
+        lambda url, method, *a, **k: False if method == "exists" else ["bucket/runs/../../etc", "bucket//x"],
+    )
     with pytest.raises(remote.RemoteError, match="no path matches"):
         remote.run_dirs("s3://bucket/runs/*")
     with pytest.raises(remote.RemoteError, match="never mirrored"):

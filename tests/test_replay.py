@@ -7,8 +7,12 @@ from dreamerv3.replay import Replay
 
 
 def step(i, worker=0):
-    return {"x": np.int64(i), "w": np.int8(worker), "is_first": i % 7 == 0,
-            "image": np.full((2, 2, 3), i % 256, np.uint8)}
+    return {
+        "x": np.int64(i),
+        "w": np.int8(worker),
+        "is_first": i % 7 == 0,
+        "image": np.full((2, 2, 3), i % 256, np.uint8),
+    }
 
 
 def test_ring_buffer_keeps_newest_steps():
@@ -141,7 +145,7 @@ def test_stats_have_the_official_keys():
     assert stats["inserts"] == 11 and stats["samples"] == 4 and stats["updates"] == 0
     assert stats["replay_ratio"] == 5 * 4 / 11
     nbytes = sum(a.nbytes for a in replay.chunks[0][0].values())
-    assert stats["ram_gb"] == 3 * nbytes / 1024 ** 3
+    assert stats["ram_gb"] == 3 * nbytes / 1024**3
     assert stats["size"] == 11
     again = replay.stats()  # interval counts restart, totals do not
     assert again["inserts"] == 0 and again["size"] == 11 and np.isnan(again["replay_ratio"])

@@ -5,7 +5,6 @@ the update hands back the batch's fresh posteriors for replay.update()."""
 import jax
 import numpy as np
 import pytest
-
 from conftest import make_batch
 
 
@@ -53,9 +52,11 @@ def test_sequence_starts_from_the_stored_state_and_action(debug_agent, debug_con
     data = make_batch(4, debug_config.batch_length, seed=11, config=debug_config)
     agent.load(agent.initial_save)
     rssm = debug_config.agent.rssm
-    start = {"deter": data["dyn/deter"][:, 0],
-             "stoch": np.eye(rssm.classes, dtype=np.float32)[data["dyn/stoch"][:, 0]],
-             "prevact": np.eye(6, dtype=np.float32)[data["action"][:, 0]]}
+    start = {
+        "deter": data["dyn/deter"][:, 0],
+        "stoch": np.eye(rssm.classes, dtype=np.float32)[data["dyn/stoch"][:, 0]],
+        "prevact": np.eye(6, dtype=np.float32)[data["action"][:, 0]],
+    }
     start = jax.device_put(start, agent.policy_repl)
     obs = {k: v[:, 1] for k, v in data.items()}
     policy_carry, _, _ = agent.policy(start, obs)
@@ -65,8 +66,7 @@ def test_sequence_starts_from_the_stored_state_and_action(debug_agent, debug_con
     T = debug_config.batch_length
     assert fresh["dyn/deter"].shape == (4, T, rssm.deter)
     assert fresh["dyn/stoch"].shape == (4, T, rssm.stoch) and fresh["dyn/stoch"].dtype == np.uint8
-    np.testing.assert_allclose(fresh["dyn/deter"][:, 0], np.asarray(policy_carry["deter"]),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fresh["dyn/deter"][:, 0], np.asarray(policy_carry["deter"]), rtol=1e-5, atol=1e-5)
 
     # The stored state of the context step matters ...
     moved = {k: v.copy() for k, v in data.items()}

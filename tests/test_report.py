@@ -13,12 +13,12 @@ from types import SimpleNamespace
 import numpy as np
 import pypdfium2
 import pytest
+import runfactory
+from openloop_factory import compose, known_sequences, write_video
 from typer.testing import CliRunner
 
-import runfactory
 from analysis import report
 from cli import app
-from openloop_factory import compose, known_sequences, write_video
 
 SCRIPT = "<script>alert(1)</script>"
 SECTION_IDS = ["data-label", "setup", "aggregate", "curves", "mask", "openloop", "per-run", "problems"]
@@ -51,12 +51,16 @@ def written(tmp_path_factory):
                 f.write("agent:\n  imag_adapt:\n    enabled: true\n")
     with open(next(root.glob("*_baseline/seed1*")) / "scores.jsonl", "a") as f:
         f.write('{"step": 40001, "episode/sco')  # a run that died mid-write
-    (root / "README.md").write_text(f"# Synthetic set\n\n**Synthetic runs** for tests, not results. {SCRIPT} "
-                                    "<img src=x onerror=alert(2)> [link](https://example.com)\n\n"
-                                    + "A long paragraph. " * 80 + "\n\nTHE END OF THE README\n")
+    (root / "README.md").write_text(
+        f"# Synthetic set\n\n**Synthetic runs** for tests, not results. {SCRIPT} "
+        "<img src=x onerror=alert(2)> [link](https://example.com)\n\n"
+        + "A long paragraph. " * 80
+        + "\n\nTHE END OF THE README\n"
+    )
     out = base / "out"
-    result = runner.invoke(app, ["report", *(str(root / f"atari100k_alien_{m}") for m in METHODS),
-                                 "--out", str(out), "--reps", "300"])
+    result = runner.invoke(
+        app, ["report", *(str(root / f"atari100k_alien_{m}") for m in METHODS), "--out", str(out), "--reps", "300"]
+    )
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -100,7 +104,7 @@ def test_sections_show_the_data(written):
 def test_data_label_is_the_nearest_readme_rendered_short(written):
     out, _ = written
     text = (out / "report.html").read_text()
-    label = text[text.index('id="data-label"'):text.index('id="setup"')]
+    label = text[text.index('id="data-label"') : text.index('id="setup"')]
     assert "<strong>Synthetic runs</strong> for tests, not results" in label and "**" not in label
     assert "<h1>Synthetic set</h1>" in label
     assert "THE END OF THE README" not in label and "[...]" in label  # short: the opening only
@@ -134,8 +138,12 @@ def test_missing_label_is_a_visible_warning():
 
 
 def test_config_differences_table():
-    table = report.config_differences({"baseline": [{"a": 1, "seed": 0, "b": "x"}, {"a": 1, "seed": 1, "b": "y"}],
-                                       "adapt": [{"a": 2, "seed": 0, "b": "x"}]})
+    table = report.config_differences(
+        {
+            "baseline": [{"a": 1, "seed": 0, "b": "x"}, {"a": 1, "seed": 1, "b": "y"}],
+            "adapt": [{"a": 2, "seed": 0, "b": "x"}],
+        }
+    )
     rows = {row[0]: row[1:] for row in table.rows}
     assert rows["a"] == ["1", "2"] and rows["b"] == ["x | y", "x"] and "seed" not in rows
 

@@ -13,8 +13,12 @@ from analysis import ingest, longrun, readout, results
 from cli import app
 
 ROOT = Path(__file__).parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "artifacts").rglob("*.md")),
-        *sorted((ROOT / "studies").rglob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "artifacts").rglob("*.md")),
+    *sorted((ROOT / "studies").rglob("*.md")),
+]
 
 
 def test_results_md_is_regenerated_identically(tmp_path):
@@ -27,10 +31,16 @@ def test_results_md_is_regenerated_identically(tmp_path):
 
 def test_every_link_into_results_md_names_one_of_its_sections():
     """Links into docs/results.md and into a study's results.md (both generated) land on a heading."""
-    links = [(doc, doc.parent / path, anchor) for doc in DOCS
-             for path, anchor in re.findall(r"\]\(([^)#\s]*results\.md)#([\w-]+)\)", doc.read_text())]
+    links = [
+        (doc, doc.parent / path, anchor)
+        for doc in DOCS
+        for path, anchor in re.findall(r"\]\(([^)#\s]*results\.md)#([\w-]+)\)", doc.read_text())
+    ]
     linked = {target.resolve() for _, target, _ in links}
-    assert linked >= {(ROOT / "docs" / "results.md").resolve(), (ROOT / "studies" / "shift_cartpole" / "results.md").resolve()}
+    assert linked >= {
+        (ROOT / "docs" / "results.md").resolve(),
+        (ROOT / "studies" / "shift_cartpole" / "results.md").resolve(),
+    }
     anchors = {}
     for _, target, _ in links:
         if target not in anchors:
@@ -47,14 +57,26 @@ def test_results_command_names_a_missing_root_in_one_line(tmp_path):
 
 def _scores(rows):
     """ingest-style long score table from (seed, step, score, length) rows."""
-    long = [(f"s{seed}", seed, step, key, value) for seed, step, score, length in rows
-            for key, value in (("episode/score", score), ("episode/length", length))]
+    long = [
+        (f"s{seed}", seed, step, key, value)
+        for seed, step, score, length in rows
+        for key, value in (("episode/score", score), ("episode/length", length))
+    ]
     return pl.DataFrame(long, schema=["run", "seed", "step", "key", "value"], orient="row")
 
 
 def test_readout_bins_are_half_open_at_the_end_as_the_published_curve():
-    per_run = readout.score_bins(_scores([(0, 10_000, 100.0, 50), (0, 10_001, 0.0, 50), (0, 50_000, 900.0, 90),
-                                          (1, 45_000, 700.0, 70), (1, 52_000, 1000.0, 100)]))
+    per_run = readout.score_bins(
+        _scores(
+            [
+                (0, 10_000, 100.0, 50),
+                (0, 10_001, 0.0, 50),
+                (0, 50_000, 900.0, 90),
+                (1, 45_000, 700.0, 70),
+                (1, 52_000, 1000.0, 100),
+            ]
+        )
+    )
     rows = {(r["seed"], r["bin"]): r for r in per_run.iter_rows(named=True)}
     assert rows[0, 0]["episodes"] == 1 and rows[0, 10_000]["score"] == 0.0
     assert rows[0, 40_000]["score"] == 900.0 and rows[0, 40_000]["replay_rew"] == 10.0
@@ -93,15 +115,21 @@ def test_parameter_counts_read_each_log_set_and_say_when_none_was_printed(tmp_pa
     run = tmp_path / "gpu_set" / "seed0"
     run.mkdir(parents=True)
     (run / "train.log").write_text("Parameter count: total 5,000,000\nParameter count: total 5,000,001\n")
-    assert results.parameter_counts(tmp_path) == [["`demo`", 2, "1,234"], ["`other`", 1, "not printed"],
-                                                  ["`gpu_set`", 1, "5,000,000, 5,000,001"]]
+    assert results.parameter_counts(tmp_path) == [
+        ["`demo`", 2, "1,234"],
+        ["`other`", 1, "not printed"],
+        ["`gpu_set`", 1, "5,000,000, 5,000,001"],
+    ]
 
 
-@pytest.mark.parametrize("csv_text, expected", [
-    ("step,seconds\n1,2\n", "line 2: expected numbers in the columns step, seconds and score"),
-    ("step,seconds,score\n1,2,x\n", "line 2: expected numbers"),
-    ("step,seconds,score\n", "no rows"),
-])
+@pytest.mark.parametrize(
+    "csv_text, expected",
+    [
+        ("step,seconds\n1,2\n", "line 2: expected numbers in the columns step, seconds and score"),
+        ("step,seconds,score\n1,2,x\n", "line 2: expected numbers"),
+        ("step,seconds,score\n", "no rows"),
+    ],
+)
 def test_a_wall_clock_missing_a_column_is_one_line(tmp_path, csv_text, expected):
     from analysis import ingest, results
 
@@ -110,11 +138,15 @@ def test_a_wall_clock_missing_a_column_is_one_line(tmp_path, csv_text, expected)
         results._clock(tmp_path / "wall_clock.csv")
 
 
-@pytest.mark.parametrize("text", ['{"step": 1}\n{"other": 2}\n', '{"step": 1}\n[1]\n', '{"step": 1}\n{"step": NaN}\n',
-                                  '{"step": 1}\nnot json\n'])
+@pytest.mark.parametrize(
+    "text",
+    ['{"step": 1}\n{"other": 2}\n', '{"step": 1}\n[1]\n', '{"step": 1}\n{"step": NaN}\n', '{"step": 1}\nnot json\n'],
+)
 def test_a_log_missing_a_key_is_one_line_naming_file_and_line(tmp_path, text):
     from analysis import ingest, results
 
     (tmp_path / "metrics.jsonl").write_text(text)
-    with pytest.raises(ingest.IngestError, match=r"metrics.jsonl, line 2: expected a JSON object with a number under 'step'"):
+    with pytest.raises(
+        ingest.IngestError, match=r"metrics.jsonl, line 2: expected a JSON object with a number under 'step'"
+    ):
         results._rows(tmp_path, "metrics.jsonl", "step")

@@ -6,8 +6,7 @@ import ninjax as nj
 import numpy as np
 import pytest
 
-from dreamerv3 import losses
-from dreamerv3 import rssm
+from dreamerv3 import losses, rssm
 
 B, T, E, A = 3, 6, 10, 4
 KW = dict(deter=16, hidden=8, stoch=4, classes=5, blocks=4)
@@ -34,10 +33,12 @@ def model():
         return dyn.imagine(carry, policy, 5, k2)
 
     rng = np.random.default_rng(0)
-    inputs = (jnp.asarray(rng.normal(size=(B, T, E)), jnp.float32),
-              jax.nn.one_hot(rng.integers(0, A, (B, T)), A),
-              jnp.zeros((B, T), bool).at[:, 0].set(True),
-              jax.nn.one_hot(rng.integers(0, A, (B, 4)), A))
+    inputs = (
+        jnp.asarray(rng.normal(size=(B, T, E)), jnp.float32),
+        jax.nn.one_hot(rng.integers(0, A, (B, T)), A),
+        jnp.zeros((B, T), bool).at[:, 0].set(True),
+        jax.nn.one_hot(rng.integers(0, A, (B, 4)), A),
+    )
     params = nj.init(observe_then_imagine)({}, *inputs, key(0))
     fwd = jax.jit(lambda p, *a: nj.pure(observe_then_imagine)(p, *a)[1])
     roll = jax.jit(lambda p, *a: nj.pure(policy_rollout)(p, *a)[1])
@@ -101,20 +102,23 @@ def core_reference(P, deter, stoch, action, G):
     """NumPy block GRU step (official `_core`): no norm on the gate pre-activations."""
     silu = lambda x: x / (1 + np.exp(-x))
     sigmoid = lambda x: 1 / (1 + np.exp(-x))
-    norm = lambda x, s: x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-4) * s
+    norm = lambda x, s: x / np.sqrt((x**2).mean(-1, keepdims=True) + 1e-4) * s
     B, D = deter.shape
     action = action / np.maximum(1, np.abs(action))
-    parts = [silu(norm(x @ P[f"in{i}/kernel"] + P[f"in{i}/bias"], P[f"innorm{i}/scale"]))
-             for i, x in enumerate([deter, stoch.reshape(B, -1), action])]
+    parts = [
+        silu(norm(x @ P[f"in{i}/kernel"] + P[f"in{i}/bias"], P[f"innorm{i}/scale"]))
+        for i, x in enumerate([deter, stoch.reshape(B, -1), action])
+    ]
     x = np.concatenate(parts, -1)
     blocks = deter.reshape(B, G, D // G)
-    hid = np.concatenate([blocks[:, g] @ P["dyn0/kernel"][g, :D // G]
-                          + x @ P["dyn0/kernel"][g, D // G:] for g in range(G)], -1)
-    hid = silu(norm(hid + P["dyn0/bias"], P["dynnorm0/scale"]))        # one norm over all D
+    hid = np.concatenate(
+        [blocks[:, g] @ P["dyn0/kernel"][g, : D // G] + x @ P["dyn0/kernel"][g, D // G :] for g in range(G)], -1
+    )
+    hid = silu(norm(hid + P["dyn0/bias"], P["dynnorm0/scale"]))  # one norm over all D
     hid = hid.reshape(B, G, D // G)
     gates = np.stack([hid[:, g] @ P["gru/kernel"][g] for g in range(G)], 1)
     gates = gates + P["gru/bias"].reshape(G, -1)
-    reset, cand, update = np.split(gates, 3, -1)                       # each [B, G, D/G]
+    reset, cand, update = np.split(gates, 3, -1)  # each [B, G, D/G]
     cand = np.tanh(sigmoid(reset) * cand)
     update = sigmoid(update - 1)
     return (update * cand + (1 - update) * blocks).reshape(B, D)
@@ -128,8 +132,10 @@ def test_core_matches_numpy_without_gate_norm():
     action = jnp.asarray(3 * rng.normal(size=(B, A)), jnp.float32)
     params = nj.init(dyn.core)({}, deter, stoch, action)
     assert not any("gru" in k and "norm" in k for k in params), sorted(params)
-    params = {k: jnp.asarray(rng.normal(size=v.shape) * (0.5 if k.endswith("kernel") else 1.0),
-                             jnp.float32) for k, v in params.items()}
+    params = {
+        k: jnp.asarray(rng.normal(size=v.shape) * (0.5 if k.endswith("kernel") else 1.0), jnp.float32)
+        for k, v in params.items()
+    }
     _, got = jax.jit(nj.pure(dyn.core))(params, deter, stoch, action)
     P = {k.split("/", 1)[1]: np.asarray(v, np.float64) for k, v in params.items()}
     ref = core_reference(P, *(np.asarray(x, np.float64) for x in (deter, stoch, action)), KW["blocks"])

@@ -10,18 +10,29 @@ import time
 
 import numpy as np
 import pytest
+from fakes import IMAG_ADAPT_KEYS, FakeAgent
 
 from dreamerv3 import checkpoint, main, restore, run
 from dreamerv3 import configs as configlib
-from fakes import IMAG_ADAPT_KEYS, FakeAgent
 
 TESTS = pathlib.Path(__file__).parent
 EPISODE = 40  # dummy episode length; each episode takes EPISODE + 1 agent steps
 
 
 def args(logdir, steps, *extra):
-    return ["--logdir", str(logdir), "--configs", "debug", "--task", "dummy_disc",
-            "--run.steps", str(steps), "--env.dummy.length", str(EPISODE), *extra]
+    return [
+        "--logdir",
+        str(logdir),
+        "--configs",
+        "debug",
+        "--task",
+        "dummy_disc",
+        "--run.steps",
+        str(steps),
+        "--env.dummy.length",
+        str(EPISODE),
+        *extra,
+    ]
 
 
 def read_jsonl(path):
@@ -62,7 +73,8 @@ def test_run_writes_every_file(resumed_run):
     timed = [m for m in metrics if m.get("timer/train/count")]
     assert timed and all(0 <= sum(m[f"timer/{p}/frac"] for p in parts) <= 1.01 for m in timed)
     assert sum(m["timer/train/count"] for m in timed) == sum(
-        m["timer/sample/count"] for m in timed)  # one sample per update
+        m["timer/sample/count"] for m in timed
+    )  # one sample per update
     scores = read_jsonl(logdir / "scores.jsonl")
     assert scores and all(set(s) == {"step", "episode/score", "episode/length"} for s in scores)
     scope = logdir / "scope"
@@ -89,11 +101,14 @@ def test_resume_continues_without_duplicate_or_missing_episodes(resumed_run):
 
 def test_sigkill_then_resume(tmp_path):
     logdir = tmp_path / "killed"
-    code = ("import sys; sys.path.insert(0, %r); from fakes import FakeAgent; "
-            "from dreamerv3 import main; sys.exit(main.main(%r, agent_cls=FakeAgent))"
-            % (str(TESTS), args(logdir, 1e6, "--run.save_every", "1")))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    argv = args(logdir, 1e6, "--run.save_every", "1")
+    code = (
+        f"import sys; sys.path.insert(0, {str(TESTS)!r}); from fakes import FakeAgent; "
+        f"from dreamerv3 import main; sys.exit(main.main({argv!r}, agent_cls=FakeAgent))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -113,8 +128,7 @@ def test_sigkill_then_resume(tmp_path):
     killed_at = ckpt_step(logdir)
     assert main.main(args(logdir, killed_at + 200), agent_cls=FakeAgent) == 0
     steps = [s["step"] for s in read_jsonl(logdir / "scores.jsonl")]
-    assert steps == (expected_episode_steps(0, killed_at)
-                     + expected_episode_steps(killed_at, killed_at + 200))
+    assert steps == (expected_episode_steps(0, killed_at) + expected_episode_steps(killed_at, killed_at + 200))
 
 
 def test_broken_latest_pointer_and_partial_save(tmp_path):
@@ -133,8 +147,7 @@ def test_broken_latest_pointer_and_partial_save(tmp_path):
 
 def test_train_eval_and_eval_only_and_load_agent(tmp_path):
     logdir = tmp_path / "te"
-    assert main.main(args(logdir, 120, "--script", "train_eval", "--run.eval_eps", "2"),
-                     agent_cls=FakeAgent) == 0
+    assert main.main(args(logdir, 120, "--script", "train_eval", "--run.eval_eps", "2"), agent_cls=FakeAgent) == 0
     evals = [m for m in read_jsonl(logdir / "metrics.jsonl") if "eval_episode/score" in m]
     assert len(evals) == 2
     assert all("eval_episode/score" not in s for s in read_jsonl(logdir / "scores.jsonl"))
@@ -144,8 +157,10 @@ def test_train_eval_and_eval_only_and_load_agent(tmp_path):
     assert agent.weights["w"][0] > 0  # trained weights, not a fresh agent
 
     out = tmp_path / "eval"
-    assert main.main(args(out, 100, "--script", "eval_only", "--run.from_checkpoint", str(logdir)),
-                     agent_cls=FakeAgent) == 0
+    assert (
+        main.main(args(out, 100, "--script", "eval_only", "--run.from_checkpoint", str(logdir)), agent_cls=FakeAgent)
+        == 0
+    )
     assert len(read_jsonl(out / "scores.jsonl")) == 2
     assert main.main(args(tmp_path / "e2", 10, "--script", "eval_only"), agent_cls=FakeAgent) == 2
 

@@ -17,8 +17,7 @@ HAVE = {m: importlib.util.find_spec(m) is not None for m in ("scope", "av", "cv2
 def frames(T=6, H=32, W=48):
     """A smooth moving gradient: survives lossy codecs well enough to compare."""
     y, x = np.mgrid[:H, :W]
-    video = [np.stack([(x * 5 + t * 20) % 256, (y * 7) % 256, np.full_like(x, 128)], -1)
-             for t in range(T)]
+    video = [np.stack([(x * 5 + t * 20) % 256, (y * 7) % 256, np.full_like(x, 128)], -1) for t in range(T)]
     return np.asarray(video, np.uint8)
 
 
@@ -29,14 +28,14 @@ def read_floats(path):
 
 def test_scalars_in_scope_float_rows(tmp_path):
     out = scopefile.ScopeFiles(tmp_path, encoder=None)
-    out([(10, "episode/score", np.float32(1.5)), (10, "fps/train", 3),
-         (20, "episode/score", np.float64(-2.0))])
+    out([(10, "episode/score", np.float32(1.5)), (10, "fps/train", 3), (20, "episode/score", np.float64(-2.0))])
     out([(30, "episode/score", np.float32(7.0))])
     path = tmp_path / "scope" / "episode-score.float"
     assert read_floats(path) == [(10, 1.5), (20, -2.0), (30, 7.0)]
     assert read_floats(tmp_path / "scope" / "fps-train.float") == [(10, 3.0)]
     if HAVE["scope"]:
         from scope import formats
+
         steps, values = formats.Float().read(path)
         assert list(steps) == [10, 20, 30] and list(values) == [1.5, -2.0, 7.0]
 
@@ -45,9 +44,11 @@ def decode(tmp_path):
     """(steps, last video) through the toolkit where it runs, else OpenCV."""
     if HAVE["scope"] and HAVE["av"] and HAVE["polars"]:
         from analysis import openloop
+
         steps = [s for s, _ in openloop.video_steps(tmp_path)]
         return steps, openloop.read_video(tmp_path)[1]
     import cv2
+
     folder = tmp_path / "scope" / "report-openloop-image.mp4"
     data = (folder / "index").read_bytes()
     rows = [struct.unpack_from("q8s", data, i) for i in range(0, len(data), 16)]

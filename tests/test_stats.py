@@ -59,13 +59,26 @@ def test_ci_covers_the_true_mean_at_about_the_nominal_rate():
 
 
 def _scores_table(rows):
-    return pl.DataFrame(rows, schema={"run": pl.String, "task": pl.String, "method": pl.String, "seed": pl.Int64,
-                                      "step": pl.Int64, "key": pl.String, "value": pl.Float64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "run": pl.String,
+            "task": pl.String,
+            "method": pl.String,
+            "seed": pl.Int64,
+            "step": pl.Int64,
+            "key": pl.String,
+            "value": pl.Float64,
+        },
+        orient="row",
+    )
 
 
 def test_final_scores_window_normalisation_and_runs_without_episodes():
-    rows = [("a/s0", "atari100k_pong", "a", 0, step, "episode/score", value)
-            for step, value in ((100, -21.0), (850, 0.0), (950, 10.0), (1000, 20.0))]
+    rows = [
+        ("a/s0", "atari100k_pong", "a", 0, step, "episode/score", value)
+        for step, value in ((100, -21.0), (850, 0.0), (950, 10.0), (1000, 20.0))
+    ]
     rows += [("a/s1", "atari100k_pong", "a", 1, 500, "episode/length", 100.0)]
     rows += [("b/s0", "gym_cartpole", "b", 0, 10, "episode/score", 50.0)]
     final = stats.final_scores(_scores_table(rows), window=0.1)
@@ -84,10 +97,13 @@ def test_final_scores_window_normalisation_and_runs_without_episodes():
 def test_interval_scores_take_the_same_frames_of_every_run():
     """--frames: episodes ending in (start, end], the same interval for each run; a run
     with none there has no score (no fallback) and is named in the notes."""
-    rows = [("a/s0", "gym_cartpole", "a", 0, step, "episode/score", value)
-            for step, value in ((9000, 500.0), (9500, 400.0), (9600, 20.0), (12000, 40.0), (13500, 90.0))]
-    rows += [("a/s1", "gym_cartpole", "a", 1, step, "episode/score", value)
-             for step, value in ((4000, 30.0), (9400, 200.0))]
+    rows = [
+        ("a/s0", "gym_cartpole", "a", 0, step, "episode/score", value)
+        for step, value in ((9000, 500.0), (9500, 400.0), (9600, 20.0), (12000, 40.0), (13500, 90.0))
+    ]
+    rows += [
+        ("a/s1", "gym_cartpole", "a", 1, step, "episode/score", value) for step, value in ((4000, 30.0), (9400, 200.0))
+    ]
     final = stats.interval_scores(_scores_table(rows), (9500, 13000))
     s0 = final.filter(pl.col("run") == "a/s0").row(0, named=True)
     # 9500 itself belongs to the interval before: (start, end] as the published bins.
@@ -101,18 +117,30 @@ def test_interval_scores_take_the_same_frames_of_every_run():
     assert "(9,500, 13,000]" in stats.final_score_definition(0.1, (9500, 13000))
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("9500:13000", (9500, 13000)), ("40k:50k", (40000, 50000)), ("0:1.5k", (0, 1500)),
-    (" 1_000 : 2,000 ", (1000, 2000)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("9500:13000", (9500, 13000)),
+        ("40k:50k", (40000, 50000)),
+        ("0:1.5k", (0, 1500)),
+        (" 1_000 : 2,000 ", (1000, 2000)),
+    ],
+)
 def test_parse_frames(text, expected):
     assert stats.parse_frames(text) == expected
 
 
-@pytest.mark.parametrize("text, message", [
-    ("9500", "expected START:END"), ("1:2:3", "expected START:END"), ("a:100", "'a' is not a number"),
-    ("500:100", "START < END"), ("-5:100", "START < END"), ("nan:100", "START < END"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("9500", "expected START:END"),
+        ("1:2:3", "expected START:END"),
+        ("a:100", "'a' is not a number"),
+        ("500:100", "START < END"),
+        ("-5:100", "START < END"),
+        ("nan:100", "START < END"),
+    ],
+)
 def test_parse_frames_refuses_with_the_reason(text, message):
     with pytest.raises(ValueError, match=message):
         stats.parse_frames(text)
@@ -121,8 +149,10 @@ def test_parse_frames_refuses_with_the_reason(text, message):
 def test_final_scores_window_ends_where_the_run_stopped_logging():
     """A run that logged until frame 2000 has its window at 1800-2000: its last episode
     (frame 1000) is outside, so its final score falls back to that episode, flagged."""
-    rows = [("a/s0", "atari100k_pong", "a", 0, step, "episode/score", value)
-            for step, value in ((100, -21.0), (950, 10.0), (1000, 20.0))]
+    rows = [
+        ("a/s0", "atari100k_pong", "a", 0, step, "episode/score", value)
+        for step, value in ((100, -21.0), (950, 10.0), (1000, 20.0))
+    ]
     ends = pl.DataFrame({"run": ["a/s0"], "last_step": [2000]})
     final = stats.final_scores(_scores_table(rows), 0.1, run_ends=ends)
     row = final.row(0, named=True)
@@ -143,8 +173,15 @@ def test_atari_table_covers_the_26_games():
 
 
 def test_score_matrix_keeps_runs_per_task_equal_and_says_so():
-    final = pl.DataFrame({"run": ["r0", "r1", "r2", "r3", "r4"], "task": ["t1", "t1", "t1", "t2", "t2"],
-                          "method": ["m"] * 5, "seed": [0, 1, 2, 0, 1], "normalized": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    final = pl.DataFrame(
+        {
+            "run": ["r0", "r1", "r2", "r3", "r4"],
+            "task": ["t1", "t1", "t1", "t2", "t2"],
+            "method": ["m"] * 5,
+            "seed": [0, 1, 2, 0, 1],
+            "normalized": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
     matrix, notes = stats.score_matrix(final, "m", ["t1", "t2"])
     assert matrix.tolist() == [[1.0, 4.0], [2.0, 5.0]]
     assert notes and "1 of 3 runs left out" in notes[0]
@@ -176,7 +213,7 @@ def _loop_iqm(x):
     """NumPy reference: the mean of the middle half of the sorted scores (25% cut at each end)."""
     flat = np.sort(x.ravel())
     cut = int(0.25 * flat.size)
-    return flat[cut:flat.size - cut].mean()
+    return flat[cut : flat.size - cut].mean()
 
 
 def test_iqm_difference_test_point_ci_and_calibration():
@@ -188,8 +225,11 @@ def test_iqm_difference_test_point_ci_and_calibration():
     assert test["point"] == pytest.approx(_loop_iqm(a) - _loop_iqm(b))
     assert test["low"] < test["point"] < test["high"] and test["runs"] == (8, 8)
     assert stats.iqm_difference_test(a + 5.0, b, reps=2000, seed=0)["p_value"] < 0.01
-    rejected = [stats.iqm_difference_test(rng.normal(0, 1, (50, 1)), rng.normal(0, 1, (50, 1)),
-                                          reps=1000, seed=i)["p_value"] < 0.05 for i in range(200)]
+    rejected = [
+        stats.iqm_difference_test(rng.normal(0, 1, (50, 1)), rng.normal(0, 1, (50, 1)), reps=1000, seed=i)["p_value"]
+        < 0.05
+        for i in range(200)
+    ]
     assert 0.0 < np.mean(rejected) < 0.1
     with pytest.raises(ValueError, match="at least 2 runs"):
         stats.iqm_difference_test(a[:1], b, reps=100, seed=0)

@@ -49,6 +49,7 @@ def flat(config):
                 walk(value, f"{prefix}{key}.")
             else:
                 out[prefix + key] = value
+
     walk(dict(config), "")
     return out
 
@@ -57,8 +58,10 @@ def dry_run(path, *options):
     """The trainer flags of each process the sweep would start (finished runs: their names)."""
     result = runner.invoke(app, ["run", str(path), "--dry-run", *options])
     assert result.exit_code == 0, result.output
-    return [shlex.split(line)[3:] if not line.startswith("finished") else line.split()[1:]
-            for line in result.output.splitlines()]
+    return [
+        shlex.split(line)[3:] if not line.startswith("finished") else line.split()[1:]
+        for line in result.output.splitlines()
+    ]
 
 
 def test_shift_sweep_gives_four_arms_that_differ_only_in_the_method(tmp_path):
@@ -78,23 +81,38 @@ def test_shift_sweep_gives_four_arms_that_differ_only_in_the_method(tmp_path):
     assert base["agent.imag_adapt.enabled"] is False and base["agent.imag_adapt.warmup"] == 300
     expected = {
         "adapt": {"agent.imag_adapt.enabled": True},
-        "placebo": {"agent.imag_adapt.enabled": True, "agent.imag_adapt.mode": "placebo",
-                    "agent.imag_adapt.placebo_rate": 0.11,
-                    "agent.imag_adapt.placebo_severity": 0.2},
+        "placebo": {
+            "agent.imag_adapt.enabled": True,
+            "agent.imag_adapt.mode": "placebo",
+            "agent.imag_adapt.placebo_rate": 0.11,
+            "agent.imag_adapt.placebo_severity": 0.2,
+        },
         "fixed": {"agent.imag_length": 14},
     }
     for arm, want in expected.items():
-        differs = {k: v for k, v in configs[(arm, 0)].items()
-                   if base[k] != v and k not in ("logdir", "method")}
+        differs = {k: v for k, v in configs[(arm, 0)].items() if base[k] != v and k not in ("logdir", "method")}
         assert differs == want, (arm, differs)
     differs = {k for k, v in configs[("adapt", 1)].items() if configs[("adapt", 0)][k] != v}
     assert differs == {"seed", "logdir"}
 
 
 def test_overrides_reach_every_run(tmp_path):
-    commands = dry_run(SHIFT, *PILOT, "--root", str(tmp_path), "--set", "seeds=[3]",
-                       "--set", "flags.jax.platform=cuda", "--set", "budget.duration=470",
-                       "--set", "arms.placebo.agent.imag_adapt.placebo_rate=0.2", "--arms", "placebo,fixed")
+    commands = dry_run(
+        SHIFT,
+        *PILOT,
+        "--root",
+        str(tmp_path),
+        "--set",
+        "seeds=[3]",
+        "--set",
+        "flags.jax.platform=cuda",
+        "--set",
+        "budget.duration=470",
+        "--set",
+        "arms.placebo.agent.imag_adapt.placebo_rate=0.2",
+        "--arms",
+        "placebo,fixed",
+    )
     assert len(commands) == 2
     for argv in commands:
         config = configlib.parse(argv)
@@ -143,7 +161,9 @@ def test_population_seeds_splits_each_group_into_processes_of_that_many_seeds(tm
     """population_seeds: 2 with seeds 0-4: three processes per group (seeds 0,1 / 2,3 / 4),
     every run made exactly once; a negative or fractional value is refused with its line."""
     root = str(tmp_path / "runs")
-    commands = dry_run(SHIFT, *PILOT, "--root", root, "--set", "seeds=0-4", "--set", "population_seeds=2", "--population")
+    commands = dry_run(
+        SHIFT, *PILOT, "--root", root, "--set", "seeds=0-4", "--set", "population_seeds=2", "--population"
+    )
     seeds = sorted(a[a.index("--population.seeds") + 1] for a in commands)
     assert seeds == sorted(["0,1", "2,3", "4"] * 2)  # (baseline, adapt, placebo) and fixed
     members = [m.logdir for argv in commands for m in population.member_configs(configlib.parse(argv))]
@@ -158,6 +178,7 @@ def test_finished_means_a_marker_with_the_same_flags(tmp_path):
     run = prepared.runs[0]
     assert len(prepared.todo) == 4 and not plan.is_finished(run)
     from sweep import execute
+
     execute.mark_finished(run, "abc1234", 1.0)
     assert plan.is_finished(run)
     again = launch.prepare(write(tmp_path, GOOD), root=str(tmp_path / "runs"))
@@ -166,32 +187,40 @@ def test_finished_means_a_marker_with_the_same_flags(tmp_path):
     assert len(more.todo) == 4  # another budget: not finished, the trainer resumes it
 
 
-@pytest.mark.parametrize("text, options, expected", [
-    ("tasks: [a\n", [], "sweep.yaml, line 2"),
-    (GOOD + "sedes: [0]\n", [], "sweep.yaml, line 10: unknown key 'sedes'"),
-    (GOOD.replace("seeds: [0, 1]", "seeds: [0, -1]"), [], "sweep.yaml, line 8: expected seeds"),
-    (GOOD.replace("seeds: [0, 1]", "seeds: [1, 1]"), [], "line 8: a seed is listed twice"),
-    (GOOD.replace("{agent.imag_adapt.enabled: true}", "{agent.imag_adapt.enabld: true}"), [],
-     "sweep.yaml, line 7: task gym_CartPole-v1, arm adapt:"),
-    (GOOD.replace("{agent.imag_adapt.enabled: true}", "{agent.imag_adapt.enabled: maybe}"), [],
-     "line 7: task gym_CartPole-v1, arm adapt: Expected bool"),
-    (GOOD.replace("run.envs: 1", "logdir: /elsewhere"), [], "line 4: logdir cannot be set here"),
-    (GOOD.replace("run.envs: 1", "run.envs: {a: 1}"), [], "line 4: flag run.envs: expected"),
-    (GOOD.replace("baseline:", "../x:"), [], "line 6: arm name '../x'"),
-    (GOOD.replace("tasks: [gym_CartPole-v1]", "tasks: {'a/b': gym_CartPole-v1}"), [],
-     "line 1: task label 'a/b'"),
-    (GOOD.replace("[cartpole, debug]", "[cartpole, tiny]"), [], "unknown preset 'tiny'"),
-    (GOOD.replace("{steps: 40}", "{steps: 4.5}"), [], "line 9: expected a whole number"),
-    (GOOD + "backend: {slurm: {gpus: 1}}\n", [], "line 10: unknown key 'gpus' in backend.slurm"),
-    (GOOD + "env: {XLA_FLAGS: [1]}\n", [], "line 10: XLA_FLAGS: expected a text"),
-    (GOOD, ["--set", "budget.steps"], "--set budget.steps: expected KEY=VALUE"),
-    (GOOD, ["--set", "budget.steps=-3"], "--set budget.steps: expected a whole number >= 0"),
-    (GOOD, ["--set", "bogus=1"], "--set bogus=1: unknown key 'bogus'"),
-    (GOOD, ["--arms", "oracle"], "--arms: no arm 'oracle'"),
-    (GOOD, ["--backend", "pbs"], "--backend pbs: expected local or slurm"),
-    ("[1, 2]\n", [], "expected a YAML mapping"),
-    ("tasks: [a]\narms: {x: {}}\n", [], "no seeds: given"),
-])
+@pytest.mark.parametrize(
+    "text, options, expected",
+    [
+        ("tasks: [a\n", [], "sweep.yaml, line 2"),
+        (GOOD + "sedes: [0]\n", [], "sweep.yaml, line 10: unknown key 'sedes'"),
+        (GOOD.replace("seeds: [0, 1]", "seeds: [0, -1]"), [], "sweep.yaml, line 8: expected seeds"),
+        (GOOD.replace("seeds: [0, 1]", "seeds: [1, 1]"), [], "line 8: a seed is listed twice"),
+        (
+            GOOD.replace("{agent.imag_adapt.enabled: true}", "{agent.imag_adapt.enabld: true}"),
+            [],
+            "sweep.yaml, line 7: task gym_CartPole-v1, arm adapt:",
+        ),
+        (
+            GOOD.replace("{agent.imag_adapt.enabled: true}", "{agent.imag_adapt.enabled: maybe}"),
+            [],
+            "line 7: task gym_CartPole-v1, arm adapt: Expected bool",
+        ),
+        (GOOD.replace("run.envs: 1", "logdir: /elsewhere"), [], "line 4: logdir cannot be set here"),
+        (GOOD.replace("run.envs: 1", "run.envs: {a: 1}"), [], "line 4: flag run.envs: expected"),
+        (GOOD.replace("baseline:", "../x:"), [], "line 6: arm name '../x'"),
+        (GOOD.replace("tasks: [gym_CartPole-v1]", "tasks: {'a/b': gym_CartPole-v1}"), [], "line 1: task label 'a/b'"),
+        (GOOD.replace("[cartpole, debug]", "[cartpole, tiny]"), [], "unknown preset 'tiny'"),
+        (GOOD.replace("{steps: 40}", "{steps: 4.5}"), [], "line 9: expected a whole number"),
+        (GOOD + "backend: {slurm: {gpus: 1}}\n", [], "line 10: unknown key 'gpus' in backend.slurm"),
+        (GOOD + "env: {XLA_FLAGS: [1]}\n", [], "line 10: XLA_FLAGS: expected a text"),
+        (GOOD, ["--set", "budget.steps"], "--set budget.steps: expected KEY=VALUE"),
+        (GOOD, ["--set", "budget.steps=-3"], "--set budget.steps: expected a whole number >= 0"),
+        (GOOD, ["--set", "bogus=1"], "--set bogus=1: unknown key 'bogus'"),
+        (GOOD, ["--arms", "oracle"], "--arms: no arm 'oracle'"),
+        (GOOD, ["--backend", "pbs"], "--backend pbs: expected local or slurm"),
+        ("[1, 2]\n", [], "expected a YAML mapping"),
+        ("tasks: [a]\narms: {x: {}}\n", [], "no seeds: given"),
+    ],
+)
 def test_bad_sweep_files_exit_2_with_one_line(tmp_path, text, options, expected):
     path = write(tmp_path, text)
     result = runner.invoke(app, ["run", str(path), "--dry-run", *options])
@@ -203,8 +232,9 @@ def test_bad_sweep_files_exit_2_with_one_line(tmp_path, text, options, expected)
 def test_missing_file_and_bad_commit_exit_2(tmp_path):
     result = runner.invoke(app, ["run", str(tmp_path / "none.yaml")])
     assert result.exit_code == 2 and "none.yaml: cannot read it" in result.output
-    result = runner.invoke(app, ["run", str(write(tmp_path, GOOD)), "--root", str(tmp_path / "r"),
-                                 "--commit", "no-such-commit"])
+    result = runner.invoke(
+        app, ["run", str(write(tmp_path, GOOD)), "--root", str(tmp_path / "r"), "--commit", "no-such-commit"]
+    )
     assert result.exit_code == 2 and "--commit no-such-commit: not a commit" in result.output
     assert not (tmp_path / "r").exists()
     (tmp_path / "file").write_text("")
@@ -257,8 +287,17 @@ def _logged_runs(tmp_path):
     prepared = launch.prepare(write(tmp_path, GOOD), root=str(tmp_path / "artifacts"))
     for run in prepared.runs:
         high = (run.arm, run.seed) in (("baseline", 1), ("adapt", 0))
-        made = write_run(tmp_path / "factory", run.task, run.arm, run.seed, frames=20_000, episodes=20,
-                         log_lines=10, score_level=1000.0 if high else 100.0, scope=True)
+        made = write_run(
+            tmp_path / "factory",
+            run.task,
+            run.arm,
+            run.seed,
+            frames=20_000,
+            episodes=20,
+            log_lines=10,
+            score_level=1000.0 if high else 100.0,
+            scope=True,
+        )
         pathlib.Path(run.logdir).parent.mkdir(parents=True, exist_ok=True)
         made.rename(run.logdir)
     return prepared
@@ -269,8 +308,20 @@ def test_pack_gzips_logs_and_keeps_scope_of_the_best_seeds(tmp_path):
 
     prepared = _logged_runs(tmp_path)
     out = tmp_path / "small.tgz"
-    result = runner.invoke(app, ["pack", str(write(tmp_path, GOOD)), "--root", prepared.root, "--out", str(out),
-                                 "--gzip-logs", "--scope", "best"])
+    result = runner.invoke(
+        app,
+        [
+            "pack",
+            str(write(tmp_path, GOOD)),
+            "--root",
+            prepared.root,
+            "--out",
+            str(out),
+            "--gzip-logs",
+            "--scope",
+            "best",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "scope/ of gym_CartPole-v1_baseline: gym_CartPole-v1_baseline/seed1" in result.output
     assert "scope/ of gym_CartPole-v1_adapt: gym_CartPole-v1_adapt/seed0" in result.output
@@ -294,7 +345,11 @@ def test_pack_scope_none_and_bad_input(tmp_path):
     assert runner.invoke(app, args + ["--scope", "none"]).exit_code == 0
     with tarfile.open(out) as tar:
         names = tar.getnames()
-    assert names and not [n for n in names if "/scope" in n] and "artifacts/gym_CartPole-v1_adapt/seed0/metrics.jsonl" in names
+    assert (
+        names
+        and not [n for n in names if "/scope" in n]
+        and "artifacts/gym_CartPole-v1_adapt/seed0/metrics.jsonl" in names
+    )
     result = runner.invoke(app, args + ["--scope", "some"])
     assert result.exit_code == 2 and "--scope some: expected one of all, best, none" in result.output
     logdir = pathlib.Path(prepared.runs[0].logdir)

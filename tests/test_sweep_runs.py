@@ -16,15 +16,24 @@ import sys
 import time
 
 import pytest
-
 from slurm_cluster import SlurmCluster, missing
 
 ROOT = pathlib.Path(__file__).parent.parent
 SHIFT = "studies/shift_cartpole/sweep.yaml"  # as the pilot: solo runs (TINY)
 ARMS = ("baseline", "adapt", "placebo", "fixed")
-TINY = ["configs=[cartpole,debug]", "budget.steps=24", "seeds=[0]", "population=false", "flags.env.gym.shift.step=12",
-        "flags.agent.imag_adapt.warmup=0", "flags.run.train_ratio=16", "flags.run.log_every=0",
-        "flags.run.save_every=0", "backend.slurm.cpus_per_job=1", "backend.slurm.gpus_per_job=0"]
+TINY = [
+    "configs=[cartpole,debug]",
+    "budget.steps=24",
+    "seeds=[0]",
+    "population=false",
+    "flags.env.gym.shift.step=12",
+    "flags.agent.imag_adapt.warmup=0",
+    "flags.run.train_ratio=16",
+    "flags.run.log_every=0",
+    "flags.run.save_every=0",
+    "backend.slurm.cpus_per_job=1",
+    "backend.slurm.gpus_per_job=0",
+]
 
 
 def sweep(root, *options, sets=TINY, wait=True):
@@ -34,8 +43,9 @@ def sweep(root, *options, sets=TINY, wait=True):
     argv += list(options)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if not wait:
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        return subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -89,7 +99,9 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     root = tmp_path / "runs"
     run = root / "shift_cartpole_baseline" / "seed0"
     sets = [s for s in TINY if not s.startswith("budget.")] + [
-        "budget.steps=500", "flags.run.train_fill=1000"]  # ~3 s of acting, no update
+        "budget.steps=500",
+        "flags.run.train_fill=1000",
+    ]  # ~3 s of acting, no update
     proc = sweep(root, "--arms", "baseline", sets=sets, wait=False)
     try:
         deadline = time.time() + 120

@@ -24,8 +24,9 @@ def _raw(name):
 
 @pytest.mark.parametrize("how, pick", [("last", lambda ys: ys[-1]), ("max", max)])
 def test_summary_last_and_max_are_what_they_say(how, pick):
-    result = compare.compare(["published:dreamerv3", "published:ppo"], reps=100, cache=False, metrics=["mean"],
-                             summary=how)
+    result = compare.compare(
+        ["published:dreamerv3", "published:ppo"], reps=100, cache=False, metrics=["mean"], summary=how
+    )
     got = {(r["method"], r["task"], r["seed"]): r["final_score"] for r in result.final.iter_rows(named=True)}
     for name in ("dreamerv3", "ppo"):
         for rec in _raw(name):
@@ -55,7 +56,21 @@ def test_tables_are_written_in_three_forms_with_ci_and_runs(tmp_path):
 def test_report_shows_the_tables_and_a_bad_summary_is_one_line(tmp_path):
     runner = CliRunner()
     out = tmp_path / "out"
-    result = runner.invoke(cli.app, ["compare", "published:dreamerv3", "published:ppo", "--reps", "100",
-                                     "--metric", "iqm", "--summary", "bad", "--out", str(out)])
+    result = runner.invoke(
+        cli.app,
+        [
+            "compare",
+            "published:dreamerv3",
+            "published:ppo",
+            "--reps",
+            "100",
+            "--metric",
+            "iqm",
+            "--summary",
+            "bad",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 2 and "--summary 'bad': expected one of window, last, max" in result.stderr
     assert not out.exists()

@@ -7,17 +7,28 @@ import gzip
 
 import numpy as np
 import pytest
+from fakes import FakeAgent
 
 from dreamerv3 import checkpoint, logs, main, safefile, scopefile
 from dreamerv3 import configs as configlib
-from fakes import FakeAgent
 
 EPISODE = 40
 
 
 def args(logdir, steps, *extra):
-    return ["--logdir", str(logdir), "--configs", "debug", "--task", "dummy_disc",
-            "--run.steps", str(steps), "--env.dummy.length", str(EPISODE), *extra]
+    return [
+        "--logdir",
+        str(logdir),
+        "--configs",
+        "debug",
+        "--task",
+        "dummy_disc",
+        "--run.steps",
+        str(steps),
+        "--env.dummy.length",
+        str(EPISODE),
+        *extra,
+    ]
 
 
 class _Saveable:
@@ -155,35 +166,42 @@ def test_checkpoint_of_another_size_is_one_line(tmp_path, capsys):
     assert len(lines) == 1 and "has shape (32,), expected (64,)" in lines[0], err
     assert "no earlier complete checkpoint" in lines[0] and "Traceback" not in err
     source = tmp_path / "from"
-    assert main.main(args(source, 60, "--run.from_checkpoint", str(logdir), "--agent.rssm.deter", "64"),
-                     agent_cls=_SizedAgent) == 2
+    assert (
+        main.main(
+            args(source, 60, "--run.from_checkpoint", str(logdir), "--agent.rssm.deter", "64"), agent_cls=_SizedAgent
+        )
+        == 2
+    )
     assert "has shape (32,), expected (64,)" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- flags
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--run.envs", "0"], "--run.envs 0: expected a whole number >= 1"),
-    (["--batch_size", "-4"], "--batch_size -4: expected a whole number >= 1"),
-    (["--batch_length", "0"], "--batch_length 0"),
-    (["--run.train_ratio", "0"], "--run.train_ratio 0.0: expected a number > 0"),
-    (["--run.steps", "-5"], "--run.steps -5.0"),
-    (["--run.steps", "nan"], "--run.steps nan"),
-    (["--run.steps", "100.5"], "--run.steps 100.5: expected a whole number"),
-    (["--replay.size", "0"], "--replay.size 0.0"),
-    (["--replay.chunksize", "0"], "--replay.chunksize 0"),
-    (["--run.log_every", "-1"], "--run.log_every -1: expected a number >= 0"),
-    (["--run.eval_eps", "0"], "--run.eval_eps 0"),
-    (["--agent.rssm.deter", "0"], "--agent.rssm.deter 0"),
-    (["--agent.imag_length", "0"], "--agent.imag_length 0"),
-    (["--agent.horizon", "0"], "--agent.horizon 0"),
-    (["--agent.opt.lr", "-1e-4"], "--agent.opt.lr -0.0001: expected a number >= 0"),
-    (["--agent.return_lambda", "1.5"], "--agent.return_lambda 1.5: expected a number in [0, 1]"),
-    (["--env.dummy.size", "0,64"], "--env.dummy.size 0,64"),
-    (["--agent.retnorm.plo", "99"], "plo 99.0 / phi 95.0"),
-    (["--run.from_checkpoint", "nowhere/at/all"], "--run.from_checkpoint nowhere/at/all: no complete checkpoint"),
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--run.envs", "0"], "--run.envs 0: expected a whole number >= 1"),
+        (["--batch_size", "-4"], "--batch_size -4: expected a whole number >= 1"),
+        (["--batch_length", "0"], "--batch_length 0"),
+        (["--run.train_ratio", "0"], "--run.train_ratio 0.0: expected a number > 0"),
+        (["--run.steps", "-5"], "--run.steps -5.0"),
+        (["--run.steps", "nan"], "--run.steps nan"),
+        (["--run.steps", "100.5"], "--run.steps 100.5: expected a whole number"),
+        (["--replay.size", "0"], "--replay.size 0.0"),
+        (["--replay.chunksize", "0"], "--replay.chunksize 0"),
+        (["--run.log_every", "-1"], "--run.log_every -1: expected a number >= 0"),
+        (["--run.eval_eps", "0"], "--run.eval_eps 0"),
+        (["--agent.rssm.deter", "0"], "--agent.rssm.deter 0"),
+        (["--agent.imag_length", "0"], "--agent.imag_length 0"),
+        (["--agent.horizon", "0"], "--agent.horizon 0"),
+        (["--agent.opt.lr", "-1e-4"], "--agent.opt.lr -0.0001: expected a number >= 0"),
+        (["--agent.return_lambda", "1.5"], "--agent.return_lambda 1.5: expected a number in [0, 1]"),
+        (["--env.dummy.size", "0,64"], "--env.dummy.size 0,64"),
+        (["--agent.retnorm.plo", "99"], "plo 99.0 / phi 95.0"),
+        (["--run.from_checkpoint", "nowhere/at/all"], "--run.from_checkpoint nowhere/at/all: no complete checkpoint"),
+    ],
+)
 def test_impossible_numbers_are_one_line_before_anything_is_written(tmp_path, capsys, flags, expected):
     assert main.main(args(tmp_path / "run", 50, *flags), agent_cls=FakeAgent) == 2
     err = capsys.readouterr().err
@@ -194,6 +212,20 @@ def test_impossible_numbers_are_one_line_before_anything_is_written(tmp_path, ca
 
 @pytest.mark.parametrize("presets", [["debug"], ["atari100k", "size12m"], ["cartpole", "size1m"], ["size400m"]])
 def test_presets_and_legitimate_zeros_pass(tmp_path, presets):
-    argv = ["--logdir", str(tmp_path), "--configs", *presets, "--run.duration", "0", "--run.train_fill", "0",
-            "--replay_context", "0", "--run.save_every", "0", "--agent.opt.warmup", "0"]
+    argv = [
+        "--logdir",
+        str(tmp_path),
+        "--configs",
+        *presets,
+        "--run.duration",
+        "0",
+        "--run.train_fill",
+        "0",
+        "--replay_context",
+        "0",
+        "--run.save_every",
+        "0",
+        "--agent.opt.warmup",
+        "0",
+    ]
     assert configlib.check_numbers(configlib.parse(argv)) is None

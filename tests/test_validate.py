@@ -23,7 +23,11 @@ from sweep.spec import SweepError
 
 runner = CliRunner()
 # A few seconds per property; DREAMER_HYPOTHESIS_EXAMPLES=2000 searches longer.
-QUICK = settings(max_examples=int(os.environ.get("DREAMER_HYPOTHESIS_EXAMPLES", "60")), deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+QUICK = settings(
+    max_examples=int(os.environ.get("DREAMER_HYPOTHESIS_EXAMPLES", "60")),
+    deadline=2000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 SWEEP = """\
 tasks: [dummy_disc]
@@ -33,7 +37,8 @@ arms:
 seeds: [0]
 """
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+)
 
 
 def one_line(error):
@@ -45,25 +50,42 @@ def one_line(error):
 def members(tmp_path, arms, *extra):
     path = tmp_path / "arms.yaml"
     path.write_text(arms)
-    argv = ["--configs", "debug", "--logdir", str(tmp_path / "{arm}" / "seed{seed}"),
-            "--population.arms", str(path), *extra]
+    argv = [
+        "--configs",
+        "debug",
+        "--logdir",
+        str(tmp_path / "{arm}" / "seed{seed}"),
+        "--population.arms",
+        str(path),
+        *extra,
+    ]
     return population.member_configs(configlib.parse(argv))
 
 
 # One layer: the same value refused from a flag and from an arms file.
 
+
 def test_configs_parse_imports_no_jax():
-    code = ("import sys; from dreamerv3 import configs; "
-            "configs.parse(['--configs', 'debug', '--logdir', 'x', '--agent.imag_adapt.mode', 'placebo']); "
-            "assert 'jax' not in sys.modules, 'jax'; "
-            "from dreamerv3 import agent, settings; assert agent.COMPUTE_DTYPES == settings.COMPUTE_DTYPES")
+    code = (
+        "import sys; from dreamerv3 import configs; "
+        "configs.parse(['--configs', 'debug', '--logdir', 'x', '--agent.imag_adapt.mode', 'placebo']); "
+        "assert 'jax' not in sys.modules, 'jax'; "
+        "from dreamerv3 import agent, settings; assert agent.COMPUTE_DTYPES == settings.COMPUTE_DTYPES"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-800:]
 
 
-@pytest.mark.parametrize("key, value", [("agent.opt.lr", ".nan"), ("agent.opt.lr", "'nan'"),
-                                        ("agent.opt.lr", "-1"), ("agent.imag_adapt.min_decay", "2"),
-                                        ("agent.imag_adapt.warmup", "123456789012345678901234567890")])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("agent.opt.lr", ".nan"),
+        ("agent.opt.lr", "'nan'"),
+        ("agent.opt.lr", "-1"),
+        ("agent.imag_adapt.min_decay", "2"),
+        ("agent.imag_adapt.warmup", "123456789012345678901234567890"),
+    ],
+)
 def test_a_member_is_checked_as_a_solo_config_is(tmp_path, key, value):
     flag = value.strip("'").replace(".nan", "nan")
     with pytest.raises(BadInput) as solo:
@@ -85,17 +107,20 @@ def test_an_arm_key_that_is_no_setting_is_refused(tmp_path):
         members(tmp_path, "a: {agent.opt.lrr: 1}\n")
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--(a+)+b", "1"], "none on a group"),
-    (["--(.*)*x", "1"], "none on a group"),
-    (["--[", "1"], "not a valid pattern"),
-    (["--task", "gym_os:Env"], "--task"),
-    (["--task", "dummy_disc\n"], "--task"),
-    (["--seed", "9" * 40], "--seed"),
-    (["--seed", str(2**32)], "0 .. 4294967295"),
-    (["--logdir", "runs/{seed}"], "'{seed}' is filled in only for a population"),
-    (["--logdir", "runs/{arm}", "--population.seeds", " "], "'{arm}' is filled in only"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--(a+)+b", "1"], "none on a group"),
+        (["--(.*)*x", "1"], "none on a group"),
+        (["--[", "1"], "not a valid pattern"),
+        (["--task", "gym_os:Env"], "--task"),
+        (["--task", "dummy_disc\n"], "--task"),
+        (["--seed", "9" * 40], "--seed"),
+        (["--seed", str(2**32)], "0 .. 4294967295"),
+        (["--logdir", "runs/{seed}"], "'{seed}' is filled in only for a population"),
+        (["--logdir", "runs/{arm}", "--population.seeds", " "], "'{arm}' is filled in only"),
+    ],
+)
 def test_trainer_flags_are_one_line(argv, expected):
     argv = ["--configs", "debug", "--logdir", "x", *argv]
     started = time.time()
@@ -119,15 +144,18 @@ def test_too_many_members_are_refused_before_any_is_built(tmp_path, monkeypatch)
         members(tmp_path, "a: {}\nb: {}\n", "--population.seeds", "0-3")
 
 
-@pytest.mark.parametrize("arms, expected", [
-    ('"a\\n": {}\n', "arm name"),                      # a trailing newline is not a name
-    ("a: {agent.opt.lr: [[1]]}\n", "expected a number"),
-    ("a: !!binary aGk=\n", "YAML tag"),
-    ("a: &x [*x]\n", "inside the node it names"),
-    (BOMB, "aliases"),
-    ("a: " + "[" * 40 + "]" * 40 + "\n", "nested deeper"),
-    ("a: {task: \"dummy_disc\\nx\"}\n", "control characters"),
-])
+@pytest.mark.parametrize(
+    "arms, expected",
+    [
+        ('"a\\n": {}\n', "arm name"),  # a trailing newline is not a name
+        ("a: {agent.opt.lr: [[1]]}\n", "expected a number"),
+        ("a: !!binary aGk=\n", "YAML tag"),
+        ("a: &x [*x]\n", "inside the node it names"),
+        (BOMB, "aliases"),
+        ("a: " + "[" * 40 + "]" * 40 + "\n", "nested deeper"),
+        ('a: {task: "dummy_disc\\nx"}\n', "control characters"),
+    ],
+)
 def test_bad_arms_files_are_one_line_and_cheap(tmp_path, arms, expected):
     tracemalloc.start()
     try:
@@ -141,6 +169,7 @@ def test_bad_arms_files_are_one_line_and_cheap(tmp_path, arms, expected):
 
 # The sweep file and --set go through the same checks.
 
+
 def sweep_error(tmp_path, text, *sets):
     path = tmp_path / "sweep.yaml"
     path.write_text(text)
@@ -149,25 +178,28 @@ def sweep_error(tmp_path, text, *sets):
     return one_line(error.value)
 
 
-@pytest.mark.parametrize("text, sets, expected", [
-    (SWEEP.replace("[dummy_disc]", '["dummy_disc\\n"]'), [], "task"),
-    (SWEEP.replace("baseline:", '"base\\n":'), [], "arm name"),
-    (SWEEP.replace("seeds: [0]", "seeds: '0-9999999999'"), [], "goes past"),
-    (SWEEP.replace("seeds: [0]", "seeds: '0-300000'"), [], "300001 seeds"),
-    (SWEEP + "budget: {steps: " + "9" * 400 + "}\n", [], "expected a whole number"),
-    (SWEEP + "backend: {slurm: {mem_gb: 1e300}}\n", [], "<= 100000"),
-    (SWEEP + "backend: {slurm: {partition: \"gpu\\n#SBATCH --x\"}}\n", [], "control characters"),
-    (SWEEP + "backend: {slurm: {partition: 'gpu;rm'}}\n", [], "partition"),
-    (SWEEP + "root: runs/{timestamp}\n", [], "without '{' or '}'"),
-    (SWEEP + "env: {A: \"x\\ny\"}\n", [], "control characters"),
-    (SWEEP + BOMB.replace("a:", "z:", 1), [], "aliases"),
-    (SWEEP + "flags: !!omap [a: 1]\n", [], "YAML tag"),
-    (SWEEP, ["flags.agent.*=1"], "dotted flag name"),
-    (SWEEP, ["arms.base\n.agent.opt.lr=1"], "expected letters"),
-    (SWEEP, ["seeds=&a [*a]"], "inside the node"),
-    (SWEEP, ["budget.steps=" + "9" * 400], "expected a whole number"),
-    (SWEEP, ["budget.steps=" + "9" * 5000], "--set budget.steps"),
-])
+@pytest.mark.parametrize(
+    "text, sets, expected",
+    [
+        (SWEEP.replace("[dummy_disc]", '["dummy_disc\\n"]'), [], "task"),
+        (SWEEP.replace("baseline:", '"base\\n":'), [], "arm name"),
+        (SWEEP.replace("seeds: [0]", "seeds: '0-9999999999'"), [], "goes past"),
+        (SWEEP.replace("seeds: [0]", "seeds: '0-300000'"), [], "300001 seeds"),
+        (SWEEP + "budget: {steps: " + "9" * 400 + "}\n", [], "expected a whole number"),
+        (SWEEP + "backend: {slurm: {mem_gb: 1e300}}\n", [], "<= 100000"),
+        (SWEEP + 'backend: {slurm: {partition: "gpu\\n#SBATCH --x"}}\n', [], "control characters"),
+        (SWEEP + "backend: {slurm: {partition: 'gpu;rm'}}\n", [], "partition"),
+        (SWEEP + "root: runs/{timestamp}\n", [], "without '{' or '}'"),
+        (SWEEP + 'env: {A: "x\\ny"}\n', [], "control characters"),
+        (SWEEP + BOMB.replace("a:", "z:", 1), [], "aliases"),
+        (SWEEP + "flags: !!omap [a: 1]\n", [], "YAML tag"),
+        (SWEEP, ["flags.agent.*=1"], "dotted flag name"),
+        (SWEEP, ["arms.base\n.agent.opt.lr=1"], "expected letters"),
+        (SWEEP, ["seeds=&a [*a]"], "inside the node"),
+        (SWEEP, ["budget.steps=" + "9" * 400], "expected a whole number"),
+        (SWEEP, ["budget.steps=" + "9" * 5000], "--set budget.steps"),
+    ],
+)
 def test_bad_sweeps_are_one_line(tmp_path, text, sets, expected):
     started = time.time()
     assert expected in sweep_error(tmp_path, text, *sets)
@@ -185,11 +217,51 @@ def test_the_same_arm_value_is_refused_in_a_sweep_and_an_arms_file(tmp_path):
 
 # Properties: any text gives a value or one line, fast.
 
-YAMLISH = st.lists(st.sampled_from([
-    "a", "b", ": ", "- ", "[", "]", "{", "}", ",", "\n", "  ", "&x ", "*x", "&y ", "*y", "!!str ",
-    "!!python/object:os.system ", "'", '"', "0", "-1", "1e400", ".nan", "99999999999999999999999",
-    "tasks", "arms", "seeds", "flags", "agent.opt.lr", "0-4", "|\n", "? ", "%TAG ! x\n", "---\n",
-    "\t", "\x00", "#", "é"]), max_size=40).map("".join)
+YAMLISH = st.lists(
+    st.sampled_from(
+        [
+            "a",
+            "b",
+            ": ",
+            "- ",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            "\n",
+            "  ",
+            "&x ",
+            "*x",
+            "&y ",
+            "*y",
+            "!!str ",
+            "!!python/object:os.system ",
+            "'",
+            '"',
+            "0",
+            "-1",
+            "1e400",
+            ".nan",
+            "99999999999999999999999",
+            "tasks",
+            "arms",
+            "seeds",
+            "flags",
+            "agent.opt.lr",
+            "0-4",
+            "|\n",
+            "? ",
+            "%TAG ! x\n",
+            "---\n",
+            "\t",
+            "\x00",
+            "#",
+            "é",
+        ]
+    ),
+    max_size=40,
+).map("".join)
 
 
 @QUICK
@@ -233,8 +305,20 @@ def test_any_sweep_file_and_set_give_a_sweep_or_one_line(tmp_path, text, sets):
         one_line(e)
 
 
-FLAGS = st.sampled_from(["--seed", "--agent.opt.lr", "--task", "--run.steps", "--logdir",
-                         "--population.seeds", "--.*lr", "--(", "--agent.imag_adapt.mode", "--batch_size"])
+FLAGS = st.sampled_from(
+    [
+        "--seed",
+        "--agent.opt.lr",
+        "--task",
+        "--run.steps",
+        "--logdir",
+        "--population.seeds",
+        "--.*lr",
+        "--(",
+        "--agent.imag_adapt.mode",
+        "--batch_size",
+    ]
+)
 
 
 @QUICK

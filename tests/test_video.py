@@ -1,12 +1,12 @@
 """Frames into pictures: borders, grids, mp4 round trips, panel frame choice."""
 
 import numpy as np
+import runfactory
+from openloop_factory import compose, known_sequences, write_video
 from typer.testing import CliRunner
 
-import runfactory
 from analysis import video
 from cli import app
-from openloop_factory import compose, known_sequences, write_video
 
 
 def test_frame_border_marks_observed_green_and_imagined_red():
@@ -20,8 +20,7 @@ def test_frame_border_marks_observed_green_and_imagined_red():
 
 def test_grid_video_layout_and_mp4_round_trip(tmp_path):
     B, T = 3, 5
-    rows = [(label, np.full((B, T, 16, 16, 3), grey, np.uint8)) for label, grey in
-            (("truth", 60), ("model", 180))]
+    rows = [(label, np.full((B, T, 16, 16, 3), grey, np.uint8)) for label, grey in (("truth", 60), ("model", 180))]
     grid = video.grid_video(rows, context=2, scale=2, label_width=41)
     cell = (16 + 4) * 2
     assert grid.shape[0] == T and grid.shape[1] == 2 * cell and grid.shape[2] == 41 + 1 + B * cell

@@ -10,12 +10,11 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
+from runfactory import write_run
 from typer.testing import CliRunner
 
 from analysis import watch
 from cli import app
-from runfactory import write_run
 
 ROOT = Path(__file__).parent.parent
 runner = CliRunner()
@@ -49,12 +48,22 @@ def test_tail_reports_a_glued_fragment_and_keeps_the_rest(tmp_path):
 def test_tail_reads_hostile_lines_by_ingests_rules(tmp_path):
     """Values ingest refuses (too large, too deep, wrong type) are problems, never a crash."""
     path = tmp_path / "metrics.jsonl"
-    path.write_bytes(b'{"step": 1, "a": 1' + b"0" * 400 + b'}\n' + b"[" * 100_000 + b"\n"
-                     + b'{"step": "2", "a": 1}\n{"step": 3, "a": "x", "b": 2}\n')
+    path.write_bytes(
+        b'{"step": 1, "a": 1'
+        + b"0" * 400
+        + b"}\n"
+        + b"[" * 100_000
+        + b"\n"
+        + b'{"step": "2", "a": 1}\n{"step": 3, "a": "x", "b": 2}\n'
+    )
     rows, problems = watch.Tail(path).poll(now=0.0)
     assert rows == [{"step": 1}, {"step": 3, "b": 2.0}]
-    assert [p.split(": ", 1)[0] for p in problems] == ["metrics.jsonl:1", "metrics.jsonl:2", "metrics.jsonl:3",
-                                                        "metrics.jsonl:4"]
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        "metrics.jsonl:1",
+        "metrics.jsonl:2",
+        "metrics.jsonl:3",
+        "metrics.jsonl:4",
+    ]
 
 
 def test_tail_skips_an_over_long_line_in_bounded_memory(tmp_path, monkeypatch):
@@ -125,8 +134,7 @@ def test_every_appended_episode_appears_once_while_a_writer_appends(tmp_path):
 def test_watch_cli_prints_the_view_and_keeps_an_html_page(tmp_path):
     write_run(tmp_path, "atari100k_alien", "[bold]x", 0, episodes=5, log_lines=3)
     page = tmp_path / "view" / "watch.html"
-    result = runner.invoke(app, ["watch", str(tmp_path), "--iterations", "2", "--interval", "0.1",
-                                 "--html", str(page)])
+    result = runner.invoke(app, ["watch", str(tmp_path), "--iterations", "2", "--interval", "0.1", "--html", str(page)])
     assert result.exit_code == 0, result.output
     assert result.output.count("1 run(s) at") == 2 and "watch stopped" in result.output
     assert "[bold]x" in result.output  # a name is printed literally, not as markup
@@ -139,8 +147,14 @@ def test_watch_cli_prints_the_view_and_keeps_an_html_page(tmp_path):
 def test_ctrl_c_exits_cleanly(tmp_path):
     write_run(tmp_path, "atari100k_alien", "adapt", 0, episodes=5, log_lines=3)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "watch", str(tmp_path), "--interval", "0.2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "watch", str(tmp_path), "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+    )
     deadline = time.time() + 60
     first = proc.stdout.readline()  # the view has been drawn once: the loop is running
     assert first and time.time() < deadline

@@ -152,12 +152,14 @@ def test_results_never_write_into_the_run_sets_or_through_a_link(tmp_path):
     secret.write_bytes(b"keep")
     (root / "set" / "curve.png").symlink_to(secret)
     import matplotlib.pyplot as plt
+
     with pytest.raises(safefile.UnsafeTarget):
         results._save(plt.figure(), root / "set" / "curve.png")
     assert secret.read_bytes() == b"keep"
 
 
 # Nothing found is executed: pinned code is checked against its commit before every use.
+
 
 def test_pinned_code_found_in_the_root_runs_only_if_it_is_the_commits(tmp_path):
     path, _ = prepared(tmp_path)
@@ -185,6 +187,7 @@ def test_pinned_code_found_in_the_root_runs_only_if_it_is_the_commits(tmp_path):
                 target.unlink()
     planted = root / ".sweep" / "code"
     import shutil
+
     shutil.rmtree(planted)
     (planted / job.commit / "dreamerv3").mkdir(parents=True)
     (planted / job.commit / "dreamerv3" / "evil.py").write_text("print('owned')\n")

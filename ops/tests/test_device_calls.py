@@ -28,8 +28,9 @@ if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # tests/conftest.py sets it
 
 def dry_run(script, out, **env):
     env = dict(os.environ, OUT=str(out), PYTHON=sys.executable, **env)
-    return subprocess.run(["bash", f"ops/{script}", "--dry-run"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        ["bash", f"ops/{script}", "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_dry_run_runs_every_step_and_packs_both_runs(tmp_path):
@@ -38,8 +39,7 @@ def test_dry_run_runs_every_step_and_packs_both_runs(tmp_path):
     log = (out / "device_run.log").read_text() if (out / "device_run.log").exists() else ""
     assert result.returncode == 0, result.stderr[-2000:] + log[-3000:]
     summary = (out / "summary.md").read_text()
-    steps = [line.split("|")[1:3] for line in summary.splitlines()
-             if line.startswith("| ") and line.count("|") == 4]
+    steps = [line.split("|")[1:3] for line in summary.splitlines() if line.startswith("| ") and line.count("|") == 4]
     names = sorted(name.strip() for name, _ in steps[1:])  # after the header row
     assert names[:3] == ["bench debug", "jax", "reference commands (debug, 40s each, concurrent)"]
     assert names[3:] == ["tests"], summary
@@ -76,8 +76,7 @@ def test_speed_dry_run_times_the_update_and_its_parts(tmp_path):
 def test_roadrunner_dry_run_trains_and_packs_the_run_without_its_checkpoint(tmp_path):
     result = dry_run("device_roadrunner.sh", tmp_path / "out")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert sorted(os.listdir(tmp_path / "out")) == [
-        "device_roadrunner.log", "progress.log", "roadrunner_runs.tgz"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["device_roadrunner.log", "progress.log", "roadrunner_runs.tgz"]
     with tarfile.open(tmp_path / "out" / "roadrunner_runs.tgz") as tar:
         tar.extractall(tmp_path / "runs", filter="data")
     (run,) = (tmp_path / "runs" / "artifacts" / "gpu_road_runner_debug").iterdir()

@@ -15,13 +15,38 @@ import venv
 import pytest
 
 ROOT = pathlib.Path(__file__).parent.parent.parent
-IMAGE = {"jax", "jaxlib", "jax_plugins", "numpy", "optax", "chex", "PIL", "cv2", "psutil", "scipy",
-         "ml_dtypes", "opt_einsum", "absl", "etils", "toolz", "typing_extensions", "pytest", "_pytest",
-         "pluggy", "packaging"}
-IMPORT_NAMES = {"ale-py": "ale_py", "ruamel.yaml": "ruamel", "farama-notifications": "farama_notifications",
-                "markdown-it-py": "markdown_it", "pydantic-core": "pydantic_core",
-                "annotated-types": "annotated_types", "typing-inspection": "typing_inspection",
-                "annotated-doc": "annotated_doc"}
+IMAGE = {
+    "jax",
+    "jaxlib",
+    "jax_plugins",
+    "numpy",
+    "optax",
+    "chex",
+    "PIL",
+    "cv2",
+    "psutil",
+    "scipy",
+    "ml_dtypes",
+    "opt_einsum",
+    "absl",
+    "etils",
+    "toolz",
+    "typing_extensions",
+    "pytest",
+    "_pytest",
+    "pluggy",
+    "packaging",
+}
+IMPORT_NAMES = {
+    "ale-py": "ale_py",
+    "ruamel.yaml": "ruamel",
+    "farama-notifications": "farama_notifications",
+    "markdown-it-py": "markdown_it",
+    "pydantic-core": "pydantic_core",
+    "annotated-types": "annotated_types",
+    "typing-inspection": "typing_inspection",
+    "annotated-doc": "annotated_doc",
+}
 OURS = {"dreamerv3", "sweep", "embodied"}
 
 
@@ -58,8 +83,14 @@ def test_shift_study_block_call_runs_on_the_image_and_packs_gzipped_logs(image, 
     here) with the image's Python: two population processes, every run dir packed under
     shift_powered/ with gzipped logs and no checkpoint, the processes' logs beside them; the toolkit reads the unpacked runs."""
     env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=str(image))
-    result = subprocess.run(["bash", "studies/shift_cartpole/device_shift.sh", "--dry-run"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["bash", "studies/shift_cartpole/device_shift.sh", "--dry-run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     log = (tmp_path / "out" / "device_shift.log").read_text()
     assert result.returncode == 0, log[-3000:]
     assert "8 to make in 2 processes" in log and "8 runs: 8 ok" in log, log[-2000:]
@@ -72,6 +103,7 @@ def test_shift_study_block_call_runs_on_the_image_and_packs_gzipped_logs(image, 
     logs = sorted((study / "logs").glob("shift_cartpole_population_*.log"))  # the two processes' output
     assert len(logs) == 2 and all("Finished at agent step" in log.read_text() for log in logs)
     from analysis import ingest
+
     found = ingest.discover([str(study / f"shift_cartpole_{arm}") for arm in ("baseline", "adapt")])
     data = ingest.ingest(found, cache=False)
     assert sorted(r.seed for r in data.runs) == [1000, 1000, 1001, 1001] and data.scores.height > 0

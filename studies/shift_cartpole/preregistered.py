@@ -53,14 +53,28 @@ def plan_power(pilot: dict[str, Path]) -> list[dict]:
     first-step 0.025, simulated from the pilot's runs (`pilot`: arm -> its folder)."""
     rows = []
     for method, reference in PRIMARY:
-        result = compare.compare([[str(pilot[reference])], [str(pilot[method])]], metrics=("iqm",),
-                                 frames=WINDOW, reps=1000, seed=SEED, cache=False)
+        result = compare.compare(
+            [[str(pilot[reference])], [str(pilot[method])]],
+            metrics=("iqm",),
+            frames=WINDOW,
+            reps=1000,
+            seed=SEED,
+            cache=False,
+        )
         base, other = (stats.score_matrix(result.final, arm, result.tasks)[0] for arm in (reference, method))
         for alpha in (ALPHA, ALPHA / 2):
-            power = stats.seeds_needed(base, other, DELTA, power=1.01, alpha=alpha, sims=POWER_SIMS,
-                                       grid=(len(SEEDS),), seed=SEED)["curve"][0][1]
-            rows.append({"method": method, "reference": reference, "alpha": alpha, "power": power,
-                         "pilot_runs": int(min(base.shape[0], other.shape[0]))})
+            power = stats.seeds_needed(
+                base, other, DELTA, power=1.01, alpha=alpha, sims=POWER_SIMS, grid=(len(SEEDS),), seed=SEED
+            )["curve"][0][1]
+            rows.append(
+                {
+                    "method": method,
+                    "reference": reference,
+                    "alpha": alpha,
+                    "power": power,
+                    "pilot_runs": int(min(base.shape[0], other.shape[0])),
+                }
+            )
     return rows
 
 
@@ -99,11 +113,19 @@ def primary(study: Path, state: Status | None = None) -> list[dict] | None:
     folder = {arm: str(study / f"{TASK_FOLDER}_{arm}") for arm in ARMS}
     rows = []
     for method, reference in PRIMARY:
-        result = compare.compare([[folder[reference]], [folder[method]]], metrics=("iqm",), frames=WINDOW,
-                                 reps=REPS, seed=SEED, cache=False)
+        result = compare.compare(
+            [[folder[reference]], [folder[method]]], metrics=("iqm",), frames=WINDOW, reps=REPS, seed=SEED, cache=False
+        )
         poi = result.poi.filter(pl.col("scope") == stats.OVERALL).row(0, named=True)
-        rows.append({"method": method, "reference": reference, **result.differences[method],
-                     "poi": (poi["point"], poi["low"], poi["high"]), "notes": result.notes})
+        rows.append(
+            {
+                "method": method,
+                "reference": reference,
+                **result.differences[method],
+                "poi": (poi["point"], poi["low"], poi["high"]),
+                "notes": result.notes,
+            }
+        )
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
         row["p_holm"] = adjusted
         row["decision"] = decision(row["point"], adjusted)

@@ -46,12 +46,22 @@ def _run_rows(datas: dict[str, ingest.Ingested], shift: int) -> list[list[str]]:
             s_steps = _steps(data, run.name, "episode/score", "scores")
             scores = _values(data, run.name, "episode/score", "scores")
 
-            def window(lo, hi):
+            def window(lo, hi, scores=scores, s_steps=s_steps):
                 inside = scores[(s_steps > lo) & (s_steps <= hi)]
                 return _num(inside.mean()) if inside.size else "-"
 
-            rows.append([arm, run.seed, f"{before:.3f}", f"{peak:.3f}", f"{peak / before - 1:+.0%}",
-                         window(shift - 2_000, shift), window(shift, shift + 1_500), window(11_000, 13_000)])
+            rows.append(
+                [
+                    arm,
+                    run.seed,
+                    f"{before:.3f}",
+                    f"{peak:.3f}",
+                    f"{peak / before - 1:+.0%}",
+                    window(shift - 2_000, shift),
+                    window(shift, shift + 1_500),
+                    window(11_000, 13_000),
+                ]
+            )
     return rows
 
 
@@ -70,17 +80,28 @@ def _scores(folders: dict[str, Path]) -> tuple[list[list[str]], list[str], dict[
         result = compare.compare(groups, reps=REPS, seed=SEED, metrics=("iqm",), frames=frames, cache=False)
         iqm = {r["method"]: r for r in _overall(result.aggregate).iter_rows(named=True)}
         rows.append([f"{name} ({frames[0]:,}, {frames[1]:,}]", *(_interval(iqm[arm]) for arm in ARMS)])
-        lines.append(f"- {name}: " + ", ".join(f"P({r['method']} > baseline) {r['point']:.2f} [{r['low']:.2f}, "
-                                                f"{r['high']:.2f}]" for r in _overall(result.poi).iter_rows(named=True)))
+        lines.append(
+            f"- {name}: "
+            + ", ".join(
+                f"P({r['method']} > baseline) {r['point']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+                for r in _overall(result.poi).iter_rows(named=True)
+            )
+        )
         if name != "after the shift":
             continue
         after = {arm: iqm[arm]["point"] for arm in ARMS}
         lines += [f"  - {sentence}" for sentence in compare.difference_sentences(result)]
         lines += [f"  - {sentence}" for sentence in compare.power_sentences(result)]
-        pair = compare.compare([groups[2], groups[1]], reps=REPS, seed=SEED, metrics=("iqm",), frames=frames,
-                               cache=False)
-        lines.append("  - " + "; ".join(f"P(adapt > placebo) {r['point']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
-                                        for r in _overall(pair.poi).iter_rows(named=True)))
+        pair = compare.compare(
+            [groups[2], groups[1]], reps=REPS, seed=SEED, metrics=("iqm",), frames=frames, cache=False
+        )
+        lines.append(
+            "  - "
+            + "; ".join(
+                f"P(adapt > placebo) {r['point']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+                for r in _overall(pair.poi).iter_rows(named=True)
+            )
+        )
         lines += [f"  - {sentence}" for sentence in compare.difference_sentences(pair)]
         lines += [f"  - {sentence}" for sentence in compare.power_sentences(pair)]
     return rows, lines, after
@@ -97,83 +118,151 @@ def pilot(root: Path) -> Section:
     summaries = {arm: mask.summarize(data) for arm, data in datas.items()}
     adapt, placebo = summaries["adapt"], summaries["placebo"]
     shift_at = int(adapt["shift_step"][0])
-    mask_rows = [[r["seed"], f"{r['active_before']:.1%}", f"{r['active_after']:.1%}",
-                  f"{r['first_active_after']:,}" if r["first_active_after"] is not None else "never"]
-                 for r in adapt.sort("seed").iter_rows(named=True)]
+    mask_rows = [
+        [
+            r["seed"],
+            f"{r['active_before']:.1%}",
+            f"{r['active_after']:.1%}",
+            f"{r['first_active_after']:,}" if r["first_active_after"] is not None else "never",
+        ]
+        for r in adapt.sort("seed").iter_rows(named=True)
+    ]
     never = [arm for arm in ("baseline", "fixed") if summaries[arm]["frac_active"].max() == 0.0]
     fired_after = int((adapt["active_after"] > 0).sum())
     fired_before = int((adapt["active_before"] > 0).sum())
     score_rows, poi_lines, _ = _scores(folders)
-    return Section("Pilot", [
-        f"`artifacts/{PILOT}/gym_CartPole-v1_<arm>/`, shift at env step {shift_at:,}: "
-        + ", ".join(f"{arm} {_problems(datas[arm])}" for arm in ARMS) + ".", "",
-        f"Per run: `train/loss/dyn` mean over the 1,500 frames before the shift ({shift_at - 1_500:,}, "
-        f"{shift_at:,}], its peak after it and the rise; mean episode score (raw) over the episodes ending in "
-        f"({shift_at - 2_000:,}, {shift_at:,}], ({shift_at:,}, {shift_at + 1_500:,}] and (11,000, 13,000].", "",
-        *table(["arm", "seed", "loss/dyn before", "peak after", "rise", "score before", "score just after",
-                "score late"], _run_rows(datas, shift_at)), "",
-        "The mask in the adapt runs (`dreamer-report mask`; fractions of updates, weighted by each log "
-        "line's updates):", "",
-        *table(["adapt seed", "on before the shift", "on after it", "first logged interval on after it ended at"],
-               mask_rows), "",
-        f"Adapt: the mask on after the shift in {fired_after} of {adapt.height} runs, at "
-        f"{_range(adapt['active_after'])} of the updates after it; on before the shift in {fired_before} of "
-        f"{adapt.height} runs. Placebo: on at {_range(placebo['active_before'])} of the updates before the shift "
-        f"and {_range(placebo['active_after'])} after. Never applied the mask: {', '.join(never) or 'none'}.", "",
-        f"Scores (`dreamer-report compare ... --frames START:END`): IQM over the runs of each arm of "
-        f"the raw CartPole score, 95% stratified bootstrap CI ({REPS:,} reps, seed {SEED}, as `make demo`); "
-        "a run's score is its mean episode score over the episodes ending in the window.", "",
-        *table(["window (env frames)", *ARMS], score_rows), "",
-        "Probability of improvement and seeds needed (same bootstrap):", "", *poi_lines])
+    return Section(
+        "Pilot",
+        [
+            f"`artifacts/{PILOT}/gym_CartPole-v1_<arm>/`, shift at env step {shift_at:,}: "
+            + ", ".join(f"{arm} {_problems(datas[arm])}" for arm in ARMS)
+            + ".",
+            "",
+            f"Per run: `train/loss/dyn` mean over the 1,500 frames before the shift ({shift_at - 1_500:,}, "
+            f"{shift_at:,}], its peak after it and the rise; mean episode score (raw) over the episodes ending in "
+            f"({shift_at - 2_000:,}, {shift_at:,}], ({shift_at:,}, {shift_at + 1_500:,}] and (11,000, 13,000].",
+            "",
+            *table(
+                [
+                    "arm",
+                    "seed",
+                    "loss/dyn before",
+                    "peak after",
+                    "rise",
+                    "score before",
+                    "score just after",
+                    "score late",
+                ],
+                _run_rows(datas, shift_at),
+            ),
+            "",
+            "The mask in the adapt runs (`dreamer-report mask`; fractions of updates, weighted by each log "
+            "line's updates):",
+            "",
+            *table(
+                ["adapt seed", "on before the shift", "on after it", "first logged interval on after it ended at"],
+                mask_rows,
+            ),
+            "",
+            f"Adapt: the mask on after the shift in {fired_after} of {adapt.height} runs, at "
+            f"{_range(adapt['active_after'])} of the updates after it; on before the shift in {fired_before} of "
+            f"{adapt.height} runs. Placebo: on at {_range(placebo['active_before'])} of the updates before the shift "
+            f"and {_range(placebo['active_after'])} after. Never applied the mask: {', '.join(never) or 'none'}.",
+            "",
+            f"Scores (`dreamer-report compare ... --frames START:END`): IQM over the runs of each arm of "
+            f"the raw CartPole score, 95% stratified bootstrap CI ({REPS:,} reps, seed {SEED}, as `make demo`); "
+            "a run's score is its mean episode score over the episodes ending in the window.",
+            "",
+            *table(["window (env frames)", *ARMS], score_rows),
+            "",
+            "Probability of improvement and seeds needed (same bootstrap):",
+            "",
+            *poi_lines,
+        ],
+    )
 
 
 def seeds_per_arm(root: Path) -> Section:
     """The plan's seeds-per-arm answer: the pilot's spread, the smallest difference of interest."""
     folders = pilot_folders(root)
-    lines = [f"What the plan's choice of seeds rests on: `dreamer-report compare <reference> adapt --frames "
-             f"{plan.WINDOW[0]}:{plan.WINDOW[1]} --metric iqm --power-delta {plan.DELTA:g} --power-max-seeds "
-             f"{POWER_MAX_SEEDS}` on the pilot's runs:", ""]
+    lines = [
+        f"What the plan's choice of seeds rests on: `dreamer-report compare <reference> adapt --frames "
+        f"{plan.WINDOW[0]}:{plan.WINDOW[1]} --metric iqm --power-delta {plan.DELTA:g} --power-max-seeds "
+        f"{POWER_MAX_SEEDS}` on the pilot's runs:",
+        "",
+    ]
     for method, reference in plan.PRIMARY:
-        result = compare.compare([[str(folders[reference])], [str(folders[method])]], metrics=("iqm",),
-                                 frames=plan.WINDOW, power_delta=plan.DELTA, power_max_seeds=POWER_MAX_SEEDS,
-                                 seed=SEED, cache=False)
+        result = compare.compare(
+            [[str(folders[reference])], [str(folders[method])]],
+            metrics=("iqm",),
+            frames=plan.WINDOW,
+            power_delta=plan.DELTA,
+            power_max_seeds=POWER_MAX_SEEDS,
+            seed=SEED,
+            cache=False,
+        )
         lines += [f"- {sentence}" for sentence in compare.power_sentences(result)]
         if reference == "baseline":  # the IQMs' point estimates, as in the pilot's table
             level = _overall(result.aggregate).filter(pl.col("method") == "baseline")["point"][0]
-    lines += ["", f"The smallest difference of interest, {plan.DELTA:g}, is {plan.DELTA / level:.0%} of the "
-                  f"pilot baseline's IQM after the shift ({level:.1f})."]
+    lines += [
+        "",
+        f"The smallest difference of interest, {plan.DELTA:g}, is {plan.DELTA / level:.0%} of the "
+        f"pilot baseline's IQM after the shift ({level:.1f}).",
+    ]
     return Section("Seeds per arm", lines)
 
 
 def study(root: Path) -> Section:
     """The pre-registered study: its design's power from the pilot, which runs are in, and, once
     all are, the primary analysis (preregistered.py)."""
-    power_rows = [[f"{r['method']} vs {r['reference']}", f"{r['alpha']:g}", f"{r['power']:.3f}"]
-                  for r in plan.plan_power(pilot_folders(root))]
+    power_rows = [
+        [f"{r['method']} vs {r['reference']}", f"{r['alpha']:g}", f"{r['power']:.3f}"]
+        for r in plan.plan_power(pilot_folders(root))
+    ]
     lines = [
-        f"Plan: README.md, \"Pre-registered study\": {len(plan.SEEDS)} seeds per arm, score window "
-        f"({plan.WINDOW[0]:,}, {plan.WINDOW[1]:,}], smallest difference of interest {plan.DELTA:g} (IQM, raw score).", "",
+        f'Plan: README.md, "Pre-registered study": {len(plan.SEEDS)} seeds per arm, score window '
+        f"({plan.WINDOW[0]:,}, {plan.WINDOW[1]:,}], smallest difference of interest {plan.DELTA:g} (IQM, raw score).",
+        "",
         f"Power of each primary comparison at {len(plan.SEEDS)} seeds per arm, simulated from the pilot's "
         f"runs ({plan.POWER_SIMS:,} studies, seed {plan.SEED}; Holm's first step tests at alpha "
-        f"{plan.ALPHA / 2:g}):", "",
-        *table(["comparison", "alpha", "power"], power_rows), ""]
+        f"{plan.ALPHA / 2:g}):",
+        "",
+        *table(["comparison", "alpha", "power"], power_rows),
+        "",
+    ]
     folder = Path(root) / STUDY
     state = plan.status(folder)
     done = sum(len(v) for v in state.complete.values())
-    lines.append(f"Runs in `artifacts/{STUDY}/`: {done} of {len(plan.SEEDS) * len(ARMS)} complete ("
-                 + ", ".join(f"{arm} {len(state.complete[arm])}" for arm in ARMS)
-                 + f"), {len(state.incomplete)} incomplete.")
+    lines.append(
+        f"Runs in `artifacts/{STUDY}/`: {done} of {len(plan.SEEDS) * len(ARMS)} complete ("
+        + ", ".join(f"{arm} {len(state.complete[arm])}" for arm in ARMS)
+        + f"), {len(state.incomplete)} incomplete."
+    )
     rows = plan.primary(folder, state)
     if rows is None:
-        lines += ["", "The primary analysis runs when every planned run is in and complete (the plan "
-                      "allows no interim look); until then nothing is compared."]
+        lines += [
+            "",
+            "The primary analysis runs when every planned run is in and complete (the plan "
+            "allows no interim look); until then nothing is compared.",
+        ]
         return Section("Pre-registered study", lines)
-    lines += ["", *table(["comparison", "IQM difference [95% CI]", "p", "p (Holm)", "P(improvement) [95% CI]",
-                          "decision"],
-                         [[f"{r['method']} - {r['reference']}", f"{r['point']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]",
-                           f"{r['p_value']:.4f}", f"{r['p_holm']:.4f}",
-                           f"{r['poi'][0]:.3f} [{r['poi'][1]:.3f}, {r['poi'][2]:.3f}]", r["decision"]]
-                          for r in rows])]
+    lines += [
+        "",
+        *table(
+            ["comparison", "IQM difference [95% CI]", "p", "p (Holm)", "P(improvement) [95% CI]", "decision"],
+            [
+                [
+                    f"{r['method']} - {r['reference']}",
+                    f"{r['point']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]",
+                    f"{r['p_value']:.4f}",
+                    f"{r['p_holm']:.4f}",
+                    f"{r['poi'][0]:.3f} [{r['poi'][1]:.3f}, {r['poi'][2]:.3f}]",
+                    r["decision"],
+                ]
+                for r in rows
+            ],
+        ),
+    ]
     lines += [f"- note ({r['method']} vs {r['reference']}): {note}" for r in rows for note in r["notes"]]
     return Section("Pre-registered study", lines)
 
@@ -198,8 +287,10 @@ def build(root: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m studies.shift_cartpole.results",
-                                     description="Write the shift study's results.md from its run files.")
+    parser = argparse.ArgumentParser(
+        prog="python -m studies.shift_cartpole.results",
+        description="Write the shift study's results.md from its run files.",
+    )
     parser.add_argument("--root", default="artifacts", help="the folder of shipped run sets")
     parser.add_argument("--out", default=str(HERE / "results.md"), help="where the Markdown goes")
     args = parser.parse_args(argv)

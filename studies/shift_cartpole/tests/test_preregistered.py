@@ -3,9 +3,9 @@ against hand-computed values, no comparison before every planned run is in and c
 and the primary comparisons once they are."""
 
 import pytest
+from runfactory import write_run
 
 from studies.shift_cartpole import preregistered
-from runfactory import write_run
 
 
 def test_holm_adjusts_by_rank_keeps_order_and_caps_at_one():
@@ -20,8 +20,16 @@ def _study(root, seeds, short=None, adapt_level=300.0):
     for arm in preregistered.ARMS:
         for seed in seeds:
             frames = 12_000 if (arm, seed) == short else preregistered.STEPS
-            write_run(root, task="shift_cartpole", method=arm, seed=seed, frames=frames, episodes=60,
-                      log_lines=20, score_level=adapt_level if arm == "adapt" else 100.0)
+            write_run(
+                root,
+                task="shift_cartpole",
+                method=arm,
+                seed=seed,
+                frames=frames,
+                episodes=60,
+                log_lines=20,
+                score_level=adapt_level if arm == "adapt" else 100.0,
+            )
 
 
 def test_nothing_is_compared_until_every_planned_run_is_complete(tmp_path, monkeypatch):
