@@ -41,7 +41,8 @@ class Checkpoint:
     def save(self, step):
         folder = f"{elements.timestamp(millis=True)}-{int(step):012d}"
         path = self.directory / folder
-        ecp.save(elements.Path(path), {k: v.save for k, v in self.saveables.items()})
+        with safefile.named(path):  # a full disk: the error names this folder, which has no `done`
+            ecp.save(elements.Path(path), {k: v.save for k, v in self.saveables.items()})
         safefile.write_replace(self.directory / "latest", folder.encode())
         self._cleanup(keep_name=folder)
         self.saved_step = int(step)

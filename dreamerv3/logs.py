@@ -67,7 +67,7 @@ def _make_output(name, logdir, cfg, terminal=True):
     if name == "jsonl":
         # A run with a terminal prints elements' "Writing metrics" line at each write, as the
         # official; a population's other members write the same lines without it.
-        kind = elements.logger.JSONLOutput if terminal else QuietJSONL
+        kind = JSONL if terminal else QuietJSONL
         return [kind(logdir, "metrics.jsonl"), kind(logdir, "scores.jsonl", SCORES)]
     if name == "scope":
         return [scope_output(logdir, say=terminal)]
@@ -87,6 +87,8 @@ class QuietJSONL(elements.logger.AsyncOutput):
     """The `jsonl` output's lines (one per step: its scalar summaries whose names match
     `pattern`), written without a line on the terminal."""
 
+    say = False
+
     def __init__(self, logdir, filename, pattern=r".*"):
         super().__init__(self._write, True)
         self._pattern = re.compile(pattern)
@@ -97,8 +99,15 @@ class QuietJSONL(elements.logger.AsyncOutput):
         for step, name, value in summaries:
             if self._pattern.search(name) and isinstance(value, np.ndarray) and value.ndim == 0:
                 rows.setdefault(step, {})[name] = float(value)
-        with self._path.open("a") as f:
+        self.say and print(f"Writing metrics: {self._path}")
+        with safefile.named(self._path), self._path.open("a") as f:  # a full disk names the file
             f.write("".join(json.dumps({"step": step, **values}) + "\n" for step, values in rows.items()))
+
+
+class JSONL(QuietJSONL):
+    """The same lines as elements' JSONLOutput, each write announced as it does."""
+
+    say = True
 
 
 def scope_output(logdir, say=True):

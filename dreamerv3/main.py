@@ -8,6 +8,7 @@ then the flags (configs.py). Bad input (unknown flag, preset, task or an invalid
 `agent.imag_adapt` value) prints one line to stderr and exits with code 2.
 """
 
+import errno
 import os
 import sys
 
@@ -46,7 +47,8 @@ def setup_jax(config):
 
 
 def main(argv=None, agent_cls=None):
-    """Returns the exit code: 0 ok, 2 bad input."""
+    """Returns the exit code: 0 ok, 2 bad input, 1 a write that failed for want of room (the run
+    resumes from its last complete checkpoint) or a failed final upload."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         config = configlib.parse(argv)
@@ -118,7 +120,20 @@ def main(argv=None, agent_cls=None):
     except storage.StorageError as e:  # the final upload: its message says where the local copy is
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        print(
+            f"error: cannot write {e.filename or config.logdir}: {e.strerror or e}; the run stopped and its "
+            "last complete checkpoint is kept: free some space and start the same command again to resume",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+# A write that fails for want of room (disk, quota, file size): exit code 1, the run resumes.
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def packed_log(logdir):

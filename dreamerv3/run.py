@@ -463,8 +463,17 @@ def save(members, learner):
         for m in members:
             m.logger.write()
             for output in m.logger.outputs:
-                hasattr(output, "wait") and output.wait()
+                flush(output)
             m.ckpt.save(int(m.step))
+
+
+def flush(output):
+    """Wait for an output's background write and raise what it raised (a full disk): elements'
+    `wait` drops it, and a checkpoint must not follow a failed log write."""
+    if hasattr(output, "wait"):
+        output.wait()
+    future = getattr(output, "_future", None)  # elements.logger.AsyncOutput's last write
+    future and future.result()
 
 
 def eval_only(config, agent_cls=None):

@@ -39,17 +39,30 @@ def write_replace(path, data):
     tmp = path.with_name(path.name + ".tmp")
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    with named(path):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
 
 
 def append(path, data):
     """Append `data` (bytes) to `path`, refusing (OSError) to follow a link there."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    with os.fdopen(fd, "ab") as f:
-        f.write(data)
+    with named(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        with os.fdopen(fd, "ab") as f:
+            f.write(data)
+
+
+@contextlib.contextmanager
+def named(path):
+    """An OSError raised while writing `path` names it: a write on a full disk names no file."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(path)
+        raise
 
 
 # Every command's writes: the trainer's run dirs above, the sweep's logs, markers and packs,

@@ -3,8 +3,12 @@ in the logdir (never followed by a write or a cleanup), damaged or foreign check
 line, or the checkpoint before), impossible numbers (one line, exit 2, nothing written).
 Runs use the fake agent of tests/fakes.py: no compile."""
 
+import errno
 import gzip
+import json
+import pathlib
 
+import elements
 import numpy as np
 import pytest
 from fakes import FakeAgent
@@ -229,3 +233,71 @@ def test_presets_and_legitimate_zeros_pass(tmp_path, presets):
         "0",
     ]
     assert configlib.check_numbers(configlib.parse(argv)) is None
+
+
+# ---------------------------------------------------------------- a full disk
+
+
+class _FullDisk:
+    """Makes the `nth` write of a file named `name` fail as on a full disk (OSError ENOSPC, no
+    file name, as os.write gives), after half of its data went out."""
+
+    def __init__(self, monkeypatch, name, nth):
+        self.name, self.nth, self.calls = name, nth, 0
+        open_, write_bytes = pathlib.Path.open, elements.path.Path.write_bytes  # logs; checkpoint files
+
+        def opened(path, mode="r", *a, **kw):
+            f = open_(path, mode, *a, **kw)
+            return self.wrap(f) if path.name == name and "a" in mode and self.due() else f
+
+        def written(path, data):
+            if path.name == name and self.due():
+                write_bytes(path, data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return write_bytes(path, data)
+
+        monkeypatch.setattr(pathlib.Path, "open", opened)
+        monkeypatch.setattr(elements.path.Path, "write_bytes", written)
+
+    def due(self):
+        self.calls += 1
+        return self.calls == self.nth
+
+    @staticmethod
+    def wrap(f):
+        class Full:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                f.close()
+
+            def write(self, text):
+                f.write(text[: len(text) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        return Full()
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "scores.jsonl", "agent.pkl"])
+def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path, capsys, monkeypatch, name):
+    """A log line or a checkpoint file that no longer fits: a traceback from the logger's thread
+    or the checkpoint writer. Now one line naming the file, exit code 1, and the same command
+    resumes from the last complete checkpoint."""
+    logdir = tmp_path / "run"
+    full = _FullDisk(monkeypatch, name, nth=3)
+    capsys.readouterr()
+    assert main.main(args(logdir, 300), agent_cls=FakeAgent) == 1
+    err = capsys.readouterr().err
+    assert full.calls >= 3 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    named = logdir / name if name.endswith(".jsonl") else logdir / "ckpt"  # the checkpoint: its folder
+    assert len(errors) == 1 and f"cannot write {named}" in errors[0] and "No space left" in errors[0], err
+    kept = checkpoint.complete_folders(logdir / "ckpt")
+    assert kept and checkpoint.step_of(kept[-1]) < 300
+    monkeypatch.undo()
+    assert main.main(args(logdir, 300), agent_cls=FakeAgent) == 0
+    out = capsys.readouterr().out
+    assert f"Resumed from {kept[-1]} at agent step {checkpoint.step_of(kept[-1])}" in out
+    steps = [json.loads(line)["step"] for line in (logdir / "scores.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] > checkpoint.step_of(kept[-1])
