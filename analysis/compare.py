@@ -546,8 +546,7 @@ def summary(result: CompareResult) -> dict:
 def write_outputs(result: CompareResult, out: Path, rendered: dict[str, figures.Rendered]) -> dict[str, Path]:
     """summary.json and per_run.csv under `out`, each rendered figure as figures/<stem>.png and .pdf."""
     out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    written = figures.write_rendered(rendered, out / "figures")
+    written = figures.write_rendered(rendered, out / "figures", within=out)
     safefile.write(out / "summary.json", json.dumps(summary(result), indent=2, default=str))
     with safefile.replacing(out / "per_run.csv") as f:
         result.final.write_csv(f)

@@ -72,15 +72,18 @@ def render(fig) -> Rendered:
     return Rendered(*out)
 
 
-def write_rendered(rendered: dict[str, Rendered], folder: Path) -> dict[str, Path]:
-    """Each rendered figure as `<stem>.png` and `<stem>.pdf` in `folder`; returns file name -> path."""
+def write_rendered(rendered: dict[str, Rendered], folder: Path, within: Path | None = None) -> dict[str, Path]:
+    """Each rendered figure as `<stem>.png` and `<stem>.pdf` in `folder`; returns file name -> path.
+    `within`: the command's output folder; no folder from there down to `folder` may be a link."""
     folder = Path(folder)
+    if within is not None:
+        safefile.refuse_linked(folder, "a figure", within)
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
     for stem, fig in rendered.items():
         for suffix, data in ((".png", fig.png), (".pdf", fig.pdf)):
             path = folder / f"{stem}{suffix}"
-            safefile.write(path, data, flag="a figure")  # never through a link, by replace
+            safefile.write(path, data, flag="a figure", within=within)  # never through a link, by replace
             written[path.name] = path
     return written
 

@@ -166,8 +166,15 @@ def is_csv(spec: str) -> bool:
 
 
 def read_csv(path: Path) -> pl.DataFrame:
-    """The CSV as read, every column as text first (types are checked per column later)."""
+    """The CSV as read, every column as text first (types are checked per column later). One
+    larger than the read of one log is refused before it is read (a sparse file claims any size)."""
     try:
+        size = Path(path).stat().st_size
+        if size > defaults.MAX_UNZIPPED_LOG_BYTES:
+            raise ForeignError(
+                f"{path}: {size:,} bytes, more than the {defaults.MAX_UNZIPPED_LOG_BYTES:,} read of one log "
+                "(MAX_UNZIPPED_LOG_BYTES, analysis/defaults.py); split the export"
+            )
         return pl.read_csv(path, infer_schema=False)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as error:
         first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)

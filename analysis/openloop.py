@@ -464,8 +464,10 @@ def export(
     offsets: list[int] | None = None,
     fps: int = 10,
     reps: int = 2000,
+    within: Path | None = None,
 ) -> dict[str, list]:
-    """Write panels (PNG+PDF per sequence), the side-by-side mp4, the error plot and its CSV.
+    """Write panels (PNG+PDF per sequence), the side-by-side mp4, the error plot and its CSV;
+    `within`: the command's output folder (no folder from there down to `out` may be a link).
 
     Returns the paths by kind ('panels', 'video', 'errors') and, under 'rendered', each figure's
     (stem, figures.Rendered) so a report embeds them without reading the files back.
@@ -474,6 +476,8 @@ def export(
     if baseline.context != adapt.context:
         raise OpenLoopError(f"context lengths differ: {names[0]} {baseline.context}, {names[1]} {adapt.context}")
     out = Path(out)
+    if within is not None:
+        safefile.refuse_linked(out, "--out", within)
     out.mkdir(parents=True, exist_ok=True)
     rows = comparison_rows(baseline, adapt, same_truth, names)
     context = baseline.context
@@ -498,7 +502,7 @@ def export(
     }
     table = error_table({name: step_errors(ol) for name, ol in crop.items()}, reps)
     rendered["error_vs_horizon"] = figures.render(error_figure(table, note))
-    written = figures.write_rendered(rendered, out)
+    written = figures.write_rendered(rendered, out, within)
     paths: dict[str, list] = {
         "panels": [p for name, p in written.items() if name.startswith("panel_")],
         "video": [video.write_mp4(video.grid_video(rows, context), out / "openloop.mp4", fps)],
@@ -509,7 +513,7 @@ def export(
     writer = csv.DictWriter(text, fieldnames=list(table[0]))
     writer.writeheader()
     writer.writerows(table)
-    safefile.write(out / "error_vs_horizon.csv", text.getvalue())
+    safefile.write(out / "error_vs_horizon.csv", text.getvalue(), within=within)
     return paths
 
 

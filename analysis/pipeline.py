@@ -82,6 +82,6 @@ def run(
     if not make_report:
         return Outcome(result, folder, written, None, True)
     data, extra = report.build(result, rendered, folder, groups, openloop_source)
-    written.update(figures.write_rendered(extra, folder / "figures"))
+    written.update(figures.write_rendered(extra, folder / "figures", within=folder))
     labelled = any(block.kind == "label" for section in data.sections for block in section.blocks)
     return Outcome(result, folder, written, report.write(data, folder), labelled)

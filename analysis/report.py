@@ -368,7 +368,9 @@ def openloop_section(result, best: dict[str, Path], out: Path, source: str = "au
         folder = openloop_folder(out, reference, method)
         try:
             b, a, same = openloop.load_pair(best[reference], best[method], source)
-            written = openloop.export(b, a, same, folder, names=(reference, method), reps=min(result.reps, 2000))
+            written = openloop.export(
+                b, a, same, folder, names=(reference, method), reps=min(result.reps, 2000), within=out
+            )
         except openloop.OpenLoopError as error:
             blocks.append(Paragraph(f"No open-loop figures for {method}: {error}"))
             continue

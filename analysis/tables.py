@@ -14,6 +14,7 @@ import io
 from pathlib import Path
 
 from analysis import stats
+from dreamerv3 import safefile
 
 LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -110,7 +111,8 @@ def csv_text(rows: list[dict]) -> str:
 
 def write(result, folder: Path, definition: str) -> dict[str, Path]:
     """tables/aggregate.{tex,md,csv} and tables/per_task.{tex,md,csv} under `folder`."""
-    folder = Path(folder) / "tables"
+    out, folder = Path(folder), Path(folder) / "tables"
+    safefile.refuse_linked(folder, "--out", within=out)
     folder.mkdir(parents=True, exist_ok=True)
     text = caption(result, definition)
     written = {}
@@ -122,7 +124,7 @@ def write(result, folder: Path, definition: str) -> dict[str, Path]:
             ("csv", csv_text(rows)),
         ):
             path = folder / f"{name}.{suffix}"
-            path.write_text(body)
+            safefile.write(path, body, within=out)  # never through a link planted in the output
             written[f"tables/{name}.{suffix}"] = path
     return written
 
