@@ -222,3 +222,26 @@ def test_pack_into_its_root_never_packs_itself_and_a_linked_name_is_refused(tmp_
         _invoke(["pack", str(sweep), "--root", prep.root, "--out", str(tmp_path / "all.tgz")], sweep_app)
     )
     assert "symbolic link" in line and (private / "key").read_text() == SECRET
+
+
+def test_best_seed_video_to_a_bucket_is_one_line(study, tmp_path, monkeypatch):
+    """The other commands that write local files are in test_remote_paths."""
+    monkeypatch.chdir(tmp_path)
+    line = _error_line(_invoke(["best-seed", str(study[1]), "--video", "s3://bucket/best.mp4", "--no-cache"]))
+    assert "not to s3://" in line and not os.path.exists(tmp_path / "s3:")
+
+
+@pytest.mark.parametrize("what", ["index", "video"])
+def test_an_open_loop_video_linked_out_of_its_run_is_never_read(study, tmp_path, what):
+    """A run whose scope video index, or the video it names, links to another run's file."""
+    import shutil
+
+    elsewhere = sorted(study[0].iterdir())[0]
+    run = tmp_path / "atari100k_alien_adapt" / "seed0"
+    shutil.copytree(sorted(study[1].iterdir())[0], run)
+    folder = run / "scope" / "report-openloop-image.mp4"
+    target = next(p for p in folder.iterdir() if (p.name == "index") == (what == "index"))
+    target.unlink()
+    target.symlink_to(elsewhere / "scope" / folder.name / target.name)
+    line = _error_line(_invoke(["openloop", str(run), str(elsewhere), "--out", str(tmp_path / "out")]))
+    assert ("outside the run folder" if what == "index" else "no video") in line, line
