@@ -301,3 +301,25 @@ def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path, capsys, monkeypat
     assert f"Resumed from {kept[-1]} at agent step {checkpoint.step_of(kept[-1])}" in out
     steps = [json.loads(line)["step"] for line in (logdir / "scores.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] > checkpoint.step_of(kept[-1])
+
+
+def test_a_full_disk_in_scopes_writer_thread_is_one_line(tmp_path, capsys, monkeypatch):
+    """scope writes its columns in threads of its own; a failed append surfaces at a later write
+    or at the save, named by the logdir (scope's error names no file)."""
+    formats = pytest.importorskip("scope.formats")
+    append, calls = formats.table_append, []
+
+    def full(*a, **kw):
+        calls.append(1)
+        if len(calls) == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return append(*a, **kw)
+
+    monkeypatch.setattr(formats, "table_append", full)
+    logdir = tmp_path / "run"
+    assert main.main(args(logdir, 300), agent_cls=FakeAgent) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"cannot write {logdir}" in errors[0] and "Traceback" not in err, err
+    monkeypatch.undo()
+    assert main.main(args(logdir, 300), agent_cls=FakeAgent) == 0
