@@ -62,8 +62,7 @@ def load_arms(path):
     lists of them; the file is read within validate.load_yaml's bounds."""
     what = f"--population.arms {path}"
     try:
-        with open(path, "rb") as f:
-            raw = f.read(validate.MAX_YAML_BYTES + 1)
+        raw = validate.read_bounded(path)  # a FIFO or a device: one line, never a read that blocks
     except OSError as e:
         raise BadInput(f"{what}: cannot read it ({e.strerror or e})")
     try:

@@ -10,8 +10,11 @@ listed, and a YAML document is scanned for its size, aliases, tags and depth bef
 built. This module imports only the standard library and ruamel.yaml (no jax).
 """
 
+import errno
 import math
+import os
 import re
+import stat
 
 import ruamel.yaml
 from ruamel.yaml import events
@@ -162,6 +165,16 @@ def seeds(value, what, most):
     if len(set(value)) != len(value):
         raise Invalid(f"{lead}a seed is listed twice")
     return list(value)
+
+
+def read_bounded(path, max_bytes=MAX_YAML_BYTES):
+    """At most `max_bytes` + 1 bytes of `path`, a regular file: a FIFO or a device is an OSError
+    rather than a read that blocks or never ends (opened without waiting for a writer)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return f.read(max_bytes + 1)
 
 
 def load_yaml(text_, what="YAML", kind="safe", max_bytes=MAX_YAML_BYTES):

@@ -189,8 +189,7 @@ def split(key):
 
 def _read(path):
     try:
-        with open(path, "rb") as f:
-            raw = f.read(validate.MAX_YAML_BYTES + 1)
+        raw = validate.read_bounded(path)  # a FIFO or a device: one line, never a read that blocks
     except OSError as e:
         raise SweepError(f"{path}: cannot read it ({e.strerror or e})")
     try:

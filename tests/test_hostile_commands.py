@@ -245,3 +245,35 @@ def test_an_open_loop_video_linked_out_of_its_run_is_never_read(study, tmp_path,
     target.symlink_to(elsewhere / "scope" / folder.name / target.name)
     line = _error_line(_invoke(["openloop", str(run), str(elsewhere), "--out", str(tmp_path / "out")]))
     assert ("outside the run folder" if what == "index" else "no video") in line, line
+
+
+def test_a_sweep_or_arms_file_that_is_a_fifo_or_a_device_is_one_line_not_a_hang(tmp_path, capsys):
+    """Opening a FIFO waited for a writer forever (an alarm turns a hang into a failure)."""
+    import signal
+
+    from dreamerv3 import main as trainer
+
+    def hung(*_):
+        raise TimeoutError("still reading after 30 s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        _fifo_files_are_one_line(tmp_path, capsys, trainer)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _fifo_files_are_one_line(tmp_path, capsys, trainer):
+    os.mkfifo(tmp_path / "sweep.yaml")
+    for path in (tmp_path / "sweep.yaml", "/dev/zero"):
+        line = _error_line(_invoke(["run", str(path)], sweep_app))
+        assert "not a regular file" in line
+    os.mkfifo(tmp_path / "arms.yaml")
+    logdir = str(tmp_path / "runs" / "{arm}" / "seed{seed}")
+    argv = ["--logdir", logdir, "--configs", "debug", "--task", "dummy_disc", "--population.seeds", "0-1"]
+    assert trainer.main([*argv, "--population.arms", str(tmp_path / "arms.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "arms.yaml: cannot read it (not a regular file)" in err, err
+    assert not (tmp_path / "runs").exists()
