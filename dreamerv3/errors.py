@@ -19,7 +19,7 @@ class ResumeError(UsageError):
 
 
 class LinkInLogdir(UsageError):
-    """A path the trainer would write through is a symbolic link."""
+    """A path the trainer would write through is a symbolic link or a special file (a FIFO)."""
 
 
 class CheckpointError(ValueError):

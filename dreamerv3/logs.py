@@ -193,10 +193,12 @@ def _trim_float(path, max_step):
 
 
 def refuse_links(logdir):
-    """LinkInLogdir (one line, exit 2) when a log file or scope entry is a symbolic link:
-    appends and trims would write through it, outside the logdir."""
+    """LinkInLogdir (one line, exit 2) when config.yaml, a log file or a scope entry is a
+    symbolic link or a special file: writes, appends and trims would go through it, outside the
+    logdir, or block on it."""
     logdir = pathlib.Path(logdir)
     scope = logdir / "scope"
     entries = sorted(scope.iterdir()) if scope.is_dir() and not scope.is_symlink() else []
     inner = [p / "index" for p in entries if p.is_dir() and not p.is_symlink()]
-    safefile.refuse_links([logdir / "metrics.jsonl", logdir / "scores.jsonl", scope] + entries + inner)
+    files = [logdir / "config.yaml", logdir / "metrics.jsonl", logdir / "scores.jsonl", scope]
+    safefile.refuse_links(files + entries + inner)

@@ -68,6 +68,7 @@ def main(argv=None, agent_cls=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     runs = members or [config]
+    from dreamerv3 import logs
     from dreamerv3 import run as runlib
 
     try:
@@ -106,9 +107,13 @@ def main(argv=None, agent_cls=None):
         logdir = elements.Path(member.logdir)
         try:
             logdir.mkdir(parents=True)
+            logs.refuse_links(member.logdir)  # config.yaml is written next: never through a link or a FIFO
             member.save(logdir / "config.yaml")
         except OSError as e:  # a parent that is a file, no permission, a full disk
             print(f"error: --logdir {member.logdir}: cannot write there ({e.strerror or e})", file=sys.stderr)
+            return 2
+        except UsageError as e:
+            print(f"error: {e}", file=sys.stderr)
             return 2
         print("Logdir:", logdir)
     try:

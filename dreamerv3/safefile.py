@@ -21,13 +21,19 @@ from dreamerv3.errors import LinkInLogdir
 
 
 def refuse_links(paths):
-    """LinkInLogdir naming the first of `paths` that is a symbolic link (absent paths are fine)."""
+    """LinkInLogdir naming the first of `paths` that is a symbolic link, or a FIFO, device or
+    socket (a write there blocks or goes elsewhere); absent paths are fine."""
     for path in paths:
         path = pathlib.Path(path)
         if path.is_symlink():
             raise LinkInLogdir(
                 f"{path}: a symbolic link; the trainer writes only real files and folders inside its "
                 "logdir (remove the link)"
+            )
+        if path.exists() and not (path.is_file() or path.is_dir()):
+            raise LinkInLogdir(
+                f"{path}: not a regular file or folder (a FIFO, a device or a socket); the trainer "
+                "writes only real files and folders inside its logdir (remove it)"
             )
 
 

@@ -323,3 +323,35 @@ def test_a_full_disk_in_scopes_writer_thread_is_one_line(tmp_path, capsys, monke
     assert len(errors) == 1 and f"cannot write {logdir}" in errors[0] and "Traceback" not in err, err
     monkeypatch.undo()
     assert main.main(args(logdir, 300), agent_cls=FakeAgent) == 0
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+@pytest.mark.parametrize("name", ["config.yaml", "metrics.jsonl", "scores.jsonl", "scope/train-loss-dyn.float"])
+def test_a_linked_or_fifo_config_or_log_is_one_line_not_a_write_or_a_hang(tmp_path, capsys, name, kind):
+    """config.yaml was written through a planted link (the file outside replaced); a FIFO at
+    config.yaml or a log blocked the trainer forever (an alarm turns a hang into a failure)."""
+    import os
+    import signal
+
+    outside = _outside(tmp_path)
+    run = tmp_path / "run"
+    (run / "scope").mkdir(parents=True)
+    if kind == "link":
+        (run / name).symlink_to(outside / "keep.txt")
+    else:
+        os.mkfifo(run / name)
+
+    def hung(*_):
+        raise TimeoutError("the trainer still waits after 30 s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        assert main.main(args(run, 50), agent_cls=FakeAgent) == 2
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    err = capsys.readouterr().err
+    expected = "a symbolic link" if kind == "link" else "not a regular file or folder"
+    assert err.count("error:") == 1 and expected in err and name in err and "Traceback" not in err, err
+    assert (outside / "keep.txt").read_text() == "keep me"
