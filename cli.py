@@ -384,7 +384,7 @@ def openloop_cli(
     """Open-loop comparison panels: truth / baseline / adapt / error."""
     from pathlib import Path
 
-    from analysis import confine, openloop, ranking
+    from analysis import confine, ingest, openloop, ranking
 
     _check_seed(seed)
     try:
@@ -392,7 +392,7 @@ def openloop_cli(
         for side, path in (("baseline", baseline), ("adapt", adapt)):
             runs[side], why = ranking.resolve_run(path, cache=_cache(cache_dir, no_cache))
             typer.echo(_plain(f"{side}: {runs[side]} ({why})"))
-        confine.refuse_inside(out, [*runs.values(), *confine.input_runs([baseline, adapt])], "--out")
+        confine.refuse_inside(out, [*runs.values(), *ingest.input_runs([baseline, adapt])], "--out")
         b, a, same = openloop.load_pair(
             runs["baseline"], runs["adapt"], source, step, context, horizon, sequences, seed
         )

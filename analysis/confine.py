@@ -46,17 +46,6 @@ def refuse_inside(output: Path | str, runs: Iterable[Path | str], flag: str) -> 
     safefile.refuse_inside(output, runs, flag, what="input run")
 
 
-def input_runs(paths: Iterable[str]) -> list[Path]:
-    """Every local run folder under `paths` (found, not read): a command that works on one run of
-    a folder (the best seed) still writes into none of the others."""
-    from analysis import ingest, remote
-
-    try:
-        return [run.path for run in ingest.discover([str(p) for p in paths if not remote.is_remote(str(p))])]
-    except ingest.IngestError:
-        return []
-
-
 def safe_component(name: str, fallback: str = "run") -> str:
     """`name` as one path component: characters outside NAME_CHARS become '_', no leading dot,
     at most MAX_COMPONENT characters (`../../x` -> `_.._x`: a name, never a path)."""

@@ -108,6 +108,15 @@ def discover(paths: Sequence[str], names: Sequence[str] | None = None) -> list[R
     return with_unique_names(_number_missing_seeds(runs) + shipped)
 
 
+def input_runs(paths: list[str]) -> list[Path]:
+    """Every local run folder under `paths` (found, not read): a command that works on one run of
+    a folder (the best seed) still writes into none of the others."""
+    try:
+        return [run.path for run in discover([str(p) for p in paths if not remote.is_remote(str(p))])]
+    except IngestError:
+        return []
+
+
 def _csv_runs(path: Path, label: str | None, known_methods: Sequence[str]) -> list[Run]:
     """The runs of a CSV export: one per distinct (task, method, seed) of its label columns (its
     path `<file>/run<i>`), or the file as one run; what no column says comes from the folders."""
