@@ -9,8 +9,9 @@
 #
 # Writes bench/results/population_mixed_{before,after}.json (the timings, the last round's) and
 # bench/results/mixed_flops_{before,after}.json (bench/bench_mixed_flops.py: the FLOPs of one
-# update, traced, which no load on the machine changes). A timing row takes about 15 minutes
-# on 2 shared cores, and the timings move with the machine's load; the FLOPs do not.
+# update, traced, which no load on the machine changes, and both updates of 24 members timed
+# alternately in one process). A separate-process timing row takes about 15 minutes on 2 shared
+# cores and moves with the machine's load; the FLOPs and the alternating timings do not.
 set -euo pipefail
 BEFORE=${1:?usage: bench/mixed_before_after.sh BEFORE_COMMIT [rounds]}
 ROUNDS=${2:-1}
@@ -24,7 +25,8 @@ sed -i 's/from dreamerv3 import learner  # noqa: E402/from dreamerv3 import popa
         s/learner.Population(/learner.PopulationAgent(/' "$WORK/before/bench/bench_population.py"
 for side in before after; do
   tree=$ROOT; [[ $side == before ]] && tree=$WORK/before
-  (cd "$tree" && "$PY" bench/bench_mixed_flops.py --members 48 --json "$ROOT/bench/results/mixed_flops_$side.json")
+  (cd "$tree" && "$PY" bench/bench_mixed_flops.py --members 48 --time-members 24 --rounds 3 \
+    --json "$ROOT/bench/results/mixed_flops_$side.json")
 done
 for ((round = 1; round <= ROUNDS; round++)); do
   for side in before after; do

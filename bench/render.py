@@ -40,16 +40,17 @@ BENCHES = (
     ),
     (
         "mixed_flops_before",
-        "Mixed-arm population FLOPs, before",
+        "Mixed-arm population: FLOPs and alternating timings, before",
         "FLOPs of one update of 48 CartPole size1m "
         "members, one arm against the shift study's three arms, with the actor-critic computed twice for mixed "
-        "arms (commit d54fab8)",
+        "arms (commit d54fab8); then both updates of 24 members timed alternately in one process",
         "bash bench/mixed_before_after.sh d54fab8",
     ),
     (
         "mixed_flops_after",
-        "Mixed-arm population FLOPs, after",
-        "the same, the mask applied as where(enabled, mask, 1)",
+        "Mixed-arm population: FLOPs and alternating timings, after",
+        "the same, the mask applied as where(enabled, mask, 1); then both updates of 24 members timed "
+        "alternately in one process",
         "bash bench/mixed_before_after.sh d54fab8",
     ),
     (
