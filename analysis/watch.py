@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime
 import html
 import math
-import os
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from analysis import confine, defaults, gzlog, ingest, jsonl, remote
 from analysis.ingest import IngestError
+from dreamerv3 import safefile
 
 RECENT = 10  # episodes (and mask log lines) in the "recent" means
 LOGS = ingest.LOGS  # scores first: episodes come from it
@@ -333,10 +333,4 @@ def write_atomic(path: Path, text: str) -> None:
     """Replace `path` in one step, so a browser reloading it never sees half a page."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if temporary.is_symlink() or temporary.exists():  # planted (a link, a FIFO): removed, never written through
-        temporary.unlink()
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(temporary, path)
+    safefile.write_replace(path, text.encode("utf-8"))  # a link at `path` is replaced, never written through

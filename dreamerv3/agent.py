@@ -395,12 +395,7 @@ class Agent:
         posteriors of the T trained steps and their 'stepid' (when data has one)
         for replay.update()."""
         carry, outs, metrics = self.train_step(carry, data)
-        if not self.context:
-            return carry, {}, metrics
-        replay = dict(outs["replay"])
-        if "stepid" in data:
-            replay["stepid"] = np.asarray(data["stepid"])[:, self.context :]
-        return carry, {"replay": replay}, metrics
+        return carry, writeback(outs, data, self.context), metrics
 
     def train_step(self, carry, data, rule=True):
         """Like train(), (carry, outs, metrics), with every output of the update in outs:
@@ -476,6 +471,19 @@ class Agent:
         state, self._policy_calls = from_saved(data, self.state)
         self.state = jax.device_put(state, self.repl)
         self._policy_params = None
+
+
+def writeback(outs, data, context, members=False):
+    """What replay.update() takes after an update on `data`: outs['replay'] (the fresh posteriors
+    of the trained steps) and those steps' 'stepid' (when `data` has one: the steps after the
+    first `context`; `members`: data has a member axis in front); {} without a replay context."""
+    if not context:
+        return {}
+    replay = dict(outs["replay"])
+    if "stepid" in data:
+        stepid = np.asarray(data["stepid"])
+        replay["stepid"] = stepid[:, :, context:] if members else stepid[:, context:]
+    return {"replay": replay}
 
 
 def to_saved(state, policy_calls):

@@ -36,17 +36,6 @@ def unstack(tree, k):
     return jax.tree.map(lambda x: x[k], tree)
 
 
-def with_stepids(outs, data, context):
-    """outs['replay'] [M, B, T, ...] plus the trained steps' 'stepid' from `data` (when it
-    has one), for each member's replay.update(); {} without a replay context."""
-    if not context:
-        return {}
-    replay = dict(outs["replay"])
-    if "stepid" in data:
-        replay["stepid"] = np.asarray(data["stepid"])[:, :, context:]
-    return {"replay": replay}
-
-
 class Solo:
     """One member: an Agent (or anything with its interface) behind the member axis."""
 
@@ -147,7 +136,7 @@ class Population:
         """Like Agent.train for every member: outs['replay'] [M, B, T, ...] holds the fresh
         posteriors (and 'stepid') for each member's replay.update()."""
         carry, outs, metrics = self.train_step(carry, data)
-        return carry, with_stepids(outs, data, self.context), metrics
+        return carry, agentlib.writeback(outs, data, self.context, members=True), metrics
 
     # ---- one member at a time: reports and checkpoints -----------------------------
 

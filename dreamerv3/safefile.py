@@ -42,14 +42,20 @@ def write_replace(path, data):
     name is removed, never followed (O_EXCL | O_NOFOLLOW), then renamed over `path` (the link
     itself if `path` is one: its target is never written)."""
     path = pathlib.Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
     with named(path):
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        tmp, fd = _fresh_temporary(path)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
+
+
+def _fresh_temporary(path):
+    """(`<name>.tmp` beside `path`, a descriptor open for writing on it), the file created anew:
+    whatever was planted under that name (a link, a FIFO) is removed, never written through."""
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
 
 
 def append(path, data):
@@ -147,10 +153,7 @@ def replacing(path, inputs=(), flag="--out", within=None):
     path = pathlib.Path(path)
     refuse_linked(path, flag, within)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    tmp, fd = _fresh_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
